@@ -1,0 +1,1 @@
+"""The homeostatic reconciler: observe, plan a pure diff, apply."""

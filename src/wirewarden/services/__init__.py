@@ -1,0 +1,1 @@
+"""Use cases: validate, persist in one transaction, bump the revision, apply, audit."""

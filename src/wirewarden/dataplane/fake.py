@@ -1,0 +1,112 @@
+"""An in-memory data plane with the real one's behaviour, for unit tests of the reconciler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from wirewarden.dataplane.run import CommandError
+from wirewarden.domain.state import (
+    DeviceDump,
+    ObservedInterface,
+    ObservedLink,
+    ObservedState,
+    PeerState,
+    PeerStats,
+)
+
+
+@dataclass
+class FakeDevice:
+    up: bool = False
+    mtu: int = 1420
+    addresses: set[str] = field(default_factory=set)
+    private_key: str | None = None
+    listen_port: int | None = None
+    peers: dict[str, PeerState] = field(default_factory=dict)
+
+
+@dataclass
+class FakeDataplane:
+    devices: dict[str, FakeDevice] = field(default_factory=dict)
+    digest: str | None = None
+    forwarding: bool = False
+    uplink: str | None = "eth0"
+    fail_on: set[str] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+
+    def _call(self, what: str) -> None:
+        self.calls.append(what)
+        if what in self.fail_on:
+            raise CommandError(["fake", what], f"injected failure in {what}", 1)
+
+    def observe(self, names: Iterable[str]) -> ObservedState:
+        wanted = set(names)
+        interfaces = {
+            name: ObservedInterface(
+                ObservedLink(name, dev.up, dev.mtu, tuple(sorted(dev.addresses))),
+                dev.private_key,
+                dev.listen_port,
+                dict(dev.peers),
+            )
+            for name, dev in self.devices.items()
+            if name in wanted
+        }
+        return ObservedState(interfaces, self.digest, self.forwarding)
+
+    def dump_all(self) -> dict[str, DeviceDump]:
+        return {
+            name: DeviceDump(
+                dev.private_key,
+                dev.listen_port,
+                dict(dev.peers),
+                {k: PeerStats(None, 0, 0, 0) for k in dev.peers},
+            )
+            for name, dev in self.devices.items()
+        }
+
+    def create_interface(self, name: str) -> None:
+        self._call("create_interface")
+        self.devices[name] = FakeDevice()
+
+    def remove_interface(self, name: str) -> None:
+        self._call("remove_interface")
+        self.devices.pop(name, None)
+
+    def configure_link(
+        self, name: str, mtu: int | None, add: tuple[str, ...], remove: tuple[str, ...], up: bool
+    ) -> None:
+        self._call("configure_link")
+        dev = self.devices[name]
+        dev.mtu = mtu if mtu is not None else dev.mtu
+        dev.addresses = (dev.addresses - set(remove)) | set(add)
+        dev.up = dev.up or up
+
+    def configure_device(self, name: str, private_key: str, listen_port: int) -> None:
+        self._call("configure_device")
+        self.devices[name].private_key = private_key
+        self.devices[name].listen_port = listen_port
+
+    def set_peers(self, name: str, peers: Iterable[PeerState]) -> None:
+        self._call("set_peers")
+        for peer in peers:
+            self.devices[name].peers[peer.public_key] = peer
+
+    def remove_peers(self, name: str, public_keys: Iterable[str]) -> None:
+        self._call("remove_peers")
+        for key in public_keys:
+            self.devices[name].peers.pop(key, None)
+
+    def apply_firewall(self, script: str) -> None:
+        self._call("apply_firewall")
+        self.digest = script.split('comment "wirewarden ')[1].split('"')[0]
+
+    def remove_firewall(self) -> None:
+        self.digest = None
+
+    def enable_forwarding(self) -> None:
+        self._call("enable_forwarding")
+        self.forwarding = True
+
+    def default_uplink(self) -> str | None:
+        return self.uplink

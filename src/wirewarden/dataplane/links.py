@@ -1,0 +1,73 @@
+"""Links and addresses through iproute2's JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wirewarden.dataplane.run import CommandError, run
+from wirewarden.domain.state import ObservedLink
+
+
+def observe_links(names: set[str]) -> dict[str, ObservedLink]:
+    """The named links that exist, with state, MTU and addresses, in one `ip` call."""
+    if not names:
+        return {}
+    entries: list[dict[str, Any]] = json.loads(run(["ip", "-j", "address", "show"]).stdout or "[]")
+    found: dict[str, ObservedLink] = {}
+    for entry in entries:
+        name = entry.get("ifname")
+        if name in names:
+            found[name] = _link(entry)
+    return found
+
+
+def _link(entry: dict[str, Any]) -> ObservedLink:
+    addresses = tuple(
+        f"{info['local']}/{info['prefixlen']}"
+        for info in entry.get("addr_info", [])
+        if "local" in info
+    )
+    return ObservedLink(
+        name=entry["ifname"],
+        up="UP" in entry.get("flags", []),
+        mtu=int(entry.get("mtu", 0)),
+        addresses=addresses,
+    )
+
+
+def create_kernel_wireguard(name: str) -> None:
+    run(["ip", "link", "add", "dev", name, "type", "wireguard"])
+
+
+def delete_link(name: str) -> None:
+    try:
+        run(["ip", "link", "delete", "dev", name])
+    except CommandError as exc:
+        if "Cannot find device" not in exc.stderr:
+            raise
+
+
+def configure_link(
+    name: str, mtu: int | None, add: tuple[str, ...], remove: tuple[str, ...], up: bool
+) -> None:
+    if mtu is not None:
+        run(["ip", "link", "set", "dev", name, "mtu", str(mtu)])
+    for address in remove:
+        run(["ip", "address", "del", address, "dev", name])
+    for address in add:
+        # nodad: a fresh IPv6 address is usable at once instead of after duplicate detection.
+        extra = ["nodad"] if ":" in address else []
+        run(["ip", "address", "add", address, "dev", name, *extra])
+    if up:
+        run(["ip", "link", "set", "dev", name, "up"])
+
+
+def default_route_device() -> str | None:
+    routes: list[dict[str, Any]] = json.loads(
+        run(["ip", "-j", "route", "show", "default"]).stdout or "[]"
+    )
+    for route in routes:
+        if route.get("dev"):
+            return str(route["dev"])
+    return None

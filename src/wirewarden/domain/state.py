@@ -1,0 +1,91 @@
+"""Desired and observed data-plane state: plain values the reconciler diffs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """A peer as the server's WireGuard interface sees it."""
+
+    public_key: str
+    allowed_ips: tuple[str, ...]
+    preshared_key: str | None = None
+    persistent_keepalive: int | None = None
+
+
+@dataclass(frozen=True)
+class InterfaceState:
+    """One WireGuard interface: the link, its WireGuard settings and its peers."""
+
+    name: str
+    private_key: str
+    listen_port: int
+    addresses: tuple[str, ...]
+    mtu: int
+    peers: dict[str, PeerState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedLink:
+    """What the kernel shows for a link, independently of WireGuard settings."""
+
+    name: str
+    up: bool
+    mtu: int
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ObservedInterface:
+    link: ObservedLink
+    private_key: str | None
+    listen_port: int | None
+    peers: dict[str, PeerState]
+
+
+@dataclass(frozen=True)
+class NatNetwork:
+    """A VPN network whose traffic is forwarded and masqueraded out of the uplink."""
+
+    interface: str
+    network: str
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    interfaces: dict[str, InterfaceState]
+    # Every interface we own, enabled or not: a disabled one present in the kernel is torn down.
+    managed: frozenset[str]
+    nat: tuple[NatNetwork, ...]
+    uplink: str | None
+    # The node's revision the state was read at; 0 where no store stands behind it.
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    interfaces: dict[str, ObservedInterface]
+    firewall_digest: str | None
+    forwarding: bool
+
+
+@dataclass(frozen=True)
+class PeerStats:
+    """Runtime figures of a peer from the kernel (not configuration)."""
+
+    endpoint: str | None
+    latest_handshake: int
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
+class DeviceDump:
+    """One interface as `wg show all dump` prints it."""
+
+    private_key: str | None
+    listen_port: int | None
+    peers: dict[str, PeerState]
+    stats: dict[str, PeerStats]

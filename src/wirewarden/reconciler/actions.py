@@ -1,0 +1,73 @@
+"""What the reconciler can ask of the data plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wirewarden.domain.state import PeerState
+
+
+@dataclass(frozen=True)
+class CreateInterface:
+    name: str
+
+
+@dataclass(frozen=True)
+class RemoveInterface:
+    name: str
+
+
+@dataclass(frozen=True)
+class ConfigureLink:
+    name: str
+    mtu: int | None
+    add_addresses: tuple[str, ...]
+    remove_addresses: tuple[str, ...]
+    bring_up: bool
+
+
+@dataclass(frozen=True)
+class ConfigureDevice:
+    name: str
+    private_key: str
+    listen_port: int
+
+
+@dataclass(frozen=True)
+class SetPeers:
+    name: str
+    peers: tuple[PeerState, ...]
+
+
+@dataclass(frozen=True)
+class RemovePeers:
+    name: str
+    public_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApplyFirewall:
+    script: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class EnableForwarding:
+    pass
+
+
+Action = (
+    CreateInterface
+    | RemoveInterface
+    | ConfigureLink
+    | ConfigureDevice
+    | SetPeers
+    | RemovePeers
+    | ApplyFirewall
+    | EnableForwarding
+)
+
+
+def interface_of(action: Action) -> str | None:
+    """The interface an action belongs to, to attribute failures."""
+    return getattr(action, "name", None)

@@ -1,0 +1,143 @@
+"""The reconciler: one lock around observe -> plan -> apply, and targeted single-peer applies."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Protocol
+
+from wirewarden.domain.state import DesiredState, PeerState
+from wirewarden.reconciler.actions import Action
+from wirewarden.reconciler.executor import Report, execute
+from wirewarden.reconciler.plan import diff
+from wirewarden.reconciler.ports import Dataplane
+
+log = logging.getLogger(__name__)
+
+
+class DesiredSource(Protocol):
+    def __call__(self) -> DesiredState: ...
+    def revision(self) -> int: ...
+
+
+Lock = AbstractContextManager[object]
+
+
+ReportSink = Callable[[DesiredState, Report], None]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        source: DesiredSource,
+        dataplane: Dataplane,
+        sink: ReportSink | None = None,
+        lock: Lock | None = None,
+    ) -> None:
+        self.source = source
+        self.dataplane = dataplane
+        self.sink = sink
+        # One writer to the data plane at a time: the loop, API calls and CLI calls share it.
+        self.lock: Lock = lock if lock is not None else threading.RLock()
+        self.last_duration = 0.0
+
+    def desired(self) -> DesiredState:
+        desired = self.source()
+        if desired.uplink is None and desired.interfaces:
+            desired = replace(desired, uplink=self.dataplane.default_uplink())
+        return desired
+
+    def plan(self) -> tuple[DesiredState, list[Action]]:
+        desired = self.desired()
+        return desired, diff(desired, self.dataplane.observe(desired.managed))
+
+    def reconcile(self) -> Report:
+        started = time.perf_counter()
+        # Observing and planning happen outside the lock so API calls are not held up;
+        # a change committed meanwhile bumps the revision and the pass replans under the lock.
+        desired, actions = self.plan()
+        with self.lock:
+            if actions and self.source.revision() != desired.revision:
+                desired, actions = self.plan()
+            report = execute(self.dataplane, actions)
+        self.last_duration = time.perf_counter() - started
+        if self.sink is not None:
+            self.sink(desired, report)
+        return report
+
+    def apply_peer(self, interface: str, peer: PeerState) -> None:
+        """Add or update one peer now; raises the driver's error so the caller can record it."""
+        with self.lock:
+            self.dataplane.set_peers(interface, [peer])
+
+    def remove_peer(self, interface: str, public_key: str) -> None:
+        with self.lock:
+            self.dataplane.remove_peers(interface, [public_key])
+
+    def teardown(self, interface: str) -> None:
+        with self.lock:
+            self.dataplane.remove_interface(interface)
+
+
+class Backoff:
+    """Exponential retry delay after failed passes, back to the period after a good one."""
+
+    def __init__(self, first: float, cap: float) -> None:
+        self.first, self.cap = first, cap
+        self.current = 0.0
+
+    def failed(self) -> float:
+        self.current = min(self.cap, self.current * 2 if self.current else self.first)
+        return self.current
+
+    def succeeded(self) -> None:
+        self.current = 0.0
+
+
+class Loop:
+    """Runs a pass every `period` seconds, at once when triggered, sooner after a failure."""
+
+    def __init__(self, reconciler: Reconciler, period: float) -> None:
+        self.reconciler = reconciler
+        self.period = period
+        self.backoff = Backoff(first=0.5, cap=period)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(timeout=delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            delay = self._pass()
+
+    def _pass(self) -> float:
+        try:
+            report = self.reconciler.reconcile()
+        except Exception:  # a broken pass (database gone, tool missing) must not end the loop
+            log.exception("reconcile pass failed")
+            return self.backoff.failed()
+        if report.ok:
+            self.backoff.succeeded()
+            return self.period
+        return self.backoff.failed()

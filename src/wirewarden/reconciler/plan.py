@@ -1,0 +1,98 @@
+"""The pure planner: diff(desired, observed) -> actions."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from wirewarden.domain.render import nft_ruleset
+from wirewarden.domain.state import (
+    DesiredState,
+    InterfaceState,
+    ObservedInterface,
+    ObservedState,
+    PeerState,
+)
+from wirewarden.reconciler.actions import (
+    Action,
+    ApplyFirewall,
+    ConfigureDevice,
+    ConfigureLink,
+    CreateInterface,
+    EnableForwarding,
+    RemoveInterface,
+    RemovePeers,
+    SetPeers,
+)
+
+
+def normalize_peer(peer: PeerState) -> PeerState:
+    """One spelling per peer, so desired and observed compare equal when they mean the same."""
+    nets = sorted(str(ipaddress.ip_network(n, strict=False)) for n in peer.allowed_ips)
+    return PeerState(
+        public_key=peer.public_key,
+        allowed_ips=tuple(nets),
+        preshared_key=peer.preshared_key or None,
+        persistent_keepalive=peer.persistent_keepalive or None,
+    )
+
+
+def _addresses(values: tuple[str, ...]) -> set[str]:
+    return {str(ipaddress.ip_interface(v)) for v in values}
+
+
+def diff(desired: DesiredState, observed: ObservedState) -> list[Action]:
+    actions: list[Action] = []
+    if not observed.forwarding and desired.interfaces:
+        actions.append(EnableForwarding())
+    for name in sorted(desired.managed - set(desired.interfaces)):
+        if name in observed.interfaces:
+            actions.append(RemoveInterface(name))
+    for name in sorted(desired.interfaces):
+        actions += diff_interface(desired.interfaces[name], observed.interfaces.get(name))
+    script, digest = nft_ruleset(desired.nat, desired.uplink)
+    if desired.interfaces and observed.firewall_digest != digest:
+        actions.append(ApplyFirewall(script, digest))
+    return actions
+
+
+def diff_interface(want: InterfaceState, have: ObservedInterface | None) -> list[Action]:
+    if have is None:
+        return [
+            CreateInterface(want.name),
+            ConfigureDevice(want.name, want.private_key, want.listen_port),
+            ConfigureLink(want.name, want.mtu, tuple(sorted(_addresses(want.addresses))), (), True),
+            *diff_peers(want, {}),
+        ]
+    actions: list[Action] = []
+    if (have.private_key, have.listen_port) != (want.private_key, want.listen_port):
+        actions.append(ConfigureDevice(want.name, want.private_key, want.listen_port))
+    link = diff_link(want, have)
+    if link is not None:
+        actions.append(link)
+    return actions + diff_peers(want, have.peers)
+
+
+def diff_link(want: InterfaceState, have: ObservedInterface) -> ConfigureLink | None:
+    wanted, present = _addresses(want.addresses), _addresses(have.link.addresses)
+    # Link-local IPv6 addresses are the kernel's own; they are never ours to remove.
+    present = {a for a in present if not ipaddress.ip_interface(a).ip.is_link_local}
+    mtu = want.mtu if have.link.mtu != want.mtu else None
+    add, remove = tuple(sorted(wanted - present)), tuple(sorted(present - wanted))
+    if mtu is None and not add and not remove and have.link.up:
+        return None
+    return ConfigureLink(want.name, mtu, add, remove, not have.link.up)
+
+
+def diff_peers(want: InterfaceState, have: dict[str, PeerState]) -> list[Action]:
+    actions: list[Action] = []
+    changed = tuple(
+        peer
+        for key, peer in sorted(want.peers.items())
+        if key not in have or normalize_peer(have[key]) != normalize_peer(peer)
+    )
+    zombies = tuple(sorted(set(have) - set(want.peers)))
+    if zombies:
+        actions.append(RemovePeers(want.name, zombies))
+    if changed:
+        actions.append(SetPeers(want.name, changed))
+    return actions

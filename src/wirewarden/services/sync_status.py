@@ -1,0 +1,52 @@
+"""Recording what each reconcile pass achieved, per interface and its peers."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.domain.state import DesiredState
+from wirewarden.reconciler.executor import GLOBAL, Report
+from wirewarden.store.tables import Interface, Node, Peer
+
+APPLIED, PENDING, ERROR = "applied", "pending", "error"
+
+
+class SyncStatusWriter:
+    """The reconciler's report sink: marks interfaces and peers applied or in error."""
+
+    def __init__(self, sessions: sessionmaker[Session], node: str) -> None:
+        self.sessions, self.node = sessions, node
+
+    def __call__(self, desired: DesiredState, report: Report) -> None:
+        outcome = {
+            name: report.errors.get(name) or report.errors.get(GLOBAL)
+            for name in desired.interfaces
+        }
+        with self.sessions.begin() as db:
+            node_id = db.scalar(select(Node.id).where(Node.name == self.node))
+            for name, error in outcome.items():
+                mark_interface(db, node_id, name, error)
+
+
+def mark_interface(db: Session, node_id: int | None, name: str, error: str | None) -> None:
+    iface_id = db.scalar(
+        select(Interface.id).where(Interface.node_id == node_id, Interface.name == name)
+    )
+    if iface_id is None:
+        return
+    state = ERROR if error else APPLIED
+    changed = (Interface.sync_state != state) | (Interface.sync_error.is_distinct_from(error))
+    db.execute(
+        update(Interface)
+        .where(Interface.id == iface_id, changed)
+        .values(sync_state=state, sync_error=error)
+        .execution_options(synchronize_session=False)
+    )
+    unsettled = Peer.sync_state != state
+    db.execute(
+        update(Peer)
+        .where(Peer.interface_id == iface_id, unsettled)
+        .values(sync_state=state, sync_error=error)
+        .execution_options(synchronize_session=False)
+    )

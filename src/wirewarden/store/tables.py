@@ -1,0 +1,149 @@
+"""The database schema. Every change to it comes with an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps in UTC, aware on the way out even where SQLite stores them naive."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Bumped in the transaction of every change to this node's desired state.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Interface(Base):
+    __tablename__ = "interfaces"
+    __table_args__ = (
+        UniqueConstraint("node_id", "name", name="uq_interfaces_node_name"),
+        UniqueConstraint("node_id", "listen_port", name="uq_interfaces_node_port"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+    name: Mapped[str] = mapped_column(String(15))
+    ipv4: Mapped[str] = mapped_column(String(64))
+    ipv6: Mapped[str | None] = mapped_column(String(64))
+    listen_port: Mapped[int] = mapped_column(Integer)
+    private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[str] = mapped_column(String(44))
+    endpoint: Mapped[str | None] = mapped_column(String(255))
+    dns: Mapped[str] = mapped_column(String(255), default="")
+    mtu: Mapped[int] = mapped_column(Integer, default=1420)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_state: Mapped[str] = mapped_column(String(16), default="pending")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Peer(Base):
+    __tablename__ = "peers"
+    __table_args__ = (
+        UniqueConstraint("interface_id", "name", name="uq_peers_interface_name"),
+        UniqueConstraint("interface_id", "host_index", name="uq_peers_interface_index"),
+        UniqueConstraint("interface_id", "ipv6", name="uq_peers_interface_ipv6"),
+        UniqueConstraint("interface_id", "public_key", name="uq_peers_interface_key"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interface_id: Mapped[int] = mapped_column(ForeignKey("interfaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    host_index: Mapped[int] = mapped_column(Integer)
+    ipv4: Mapped[str] = mapped_column(String(64))
+    ipv6: Mapped[str | None] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(44))
+    private_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    preshared_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What the client routes through the tunnel (its AllowedIPs), comma separated.
+    allowed_ips: Mapped[str] = mapped_column(Text)
+    # Networks behind the peer that the server routes to it besides its own addresses.
+    routed_ips: Mapped[str] = mapped_column(Text, default="")
+    persistent_keepalive: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sync_state: Mapped[str] = mapped_column(String(16), default="pending")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[str] = mapped_column(String(64), default="read,write,admin")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
