@@ -50,7 +50,8 @@ def diff(desired: DesiredState, observed: ObservedState) -> list[Action]:
     for name in sorted(desired.interfaces):
         actions += diff_interface(desired.interfaces[name], observed.interfaces.get(name))
     script, digest = nft_ruleset(desired.nat, desired.uplink)
-    if desired.interfaces and observed.firewall_digest != digest:
+    ours = bool(desired.interfaces) or observed.firewall_digest is not None
+    if ours and observed.firewall_digest != digest:
         actions.append(ApplyFirewall(script, digest))
     return actions
 

@@ -1,0 +1,1 @@
+"""HTTP entry point: the REST API (and later the dashboard)."""

@@ -1,0 +1,88 @@
+"""The composition root: the only place that picks concrete drivers and stores."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from wirewarden.config import Settings
+from wirewarden.dataplane.linux import LinuxDataplane
+from wirewarden.dataplane.lock import HostLock
+from wirewarden.dataplane.stats import DumpCache
+from wirewarden.dataplane.wireguard import WireGuard
+from wirewarden.reconciler.engine import Loop, Reconciler
+from wirewarden.reconciler.ports import Dataplane
+from wirewarden.services.context import Deps, ensure_defaults
+from wirewarden.services.interfaces import InterfaceService
+from wirewarden.services.peers import PeerService
+from wirewarden.services.sync_status import SyncStatusWriter
+from wirewarden.services.tokens import TokenService
+from wirewarden.store import schema
+from wirewarden.store.db import make_engine, make_sessions
+from wirewarden.store.desired import DesiredStateReader
+from wirewarden.store.vault import Vault, load_or_create_key
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    deps: Deps
+    reconciler: Reconciler
+    loop: Loop
+    interfaces: InterfaceService
+    peers: PeerService
+    tokens: TokenService
+
+
+def prepare_data_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def build(
+    settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
+) -> Container:
+    prepare_data_dir(settings.data_dir)
+    engine = make_engine(settings.db_url)
+    schema.upgrade(engine)
+    sessions = make_sessions(engine)
+    ensure_defaults(sessions, settings.node_name)
+    vault = Vault(load_or_create_key(settings.master_key_path, settings.master_key))
+    if dataplane is None:
+        (settings.data_dir / "logs").mkdir(exist_ok=True)
+        wireguard = WireGuard(settings.wg_implementation, settings.data_dir / "logs")
+        dataplane = LinuxDataplane(wireguard)
+    source = DesiredStateReader(sessions, vault, settings.node_name, settings.uplink)
+    lock = HostLock(settings.data_dir / "dataplane.lock")
+    reconciler = Reconciler(source, dataplane, SyncStatusWriter(sessions, settings.node_name), lock)
+    loop = Loop(reconciler, settings.reconcile_period)
+    deps = Deps(
+        sessions=sessions,
+        vault=vault,
+        reconciler=reconciler,
+        node=settings.node_name,
+        public_host=settings.public_host,
+        stats=DumpCache(dataplane.dump_all, stats_max_age),
+        trigger=loop.trigger,
+    )
+    interfaces = InterfaceService(deps)
+    return Container(
+        settings,
+        engine,
+        deps,
+        reconciler,
+        loop,
+        interfaces,
+        PeerService(deps, interfaces),
+        TokenService(sessions),
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

@@ -1,0 +1,65 @@
+"""What every use case needs: sessions, the vault, the reconciler, who is acting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.domain.state import DeviceDump
+from wirewarden.reconciler.engine import Reconciler
+from wirewarden.services.errors import NotFound
+from wirewarden.store.tables import AuditEvent, Node, Tenant
+from wirewarden.store.vault import Vault
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for a change and from where, for the audit log."""
+
+    name: str
+    source: str = ""
+
+
+SYSTEM = Actor("system", "local")
+
+
+@dataclass
+class Deps:
+    sessions: sessionmaker[Session]
+    vault: Vault
+    reconciler: Reconciler
+    node: str
+    public_host: str | None
+    stats: Callable[[], dict[str, DeviceDump]]
+    trigger: Callable[[], None] = lambda: None
+
+
+def node_id(db: Session, node: str) -> int:
+    found = db.scalar(select(Node.id).where(Node.name == node))
+    if found is None:
+        raise NotFound(f"node {node!r} is not registered")
+    return found
+
+
+def bump_revision(db: Session, node: int) -> None:
+    db.execute(update(Node).where(Node.id == node).values(revision=Node.revision + 1))
+
+
+def audit(db: Session, actor: Actor, action: str, target: str, **detail: object) -> None:
+    db.add(
+        AuditEvent(
+            actor=actor.name, source=actor.source, action=action, target=target, detail=detail
+        )
+    )
+
+
+def ensure_defaults(sessions: sessionmaker[Session], node: str) -> None:
+    """The default node and tenant exist from the first start on."""
+    with sessions.begin() as db:
+        if db.scalar(select(Node.id).where(Node.name == node)) is None:
+            db.add(Node(name=node, revision=0))
+        if db.scalar(select(Tenant.id).where(Tenant.name == "default")) is None:
+            db.add(Tenant(name="default"))

@@ -1,0 +1,215 @@
+"""Use cases for WireGuard interfaces."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wirewarden.domain import ipam
+from wirewarden.domain.keys import generate_keypair
+from wirewarden.domain.render import server_config
+from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
+from wirewarden.services.errors import Conflict, NotFound
+from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
+from wirewarden.store.tables import Interface, Peer, Tenant
+
+FIRST_PORT = 51820
+DEFAULT_POOL = ipaddress.ip_network("10.8.0.0/16")
+
+
+def addresses_of(iface: Interface) -> tuple[str, ...]:
+    return (iface.ipv4, *((iface.ipv6,) if iface.ipv6 else ()))
+
+
+class InterfaceService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def find(self, db: Session, name: str) -> Interface:
+        nid = node_id(db, self.deps.node)
+        iface = db.scalar(select(Interface).where(Interface.node_id == nid, Interface.name == name))
+        if iface is None:
+            raise NotFound(f"interface {name!r} not found")
+        return iface
+
+    def to_out(self, db: Session, iface: Interface) -> InterfaceOut:
+        count = db.scalar(select(func.count()).where(Peer.interface_id == iface.id)) or 0
+        return InterfaceOut(
+            name=iface.name,
+            address=", ".join(addresses_of(iface)),
+            listen_port=iface.listen_port,
+            public_key=iface.public_key,
+            endpoint=iface.endpoint,
+            dns=iface.dns,
+            mtu=iface.mtu,
+            enabled=iface.enabled,
+            status=iface.sync_state,
+            error=iface.sync_error,
+            peer_count=count,
+            created_at=iface.created_at,
+        )
+
+    def list(
+        self, name: str | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[InterfaceOut]:
+        with self.deps.sessions() as db:
+            query = select(Interface).where(Interface.node_id == node_id(db, self.deps.node))
+            if name:
+                query = query.where(Interface.name.contains(name, autoescape=True))
+            total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = db.scalars(query.order_by(Interface.name).limit(limit).offset(offset)).all()
+            return Page(
+                items=[self.to_out(db, i) for i in rows], total=total, limit=limit, offset=offset
+            )
+
+    def get(self, name: str) -> InterfaceOut:
+        with self.deps.sessions() as db:
+            return self.to_out(db, self.find(db, name))
+
+    def create(self, data: InterfaceCreate, actor: Actor) -> InterfaceOut:
+        with self.deps.sessions.begin() as db:
+            nid = node_id(db, self.deps.node)
+            others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
+            if any(i.name == data.name for i in others):
+                raise Conflict(f"interface {data.name!r} already exists", "name")
+            port = data.listen_port or _free_port(others)
+            _check_port(others, port, None)
+            ipv4, ipv6 = _split_address(data.address) if data.address else (_free_v4(others), None)
+            _check_overlap(others, ipv4, ipv6, None)
+            keys = generate_keypair()
+            tenant = db.scalar(select(Tenant.id).where(Tenant.name == "default"))
+            iface = Interface(
+                tenant_id=tenant,
+                node_id=nid,
+                name=data.name,
+                ipv4=ipv4,
+                ipv6=ipv6,
+                listen_port=port,
+                private_key_enc=self.deps.vault.encrypt(keys.private_key),
+                public_key=keys.public_key,
+                endpoint=data.endpoint,
+                dns=data.dns,
+                mtu=data.mtu,
+            )
+            db.add(iface)
+            bump_revision(db, nid)
+            audit(db, actor, "interface.create", data.name, address=ipv4, port=port)
+        return self._reconciled(data.name)
+
+    def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
+        changes = data.model_dump(exclude_unset=True)
+        with self.deps.sessions.begin() as db:
+            iface = self.find(db, name)
+            others = db.scalars(
+                select(Interface).where(
+                    Interface.node_id == iface.node_id, Interface.id != iface.id
+                )
+            ).all()
+            if data.listen_port is not None:
+                _check_port(others, data.listen_port, iface.id)
+                iface.listen_port = data.listen_port
+            if data.address is not None:
+                ipv4, ipv6 = _split_address(data.address)
+                _check_overlap(others, ipv4, ipv6, iface.id)
+                _check_peers_fit(db, iface, ipv4, ipv6)
+                iface.ipv4, iface.ipv6 = ipv4, ipv6
+            for field in ("endpoint", "dns", "mtu", "enabled"):
+                if field in changes and changes[field] is not None:
+                    setattr(iface, field, changes[field])
+            if "endpoint" in changes and changes["endpoint"] is None:
+                iface.endpoint = None
+            iface.sync_state = "pending"
+            bump_revision(db, iface.node_id)
+            audit(db, actor, "interface.update", name, **{k: str(v) for k, v in changes.items()})
+        return self._reconciled(name)
+
+    def delete(self, name: str, actor: Actor) -> None:
+        with self.deps.sessions() as db, self.deps.reconciler.lock:
+            iface = self.find(db, name)
+            self.deps.reconciler.teardown(name)
+            db.delete(iface)
+            bump_revision(db, iface.node_id)
+            audit(db, actor, "interface.delete", name)
+            db.commit()
+        self.deps.reconciler.reconcile()
+
+    def set_enabled(self, name: str, enabled: bool, actor: Actor) -> InterfaceOut:
+        return self.update(name, InterfaceUpdate(enabled=enabled), actor)
+
+    def export(self, name: str) -> str:
+        """The server side in wg-quick form (holds the private key: for backups and migration)."""
+        desired = self.deps.reconciler.source()
+        with self.deps.sessions() as db:
+            iface = self.find(db, name)
+            names = dict(
+                db.execute(select(Peer.public_key, Peer.name).where(Peer.interface_id == iface.id))
+                .tuples()
+                .all()
+            )
+        state = desired.interfaces.get(name)
+        if state is None:
+            raise Conflict(f"interface {name!r} is disabled")
+        return server_config(state, names)
+
+    def _reconciled(self, name: str) -> InterfaceOut:
+        # Interface changes are rare and touch links, addresses and the firewall: a full pass
+        # applies them before the caller hears back.
+        self.deps.reconciler.reconcile()
+        return self.get(name)
+
+
+def _split_address(text: str) -> tuple[str, str | None]:
+    parts = [p.strip() for p in text.split(",")]
+    v6 = next((p for p in parts if ":" in p), None)
+    return next(p for p in parts if ":" not in p), v6
+
+
+def _free_port(others: Sequence[Interface]) -> int:
+    taken = {i.listen_port for i in others}
+    port = FIRST_PORT
+    while port in taken:
+        port += 1
+    return port
+
+
+def _check_port(others: Sequence[Interface], port: int, self_id: int | None) -> None:
+    for other in others:
+        if other.listen_port == port and other.id != self_id:
+            raise Conflict(f"port {port} is used by interface {other.name!r}", "listen_port")
+
+
+def _free_v4(others: Sequence[Interface]) -> str:
+    used = [ipaddress.ip_interface(i.ipv4).network for i in others]
+    for net in DEFAULT_POOL.subnets(new_prefix=24):
+        if not any(net.overlaps(u) for u in used):
+            return f"{net.network_address + 1}/24"
+    raise Conflict("no free /24 left in 10.8.0.0/16; give an address", "address")
+
+
+def _check_overlap(
+    others: Sequence[Interface], ipv4: str, ipv6: str | None, self_id: int | None
+) -> None:
+    mine = [ipaddress.ip_interface(a).network for a in (ipv4, ipv6) if a]
+    for other in others:
+        theirs = [ipaddress.ip_interface(a).network for a in (other.ipv4, other.ipv6) if a]
+        clash = any(m.version == t.version and m.overlaps(t) for m in mine for t in theirs)
+        if clash and other.id != self_id:
+            raise Conflict(f"the network overlaps interface {other.name!r}", "address")
+
+
+def _check_peers_fit(db: Session, iface: Interface, ipv4: str, ipv6: str | None) -> None:
+    pool = ipam.pool_for([a for a in (ipv4, ipv6) if a])
+    for peer_v4, peer_v6 in db.execute(
+        select(Peer.ipv4, Peer.ipv6).where(Peer.interface_id == iface.id)
+    ).tuples():
+        try:
+            pool.index_of_v4(ipaddress.IPv4Address(peer_v4))
+            if peer_v6:
+                pool.check_v6(ipaddress.IPv6Address(peer_v6))
+        except ipam.AddressError as exc:
+            raise Conflict(
+                f"peers would be left outside the new network: {exc}", "address"
+            ) from exc

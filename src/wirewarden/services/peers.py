@@ -1,0 +1,302 @@
+"""Use cases for peers: allocation, keys, apply-before-answer, client configs."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from wirewarden.dataplane.run import CommandError
+from wirewarden.domain import ipam
+from wirewarden.domain.keys import generate_keypair, generate_preshared_key
+from wirewarden.domain.qr import config_qr_svg
+from wirewarden.domain.render import ClientConfig, client_config
+from wirewarden.domain.state import PeerState, PeerStats
+from wirewarden.services.context import Actor, Deps, audit, bump_revision
+from wirewarden.services.errors import Conflict, Invalid, NotFound
+from wirewarden.services.interfaces import InterfaceService, addresses_of
+from wirewarden.services.schemas import Page, PeerCreate, PeerOut, PeerUpdate, split
+from wirewarden.services.sync_status import APPLIED, ERROR
+from wirewarden.store.desired import server_allowed_ips
+from wirewarden.store.tables import Interface, Peer
+
+ONLINE_SECONDS = 180  # a handshake younger than this counts as online
+
+
+def is_expired(peer: Peer, now: datetime | None = None) -> bool:
+    return peer.expires_at is not None and peer.expires_at <= (now or datetime.now(UTC))
+
+
+class PeerService:
+    def __init__(self, deps: Deps, interfaces: InterfaceService) -> None:
+        self.deps = deps
+        self.interfaces = interfaces
+
+    # ---- reading
+
+    def find(self, db: Session, peer_id: int) -> tuple[Peer, Interface]:
+        row = db.execute(select(Peer, Interface).join(Interface).where(Peer.id == peer_id)).first()
+        if row is None:
+            raise NotFound(f"peer {peer_id} not found")
+        return row[0], row[1]
+
+    def get(self, peer_id: int) -> PeerOut:
+        with self.deps.sessions() as db:
+            peer, iface = self.find(db, peer_id)
+            return self.to_out(peer, iface.name, self._stats(iface.name))
+
+    def list(
+        self, interface: str, name: str | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[PeerOut]:
+        with self.deps.sessions() as db:
+            iface = self.interfaces.find(db, interface)
+            query = select(Peer).where(Peer.interface_id == iface.id)
+            if name:
+                query = query.where(Peer.name.contains(name, autoescape=True))
+            total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = db.scalars(query.order_by(Peer.name).limit(limit).offset(offset)).all()
+            stats = self._stats(iface.name)
+            items = [self.to_out(p, iface.name, stats) for p in rows]
+            return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def find_by_name(self, interface: str, name: str) -> PeerOut:
+        with self.deps.sessions() as db:
+            iface = self.interfaces.find(db, interface)
+            peer = db.scalar(select(Peer).where(Peer.interface_id == iface.id, Peer.name == name))
+            if peer is None:
+                raise NotFound(f"peer {name!r} not found on {interface!r}")
+            return self.to_out(peer, iface.name, self._stats(iface.name))
+
+    def _stats(self, interface: str) -> dict[str, PeerStats]:
+        try:
+            dump = self.deps.stats().get(interface)
+        except CommandError:
+            return {}
+        return dump.stats if dump else {}
+
+    def to_out(self, peer: Peer, interface: str, stats: dict[str, PeerStats]) -> PeerOut:
+        live = stats.get(peer.public_key)
+        handshake = live.latest_handshake if live else 0
+        now = datetime.now(UTC)
+        return PeerOut(
+            id=peer.id,
+            interface=interface,
+            name=peer.name,
+            address=", ".join(_peer_addresses(peer)),
+            public_key=peer.public_key,
+            allowed_ips=peer.allowed_ips,
+            routed_ips=peer.routed_ips,
+            persistent_keepalive=peer.persistent_keepalive,
+            enabled=peer.enabled,
+            expires_at=peer.expires_at,
+            expired=is_expired(peer, now),
+            has_private_key=peer.private_key_enc is not None,
+            status=peer.sync_state,
+            error=peer.sync_error,
+            endpoint=live.endpoint if live else None,
+            latest_handshake=datetime.fromtimestamp(handshake, UTC) if handshake else None,
+            online=bool(handshake) and now.timestamp() - handshake < ONLINE_SECONDS,
+            rx_bytes=live.rx_bytes if live else 0,
+            tx_bytes=live.tx_bytes if live else 0,
+            created_at=peer.created_at,
+            updated_at=peer.updated_at,
+        )
+
+    # ---- changing
+
+    def create(self, interface: str, data: PeerCreate, actor: Actor) -> PeerOut:
+        with self.deps.sessions() as db:
+            iface = self.interfaces.find(db, interface)
+            if db.scalar(
+                select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
+            ):
+                raise Conflict(f"peer {data.name!r} already exists on {interface!r}", "name")
+            index, ipv6 = self._address(db, iface, data.address)
+            peer = self._new_peer(iface, data, index, ipv6)
+            db.add(peer)
+            try:
+                db.flush()
+            except IntegrityError as exc:
+                raise Conflict("the address or public key is already taken", "address") from exc
+            bump_revision(db, iface.node_id)
+            audit(db, actor, "peer.create", f"{interface}/{data.name}", address=peer.ipv4)
+            self._apply_and_commit(db, peer, iface)
+            return self.to_out(peer, iface.name, {})
+
+    def _new_peer(self, iface: Interface, data: PeerCreate, index: int, ipv6: str | None) -> Peer:
+        vault = self.deps.vault
+        private = None
+        public = data.public_key
+        if public is None:
+            keys = generate_keypair()
+            private, public = keys.private_key, keys.public_key
+        pool = ipam.pool_for(addresses_of(iface))
+        return Peer(
+            interface_id=iface.id,
+            name=data.name,
+            host_index=index,
+            ipv4=str(pool.v4_at(index)),
+            ipv6=ipv6,
+            public_key=public,
+            private_key_enc=vault.encrypt_opt(private),
+            preshared_key_enc=vault.encrypt(generate_preshared_key()),
+            allowed_ips=data.allowed_ips,
+            routed_ips=data.routed_ips,
+            persistent_keepalive=data.persistent_keepalive,
+            enabled=data.enabled,
+            expires_at=data.expires_at,
+        )
+
+    def _address(
+        self, db: Session, iface: Interface, requested: str | None
+    ) -> tuple[int, str | None]:
+        pool = ipam.pool_for(addresses_of(iface))
+        v4, v6 = _parse_peer_address(requested) if requested else (None, None)
+        try:
+            index = pool.index_of_v4(v4) if v4 else self._allocate(db, iface, pool)
+            if v6 is not None:
+                pool.check_v6(v6)
+        except ipam.AddressError as exc:
+            raise Invalid(str(exc), "address") from exc
+        taken = select(Peer.id).where(Peer.interface_id == iface.id)
+        if v4 and db.scalar(taken.where(Peer.host_index == index)):
+            raise Conflict(f"{v4} is taken", "address")
+        auto_v6 = pool.v6_at(index)
+        ipv6 = str(v6) if v6 else (str(auto_v6) if auto_v6 else None)
+        if ipv6 and db.scalar(taken.where(Peer.ipv6 == ipv6)):
+            raise Conflict(f"{ipv6} is taken", "address")
+        return index, ipv6
+
+    def _allocate(self, db: Session, iface: Interface, pool: ipam.Pool) -> int:
+        indices = select(Peer.host_index).where(Peer.interface_id == iface.id)
+        highest = db.scalar(select(func.max(Peer.host_index)).where(Peer.interface_id == iface.id))
+        index = ipam.next_after(pool, highest)
+        if index is None:  # the top of the range is used: look for a gap left by deleted peers
+            index = pool.first_free(db.scalars(indices.order_by(Peer.host_index)))
+        if index is None:
+            raise Conflict(f"no free address left in {pool.v4.network}", "address")
+        return index
+
+    def update(self, peer_id: int, data: PeerUpdate, actor: Actor) -> PeerOut:
+        changes = data.model_dump(exclude_unset=True)
+        with self.deps.sessions() as db:
+            peer, iface = self.find(db, peer_id)
+            if data.name and data.name != peer.name:
+                clash = select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
+                if db.scalar(clash):
+                    raise Conflict(f"peer {data.name!r} already exists", "name")
+            for field, value in changes.items():
+                if value is not None or field in ("expires_at", "persistent_keepalive"):
+                    setattr(peer, field, value)
+            bump_revision(db, iface.node_id)
+            audit(
+                db,
+                actor,
+                "peer.update",
+                f"{iface.name}/{peer.name}",
+                **{k: str(v) for k, v in changes.items()},
+            )
+            self._apply_and_commit(db, peer, iface)
+            return self.to_out(peer, iface.name, self._stats(iface.name))
+
+    def set_enabled(self, peer_id: int, enabled: bool, actor: Actor) -> PeerOut:
+        return self.update(peer_id, PeerUpdate(enabled=enabled), actor)
+
+    def delete(self, peer_id: int, actor: Actor) -> None:
+        with self.deps.sessions() as db, self.deps.reconciler.lock:
+            peer, iface = self.find(db, peer_id)
+            db.delete(peer)
+            bump_revision(db, iface.node_id)
+            audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
+            try:
+                self.deps.reconciler.remove_peer(iface.name, peer.public_key)
+            except CommandError:
+                self.deps.trigger()  # the zombie pass removes it once the data plane answers
+            db.commit()
+
+    def _apply_and_commit(self, db: Session, peer: Peer, iface: Interface) -> None:
+        """Apply to the kernel, then commit, under the host lock (see Reconciler.reconcile)."""
+        with self.deps.reconciler.lock:
+            try:
+                if iface.enabled and peer.enabled and not is_expired(peer):
+                    self.deps.reconciler.apply_peer(iface.name, self.peer_state(peer))
+                else:
+                    self.deps.reconciler.remove_peer(iface.name, peer.public_key)
+            except CommandError as exc:
+                peer.sync_state, peer.sync_error = ERROR, str(exc)
+                self.deps.trigger()
+            else:
+                peer.sync_state, peer.sync_error = APPLIED, None
+            db.commit()
+
+    def peer_state(self, peer: Peer) -> PeerState:
+        return PeerState(
+            public_key=peer.public_key,
+            allowed_ips=server_allowed_ips(peer.ipv4, peer.ipv6, peer.routed_ips),
+            preshared_key=self.deps.vault.decrypt_opt(peer.preshared_key_enc),
+        )
+
+    # ---- client configs
+
+    def config(self, peer_id: int) -> tuple[str, str]:
+        """The client's `.conf` text and a file name for it."""
+        with self.deps.sessions() as db:
+            peer, iface = self.find(db, peer_id)
+            if peer.private_key_enc is None:
+                raise Conflict(
+                    "this peer's private key is not stored here (imported or brought its own key)"
+                )
+            endpoint = self._endpoint(iface)
+            cfg = ClientConfig(
+                private_key=self.deps.vault.decrypt(peer.private_key_enc),
+                addresses=tuple(_peer_addresses(peer)),
+                server_public_key=iface.public_key,
+                endpoint=endpoint,
+                allowed_ips=tuple(split(peer.allowed_ips)),
+                preshared_key=self.deps.vault.decrypt_opt(peer.preshared_key_enc),
+                dns=tuple(split(iface.dns)),
+                mtu=iface.mtu if iface.mtu != 1420 else None,
+                persistent_keepalive=peer.persistent_keepalive,
+                name=peer.name,
+            )
+            return client_config(cfg), f"{iface.name}-{peer.name}.conf"
+
+    def qr(self, peer_id: int) -> str:
+        return config_qr_svg(self.config(peer_id)[0])
+
+    def _endpoint(self, iface: Interface) -> str:
+        host = iface.endpoint or self.deps.public_host
+        if not host:
+            raise Conflict(
+                f"interface {iface.name!r} has no endpoint: set one (PATCH endpoint) "
+                "or WIREWARDEN_PUBLIC_HOST",
+                "endpoint",
+            )
+        has_port = (host.startswith("[") and "]:" in host) or (host.count(":") == 1)
+        return host if has_port else f"{host}:{iface.listen_port}"
+
+
+def _peer_addresses(peer: Peer) -> list[str]:
+    return [f"{peer.ipv4}/32", *([f"{peer.ipv6}/128"] if peer.ipv6 else [])]
+
+
+def _parse_peer_address(
+    text: str,
+) -> tuple[ipaddress.IPv4Address | None, ipaddress.IPv6Address | None]:
+    v4: ipaddress.IPv4Address | None = None
+    v6: ipaddress.IPv6Address | None = None
+    for part in split(text):
+        try:
+            iface = ipaddress.ip_interface(part)
+        except ValueError as exc:
+            raise Invalid(f"{part!r} is not an IP address", "address") from exc
+        if iface.network.prefixlen != iface.network.max_prefixlen:
+            raise Invalid(f"{part!r}: a peer address is a single host (/32 or /128)", "address")
+        if isinstance(iface, ipaddress.IPv4Interface):
+            v4 = iface.ip
+        else:
+            v6 = iface.ip
+    return v4, v6

@@ -1,0 +1,251 @@
+"""Inputs and outputs of the use cases, validated at the edge (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from wirewarden.domain.keys import parse_key
+from wirewarden.domain.names import check_ifname, check_name
+
+T = TypeVar("T")
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+HOSTNAME_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v).strip() for v in value)
+    return value
+
+
+Csv = Annotated[str, BeforeValidator(_csv)]
+
+
+def split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_networks(text: str) -> list[str]:
+    """Comma-separated CIDRs, each normalised; host bits are not allowed."""
+    out = []
+    for part in split(text):
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not a valid network ({exc})") from exc
+    return out
+
+
+def parse_interface_address(text: str) -> tuple[str, str | None]:
+    """The interface's own IPv4 (required) and IPv6 (optional) address with prefix."""
+    v4: ipaddress.IPv4Interface | None = None
+    v6: ipaddress.IPv6Interface | None = None
+    for part in split(text):
+        try:
+            iface = ipaddress.ip_interface(part)
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not an address with a prefix, like 10.8.0.1/24") from exc
+        if isinstance(iface, ipaddress.IPv4Interface):
+            if v4 is not None:
+                raise ValueError("give at most one IPv4 and one IPv6 network")
+            v4 = _v4_gateway(iface)
+        else:
+            if v6 is not None:
+                raise ValueError("give at most one IPv4 and one IPv6 network")
+            v6 = _v6_gateway(iface)
+    if v4 is None:
+        raise ValueError("an IPv4 network is required, like 10.8.0.1/24")
+    if v6 is not None and v6.network.num_addresses < v4.network.num_addresses:
+        raise ValueError("the IPv6 network must be at least as large as the IPv4 one")
+    return str(v4), (str(v6) if v6 else None)
+
+
+def _v4_gateway(iface: ipaddress.IPv4Interface) -> ipaddress.IPv4Interface:
+    if not 8 <= iface.network.prefixlen <= 30:
+        raise ValueError("the IPv4 prefix must be between /8 and /30")
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+        # A bare network such as 10.8.0.0/24 means "the first host is the gateway".
+        return ipaddress.IPv4Interface(
+            f"{iface.network.network_address + 1}/{iface.network.prefixlen}"
+        )
+    return iface
+
+
+def _v6_gateway(iface: ipaddress.IPv6Interface) -> ipaddress.IPv6Interface:
+    if not 8 <= iface.network.prefixlen <= 126:
+        raise ValueError("the IPv6 prefix must be between /8 and /126")
+    if iface.ip == iface.network.network_address:
+        return ipaddress.IPv6Interface(
+            f"{iface.network.network_address + 1}/{iface.network.prefixlen}"
+        )
+    return iface
+
+
+def parse_dns(text: str) -> str:
+    for part in split(text):
+        try:
+            ipaddress.ip_address(part)
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not an IP address") from exc
+    return ", ".join(split(text))
+
+
+def parse_endpoint(text: str) -> str:
+    """host, host:port, [v6] or [v6]:port; the host is a DNS name or an IP address."""
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        ipaddress.IPv6Address(host)
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError("the port must be between 1 and 65535")
+    if not (HOSTNAME_RE.fullmatch(host) or _is_ip(host)):
+        raise ValueError(f"{host!r} is not a host name or IP address")
+    return text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Mtu = Annotated[int, Field(ge=1280, le=9000)]
+Keepalive = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class InterfaceCreate(Strict):
+    name: str = Field(description="Link name, at most 15 characters")
+    address: Csv | None = Field(None, description="CIDRs, e.g. '10.8.0.1/24, fd00:8::1/64'")
+    listen_port: Port | None = None
+    endpoint: str | None = Field(None, description="Public host[:port] clients dial")
+    dns: Csv = ""
+    mtu: Mtu = 1420
+
+    _name = field_validator("name")(lambda cls, v: check_ifname(v))
+    _dns = field_validator("dns")(lambda cls, v: parse_dns(v))
+    _endpoint = field_validator("endpoint")(lambda cls, v: v and parse_endpoint(v))
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return None if v is None else ", ".join(a for a in parse_interface_address(v) if a)
+
+
+class InterfaceUpdate(Strict):
+    address: Csv | None = None
+    listen_port: Port | None = None
+    endpoint: str | None = None
+    dns: Csv | None = None
+    mtu: Mtu | None = None
+    enabled: bool | None = None
+
+    _dns = field_validator("dns")(lambda cls, v: v if v is None else parse_dns(v))
+    _endpoint = field_validator("endpoint")(lambda cls, v: v and parse_endpoint(v))
+    _address = field_validator("address")(InterfaceCreate._address.__func__)  # type: ignore[attr-defined]
+
+
+class PeerCreate(Strict):
+    name: str
+    address: Csv | None = Field(None, description="e.g. '10.8.0.5' or '10.8.0.5/32, fd00:8::5'")
+    allowed_ips: Csv = Field("0.0.0.0/0, ::/0", description="What the client routes")
+    routed_ips: Csv = Field("", description="Networks behind the peer the server routes to it")
+    persistent_keepalive: Keepalive | None = None
+    expires_at: datetime | None = None
+    public_key: str | None = Field(None, description="Bring your own key; no config download")
+    enabled: bool = True
+
+    _name = field_validator("name")(lambda cls, v: check_name(v))
+    _allowed = field_validator("allowed_ips", "routed_ips")(
+        lambda cls, v: ", ".join(parse_networks(v))
+    )
+    _expires = field_validator("expires_at")(lambda cls, v: _aware(v))
+    _key = field_validator("public_key")(lambda cls, v: v and parse_key(v))
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("at least one network is required")
+        return v
+
+
+class PeerUpdate(Strict):
+    name: str | None = None
+    enabled: bool | None = None
+    allowed_ips: Csv | None = None
+    routed_ips: Csv | None = None
+    persistent_keepalive: Keepalive | None = None
+    expires_at: datetime | None = None
+
+    _name = field_validator("name")(lambda cls, v: v and check_name(v))
+    _allowed = field_validator("allowed_ips", "routed_ips")(
+        lambda cls, v: v if v is None else ", ".join(parse_networks(v))
+    )
+    _expires = field_validator("expires_at")(lambda cls, v: _aware(v))
+
+
+class InterfaceOut(BaseModel):
+    name: str
+    address: str
+    listen_port: int
+    public_key: str
+    endpoint: str | None
+    dns: str
+    mtu: int
+    enabled: bool
+    status: str
+    error: str | None
+    peer_count: int
+    created_at: datetime
+
+
+class PeerOut(BaseModel):
+    id: int
+    interface: str
+    name: str
+    address: str
+    public_key: str
+    allowed_ips: str
+    routed_ips: str
+    persistent_keepalive: int | None
+    enabled: bool
+    expires_at: datetime | None
+    expired: bool
+    has_private_key: bool
+    status: str
+    error: str | None
+    endpoint: str | None = None
+    latest_handshake: datetime | None = None
+    online: bool = False
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

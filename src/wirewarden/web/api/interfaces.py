@@ -1,0 +1,69 @@
+"""/api/v1/interfaces"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import PlainTextResponse
+
+from wirewarden.services.schemas import (
+    InterfaceCreate,
+    InterfaceOut,
+    InterfaceUpdate,
+    Page,
+    PeerCreate,
+    PeerOut,
+)
+from wirewarden.web.deps import App, Reader, Writer
+
+router = APIRouter(prefix="/interfaces", tags=["interfaces"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+NameFilter = Annotated[str | None, Query(max_length=64, description="Substring of the name")]
+
+
+@router.get("")
+def list_interfaces(
+    app: App, _: Reader, name: NameFilter = None, limit: Limit = 100, offset: Offset = 0
+) -> Page[InterfaceOut]:
+    return app.interfaces.list(name, limit, offset)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_interface(app: App, actor: Writer, body: InterfaceCreate) -> InterfaceOut:
+    return app.interfaces.create(body, actor)
+
+
+@router.get("/{name}")
+def get_interface(app: App, _: Reader, name: str) -> InterfaceOut:
+    return app.interfaces.get(name)
+
+
+@router.patch("/{name}")
+def update_interface(app: App, actor: Writer, name: str, body: InterfaceUpdate) -> InterfaceOut:
+    return app.interfaces.update(name, body, actor)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_interface(app: App, actor: Writer, name: str) -> Response:
+    app.interfaces.delete(name, actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{name}/config", response_class=PlainTextResponse)
+def export_interface(app: App, _: Writer, name: str) -> PlainTextResponse:
+    # Holds the server's private key, hence the write scope.
+    return PlainTextResponse(app.interfaces.export(name))
+
+
+@router.get("/{name}/peers")
+def list_peers(
+    app: App, _: Reader, name: str, q: NameFilter = None, limit: Limit = 100, offset: Offset = 0
+) -> Page[PeerOut]:
+    return app.peers.list(name, q, limit, offset)
+
+
+@router.post("/{name}/peers", status_code=status.HTTP_201_CREATED)
+def create_peer(app: App, actor: Writer, name: str, body: PeerCreate) -> PeerOut:
+    return app.peers.create(name, body, actor)

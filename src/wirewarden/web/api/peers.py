@@ -1,0 +1,40 @@
+"""/api/v1/peers/{id}"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import PlainTextResponse
+
+from wirewarden.services.schemas import PeerOut, PeerUpdate
+from wirewarden.web.deps import App, Reader, Writer
+
+router = APIRouter(prefix="/peers", tags=["peers"])
+
+
+@router.get("/{peer_id}")
+def get_peer(app: App, _: Reader, peer_id: int) -> PeerOut:
+    return app.peers.get(peer_id)
+
+
+@router.patch("/{peer_id}")
+def update_peer(app: App, actor: Writer, peer_id: int, body: PeerUpdate) -> PeerOut:
+    return app.peers.update(peer_id, body, actor)
+
+
+@router.delete("/{peer_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_peer(app: App, actor: Writer, peer_id: int) -> Response:
+    app.peers.delete(peer_id, actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{peer_id}/config", response_class=PlainTextResponse)
+def peer_config(app: App, _: Writer, peer_id: int) -> PlainTextResponse:
+    # A client config holds the peer's private key, hence the write scope.
+    text, filename = app.peers.config(peer_id)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return PlainTextResponse(text, headers=headers)
+
+
+@router.get("/{peer_id}/qr", response_class=Response)
+def peer_qr(app: App, _: Writer, peer_id: int) -> Response:
+    return Response(app.peers.qr(peer_id), media_type="image/svg+xml")

@@ -1,0 +1,47 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from wirewarden import __version__
+from wirewarden.bootstrap import Container
+from wirewarden.services.errors import Invalid, ServiceError
+from wirewarden.web.api import interfaces, peers
+
+
+def create_app(container: Container, run_loop: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_loop:
+            container.loop.start()  # its first pass adopts what is running and heals drift
+        yield
+        if run_loop:
+            container.loop.stop()
+
+    app = FastAPI(title="WireWarden", version=__version__, lifespan=lifespan)
+    app.state.container = container
+    app.include_router(interfaces.router, prefix="/api/v1")
+    app.include_router(peers.router, prefix="/api/v1")
+    app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    if isinstance(exc, Invalid):
+        # The same shape as FastAPI's own validation errors, so clients read one format.
+        loc = ["body", exc.field] if exc.field else ["body"]
+        detail: object = [{"loc": loc, "msg": exc.message, "type": "value_error"}]
+    else:
+        detail = exc.message
+    body = {"detail": detail, **({"field": exc.field} if exc.field else {})}
+    return JSONResponse(body, status_code=exc.status)
