@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import ipam
-from wirewarden.domain.keys import generate_keypair
+from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
 from wirewarden.services.errors import Conflict, NotFound
@@ -69,7 +69,9 @@ class InterfaceService:
         with self.deps.sessions() as db:
             return self.to_out(db, self.find(db, name))
 
-    def create(self, data: InterfaceCreate, actor: Actor) -> InterfaceOut:
+    def create(
+        self, data: InterfaceCreate, actor: Actor, private_key: str | None = None
+    ) -> InterfaceOut:
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
@@ -79,7 +81,11 @@ class InterfaceService:
             _check_port(others, port, None)
             ipv4, ipv6 = _split_address(data.address) if data.address else (_free_v4(others), None)
             _check_overlap(others, ipv4, ipv6, None)
-            keys = generate_keypair()
+            keys = (
+                KeyPair(private_key, public_key_of(private_key))
+                if private_key
+                else generate_keypair()
+            )
             tenant = db.scalar(select(Tenant.id).where(Tenant.name == "default"))
             iface = Interface(
                 tenant_id=tenant,

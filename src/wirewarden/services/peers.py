@@ -107,7 +107,9 @@ class PeerService:
 
     # ---- changing
 
-    def create(self, interface: str, data: PeerCreate, actor: Actor) -> PeerOut:
+    def create(
+        self, interface: str, data: PeerCreate, actor: Actor, preshared_key: str | None = None
+    ) -> PeerOut:
         with self.deps.sessions() as db:
             iface = self.interfaces.find(db, interface)
             if db.scalar(
@@ -115,7 +117,7 @@ class PeerService:
             ):
                 raise Conflict(f"peer {data.name!r} already exists on {interface!r}", "name")
             index, ipv6 = self._address(db, iface, data.address)
-            peer = self._new_peer(iface, data, index, ipv6)
+            peer = self._new_peer(iface, data, index, ipv6, preshared_key)
             db.add(peer)
             try:
                 db.flush()
@@ -126,7 +128,9 @@ class PeerService:
             self._apply_and_commit(db, peer, iface)
             return self.to_out(peer, iface.name, {})
 
-    def _new_peer(self, iface: Interface, data: PeerCreate, index: int, ipv6: str | None) -> Peer:
+    def _new_peer(
+        self, iface: Interface, data: PeerCreate, index: int, ipv6: str | None, psk: str | None
+    ) -> Peer:
         vault = self.deps.vault
         private = None
         public = data.public_key
@@ -142,7 +146,7 @@ class PeerService:
             ipv6=ipv6,
             public_key=public,
             private_key_enc=vault.encrypt_opt(private),
-            preshared_key_enc=vault.encrypt(generate_preshared_key()),
+            preshared_key_enc=vault.encrypt(psk or generate_preshared_key()),
             allowed_ips=data.allowed_ips,
             routed_ips=data.routed_ips,
             persistent_keepalive=data.persistent_keepalive,

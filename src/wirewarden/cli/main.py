@@ -1,0 +1,366 @@
+"""`wirewarden`: serve, manage interfaces, peers and tokens, import, back up and restore."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from wirewarden.bootstrap import Container, build, configure_logging
+from wirewarden.cli.output import console, emit_json, errors, record, table
+from wirewarden.config import Settings, load_settings
+from wirewarden.services import backup as backups
+from wirewarden.services.context import Actor
+from wirewarden.services.errors import ServiceError
+from wirewarden.services.importer import Importer
+from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
+
+T = TypeVar("T")
+app = typer.Typer(help="WireWarden: a WireGuard VPN control plane.", no_args_is_help=True)
+interface_app = typer.Typer(help="WireGuard interfaces.", no_args_is_help=True)
+peer_app = typer.Typer(help="Peers (devices) of an interface.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(interface_app, name="interface")
+app.add_typer(peer_app, name="peer")
+app.add_typer(token_app, name="token")
+
+CLI = Actor("cli", "local")
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file", envvar="WIREWARDEN_CONFIG")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+IfaceOpt = Annotated[str, typer.Option("--interface", "-i", help="Interface name")]
+
+
+class State:
+    config: Path | None = None
+
+
+@app.callback()
+def main_options(config: ConfigOpt = None) -> None:
+    State.config = config
+
+
+def settings() -> Settings:
+    return load_settings(State.config)
+
+
+@contextmanager
+def container() -> Iterator[Container]:
+    """The local control plane, with friendly errors instead of tracebacks."""
+    try:
+        built = build(settings())
+    except Exception as exc:
+        errors.print(f"[red]error:[/] cannot open the data dir or database: {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        yield built
+    except ServiceError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        errors.print(f"[red]error{field}:[/] {exc.message}")
+        raise typer.Exit(2 if exc.status == 422 else 1) from exc
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            errors.print(f"[red]invalid {loc}:[/] {err['msg']}")
+        raise typer.Exit(2) from exc
+    finally:
+        built.engine.dispose()
+
+
+def validated(make: Callable[[], T]) -> T:
+    try:
+        return make()
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            errors.print(f"[red]invalid {loc}:[/] {err['msg']}")
+        raise typer.Exit(2) from exc
+
+
+# ---- serve
+
+
+@app.command()
+def serve() -> None:
+    """Run the API and the reconciler (SQLite in ./data by default)."""
+    import uvicorn
+
+    from wirewarden.web.app import create_app
+
+    cfg = settings()
+    configure_logging(cfg.log_level)
+    with container() as c:
+        first = _first_token(c)
+        host, port = cfg.host_port
+        console.print(
+            f"WireWarden API on [bold]http://{host}:{port}[/] (docs: /docs, data: {cfg.data_dir})"
+        )
+        if first:
+            console.print(f"First admin API token (shown once): [bold]{first}[/]")
+        uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
+
+
+def _first_token(c: Container) -> str | None:
+    if c.tokens.list():
+        return None
+    return c.tokens.create("admin", ["read", "write", "admin"], Actor("system", "first start"))
+
+
+# ---- interfaces
+
+
+@interface_app.command("add")
+def interface_add(
+    name: str,
+    address: Annotated[str | None, typer.Option(help="e.g. 10.8.0.1/24,fd00:8::1/64")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="UDP listen port")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Public host[:port] clients dial")] = None,
+    dns: Annotated[str, typer.Option(help="DNS servers for clients")] = "",
+    mtu: int = 1420,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an interface and bring it up."""
+    body = validated(
+        lambda: InterfaceCreate(
+            name=name, address=address, listen_port=port, endpoint=endpoint, dns=dns, mtu=mtu
+        )
+    )
+    with container() as c:
+        record(c.interfaces.create(body, CLI), as_json)
+
+
+@interface_app.command("list")
+def interface_list(as_json: JsonOpt = False) -> None:
+    with container() as c:
+        items = c.interfaces.list(limit=1000).items
+        if as_json:
+            emit_json(items)
+        else:
+            table(
+                items,
+                ["name", "address", "listen_port", "endpoint", "peer_count", "enabled", "status"],
+            )
+
+
+@interface_app.command("show")
+def interface_show(name: str, as_json: JsonOpt = False) -> None:
+    with container() as c:
+        record(c.interfaces.get(name), as_json)
+
+
+@interface_app.command("rm")
+def interface_rm(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+    """Delete an interface and all its peers, tearing the link down."""
+    if not yes:
+        typer.confirm(f"Delete interface {name} and all its peers?", abort=True)
+    with container() as c:
+        c.interfaces.delete(name, CLI)
+    console.print(f"deleted {name}")
+
+
+@interface_app.command("down")
+def interface_down(name: str) -> None:
+    """Take an interface down (kept in the database; `up` brings it back)."""
+    with container() as c:
+        c.interfaces.set_enabled(name, False, CLI)
+    console.print(f"{name} is down")
+
+
+@interface_app.command("up")
+def interface_up(name: str) -> None:
+    with container() as c:
+        out = c.interfaces.set_enabled(name, True, CLI)
+    console.print(f"{name} is up ({out.status})")
+
+
+@interface_app.command("export")
+def interface_export(name: str) -> None:
+    """Print the server config in wg-quick form (includes the private key)."""
+    with container() as c:
+        sys.stdout.write(c.interfaces.export(name))
+
+
+# ---- peers
+
+
+@peer_app.command("add")
+def peer_add(
+    name: str,
+    interface: IfaceOpt,
+    address: Annotated[str | None, typer.Option(help="e.g. 10.8.0.5")] = None,
+    allowed_ips: Annotated[str, typer.Option(help="What the client routes")] = "0.0.0.0/0, ::/0",
+    keepalive: Annotated[int | None, typer.Option(help="PersistentKeepalive seconds")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a peer; it can connect as soon as this returns."""
+    body = validated(
+        lambda: PeerCreate(
+            name=name, address=address, allowed_ips=allowed_ips, persistent_keepalive=keepalive
+        )
+    )
+    with container() as c:
+        record(c.peers.create(interface, body, CLI), as_json)
+
+
+@peer_app.command("list")
+def peer_list(
+    interface: IfaceOpt,
+    name: Annotated[str | None, typer.Option(help="Name contains")] = None,
+    limit: int = 100,
+    offset: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    with container() as c:
+        page = c.peers.list(interface, name, limit, offset)
+        if as_json:
+            emit_json(page)
+            return
+        cols = [
+            "id",
+            "name",
+            "address",
+            "enabled",
+            "online",
+            "latest_handshake",
+            "rx_bytes",
+            "tx_bytes",
+            "status",
+        ]
+        table(page.items, cols, title=f"{interface}: {page.total} peers")
+
+
+@peer_app.command("show")
+def peer_show(name: str, interface: IfaceOpt, as_json: JsonOpt = False) -> None:
+    with container() as c:
+        record(c.peers.find_by_name(interface, name), as_json)
+
+
+@peer_app.command("config")
+def peer_config(name: str, interface: IfaceOpt) -> None:
+    """Print the client's wg-quick config."""
+    with container() as c:
+        text, _ = c.peers.config(c.peers.find_by_name(interface, name).id)
+        sys.stdout.write(text)
+
+
+@peer_app.command("qr")
+def peer_qr(name: str, interface: IfaceOpt) -> None:
+    """Show the client's config as a QR code in the terminal."""
+    import segno
+
+    with container() as c:
+        text, _ = c.peers.config(c.peers.find_by_name(interface, name).id)
+    segno.make(text, error="l").terminal(compact=True)
+
+
+@peer_app.command("rm")
+def peer_rm(name: str, interface: IfaceOpt) -> None:
+    with container() as c:
+        c.peers.delete(c.peers.find_by_name(interface, name).id, CLI)
+    console.print(f"deleted {name}")
+
+
+def _set_peer(name: str, interface: str, change: PeerUpdate) -> None:
+    with container() as c:
+        out = c.peers.update(c.peers.find_by_name(interface, name).id, change, CLI)
+    console.print(f"{name}: enabled={out.enabled} ({out.status})")
+
+
+@peer_app.command("enable")
+def peer_enable(name: str, interface: IfaceOpt) -> None:
+    _set_peer(name, interface, PeerUpdate(enabled=True))
+
+
+@peer_app.command("disable")
+def peer_disable(name: str, interface: IfaceOpt) -> None:
+    _set_peer(name, interface, PeerUpdate(enabled=False))
+
+
+# ---- tokens
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="A name to recognise the token by")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="read, write, admin")] = None,
+) -> None:
+    """Create an API token and print it once."""
+    with container() as c:
+        token = c.tokens.create(name, scope or ["read", "write", "admin"], CLI)
+    print(token)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    with container() as c:
+        items = c.tokens.list()
+        if as_json:
+            emit_json(items)
+        else:
+            table(items, ["name", "prefix", "scopes", "created_at", "revoked"])
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    with container() as c:
+        c.tokens.revoke(name, CLI)
+    console.print(f"revoked {name}")
+
+
+# ---- import, backup, restore
+
+
+@app.command("import")
+def import_config(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    name: Annotated[
+        str | None, typer.Option(help="Interface name (default: the file's name)")
+    ] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Public host[:port] clients dial")] = None,
+) -> None:
+    """Adopt an existing wg-quick server config, running or not."""
+    with container() as c:
+        result = Importer(c.interfaces, c.peers).run(
+            name or file.stem, file.read_text(), endpoint, CLI
+        )
+    for warning in result.warnings:
+        errors.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"imported {result.interface} with {result.peers} peers")
+
+
+@app.command("backup")
+def backup_cmd(file: Path) -> None:
+    """Write a consistent snapshot of the database and the master key (keep it safe)."""
+    cfg = settings()
+    with container():
+        manifest = backups.backup(cfg.db_url, cfg.master_key_path, file)
+    console.print(f"backup written to {file} (schema {manifest['schema']})")
+
+
+@app.command("restore")
+def restore_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+) -> None:
+    """Replace the database and master key with a backup's (stop serve first)."""
+    cfg = settings()
+    if not yes:
+        typer.confirm("Replace the current database and master key?", abort=True)
+    try:
+        manifest = backups.restore(cfg.db_url, cfg.master_key_path, file)
+    except ServiceError as exc:
+        errors.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"restored backup of {manifest.get('created_at')} (schema {manifest.get('schema')})"
+    )
+
+
+def main() -> None:
+    app()
