@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian/Ubuntu as root: system tools, the .venv, the package.
+# Sourced by scripts/serve and scripts/test; a second run only checks and returns.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+need_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "wirewarden: run this as root (it installs packages and manages network interfaces)" >&2
+        exit 1
+    fi
+}
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # No recommends: plain wireguard-tools would pull a kernel image.
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+python_ok() {
+    command -v python3 >/dev/null && python3 - <<'PY' 2>/dev/null
+import sys, ensurepip, venv  # noqa: F401
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+}
+
+setup_python() {
+    python_ok || apt_install python3 python3-venv python3-pip
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    local stamp="$VENV/.wirewarden-installed" hash have=""
+    hash="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    # A dev install holds everything a runtime install does.
+    if [ "$have" != "$hash-$1" ] && [ "$have" != "$hash-dev" ]; then
+        "$VENV/bin/pip" install -q --upgrade pip
+        local extra=""
+        [ "$1" = "dev" ] && extra="[dev]"
+        "$VENV/bin/pip" install -q -e "$ROOT$extra"
+        echo "$hash-$1" >"$stamp"
+    fi
+}
+
+SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils)
