@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -38,15 +38,19 @@ class Container:
     tokens: TokenService
 
 
-def prepare_data_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
+def prepare_data_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    if settings.database_url is None:
+        # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+        db_file = settings.data_dir / "wirewarden.db"
+        os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def build(
     settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
 ) -> Container:
-    prepare_data_dir(settings.data_dir)
+    prepare_data_dir(settings)
     engine = make_engine(settings.db_url)
     schema.upgrade(engine)
     sessions = make_sessions(engine)

@@ -65,10 +65,7 @@ def container() -> Iterator[Container]:
         errors.print(f"[red]error{field}:[/] {exc.message}")
         raise typer.Exit(2 if exc.status == 422 else 1) from exc
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            errors.print(f"[red]invalid {loc}:[/] {err['msg']}")
-        raise typer.Exit(2) from exc
+        raise _invalid(exc) from exc
     finally:
         built.engine.dispose()
 
@@ -77,10 +74,15 @@ def validated(make: Callable[[], T]) -> T:
     try:
         return make()
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            errors.print(f"[red]invalid {loc}:[/] {err['msg']}")
-        raise typer.Exit(2) from exc
+        raise _invalid(exc) from exc
+
+
+def _invalid(exc: ValidationError) -> typer.Exit:
+    """Name each bad field, then exit with status 2 (usage error)."""
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        errors.print(f"[red]invalid {loc}:[/] {err['msg']}")
+    return typer.Exit(2)
 
 
 # ---- serve

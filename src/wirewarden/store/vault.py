@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 VERSION = b"\x01"
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 class VaultError(RuntimeError):
@@ -31,6 +32,8 @@ class Vault:
     def decrypt(self, blob: bytes) -> str:
         if blob[:1] != VERSION:
             raise VaultError("unknown secret format")
+        if len(blob) < 1 + NONCE_BYTES + TAG_BYTES:
+            raise VaultError("a secret is truncated")
         nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
         try:
             return self._aead.decrypt(nonce, sealed, VERSION).decode()
