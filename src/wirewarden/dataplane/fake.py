@@ -40,6 +40,12 @@ class FakeDataplane:
         if what in self.fail_on:
             raise CommandError(["fake", what], f"injected failure in {what}", 1)
 
+    def _device(self, name: str) -> FakeDevice:
+        # Like `wg` and `ip` on a missing link: a command error, not a crash.
+        if name not in self.devices:
+            raise CommandError(["fake", name], f"{name}: No such device", 1)
+        return self.devices[name]
+
     def observe(self, names: Iterable[str]) -> ObservedState:
         wanted = set(names)
         interfaces = {
@@ -77,25 +83,27 @@ class FakeDataplane:
         self, name: str, mtu: int | None, add: tuple[str, ...], remove: tuple[str, ...], up: bool
     ) -> None:
         self._call("configure_link")
-        dev = self.devices[name]
+        dev = self._device(name)
         dev.mtu = mtu if mtu is not None else dev.mtu
         dev.addresses = (dev.addresses - set(remove)) | set(add)
         dev.up = dev.up or up
 
     def configure_device(self, name: str, private_key: str, listen_port: int) -> None:
         self._call("configure_device")
-        self.devices[name].private_key = private_key
-        self.devices[name].listen_port = listen_port
+        self._device(name).private_key = private_key
+        self._device(name).listen_port = listen_port
 
     def set_peers(self, name: str, peers: Iterable[PeerState]) -> None:
         self._call("set_peers")
+        dev = self._device(name)
         for peer in peers:
-            self.devices[name].peers[peer.public_key] = peer
+            dev.peers[peer.public_key] = peer
 
     def remove_peers(self, name: str, public_keys: Iterable[str]) -> None:
         self._call("remove_peers")
+        dev = self._device(name)
         for key in public_keys:
-            self.devices[name].peers.pop(key, None)
+            dev.peers.pop(key, None)
 
     def apply_firewall(self, script: str) -> None:
         self._call("apply_firewall")

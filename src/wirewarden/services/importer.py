@@ -40,14 +40,23 @@ class Importer:
         except ConfigParseError as exc:
             raise Invalid(str(exc), exc.field or "file") from exc
         body, planned, warnings = self.plan(name, config, endpoint)
-        # Everything is validated before anything is written, so a bad peer leaves nothing behind.
-        self.interfaces.create(body, actor, private_key=config.interface.private_key)
-        try:
-            for peer in planned:
-                self.peers.create(name, peer.body, actor, preshared_key=peer.preshared_key)
-        except ServiceError:
-            self.interfaces.delete(name, actor)
-            raise
+        reconciler = self.interfaces.deps.reconciler
+        # Under the data-plane lock and reconciled only once the peers are in: a pass over the
+        # interface without its peers would remove a running config's peers as zombies and
+        # cut their tunnels (another process's pass replans after the lock: the revision moved).
+        with reconciler.lock:
+            # Everything is validated before anything is written, so a bad peer leaves
+            # nothing behind.
+            self.interfaces.create(
+                body, actor, private_key=config.interface.private_key, reconcile=False
+            )
+            try:
+                for peer in planned:
+                    self.peers.create(name, peer.body, actor, preshared_key=peer.preshared_key)
+            except ServiceError:
+                self.interfaces.delete(name, actor)
+                raise
+            reconciler.reconcile()
         return ImportResult(name, len(planned), warnings)
 
     def plan(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from wirewarden.dataplane.run import CommandError
 from wirewarden.domain import ipam
 from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
-from wirewarden.services.errors import Conflict, NotFound
+from wirewarden.services.errors import Conflict, NotFound, Unavailable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.tables import Interface, Peer, Tenant
 
@@ -70,8 +71,14 @@ class InterfaceService:
             return self.to_out(db, self.find(db, name))
 
     def create(
-        self, data: InterfaceCreate, actor: Actor, private_key: str | None = None
+        self,
+        data: InterfaceCreate,
+        actor: Actor,
+        private_key: str | None = None,
+        reconcile: bool = True,
     ) -> InterfaceOut:
+        """Store a new interface and, unless `reconcile` is False (the caller reconciles once
+        it has added the peers too, as an import does), apply it before answering."""
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
@@ -103,7 +110,7 @@ class InterfaceService:
             db.add(iface)
             bump_revision(db, nid)
             audit(db, actor, "interface.create", data.name, address=ipv4, port=port)
-        return self._reconciled(data.name)
+        return self._reconciled(data.name) if reconcile else self.get(data.name)
 
     def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
         changes = data.model_dump(exclude_unset=True)
@@ -121,6 +128,7 @@ class InterfaceService:
                 ipv4, ipv6 = _split_address(data.address)
                 _check_overlap(others, ipv4, ipv6, iface.id)
                 _check_peers_fit(db, iface, ipv4, ipv6)
+                _renumber_peers(db, iface, ipv4)
                 iface.ipv4, iface.ipv6 = ipv4, ipv6
             for field in ("endpoint", "dns", "mtu", "enabled"):
                 if field in changes and changes[field] is not None:
@@ -135,7 +143,11 @@ class InterfaceService:
     def delete(self, name: str, actor: Actor) -> None:
         with self.deps.sessions() as db, self.deps.reconciler.lock:
             iface = self.find(db, name)
-            self.deps.reconciler.teardown(name)
+            try:
+                self.deps.reconciler.teardown(name)
+            except CommandError as exc:
+                # Once deleted it is no longer ours to tear down: the kernel must go first.
+                raise Unavailable(f"could not remove {name!r} from the data plane: {exc}") from exc
             db.delete(iface)
             bump_revision(db, iface.node_id)
             audit(db, actor, "interface.delete", name)
@@ -219,3 +231,17 @@ def _check_peers_fit(db: Session, iface: Interface, ipv4: str, ipv6: str | None)
             raise Conflict(
                 f"peers would be left outside the new network: {exc}", "address"
             ) from exc
+
+
+def _renumber_peers(db: Session, iface: Interface, ipv4: str) -> None:
+    """Keep host indices relative to the (possibly moved) network base: the addresses stay."""
+    old = int(ipaddress.ip_interface(iface.ipv4).network.network_address)
+    new = int(ipaddress.ip_interface(ipv4).network.network_address)
+    if old != new:
+        # Both networks hold every peer (checked above), so the shift never collides mid-update.
+        db.execute(
+            update(Peer)
+            .where(Peer.interface_id == iface.id)
+            .values(host_index=Peer.host_index + (old - new))
+            .execution_options(synchronize_session=False)
+        )

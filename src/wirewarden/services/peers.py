@@ -146,7 +146,11 @@ class PeerService:
             ipv6=ipv6,
             public_key=public,
             private_key_enc=vault.encrypt_opt(private),
-            preshared_key_enc=vault.encrypt(psk or generate_preshared_key()),
+            # A generated PSK only where we hand out the whole client config: a peer that
+            # brought its own key (or was imported) could never learn it and would be locked out.
+            preshared_key_enc=vault.encrypt_opt(
+                psk or (generate_preshared_key() if private is not None else None)
+            ),
             allowed_ips=data.allowed_ips,
             routed_ips=data.routed_ips,
             persistent_keepalive=data.persistent_keepalive,
@@ -216,7 +220,8 @@ class PeerService:
             bump_revision(db, iface.node_id)
             audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
             try:
-                self.deps.reconciler.remove_peer(iface.name, peer.public_key)
+                if iface.enabled:  # a disabled interface has no device to remove it from
+                    self.deps.reconciler.remove_peer(iface.name, peer.public_key)
             except CommandError:
                 self.deps.trigger()  # the zombie pass removes it once the data plane answers
             db.commit()
@@ -225,7 +230,9 @@ class PeerService:
         """Apply to the kernel, then commit, under the host lock (see Reconciler.reconcile)."""
         with self.deps.reconciler.lock:
             try:
-                if iface.enabled and peer.enabled and not is_expired(peer):
+                if not iface.enabled:
+                    pass  # the interface is down on purpose: none of its peers is in the kernel
+                elif peer.enabled and not is_expired(peer):
                     self.deps.reconciler.apply_peer(iface.name, self.peer_state(peer))
                 else:
                     self.deps.reconciler.remove_peer(iface.name, peer.public_key)

@@ -198,11 +198,18 @@ class PeerUpdate(Strict):
     persistent_keepalive: Keepalive | None = None
     expires_at: datetime | None = None
 
-    _name = field_validator("name")(lambda cls, v: v and check_name(v))
+    _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
     _allowed = field_validator("allowed_ips", "routed_ips")(
         lambda cls, v: v if v is None else ", ".join(parse_networks(v))
     )
     _expires = field_validator("expires_at")(lambda cls, v: _aware(v))
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _not_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v:
+            raise ValueError("at least one network is required")
+        return v
 
 
 class InterfaceOut(BaseModel):
