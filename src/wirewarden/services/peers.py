@@ -116,6 +116,12 @@ class PeerService:
                 select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
             ):
                 raise Conflict(f"peer {data.name!r} already exists on {interface!r}", "name")
+            if data.public_key and db.scalar(
+                select(Peer.id).where(
+                    Peer.interface_id == iface.id, Peer.public_key == data.public_key
+                )
+            ):
+                raise Conflict("a peer with this public key exists", "public_key")
             index, ipv6 = self._address(db, iface, data.address)
             peer = self._new_peer(iface, data, index, ipv6, preshared_key)
             db.add(peer)

@@ -144,7 +144,7 @@ class InterfaceCreate(Strict):
 
     _name = field_validator("name")(lambda cls, v: check_ifname(v))
     _dns = field_validator("dns")(lambda cls, v: parse_dns(v))
-    _endpoint = field_validator("endpoint")(lambda cls, v: v and parse_endpoint(v))
+    _endpoint = field_validator("endpoint")(lambda cls, v: parse_endpoint(v) if v else None)
 
     @field_validator("address")
     @classmethod
@@ -161,7 +161,7 @@ class InterfaceUpdate(Strict):
     enabled: bool | None = None
 
     _dns = field_validator("dns")(lambda cls, v: v if v is None else parse_dns(v))
-    _endpoint = field_validator("endpoint")(lambda cls, v: v and parse_endpoint(v))
+    _endpoint = field_validator("endpoint")(lambda cls, v: parse_endpoint(v) if v else None)
     _address = field_validator("address")(InterfaceCreate._address.__func__)  # type: ignore[attr-defined]
 
 
