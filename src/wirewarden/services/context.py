@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.state import DeviceDump
@@ -63,3 +64,11 @@ def ensure_defaults(sessions: sessionmaker[Session], node: str) -> None:
             db.add(Node(name=node, revision=0))
         if db.scalar(select(Tenant.id).where(Tenant.name == "default")) is None:
             db.add(Tenant(name="default"))
+
+
+def page_of(
+    db: Session, query: Select[Any], order: Any, limit: int, offset: int
+) -> tuple[int, list[Any]]:
+    """The total count of a filtered query and one ordered page of its rows."""
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return total, list(db.scalars(query.order_by(order).limit(limit).offset(offset)).all())

@@ -12,7 +12,7 @@ from wirewarden.dataplane.run import CommandError
 from wirewarden.domain import ipam
 from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
-from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
+from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id, page_of
 from wirewarden.services.errors import Conflict, NotFound, Unavailable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.tables import Interface, Peer, Tenant
@@ -60,8 +60,7 @@ class InterfaceService:
             query = select(Interface).where(Interface.node_id == node_id(db, self.deps.node))
             if name:
                 query = query.where(Interface.name.contains(name, autoescape=True))
-            total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = db.scalars(query.order_by(Interface.name).limit(limit).offset(offset)).all()
+            total, rows = page_of(db, query, Interface.name, limit, offset)
             return Page(
                 items=[self.to_out(db, i) for i in rows], total=total, limit=limit, offset=offset
             )

@@ -15,7 +15,7 @@ from wirewarden.domain.keys import generate_keypair, generate_preshared_key
 from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
-from wirewarden.services.context import Actor, Deps, audit, bump_revision
+from wirewarden.services.context import Actor, Deps, audit, bump_revision, page_of
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.schemas import Page, PeerCreate, PeerOut, PeerUpdate, split
@@ -56,8 +56,7 @@ class PeerService:
             query = select(Peer).where(Peer.interface_id == iface.id)
             if name:
                 query = query.where(Peer.name.contains(name, autoescape=True))
-            total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = db.scalars(query.order_by(Peer.name).limit(limit).offset(offset)).all()
+            total, rows = page_of(db, query, Peer.name, limit, offset)
             stats = self._stats(iface.name)
             items = [self.to_out(p, iface.name, stats) for p in rows]
             return Page(items=items, total=total, limit=limit, offset=offset)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from wirewarden.domain.keys import parse_key
 from wirewarden.domain.names import check_ifname, check_name
+from wirewarden.store.desired import split_csv
 
 T = TypeVar("T")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
@@ -27,7 +28,7 @@ Csv = Annotated[str, BeforeValidator(_csv)]
 
 
 def split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    return list(split_csv(text))
 
 
 def parse_networks(text: str) -> list[str]:
