@@ -176,6 +176,23 @@ def test_replans_when_the_revision_moved_meanwhile() -> None:
     assert sink.reports[0][0].revision == 2
 
 
+def test_a_pass_under_constant_churn_still_ends_with_the_newest_state() -> None:
+    """Each plan outside the lock goes stale; the last one is made under the lock."""
+    fake = FakeDataplane()
+
+    class Churning(Source):
+        def __call__(self) -> DesiredState:
+            self.desired = replace(self.desired, revision=self.desired.revision + 1)
+            return self.desired
+
+        def revision(self) -> int:
+            return self.desired.revision + 1  # someone always committed since the read
+
+    report = Reconciler(Churning(state(WG0)), fake).reconcile()
+    assert report.ok
+    assert fake.devices["wg0"].peers == {A: PEER_A, B: PEER_B}
+
+
 def test_single_peer_operations_go_straight_to_the_data_plane() -> None:
     fake = FakeDataplane()
     reconciler = Reconciler(Source(state(WG0)), fake)

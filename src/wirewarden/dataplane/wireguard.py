@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from wirewarden.dataplane import links
+from wirewarden.dataplane import links, uapi
 from wirewarden.dataplane.run import CommandError, run, spawn_detached
+from wirewarden.domain import uapi as messages
 from wirewarden.domain.render import wg_peers_conf
 from wirewarden.domain.state import DeviceDump, PeerState
 from wirewarden.domain.wgdump import parse_all_dump
@@ -49,7 +50,7 @@ class WireGuard:
 
     def _start_userspace(self, name: str) -> None:
         self.reap()
-        stale = UAPI_DIR / f"{name}.sock"
+        stale = uapi.socket_path(UAPI_DIR, name)
         if stale.exists():
             stale.unlink()
         env = dict(os.environ, LOG_LEVEL="error")
@@ -61,7 +62,7 @@ class WireGuard:
     def _wait_for_socket(self, name: str, child: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            if (UAPI_DIR / f"{name}.sock").exists():
+            if uapi.socket_path(UAPI_DIR, name).exists():
                 return
             if child.poll() is not None:
                 raise CommandError(
@@ -94,17 +95,32 @@ class WireGuard:
         run(argv, stdin=private_key + "\n")
 
     def set_peers(self, name: str, peers: Iterable[PeerState]) -> None:
+        sock = self._userspace_socket(name)
+        if sock is not None:
+            uapi.send_set(sock, messages.set_peers(peers))
+            return
         # addconf takes the keys on stdin and replaces each listed peer's AllowedIPs,
         # leaving every other peer (and its session) untouched.
         run(["wg", "addconf", name, "/dev/stdin"], stdin=wg_peers_conf(peers), timeout=60)
 
     def remove_peers(self, name: str, public_keys: Iterable[str]) -> None:
         keys = list(public_keys)
+        sock = self._userspace_socket(name)
+        if sock is not None:
+            uapi.send_set(sock, messages.remove_peers(keys))
+            return
         for start in range(0, len(keys), REMOVE_BATCH):
             argv = ["wg", "set", name]
             for key in keys[start : start + REMOVE_BATCH]:
                 argv += ["peer", key, "remove"]
             run(argv, timeout=60)
+
+    def _userspace_socket(self, name: str) -> Path | None:
+        """The UAPI socket of a userspace device; None for a kernel one (netlink via `wg`)."""
+        if self.use_kernel():
+            return None
+        path = uapi.socket_path(UAPI_DIR, name)
+        return path if path.exists() else None
 
     def dump_all(self) -> dict[str, DeviceDump]:
         return parse_all_dump(run(["wg", "show", "all", "dump"], timeout=30).stdout)

@@ -25,6 +25,8 @@ class DesiredSource(Protocol):
 
 
 Lock = AbstractContextManager[object]
+# Plans made outside the lock that a concurrent change made stale, before one under it.
+STALE_RETRIES = 3
 
 
 ReportSink = Callable[[DesiredState, Report], None]
@@ -57,17 +59,27 @@ class Reconciler:
 
     def reconcile(self) -> Report:
         started = time.perf_counter()
-        # Observing and planning happen outside the lock so API calls are not held up;
-        # a change committed meanwhile bumps the revision and the pass replans under the lock.
-        desired, actions = self.plan()
-        with self.lock:
-            if actions and self.source.revision() != desired.revision:
-                desired, actions = self.plan()
-            report = execute(self.dataplane, actions)
+        desired, report = self._reconcile()
         self.last_duration = time.perf_counter() - started
         if self.sink is not None:
             self.sink(desired, report)
         return report
+
+    def _reconcile(self) -> tuple[DesiredState, Report]:
+        # Observing and planning happen outside the lock so API calls are not held up. A
+        # change committed meanwhile bumps the revision: the plan may be stale (a peer just
+        # added looks like a zombie), so plan again, still outside the lock. Under steady
+        # churn, the last attempt plans under the lock so the pass always ends.
+        for _ in range(STALE_RETRIES):
+            desired, actions = self.plan()
+            if not actions:
+                return desired, Report()
+            with self.lock:
+                if self.source.revision() == desired.revision:
+                    return desired, execute(self.dataplane, actions)
+        with self.lock:
+            desired, actions = self.plan()
+            return desired, execute(self.dataplane, actions)
 
     def apply_peer(self, interface: str, peer: PeerState) -> None:
         """Add or update one peer now; raises the driver's error so the caller can record it."""

@@ -15,7 +15,7 @@ from wirewarden.domain.render import server_config
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id, page_of
 from wirewarden.services.errors import Conflict, NotFound, Unavailable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
-from wirewarden.store.tables import Interface, Peer, Tenant
+from wirewarden.store.tables import Interface, Node, Peer, Tenant
 
 FIRST_PORT = 51820
 DEFAULT_POOL = ipaddress.ip_network("10.8.0.0/16")
@@ -30,8 +30,9 @@ class InterfaceService:
         self.deps = deps
 
     def find(self, db: Session, name: str) -> Interface:
-        nid = node_id(db, self.deps.node)
-        iface = db.scalar(select(Interface).where(Interface.node_id == nid, Interface.name == name))
+        iface = db.scalar(
+            select(Interface).join(Node).where(Node.name == self.deps.node, Interface.name == name)
+        )
         if iface is None:
             raise NotFound(f"interface {name!r} not found")
         return iface

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,18 +109,11 @@ class PeerService:
     def create(
         self, interface: str, data: PeerCreate, actor: Actor, preshared_key: str | None = None
     ) -> PeerOut:
-        with self.deps.sessions() as db:
+        # The host lock from the first read on: concurrent creates then never pick the same
+        # free address, and the kernel apply below needs the lock anyway.
+        with self.deps.reconciler.lock, self.deps.sessions() as db:
             iface = self.interfaces.find(db, interface)
-            if db.scalar(
-                select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
-            ):
-                raise Conflict(f"peer {data.name!r} already exists on {interface!r}", "name")
-            if data.public_key and db.scalar(
-                select(Peer.id).where(
-                    Peer.interface_id == iface.id, Peer.public_key == data.public_key
-                )
-            ):
-                raise Conflict("a peer with this public key exists", "public_key")
+            self._check_unique(db, iface, data)
             index, ipv6 = self._address(db, iface, data.address)
             peer = self._new_peer(iface, data, index, ipv6, preshared_key)
             db.add(peer)
@@ -132,6 +125,19 @@ class PeerService:
             audit(db, actor, "peer.create", f"{interface}/{data.name}", address=peer.ipv4)
             self._apply_and_commit(db, peer, iface)
             return self.to_out(peer, iface.name, {})
+
+    def _check_unique(self, db: Session, iface: Interface, data: PeerCreate) -> None:
+        same = Peer.name == data.name
+        if data.public_key:
+            same = or_(same, Peer.public_key == data.public_key)
+        clash = db.execute(
+            select(Peer.name, Peer.public_key).where(Peer.interface_id == iface.id, same)
+        ).first()
+        if clash is None:
+            return
+        if clash.name == data.name:
+            raise Conflict(f"peer {data.name!r} already exists on {iface.name!r}", "name")
+        raise Conflict("a peer with this public key exists", "public_key")
 
     def _new_peer(
         self, iface: Interface, data: PeerCreate, index: int, ipv6: str | None, psk: str | None
@@ -179,7 +185,9 @@ class PeerService:
             raise Conflict(f"{v4} is taken", "address")
         auto_v6 = pool.v6_at(index)
         ipv6 = str(v6) if v6 else (str(auto_v6) if auto_v6 else None)
-        if ipv6 and db.scalar(taken.where(Peer.ipv6 == ipv6)):
+        # An automatic IPv6 follows a free IPv4 index; only a hand-picked one (here or on an
+        # earlier peer) can clash, and the unique constraint catches that at the flush.
+        if v6 and db.scalar(taken.where(Peer.ipv6 == ipv6)):
             raise Conflict(f"{ipv6} is taken", "address")
         return index, ipv6
 
