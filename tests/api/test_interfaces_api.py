@@ -293,6 +293,7 @@ def test_disable_removes_the_device_and_enable_brings_it_back(
     response = client.patch(f"{API}/wg0", json={"enabled": False})
     assert response.status_code == 200
     assert response.json()["enabled"] is False
+    assert response.json()["status"] == "applied"  # torn down as asked, not "pending"
     assert "wg0" not in dataplane.devices
     assert "wg1" in dataplane.devices
     # The interface and its peers stay in the database.

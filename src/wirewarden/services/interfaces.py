@@ -162,11 +162,10 @@ class InterfaceService:
         desired = self.deps.reconciler.source()
         with self.deps.sessions() as db:
             iface = self.find(db, name)
-            names = dict(
-                db.execute(select(Peer.public_key, Peer.name).where(Peer.interface_id == iface.id))
-                .tuples()
-                .all()
-            )
+            rows = db.execute(
+                select(Peer.public_key, Peer.name).where(Peer.interface_id == iface.id)
+            ).all()
+            names = {key: peer_name for key, peer_name in rows}
         state = desired.interfaces.get(name)
         if state is None:
             raise Conflict(f"interface {name!r} is disabled")
@@ -222,7 +221,7 @@ def _check_peers_fit(db: Session, iface: Interface, ipv4: str, ipv6: str | None)
     pool = ipam.pool_for([a for a in (ipv4, ipv6) if a])
     for peer_v4, peer_v6 in db.execute(
         select(Peer.ipv4, Peer.ipv6).where(Peer.interface_id == iface.id)
-    ).tuples():
+    ).all():
         try:
             pool.index_of_v4(ipaddress.IPv4Address(peer_v4))
             if peer_v6:

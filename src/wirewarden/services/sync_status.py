@@ -19,22 +19,17 @@ class SyncStatusWriter:
         self.sessions, self.node = sessions, node
 
     def __call__(self, desired: DesiredState, report: Report) -> None:
-        outcome = {
-            name: report.errors.get(name) or report.errors.get(GLOBAL)
-            for name in desired.interfaces
-        }
+        # Every interface of the node, the disabled ones too: for them "applied" means the
+        # pass left no device behind, which is what the user asked for.
         with self.sessions.begin() as db:
-            node_id = db.scalar(select(Node.id).where(Node.name == self.node))
-            for name, error in outcome.items():
-                mark_interface(db, node_id, name, error)
+            rows = db.execute(
+                select(Interface.id, Interface.name).join(Node).where(Node.name == self.node)
+            ).all()
+            for iface_id, name in rows:
+                mark_interface(db, iface_id, report.errors.get(name) or report.errors.get(GLOBAL))
 
 
-def mark_interface(db: Session, node_id: int | None, name: str, error: str | None) -> None:
-    iface_id = db.scalar(
-        select(Interface.id).where(Interface.node_id == node_id, Interface.name == name)
-    )
-    if iface_id is None:
-        return
+def mark_interface(db: Session, iface_id: int, error: str | None) -> None:
     state = ERROR if error else APPLIED
     changed = (Interface.sync_state != state) | (Interface.sync_error.is_distinct_from(error))
     db.execute(
