@@ -13,8 +13,9 @@ from alembic.runtime.migration import MigrationContext
 
 from wirewarden.bootstrap import Container, build
 from wirewarden.config import Settings
-from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.dataplane.fake import FakeDataplane, FakeDevice
 from wirewarden.domain.keys import generate_keypair
+from wirewarden.domain.state import PeerState
 from wirewarden.services import backup as backups
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.errors import Conflict, Invalid
@@ -126,3 +127,23 @@ def test_import_of_a_broken_file_names_the_line_and_writes_nothing(container: Co
     with pytest.raises(Invalid, match="line 2"):
         Importer(container.interfaces, container.peers).run("wg9", text, None, SYSTEM)
     assert container.interfaces.list().total == 0
+
+
+def test_import_that_fails_midway_leaves_the_running_tunnel_alone(
+    container: Container, dataplane: FakeDataplane
+) -> None:
+    """Two peers with one address: the second is refused; the live device keeps its peers."""
+    server, alice, bob = generate_keypair(), generate_keypair(), generate_keypair()
+    text = (
+        f"[Interface]\nPrivateKey = {server.private_key}\nAddress = 10.9.0.1/24\n"
+        f"ListenPort = 51999\n\n[Peer]\nPublicKey = {alice.public_key}\n"
+        f"AllowedIPs = 10.9.0.2/32\n\n[Peer]\nPublicKey = {bob.public_key}\n"
+        "AllowedIPs = 10.9.0.2/32\n"
+    )
+    running = dataplane.devices.setdefault("wg9", FakeDevice(up=True))
+    running.peers[alice.public_key] = PeerState(alice.public_key, ("10.9.0.2/32",))
+    with pytest.raises(Conflict, match="taken"):
+        Importer(container.interfaces, container.peers).run("wg9", text, None, SYSTEM)
+    assert container.interfaces.list().total == 0
+    assert dataplane.devices["wg9"].up
+    assert alice.public_key in dataplane.devices["wg9"].peers

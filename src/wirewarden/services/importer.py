@@ -54,7 +54,9 @@ class Importer:
                 for peer in planned:
                     self.peers.create(name, peer.body, actor, preshared_key=peer.preshared_key)
             except ServiceError:
-                self.interfaces.delete(name, actor)
+                # Forget what was stored but leave the device: it may be the running tunnel
+                # being adopted, and nothing was taken away from it.
+                self.interfaces.delete(name, actor, teardown=False)
                 raise
             reconciler.reconcile()
         return ImportResult(name, len(planned), warnings)

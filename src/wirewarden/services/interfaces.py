@@ -140,11 +140,13 @@ class InterfaceService:
             audit(db, actor, "interface.update", name, **{k: str(v) for k, v in changes.items()})
         return self._reconciled(name)
 
-    def delete(self, name: str, actor: Actor) -> None:
+    def delete(self, name: str, actor: Actor, teardown: bool = True) -> None:
+        """Delete the interface; teardown=False forgets it but leaves the device running."""
         with self.deps.sessions() as db, self.deps.reconciler.lock:
             iface = self.find(db, name)
             try:
-                self.deps.reconciler.teardown(name)
+                if teardown:
+                    self.deps.reconciler.teardown(name)
             except CommandError as exc:
                 # Once deleted it is no longer ours to tear down: the kernel must go first.
                 raise Unavailable(f"could not remove {name!r} from the data plane: {exc}") from exc
