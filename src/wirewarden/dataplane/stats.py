@@ -2,23 +2,58 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from wirewarden.domain.state import DeviceDump
 
+log = logging.getLogger(__name__)
+
 
 class DumpCache:
-    def __init__(self, dump: Callable[[], dict[str, DeviceDump]], max_age: float) -> None:
-        self.dump, self.max_age = dump, max_age
+    """Fresh for `max_age` seconds; then, for `stale_for` more, the old value is served while
+    one background thread fetches the next, so no request waits for a dump of 10k peers."""
+
+    def __init__(
+        self,
+        dump: Callable[[], dict[str, DeviceDump]],
+        max_age: float,
+        stale_for: float = 30.0,
+    ) -> None:
+        self.dump, self.max_age, self.stale_for = dump, max_age, stale_for
         self._at = 0.0
         self._value: dict[str, DeviceDump] = {}
         self._lock = threading.Lock()
+        self._refreshing = False
 
     def __call__(self) -> dict[str, DeviceDump]:
         with self._lock:
-            if time.monotonic() - self._at > self.max_age:
-                self._value = self.dump()
-                self._at = time.monotonic()
+            age = time.monotonic() - self._at
+            if age <= self.max_age:
+                return self._value
+            if self._at and self.max_age > 0 and age <= self.max_age + self.stale_for:
+                self._refresh_in_background()
+                return self._value
+            self._store(self.dump())
             return self._value
+
+    def _store(self, value: dict[str, DeviceDump]) -> None:
+        self._value, self._at = value, time.monotonic()
+
+    def _refresh_in_background(self) -> None:
+        if not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="wg-dump", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            value = self.dump()
+        except Exception:  # the next caller past the stale bound retries inline and sees it
+            log.warning("background wg dump failed", exc_info=True)
+            value = None
+        with self._lock:
+            if value is not None:
+                self._store(value)
+            self._refreshing = False

@@ -1,0 +1,51 @@
+"""The dump cache: fresh, then stale-while-refreshing, then fetched inline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from wirewarden.dataplane.stats import DumpCache
+from wirewarden.domain.state import DeviceDump
+
+
+class Dumps:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self) -> dict[str, DeviceDump]:
+        self.release.wait(5)
+        self.calls += 1
+        return {f"dump{self.calls}": DeviceDump("k", 1, {}, {})}
+
+
+def test_fresh_value_is_reused() -> None:
+    dumps = Dumps()
+    cache = DumpCache(dumps, max_age=60)
+    assert cache() is cache()
+    assert dumps.calls == 1
+
+
+def test_stale_value_is_served_while_one_refresh_runs() -> None:
+    dumps = Dumps()
+    cache = DumpCache(dumps, max_age=0.5, stale_for=60)
+    first = cache()
+    time.sleep(0.6)
+    dumps.release.clear()  # the background dump hangs until released
+    assert cache() is first
+    assert cache() is first  # still one refresh in flight, not two
+    dumps.release.set()
+    deadline = time.monotonic() + 5
+    while "dump2" not in cache() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "dump2" in cache()
+    assert dumps.calls == 2
+
+
+def test_too_old_or_uncached_is_fetched_inline() -> None:
+    dumps = Dumps()
+    cache = DumpCache(dumps, max_age=0, stale_for=60)  # max_age 0: always fresh (tests, CLI)
+    assert "dump1" in cache()
+    assert "dump2" in cache()
