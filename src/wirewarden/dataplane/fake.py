@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from wirewarden.dataplane.run import CommandError
+from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
 from wirewarden.domain.state import (
     DeviceDump,
     ObservedInterface,
@@ -14,6 +15,7 @@ from wirewarden.domain.state import (
     PeerState,
     PeerStats,
 )
+from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, as_observed
 
 
 @dataclass
@@ -34,6 +36,11 @@ class FakeDataplane:
     uplink: str | None = "eth0"
     fail_on: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
+    elements: frozenset[Element] = frozenset()
+    quotas: dict[str, Quota] = field(default_factory=dict)
+    tc: dict[str, ObservedTc] = field(default_factory=dict)
+    lans: tuple[str, ...] = ()
+    shapes: dict[str, tuple[DeviceShape, DeviceShape]] = field(default_factory=dict)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -58,7 +65,52 @@ class FakeDataplane:
             for name, dev in self.devices.items()
             if name in wanted
         }
-        return ObservedState(interfaces, self.digest, self.forwarding)
+        shaping = {name: self.tc.get(name, ObservedTc()) for name in interfaces}
+        return ObservedState(
+            interfaces, self.digest, self.forwarding, self.observe_firewall(), shaping
+        )
+
+    def observe_firewall(self) -> ObservedFirewall | None:
+        if self.digest is None:
+            return None
+        return ObservedFirewall(self.digest, self.elements, dict(self.quotas))
+
+    def update_firewall(
+        self, script: str, elements: frozenset[Element], quotas: dict[str, int]
+    ) -> None:
+        self._call("update_firewall")
+        if self.digest is None:
+            raise CommandError(["fake", "nft"], "No such file or directory: table", 1)
+        self._set_layer(elements, quotas)
+
+    def _set_layer(self, elements: frozenset[Element], quotas: dict[str, int]) -> None:
+        self.elements = elements
+        self.quotas = {
+            name: Quota(name, limit, self.quotas[name].used if name in self.quotas else 0)
+            for name, limit in quotas.items()
+        }
+
+    def observe_tc(self, interface: str) -> ObservedTc:
+        return self.tc.get(interface, ObservedTc())
+
+    def apply_tc(
+        self,
+        changes: TcChanges,
+        down: DeviceShape,
+        up: DeviceShape,
+        touched: frozenset[int] | None = None,
+    ) -> None:
+        self._call("apply_tc")
+        self._device(changes.interface)
+        if touched is not None and changes.interface in self.shapes:
+            old_down, old_up = self.shapes[changes.interface]
+            down = _merge(old_down, down, touched)
+            up = _merge(old_up, up, touched)
+        self.shapes[changes.interface] = (down, up)
+        self.tc[changes.interface] = as_observed(down, up)
+
+    def local_networks(self, exclude: frozenset[str]) -> tuple[str, ...]:
+        return self.lans
 
     def dump_all(self) -> dict[str, DeviceDump]:
         return {
@@ -105,12 +157,16 @@ class FakeDataplane:
         for key in public_keys:
             dev.peers.pop(key, None)
 
-    def apply_firewall(self, script: str) -> None:
+    def apply_firewall(
+        self, script: str, elements: frozenset[Element] = frozenset(), quotas: dict[str, int] | None = None
+    ) -> None:
         self._call("apply_firewall")
         self.digest = script.split('comment "wirewarden ')[1].split('"')[0]
+        self._set_layer(elements, quotas or {})
 
     def remove_firewall(self) -> None:
         self.digest = None
+        self.elements, self.quotas = frozenset(), {}
 
     def enable_forwarding(self) -> None:
         self._call("enable_forwarding")
@@ -118,3 +174,8 @@ class FakeDataplane:
 
     def default_uplink(self) -> str | None:
         return self.uplink
+
+
+def _merge(old: DeviceShape, new: DeviceShape, touched: frozenset[int]) -> DeviceShape:
+    kept = {m: c for m, c in old.classes.items() if m not in touched}
+    return DeviceShape(old.device, old.match, {**kept, **new.classes})

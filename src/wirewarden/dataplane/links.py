@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -71,3 +72,19 @@ def default_route_device() -> str | None:
         if route.get("dev"):
             return str(route["dev"])
     return None
+
+
+def private_networks(exclude: set[str]) -> tuple[str, ...]:
+    """The networks of this host's private (LAN) addresses on links other than `exclude`."""
+    entries: list[dict[str, Any]] = json.loads(run(["ip", "-j", "address", "show"]).stdout or "[]")
+    nets: set[str] = set()
+    for entry in entries:
+        if entry.get("ifname") in exclude or "LOOPBACK" in entry.get("flags", []):
+            continue
+        for info in entry.get("addr_info", []):
+            if "local" not in info or info.get("scope") != "global":
+                continue
+            net = ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}").network
+            if net.is_private:
+                nets.add(str(net))
+    return tuple(sorted(nets))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from wirewarden.dataplane import links, nft, sysctl
+from wirewarden.dataplane import links, nft, sysctl, tc
 from wirewarden.dataplane.wireguard import WireGuard
+from wirewarden.domain.firewall import Element, ObservedFirewall
+from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, ifb_name
 from wirewarden.domain.state import (
     DeviceDump,
     ObservedInterface,
@@ -18,6 +20,7 @@ from wirewarden.domain.state import (
 class LinuxDataplane:
     def __init__(self, wireguard: WireGuard) -> None:
         self.wg = wireguard
+        self.tc = tc.TcDriver()
 
     def observe(self, names: Iterable[str]) -> ObservedState:
         wanted = set(names)
@@ -33,7 +36,12 @@ class LinuxDataplane:
         gone_links = set(found) - set(interfaces)
         for name in gone_links:
             links.delete_link(name)
-        return ObservedState(interfaces, nft.table_digest(), sysctl.forwarding_enabled())
+        firewall = nft.observe()
+        shaping = {name: self.observe_tc(name) for name in interfaces}
+        digest = None if firewall is None else firewall.digest
+        return ObservedState(
+            interfaces, digest, sysctl.forwarding_enabled(), firewall or None, shaping
+        )
 
     def dump_all(self) -> dict[str, DeviceDump]:
         return self.wg.dump_all()
@@ -58,8 +66,33 @@ class LinuxDataplane:
     def remove_peers(self, name: str, public_keys: Iterable[str]) -> None:
         self.wg.remove_peers(name, public_keys)
 
-    def apply_firewall(self, script: str) -> None:
+    def apply_firewall(
+        self, script: str, elements: frozenset[Element], quotas: dict[str, int]
+    ) -> None:
         nft.apply_ruleset(script)
+
+    def update_firewall(
+        self, script: str, elements: frozenset[Element], quotas: dict[str, int]
+    ) -> None:
+        nft.apply_ruleset(script)
+
+    def observe_firewall(self) -> ObservedFirewall | None:
+        return nft.observe()
+
+    def observe_tc(self, interface: str) -> ObservedTc:
+        return tc.observe(interface, ifb_name(interface))
+
+    def apply_tc(
+        self,
+        changes: TcChanges,
+        down: DeviceShape,
+        up: DeviceShape,
+        touched: frozenset[int] | None = None,
+    ) -> None:
+        self.tc.apply(changes)
+
+    def local_networks(self, exclude: frozenset[str]) -> tuple[str, ...]:
+        return links.private_networks(set(exclude))
 
     def remove_firewall(self) -> None:
         nft.delete_table()

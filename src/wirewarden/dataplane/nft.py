@@ -1,27 +1,73 @@
-"""Our nftables table, applied whole and atomically with `nft -f`."""
+"""Our nftables table: applied whole (`nft -f`, atomic) or element by element; observed as JSON."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from wirewarden.dataplane.run import CommandError, run
-from wirewarden.domain.render import TABLE
+from wirewarden.domain.firewall import PEER_SETS, TABLE, Element, ObservedFirewall, Quota
 
 _DIGEST = re.compile(r'comment "wirewarden ([0-9a-f]+)"')
 
 
-def table_digest() -> str | None:
-    """The digest our last apply left in the table comment, or None when the table is gone."""
+def observe() -> ObservedFirewall | None:
+    """Digest, per-peer elements and quotas of our table, or None when the table is gone."""
     try:
-        out = run(["nft", "list", "table", "inet", TABLE]).stdout
+        # The JSON of nft 1.0.6 leaves out the table comment; the terse text listing has it.
+        terse = run(["nft", "-t", "list", "table", "inet", TABLE], timeout=30).stdout
+        out = run(["nft", "-j", "list", "table", "inet", TABLE], timeout=30).stdout
     except CommandError:
         return None
-    match = _DIGEST.search(out)
-    return match.group(1) if match else ""
+    match = _DIGEST.search(terse)
+    found = parse_table(json.loads(out))
+    return ObservedFirewall(match.group(1) if match else "", found.elements, found.quotas)
+
+
+def parse_table(doc: dict[str, Any]) -> ObservedFirewall:
+    elements: set[Element] = set()
+    quotas: dict[str, Quota] = {}
+    for item in doc.get("nftables", []):
+        if "quota" in item:
+            q = item["quota"]
+            quotas[q["name"]] = Quota(q["name"], int(q["bytes"]), int(q.get("used", 0)))
+        else:
+            body = item.get("map") or item.get("set")
+            if body and body.get("name") in PEER_SETS:
+                elements |= {_element(body["name"], e) for e in body.get("elem", [])}
+    return ObservedFirewall(None, frozenset(elements), quotas)
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, dict) and "concat" in value:
+        first, *rest = value["concat"]
+        return " . ".join([f'"{first}"', *(str(v) for v in rest)])
+    return str(value)
+
+
+def _element(name: str, raw: Any) -> Element:
+    if isinstance(raw, dict) and "elem" in raw:
+        raw = raw["elem"].get("val")
+    if isinstance(raw, list):
+        key, value = raw
+        if isinstance(value, dict):  # a verdict: {"jump": {"target": "acl_x"}}
+            verb, arg = next(iter(value.items()))
+            text = f"{verb} {arg['target']}" if isinstance(arg, dict) else verb
+        else:
+            text = f'"{value}"'
+        return Element(name, _key(key), text)
+    return Element(name, _key(raw))
+
+
+def table_digest() -> str | None:
+    """The digest our last whole-table apply left in the table comment (None: no table)."""
+    found = observe()
+    return None if found is None else found.digest
 
 
 def apply_ruleset(script: str) -> None:
-    run(["nft", "-f", "-"], stdin=script)
+    run(["nft", "-f", "-"], stdin=script, timeout=60)
 
 
 def delete_table() -> None:

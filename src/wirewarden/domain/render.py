@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wirewarden.domain import firewall
 from wirewarden.domain.state import InterfaceState, NatNetwork, PeerState
 
 FULL_TUNNEL = ("0.0.0.0/0", "::/0")
-TABLE = "wirewarden"
+TABLE = firewall.TABLE
 
 
 @dataclass(frozen=True)
@@ -78,51 +78,12 @@ def wg_peers_conf(peers: Iterable[PeerState]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _family(network: str) -> str:
-    return "ip6" if ":" in network else "ip"
-
-
-def nft_table_body(nat: Iterable[NatNetwork], uplink: str | None) -> str:
-    """Forwarding and masquerade for the VPN networks, as the body of our table."""
-    nets = sorted(set(nat), key=lambda n: (n.interface, n.network))
-    ifaces = sorted({n.interface for n in nets})
-    fwd = ["ct state established,related accept", "ct state invalid drop"]
-    fwd += [f'iifname "{name}" accept' for name in ifaces]
-    post = []
-    for n in nets:
-        out = f'oifname "{uplink}"' if uplink else f'oifname != "{n.interface}"'
-        post.append(f"{_family(n.network)} saddr {n.network} {out} masquerade")
-    return "\n".join(
-        [
-            "\tchain forward {",
-            "\t\ttype filter hook forward priority filter; policy accept;",
-            *(f"\t\t{rule}" for rule in fwd),
-            "\t}",
-            "\tchain postrouting {",
-            "\t\ttype nat hook postrouting priority srcnat; policy accept;",
-            *(f"\t\t{rule}" for rule in post),
-            "\t}",
-        ]
-    )
-
-
 def nft_ruleset(nat: Iterable[NatNetwork], uplink: str | None) -> tuple[str, str]:
-    """The whole-table transaction for `nft -f` and its digest.
+    """The whole-table transaction for `nft -f` and its digest, without per-peer policy.
 
-    The table is declared, deleted and recreated in one transaction, so the
-    kernel swaps it atomically; the digest is stored as the table comment so
-    the reconciler can tell whether the kernel holds what it would write.
+    The table is declared, deleted and recreated in one transaction, so the kernel swaps
+    it atomically; the digest is stored as the table comment so the reconciler can tell
+    whether the kernel holds what it would write (see domain/firewall.py).
     """
-    body = nft_table_body(nat, uplink)
-    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
-    script = "\n".join(
-        [
-            f"table inet {TABLE}",
-            f"delete table inet {TABLE}",
-            f"table inet {TABLE} {{",
-            f'\tcomment "wirewarden {digest}"',
-            body,
-            "}",
-        ]
-    )
-    return script + "\n", digest
+    rs = firewall.ruleset(nat, uplink)
+    return firewall.full_script(rs), rs.skeleton_digest

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from wirewarden.domain.policy import PolicyState
+
+if TYPE_CHECKING:
+    from wirewarden.domain.firewall import ObservedFirewall
+    from wirewarden.domain.tcplan import ObservedTc
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class DesiredState:
     uplink: str | None
     # The node's revision the state was read at; 0 where no store stands behind it.
     revision: int = 0
+    policy: PolicyState = PolicyState()
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,10 @@ class ObservedState:
     interfaces: dict[str, ObservedInterface]
     firewall_digest: str | None
     forwarding: bool
+    # Our table's per-peer elements and quotas (None: not looked at, as in the fake's default).
+    firewall: ObservedFirewall | None = None
+    # tc per WireGuard interface that has (or had) speed limits.
+    tc: dict[str, ObservedTc] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wirewarden.domain.firewall import Element
 from wirewarden.domain.state import PeerState
+from wirewarden.domain.tcplan import DeviceShape, TcChanges
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,29 @@ class RemovePeers:
 
 @dataclass(frozen=True)
 class ApplyFirewall:
+    """The whole table in one transaction (the structured fields serve the in-memory fake)."""
+
     script: str
     digest: str
+    elements: frozenset[Element] = frozenset()
+    quotas: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdateFirewall:
+    """Per-peer elements and quotas changed in place: `script` is one `nft -f` transaction."""
+
+    script: str
+    elements: frozenset[Element] = frozenset()
+    quotas: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplyTc:
+    name: str  # the WireGuard interface
+    changes: TcChanges
+    down: DeviceShape
+    up: DeviceShape
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,8 @@ Action = (
     | SetPeers
     | RemovePeers
     | ApplyFirewall
+    | UpdateFirewall
+    | ApplyTc
     | EnableForwarding
 )
 

@@ -10,6 +10,8 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Protocol
 
+from wirewarden.domain import firewall, tcplan
+from wirewarden.domain.policy import PeerPolicy, PolicyState
 from wirewarden.domain.state import DesiredState, PeerState
 from wirewarden.reconciler.actions import Action
 from wirewarden.reconciler.executor import Report, execute
@@ -51,6 +53,10 @@ class Reconciler:
         desired = self.source()
         if desired.uplink is None and desired.interfaces:
             desired = replace(desired, uplink=self.dataplane.default_uplink())
+        if desired.policy.lan_networks is None and desired.interfaces:
+            skip = desired.managed | {desired.uplink or ""}
+            lans = self.dataplane.local_networks(frozenset(skip))
+            desired = replace(desired, policy=replace(desired.policy, lan_networks=lans))
         return desired
 
     def plan(self) -> tuple[DesiredState, list[Action]]:
@@ -85,6 +91,43 @@ class Reconciler:
         """Add or update one peer now; raises the driver's error so the caller can record it."""
         with self.lock:
             self.dataplane.set_peers(interface, [peer])
+
+    def apply_policy(
+        self, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str = "fq_codel"
+    ) -> None:
+        """One peer's policy change alone: set elements and quota in one `nft -f`, its tc
+        classes. Raises the driver's error; the previous rules stay in force."""
+        before = firewall.peer_layer(PolicyState(peers=(old,) if old else ()))
+        after = firewall.peer_layer(PolicyState(peers=(new,) if new else ()))
+        interface = (new or old).interface if (new or old) else ""
+        with self.lock:
+            seen = self.dataplane.observe_firewall()
+            if seen is not None:
+                have = frozenset(e for e in seen.elements if e in before.elements)
+                quotas = {k: q for k, q in seen.quotas.items() if k in before.quotas}
+                script = firewall.delta_script(
+                    have, after.elements, quotas, after.quotas, after.floors
+                )
+                if script:
+                    elements = (seen.elements - have) | after.elements
+                    kept = {k: q.limit for k, q in seen.quotas.items() if k not in quotas}
+                    self.dataplane.update_firewall(script, elements, {**kept, **after.quotas})
+            if interface:
+                self._apply_peer_tc(interface, old, new, leaf)
+
+    def _apply_peer_tc(
+        self, interface: str, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str
+    ) -> None:
+        limited = any(p and (p.rate_down_kbit or p.rate_up_kbit) for p in (old, new))
+        if not limited:
+            return
+        have = self.dataplane.observe_tc(interface)
+        changes = tcplan.plan_peer(interface, old, new, have, leaf)
+        if changes.empty:
+            return
+        down, up = tcplan.wanted([new] if new else [], interface)
+        touched = frozenset(tcplan.minor_of(p.index) for p in (old, new) if p)
+        self.dataplane.apply_tc(changes, down, up, touched)
 
     def remove_peer(self, interface: str, public_key: str) -> None:
         with self.lock:

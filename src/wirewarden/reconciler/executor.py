@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from wirewarden.reconciler.actions import (
     Action,
     ApplyFirewall,
+    ApplyTc,
     ConfigureDevice,
     ConfigureLink,
     CreateInterface,
@@ -15,6 +16,7 @@ from wirewarden.reconciler.actions import (
     RemoveInterface,
     RemovePeers,
     SetPeers,
+    UpdateFirewall,
     interface_of,
 )
 from wirewarden.reconciler.ports import Dataplane
@@ -63,7 +65,11 @@ def apply_one(dp: Dataplane, action: Action) -> None:
             dp.set_peers(name, peers)
         case RemovePeers(name, keys):
             dp.remove_peers(name, keys)
-        case ApplyFirewall(script, _digest):
-            dp.apply_firewall(script)
+        case ApplyFirewall(script, _digest, elements, quotas):
+            dp.apply_firewall(script, elements, dict(quotas))
+        case UpdateFirewall(script, elements, quotas):
+            dp.update_firewall(script, elements, dict(quotas))
+        case ApplyTc(_name, changes, down, up):
+            dp.apply_tc(changes, down, up)
         case EnableForwarding():
             dp.enable_forwarding()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from wirewarden.domain.render import nft_ruleset
+from wirewarden.domain import firewall, tcplan
 from wirewarden.domain.state import (
     DesiredState,
     InterfaceState,
@@ -15,6 +15,7 @@ from wirewarden.domain.state import (
 from wirewarden.reconciler.actions import (
     Action,
     ApplyFirewall,
+    ApplyTc,
     ConfigureDevice,
     ConfigureLink,
     CreateInterface,
@@ -22,6 +23,7 @@ from wirewarden.reconciler.actions import (
     RemoveInterface,
     RemovePeers,
     SetPeers,
+    UpdateFirewall,
 )
 
 
@@ -55,10 +57,56 @@ def diff(desired: DesiredState, observed: ObservedState) -> list[Action]:
             actions.append(RemoveInterface(name))
     for name in sorted(desired.interfaces):
         actions += diff_interface(desired.interfaces[name], observed.interfaces.get(name))
-    script, digest = nft_ruleset(desired.nat, desired.uplink)
+    actions += diff_firewall(desired, observed)
+    actions += diff_tc(desired, observed)
+    return actions
+
+
+def firewall_sections(desired: DesiredState) -> list[firewall.Section]:
+    """Sections of other features (DNS ...) that go into our table after the policy ones."""
+    return []
+
+
+def diff_firewall(desired: DesiredState, observed: ObservedState) -> list[Action]:
+    rs = firewall.ruleset(
+        desired.nat, desired.uplink, desired.policy, extra=firewall_sections(desired)
+    )
     ours = bool(desired.interfaces) or observed.firewall_digest is not None
-    if ours and observed.firewall_digest != digest:
-        actions.append(ApplyFirewall(script, digest))
+    if not ours:
+        return []
+    layer = rs.layer
+    quotas = tuple(sorted(layer.quotas.items()))
+    seen = observed.firewall
+    if observed.firewall_digest != rs.skeleton_digest:
+        script = firewall.full_script(rs, seen.quotas if seen else None)
+        return [ApplyFirewall(script, rs.skeleton_digest, layer.elements, quotas)]
+    if seen is None:
+        return []
+    script = firewall.delta_script(
+        seen.elements, layer.elements, seen.quotas, layer.quotas, layer.floors
+    )
+    return [UpdateFirewall(script, layer.elements, quotas)] if script else []
+
+
+def throttled(desired: DesiredState, observed: ObservedState) -> frozenset[int]:
+    """Peers over their cap when the cap action is to throttle them."""
+    if desired.policy.cap_action != "throttle" or observed.firewall is None:
+        return frozenset()
+    wanted = {p.quota_name for p in desired.policy.peers if p.quota_name}
+    current = {k: v for k, v in observed.firewall.quotas.items() if k in wanted}
+    return firewall.over_cap(current)
+
+
+def diff_tc(desired: DesiredState, observed: ObservedState) -> list[Action]:
+    slow = throttled(desired, observed)
+    policy = desired.policy
+    actions: list[Action] = []
+    for name in sorted(desired.interfaces):
+        down, up = tcplan.wanted(policy.peers, name, slow, policy.throttle_kbit)
+        have = observed.tc.get(name, tcplan.ObservedTc())
+        changes = tcplan.plan(name, down, up, have, policy.leaf_qdisc)
+        if not changes.empty:
+            actions.append(ApplyTc(name, changes, down, up))
     return actions
 
 

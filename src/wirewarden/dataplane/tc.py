@@ -1,0 +1,101 @@
+"""tc for per-peer speed limits: observe HTB classes and u32 filters, apply a batch."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from wirewarden.dataplane.run import CommandError, run
+from wirewarden.domain.tcplan import HT, ObservedShape, ObservedTc, TcChanges
+
+_CLASS = re.compile(r"^class htb 1:([0-9a-f]+) .*?\brate (\d+(?:\.\d+)?)([KMG]?)bit", re.M)
+_FILTER = re.compile(r"\bfh ([0-9a-f]+:[0-9a-f]+:[0-9a-f]+) .*?\bflowid 1:([0-9a-f]+)")
+_LINK = re.compile(r"\blink ([0-9a-f]+):")
+_UNITS = {"": 0.001, "K": 1, "M": 1000, "G": 1000000}
+_NO_LEAF = "qdisc kind is unknown"
+
+
+def parse_classes(text: str) -> dict[int, int]:
+    """minor -> rate in kbit, from `tc class show` (tc prints SI units)."""
+    return {
+        int(minor, 16): round(float(value) * _UNITS[unit])
+        for minor, value, unit in _CLASS.findall(text)
+    }
+
+
+def parse_filters(text: str) -> tuple[dict[str, int], frozenset[int]]:
+    """u32 handle -> flowid minor, and the address families whose hash table is linked."""
+    filters = {handle: int(minor, 16) for handle, minor in _FILTER.findall(text)}
+    tables = {int(t, 16) for t in _LINK.findall(text)}
+    families = frozenset(fam for fam, ht in HT.items() if ht in tables)
+    return filters, families
+
+
+def _shape(device: str) -> tuple[ObservedShape | None, bool]:
+    """The device's HTB shape (None without an HTB root) and whether it has an ingress qdisc."""
+    qdiscs = json.loads(run(["tc", "-j", "qdisc", "show", "dev", device]).stdout or "[]")
+    root = any(q.get("kind") == "htb" and q.get("handle") == "1:" for q in qdiscs)
+    ingress = any(q.get("kind") == "ingress" for q in qdiscs)
+    if not root:
+        return None, ingress
+    leaves = frozenset(
+        int(q["parent"].split(":")[1], 16)
+        for q in qdiscs
+        if str(q.get("parent", "")).startswith("1:") and q.get("parent") != "1:"
+    )
+    classes = parse_classes(run(["tc", "class", "show", "dev", device]).stdout)
+    filters, links = parse_filters(run(["tc", "filter", "show", "dev", device, "parent", "1:"]).stdout)
+    return ObservedShape(classes, leaves, filters, links), ingress
+
+
+def link_exists(name: str) -> bool:
+    return run(["ip", "link", "show", "dev", name], check=False).returncode == 0
+
+
+def observe(interface: str, ifb: str) -> ObservedTc:
+    down, ingress = _shape(interface)
+    redirect = ingress and ifb in run(
+        ["tc", "filter", "show", "dev", interface, "parent", "ffff:"]
+    ).stdout
+    has_ifb = link_exists(ifb)
+    up = _shape(ifb)[0] if has_ifb else None
+    return ObservedTc(down, up, has_ifb, redirect)
+
+
+class TcDriver:
+    """Applies tc changes through one `tc -b` batch; falls back to a plain FIFO leaf where
+    the kernel has no fair-queuing qdisc (it is a module that may be left out)."""
+
+    def __init__(self) -> None:
+        self.leaf_ok = True
+
+    def apply(self, changes: TcChanges) -> None:
+        if changes.create_ifb:
+            run(["ip", "link", "add", "name", changes.ifb, "type", "ifb"])
+            run(["ip", "link", "set", "dev", changes.ifb, "up"])
+        lines = list(changes.lines)
+        if lines:
+            self._batch(lines)
+        if changes.delete_ifb:
+            run(["ip", "link", "del", "dev", changes.ifb], check=False)
+
+    def _batch(self, lines: list[str]) -> None:
+        if not self.leaf_ok:
+            lines = [_plain_leaf(line) for line in lines]
+        try:
+            run(["tc", "-b", "-"], stdin="\n".join(lines) + "\n", timeout=120)
+        except CommandError as exc:
+            if not self.leaf_ok or _NO_LEAF not in exc.stderr:
+                raise
+            self.leaf_ok = False
+            # The batch stopped at the first leaf; lines before it are in, `replace` and the
+            # observed plan on the next pass make the rest idempotent enough to rerun all.
+            run(["tc", "-force", "-b", "-"], stdin="\n".join(map(_plain_leaf, lines)) + "\n",
+                timeout=120, check=False)
+
+
+_LEAF = re.compile(r"^(qdisc replace dev \S+ parent 1:[0-9a-f]+ handle [0-9a-f]+:) .*$")
+
+
+def _plain_leaf(line: str) -> str:
+    return _LEAF.sub(r"\1 pfifo", line)
