@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -13,16 +14,18 @@ from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
 from wirewarden.dataplane.wireguard import WireGuard
+from wirewarden.domain.policy import PolicyConfig
 from wirewarden.reconciler.engine import Loop, Reconciler
 from wirewarden.reconciler.ports import Dataplane
 from wirewarden.services.context import Deps, ensure_defaults
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.peers import PeerService
+from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
 from wirewarden.services.sync_status import SyncStatusWriter
 from wirewarden.services.tokens import TokenService
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine, make_sessions
-from wirewarden.store.desired import DesiredStateReader
+from wirewarden.store.desired import DesiredStateReader, split_csv
 from wirewarden.store.vault import Vault, load_or_create_key
 
 
@@ -36,6 +39,8 @@ class Container:
     interfaces: InterfaceService
     peers: PeerService
     tokens: TokenService
+    profiles: ProfileService
+    usage: UsageService
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -60,7 +65,9 @@ def build(
         (settings.data_dir / "logs").mkdir(exist_ok=True)
         wireguard = WireGuard(settings.wg_implementation, settings.data_dir / "logs")
         dataplane = LinuxDataplane(wireguard)
-    source = DesiredStateReader(sessions, vault, settings.node_name, settings.uplink)
+    source = DesiredStateReader(
+        sessions, vault, settings.node_name, settings.uplink, policy=policy_config(settings)
+    )
     lock = HostLock(settings.data_dir / "dataplane.lock")
     reconciler = Reconciler(source, dataplane, SyncStatusWriter(sessions, settings.node_name), lock)
     loop = Loop(reconciler, settings.reconcile_period)
@@ -72,8 +79,10 @@ def build(
         public_host=settings.public_host,
         stats=DumpCache(dataplane.dump_all, stats_max_age),
         trigger=loop.trigger,
+        policy=policy_config(settings),
     )
     interfaces = InterfaceService(deps)
+    reconciler.usage_sink = UsageRecorder(deps)
     return Container(
         settings,
         engine,
@@ -83,6 +92,19 @@ def build(
         interfaces,
         PeerService(deps, interfaces),
         TokenService(sessions),
+        ProfileService(deps),
+        UsageService(deps),
+    )
+
+
+def policy_config(settings: Settings) -> PolicyConfig:
+    lans = settings.lan_networks
+    return PolicyConfig(
+        lan_networks=None if lans is None else tuple(split_csv(lans)),
+        cap_action=settings.cap_action,
+        throttle_kbit=settings.cap_throttle_kbit,
+        tz=ZoneInfo(settings.timezone) if settings.timezone else None,
+        leaf_qdisc=settings.tc_leaf,
     )
 
 

@@ -23,6 +23,16 @@ class Settings(BaseSettings):
     public_host: str | None = None
     reconcile_period: float = Field(default=10.0, gt=0)
     master_key: str | None = None
+    # The server's LAN networks (comma separated) for intranet-only / internet-only;
+    # unset: the networks of this host's private addresses outside the VPN and uplink.
+    lan_networks: str | None = None
+    # What happens to a peer over its data cap: blocked, or throttled to cap_throttle_kbit.
+    cap_action: Literal["block", "throttle"] = "block"
+    cap_throttle_kbit: int = Field(default=1000, gt=0)
+    # Time zone of the monthly cap reset (IANA name); unset: the host's.
+    timezone: str | None = None
+    # Leaf qdisc inside a speed-limit class (a plain FIFO where the kernel lacks it).
+    tc_leaf: str = "fq_codel flows 64"
     log_level: str = "info"
 
     @property

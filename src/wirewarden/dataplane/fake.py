@@ -90,6 +90,33 @@ class FakeDataplane:
             for name, limit in quotas.items()
         }
 
+    def observe_quotas(self, prefix: str) -> dict[str, Quota]:
+        return {k: q for k, q in self.quotas.items() if k.startswith(prefix)}
+
+    def update_peer_firewall(
+        self,
+        script: str,
+        removed: frozenset[Element],
+        added: frozenset[Element],
+        quotas: dict[str, int],
+    ) -> None:
+        self._call("update_firewall")
+        if self.digest is None:
+            raise CommandError(["fake", "nft"], "No such file or directory: table", 1)
+        missing = removed - self.elements
+        if missing:
+            raise CommandError(
+                ["fake", "nft"], f"No such file or directory: {sorted(missing)[0]}", 1
+            )
+        peer_ids = {name.split("_")[1] for name in quotas} | {
+            e.value.strip('"').split("_")[1]
+            for e in removed
+            if e.value and e.value.startswith('"cap_')
+        }
+        kept = {k: q.limit for k, q in self.quotas.items() if k.split("_")[1] not in peer_ids}
+        self.elements = (self.elements - removed) | added
+        self._set_layer(self.elements, {**kept, **quotas})
+
     def observe_tc(self, interface: str) -> ObservedTc:
         return self.tc.get(interface, ObservedTc())
 
@@ -158,7 +185,10 @@ class FakeDataplane:
             dev.peers.pop(key, None)
 
     def apply_firewall(
-        self, script: str, elements: frozenset[Element] = frozenset(), quotas: dict[str, int] | None = None
+        self,
+        script: str,
+        elements: frozenset[Element] = frozenset(),
+        quotas: dict[str, int] | None = None,
     ) -> None:
         self._call("apply_firewall")
         self.digest = script.split('comment "wirewarden ')[1].split('"')[0]

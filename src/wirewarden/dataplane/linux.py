@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 from wirewarden.dataplane import links, nft, sysctl, tc
 from wirewarden.dataplane.wireguard import WireGuard
-from wirewarden.domain.firewall import Element, ObservedFirewall
-from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, ifb_name
+from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
 from wirewarden.domain.state import (
     DeviceDump,
     ObservedInterface,
@@ -15,6 +14,7 @@ from wirewarden.domain.state import (
     ObservedState,
     PeerState,
 )
+from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, ifb_name
 
 
 class LinuxDataplane:
@@ -78,6 +78,18 @@ class LinuxDataplane:
 
     def observe_firewall(self) -> ObservedFirewall | None:
         return nft.observe()
+
+    def observe_quotas(self, prefix: str) -> dict[str, Quota]:
+        return {k: q for k, q in nft.quotas().items() if k.startswith(prefix)}
+
+    def update_peer_firewall(
+        self,
+        script: str,
+        removed: frozenset[Element],
+        added: frozenset[Element],
+        quotas: dict[str, int],
+    ) -> None:
+        nft.apply_ruleset(script)
 
     def observe_tc(self, interface: str) -> ObservedTc:
         return tc.observe(interface, ifb_name(interface))

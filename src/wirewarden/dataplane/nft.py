@@ -60,6 +60,15 @@ def _element(name: str, raw: Any) -> Element:
     return Element(name, _key(raw))
 
 
+def quotas() -> dict[str, Quota]:
+    """Our quotas with their limits and the bytes they counted ({} without our table)."""
+    try:
+        out = run(["nft", "-j", "list", "quotas", "table", "inet", TABLE], timeout=30).stdout
+    except CommandError:
+        return {}
+    return dict(parse_table(json.loads(out)).quotas)
+
+
 def table_digest() -> str | None:
     """The digest our last whole-table apply left in the table comment (None: no table)."""
     found = observe()

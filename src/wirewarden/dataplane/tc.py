@@ -44,7 +44,9 @@ def _shape(device: str) -> tuple[ObservedShape | None, bool]:
         if str(q.get("parent", "")).startswith("1:") and q.get("parent") != "1:"
     )
     classes = parse_classes(run(["tc", "class", "show", "dev", device]).stdout)
-    filters, links = parse_filters(run(["tc", "filter", "show", "dev", device, "parent", "1:"]).stdout)
+    filters, links = parse_filters(
+        run(["tc", "filter", "show", "dev", device, "parent", "1:"]).stdout
+    )
     return ObservedShape(classes, leaves, filters, links), ingress
 
 
@@ -54,9 +56,9 @@ def link_exists(name: str) -> bool:
 
 def observe(interface: str, ifb: str) -> ObservedTc:
     down, ingress = _shape(interface)
-    redirect = ingress and ifb in run(
-        ["tc", "filter", "show", "dev", interface, "parent", "ffff:"]
-    ).stdout
+    redirect = (
+        ingress and ifb in run(["tc", "filter", "show", "dev", interface, "parent", "ffff:"]).stdout
+    )
     has_ifb = link_exists(ifb)
     up = _shape(ifb)[0] if has_ifb else None
     return ObservedTc(down, up, has_ifb, redirect)
@@ -90,8 +92,12 @@ class TcDriver:
             self.leaf_ok = False
             # The batch stopped at the first leaf; lines before it are in, `replace` and the
             # observed plan on the next pass make the rest idempotent enough to rerun all.
-            run(["tc", "-force", "-b", "-"], stdin="\n".join(map(_plain_leaf, lines)) + "\n",
-                timeout=120, check=False)
+            run(
+                ["tc", "-force", "-b", "-"],
+                stdin="\n".join(map(_plain_leaf, lines)) + "\n",
+                timeout=120,
+                check=False,
+            )
 
 
 _LEAF = re.compile(r"^(qdisc replace dev \S+ parent 1:[0-9a-f]+ handle [0-9a-f]+:) .*$")

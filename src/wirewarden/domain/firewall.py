@@ -189,9 +189,13 @@ def acl_section(policy: PolicyState) -> Section:
                 "ip6 daddr @lan6 drop",
             ],
         ),
-        _chain(acl_chain(INTRANET_ONLY), ["ip daddr @lan4 return", "ip6 daddr @lan6 return", "drop"]),
+        _chain(
+            acl_chain(INTRANET_ONLY), ["ip daddr @lan4 return", "ip6 daddr @lan6 return", "drop"]
+        ),
     ]
-    decl += [_chain(acl_chain(p.name), profile_rules(p)) for p in sorted(policy.profiles, key=_name)]
+    decl += [
+        _chain(acl_chain(p.name), profile_rules(p)) for p in sorted(policy.profiles, key=_name)
+    ]
     rules = (f"iifname @{IFACES} ip saddr vmap @acl4", f"iifname @{IFACES} ip6 saddr vmap @acl6")
     return Section("acl", tuple(decl), {"input": rules, "forward": rules})
 
@@ -210,7 +214,9 @@ def profile_rules(profile: Profile) -> list[str]:
 
 def _rule(rule: AclRule) -> str:
     fam = "ip6" if rule.family == 6 else "ip"
-    parts = [f"meta nfproto ipv{rule.family}" if rule.cidr.endswith("/0") else f"{fam} daddr {rule.cidr}"]
+    parts = [
+        f"meta nfproto ipv{rule.family}" if rule.cidr.endswith("/0") else f"{fam} daddr {rule.cidr}"
+    ]
     if rule.proto == "icmp":
         parts.append("meta l4proto " + ("ipv6-icmp" if rule.family == 6 else "icmp"))
     elif rule.proto in ("tcp", "udp") and rule.port_from is not None:
@@ -253,8 +259,10 @@ def compose(sections: Sequence[Section], interfaces: Iterable[str]) -> str:
     """The table body (skeleton) from sections, in section order within each base chain."""
     names = [f'"{i}"' for i in interfaces]
     decl = ["\t" + _set(IFACES, "ifname", names)]
-    decl += [f"\tmap {name} {{ {kind} }}" if ":" in kind else f"\tset {name} {{ {kind} }}"
-             for name, kind in PEER_SETS.items()]
+    decl += [
+        f"\tmap {name} {{ {kind} }}" if ":" in kind else f"\tset {name} {{ {kind} }}"
+        for name, kind in PEER_SETS.items()
+    ]
     for section in sections:
         decl += [d if d.startswith("\t") else f"\t{d}" for d in section.declarations]
     chains = []
@@ -317,22 +325,26 @@ def used_now(quota: str, observed: Mapping[str, Quota], floors: Mapping[str, int
 def full_script(rs: Ruleset, observed_quotas: Mapping[str, Quota] | None = None) -> str:
     """The whole-table transaction: declared, deleted and recreated in one `nft -f`."""
     seen = observed_quotas or {}
+    floors = rs.layer.floors
     quotas = [
-        f"\tquota {name} {{ {Quota(name, limit, used_now(name, seen, rs.layer.floors)).declaration()} }}"
+        f"\tquota {name} {{ {Quota(name, limit, used_now(name, seen, floors)).declaration()} }}"
         for name, limit in sorted(rs.layer.quotas.items())
     ]
     body = _with_elements(rs.skeleton, rs.layer.elements)
-    return "\n".join(
-        [
-            f"table inet {TABLE}",
-            f"delete table inet {TABLE}",
-            f"table inet {TABLE} {{",
-            f'\tcomment "wirewarden {rs.skeleton_digest}"',
-            *quotas,
-            body,
-            "}",
-        ]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                f"table inet {TABLE}",
+                f"delete table inet {TABLE}",
+                f"table inet {TABLE} {{",
+                f'\tcomment "wirewarden {rs.skeleton_digest}"',
+                *quotas,
+                body,
+                "}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _with_elements(skeleton: str, elements: Iterable[Element]) -> str:
@@ -371,9 +383,7 @@ def delta_script(
 
 def over_cap(observed: Mapping[str, Quota]) -> frozenset[int]:
     """Peer ids whose current quota is used up."""
-    return frozenset(
-        int(name.split("_")[1]) for name, q in observed.items() if q.used >= q.limit
-    )
+    return frozenset(int(name.split("_")[1]) for name, q in observed.items() if q.used >= q.limit)
 
 
 def builtin_or_custom(name: str, profiles: Iterable[Profile]) -> bool:

@@ -77,7 +77,11 @@ class PeerPolicy:
 
     @property
     def quota_name(self) -> str | None:
-        return None if self.cap is None else f"cap_{self.peer_id}_{self.cap.period_start}"
+        # Peer, period and limit in the name: a new period or a new limit is a new quota
+        # (the bytes of this period carried over), never a change of a quota in place.
+        if self.cap is None:
+            return None
+        return f"cap_{self.peer_id}_{self.cap.period_start}_{self.cap.limit_bytes}"
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class PolicyState:
 
 def parse_rule(raw: dict[str, object], where: str = "rules") -> AclRule:
     """A rule from its API form; raises PolicyError naming the field."""
-    action = raw.get("action", "allow")
+    action = str(raw.get("action", "allow"))
     if action not in ("allow", "deny"):
         raise PolicyError(f"{where}: action must be 'allow' or 'deny'", where)
     cidr = str(raw.get("cidr", ""))
@@ -111,7 +115,7 @@ def parse_rule(raw: dict[str, object], where: str = "rules") -> AclRule:
     if proto not in PROTOCOLS:
         raise PolicyError(f"{where}: proto must be one of {', '.join(PROTOCOLS)}", where)
     port_from, port_to = _ports(raw.get("ports"), proto, where)
-    return AclRule(action, net, proto, port_from, port_to)  # type: ignore[arg-type]
+    return AclRule("allow" if action == "allow" else "deny", net, proto, port_from, port_to)
 
 
 def _ports(value: object, proto: str, where: str) -> tuple[int | None, int | None]:
@@ -139,8 +143,8 @@ def check_rules(rules: tuple[AclRule, ...], where: str = "rules") -> None:
             same_family = prev.version == net.version
             if same_family and net.subnet_of(prev) and _covers(earlier, rule):  # type: ignore[arg-type]
                 raise PolicyError(
-                    f"{where}[{i}]: {rule.cidr} overlaps {earlier.cidr} of rule {rules.index(earlier)}"
-                    " which already decides all its traffic",
+                    f"{where}[{i}]: {rule.cidr} overlaps {earlier.cidr} of rule "
+                    f"{rules.index(earlier)}, which already decides all its traffic",
                     where,
                 )
 
@@ -168,3 +172,29 @@ def _add_months(moment: datetime, months: int) -> datetime:
     # With a ZoneInfo zone the offset follows the wall clock time, so DST is handled.
     year, month = divmod(moment.year * 12 + moment.month - 1 + months, 12)
     return moment.replace(year=year, month=month + 1)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Node-wide policy settings (from the composition root)."""
+
+    lan_networks: tuple[str, ...] | None = None
+    cap_action: CapAction = "block"
+    throttle_kbit: int = 1000
+    tz: tzinfo | None = None
+    leaf_qdisc: str = "fq_codel flows 64"
+
+
+def cap_period(
+    now: datetime, reset_day: int, tz: tzinfo, reset_at: datetime | None
+) -> tuple[datetime, datetime]:
+    """The current period: from the reset day (or a later manual reset) to the next reset day."""
+    start, end = period_bounds(now, reset_day, tz)
+    if reset_at is not None and start < reset_at <= now:
+        start = reset_at
+    return start, end
+
+
+def profile_from_row(name: str, rules: list[dict[str, object]], default: str) -> Profile:
+    parsed = tuple(parse_rule(r, f"rules[{i}]") for i, r in enumerate(rules))
+    return Profile(name, parsed, "allow" if default == "allow" else "deny")

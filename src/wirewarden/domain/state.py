@@ -69,7 +69,7 @@ class DesiredState:
     uplink: str | None
     # The node's revision the state was read at; 0 where no store stands behind it.
     revision: int = 0
-    policy: PolicyState = PolicyState()
+    policy: PolicyState = field(default_factory=PolicyState)
 
 
 @dataclass(frozen=True)

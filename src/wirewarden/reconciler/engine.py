@@ -32,6 +32,7 @@ STALE_RETRIES = 3
 
 
 ReportSink = Callable[[DesiredState, Report], None]
+UsageSink = Callable[[DesiredState, "firewall.ObservedFirewall | None"], None]
 
 
 class Reconciler:
@@ -48,6 +49,9 @@ class Reconciler:
         # One writer to the data plane at a time: the loop, API calls and CLI calls share it.
         self.lock: Lock = lock if lock is not None else threading.RLock()
         self.last_duration = 0.0
+        self.last_firewall: firewall.ObservedFirewall | None = None
+        # Told what the quotas counted after each pass (to save data usage).
+        self.usage_sink: UsageSink | None = None
 
     def desired(self) -> DesiredState:
         desired = self.source()
@@ -61,7 +65,9 @@ class Reconciler:
 
     def plan(self) -> tuple[DesiredState, list[Action]]:
         desired = self.desired()
-        return desired, diff(desired, self.dataplane.observe(desired.managed))
+        observed = self.dataplane.observe(desired.managed)
+        self.last_firewall = observed.firewall
+        return desired, diff(desired, observed)
 
     def reconcile(self) -> Report:
         started = time.perf_counter()
@@ -69,6 +75,8 @@ class Reconciler:
         self.last_duration = time.perf_counter() - started
         if self.sink is not None:
             self.sink(desired, report)
+        if self.usage_sink is not None:
+            self.usage_sink(desired, self.last_firewall)
         return report
 
     def _reconcile(self) -> tuple[DesiredState, Report]:
@@ -95,25 +103,28 @@ class Reconciler:
     def apply_policy(
         self, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str = "fq_codel"
     ) -> None:
-        """One peer's policy change alone: set elements and quota in one `nft -f`, its tc
-        classes. Raises the driver's error; the previous rules stay in force."""
+        """One peer's policy change alone: its set elements and quota in one `nft -f`
+        transaction, then its tc classes. Raises the driver's error; a failed transaction
+        leaves the previous rules in force."""
         before = firewall.peer_layer(PolicyState(peers=(old,) if old else ()))
         after = firewall.peer_layer(PolicyState(peers=(new,) if new else ()))
-        interface = (new or old).interface if (new or old) else ""
+        some = new or old
         with self.lock:
-            seen = self.dataplane.observe_firewall()
-            if seen is not None:
-                have = frozenset(e for e in seen.elements if e in before.elements)
-                quotas = {k: q for k, q in seen.quotas.items() if k in before.quotas}
+            if before != after:
+                prefixes = {n.rsplit("_", 2)[0] + "_" for n in (*before.quotas, *after.quotas)}
+                seen: dict[str, firewall.Quota] = {}
+                for prefix in prefixes:
+                    seen.update(self.dataplane.observe_quotas(prefix))
+                have = {k: q for k, q in seen.items() if k in before.quotas}
                 script = firewall.delta_script(
-                    have, after.elements, quotas, after.quotas, after.floors
+                    before.elements, after.elements, have, after.quotas, after.floors
                 )
                 if script:
-                    elements = (seen.elements - have) | after.elements
-                    kept = {k: q.limit for k, q in seen.quotas.items() if k not in quotas}
-                    self.dataplane.update_firewall(script, elements, {**kept, **after.quotas})
-            if interface:
-                self._apply_peer_tc(interface, old, new, leaf)
+                    self.dataplane.update_peer_firewall(
+                        script, before.elements, after.elements, dict(after.quotas)
+                    )
+            if some is not None:
+                self._apply_peer_tc(some.interface, old, new, leaf)
 
     def _apply_peer_tc(
         self, interface: str, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str

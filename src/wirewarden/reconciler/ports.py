@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from wirewarden.domain.firewall import Element, ObservedFirewall
+from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
 from wirewarden.domain.state import DeviceDump, ObservedState, PeerState
 from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges
 
@@ -28,6 +28,14 @@ class Dataplane(Protocol):
         self, script: str, elements: frozenset[Element], quotas: dict[str, int]
     ) -> None: ...
     def observe_firewall(self) -> ObservedFirewall | None: ...
+    def observe_quotas(self, prefix: str) -> dict[str, Quota]: ...
+    def update_peer_firewall(
+        self,
+        script: str,
+        removed: frozenset[Element],
+        added: frozenset[Element],
+        quotas: dict[str, int],
+    ) -> None: ...
     def observe_tc(self, interface: str) -> ObservedTc: ...
     def apply_tc(
         self,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DeviceDump
 from wirewarden.reconciler.engine import Reconciler
 from wirewarden.services.errors import NotFound
@@ -36,6 +37,7 @@ class Deps:
     public_host: str | None
     stats: Callable[[], dict[str, DeviceDump]]
     trigger: Callable[[], None] = lambda: None
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 def node_id(db: Session, node: str) -> int:

@@ -10,18 +10,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.dataplane.run import CommandError
-from wirewarden.domain import ipam
+from wirewarden.domain import ipam, tcplan
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
+from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, page_of
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.interfaces import InterfaceService, addresses_of
-from wirewarden.services.schemas import Page, PeerCreate, PeerOut, PeerUpdate, split
+from wirewarden.services.policy import UsageService, host_tz
+from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
 from wirewarden.services.sync_status import APPLIED, ERROR
-from wirewarden.store.desired import server_allowed_ips
-from wirewarden.store.tables import Interface, Peer
+from wirewarden.store.desired import policy_of, server_allowed_ips
+from wirewarden.store.tables import AclProfile, Interface, Peer
 
 ONLINE_SECONDS = 180  # a handshake younger than this counts as online
 
@@ -93,13 +95,19 @@ class PeerService:
             expires_at=peer.expires_at,
             expired=is_expired(peer, now),
             has_private_key=peer.private_key_enc is not None,
-            status=peer.sync_state,
+            status="expired" if is_expired(peer, now) else peer.sync_state,
             error=peer.sync_error,
             endpoint=live.endpoint if live else None,
             latest_handshake=datetime.fromtimestamp(handshake, UTC) if handshake else None,
             online=bool(handshake) and now.timestamp() - handshake < ONLINE_SECONDS,
             rx_bytes=live.rx_bytes if live else 0,
             tx_bytes=live.tx_bytes if live else 0,
+            acl=peer.acl,
+            mesh=peer.mesh,
+            rate_down_kbit=peer.rate_down_kbit,
+            rate_up_kbit=peer.rate_up_kbit,
+            data_cap_bytes=peer.data_cap_bytes,
+            cap_reset_day=peer.cap_reset_day,
             created_at=peer.created_at,
             updated_at=peer.updated_at,
         )
@@ -209,8 +217,10 @@ class PeerService:
                 clash = select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
                 if db.scalar(clash):
                     raise Conflict(f"peer {data.name!r} already exists", "name")
+            old = self.policy_of(peer, iface)
+            self._check_policy(db, peer, data, changes)
             for field, value in changes.items():
-                if value is not None or field in ("expires_at", "persistent_keepalive"):
+                if value is not None or field in NULLABLE:
                     setattr(peer, field, value)
             bump_revision(db, iface.node_id)
             audit(
@@ -220,8 +230,35 @@ class PeerService:
                 f"{iface.name}/{peer.name}",
                 **{k: str(v) for k, v in changes.items()},
             )
-            self._apply_and_commit(db, peer, iface)
+            self._apply_and_commit(db, peer, iface, old)
             return self.to_out(peer, iface.name, self._stats(iface.name))
+
+    def policy_of(self, peer: Peer, iface: Interface) -> PeerPolicy | None:
+        """The peer's policy as the kernel should hold it now (None: not in the kernel)."""
+        if not (iface.enabled and peer.enabled and not is_expired(peer)) or peer.id is None:
+            return None
+        return policy_of(peer, iface.name, datetime.now(UTC), host_tz(self.deps))
+
+    def _check_policy(
+        self, db: Session, peer: Peer, data: PeerUpdate, changes: dict[str, object]
+    ) -> None:
+        custom = data.acl is not None and data.acl not in BUILTIN_PROFILES
+        if custom and db.scalar(select(AclProfile.id).where(AclProfile.name == data.acl)) is None:
+            raise Invalid(f"no ACL profile named {data.acl!r}", "acl")
+        limited = data.rate_down_kbit is not None or data.rate_up_kbit is not None
+        if limited and tcplan.minor_of(peer.host_index) > tcplan.MAX_MINOR:
+            raise Invalid("speed limits are for the first 65,533 addresses", "rate_down_kbit")
+        cap = data.data_cap_bytes
+        if cap is not None and "data_cap_bytes" in changes:
+            now = datetime.now(UTC)
+            start, _ = cap_period(now, peer.cap_reset_day, host_tz(self.deps), peer.cap_reset_at)
+            used = UsageService(self.deps).used(peer, int(start.timestamp()))
+            if cap < used:
+                raise Invalid(
+                    f"the cap is below this period's usage ({used} bytes); reset the usage "
+                    "first or choose a higher cap",
+                    "data_cap_bytes",
+                )
 
     def set_enabled(self, peer_id: int, enabled: bool, actor: Actor) -> PeerOut:
         return self.update(peer_id, PeerUpdate(enabled=enabled), actor)
@@ -239,8 +276,13 @@ class PeerService:
                 self.deps.trigger()  # the zombie pass removes it once the data plane answers
             db.commit()
 
-    def _apply_and_commit(self, db: Session, peer: Peer, iface: Interface) -> None:
-        """Apply to the kernel, then commit, under the host lock (see Reconciler.reconcile)."""
+    def _apply_and_commit(
+        self, db: Session, peer: Peer, iface: Interface, old: PeerPolicy | None = None
+    ) -> None:
+        """Apply to the kernel, then commit, under the host lock (see Reconciler.reconcile).
+
+        A failed apply leaves the previous rules in force (one `nft -f` transaction) and the
+        peer in the error state; the reconciler's next pass retries."""
         with self.deps.reconciler.lock:
             try:
                 if not iface.enabled:
@@ -249,6 +291,9 @@ class PeerService:
                     self.deps.reconciler.apply_peer(iface.name, self.peer_state(peer))
                 else:
                     self.deps.reconciler.remove_peer(iface.name, peer.public_key)
+                new = self.policy_of(peer, iface)
+                if old != new:
+                    self.deps.reconciler.apply_policy(old, new, self.deps.policy.leaf_qdisc)
             except CommandError as exc:
                 peer.sync_state, peer.sync_error = ERROR, str(exc)
                 self.deps.trigger()

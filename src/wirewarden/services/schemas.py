@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -191,6 +191,19 @@ class PeerCreate(Strict):
         return v
 
 
+Kbit = Annotated[int, Field(ge=8, le=100_000_000, description="kbit/s; null = unlimited")]
+Bytes = Annotated[int, Field(ge=1, le=2**62, description="bytes; null = no cap")]
+ResetDay = Annotated[int, Field(ge=1, le=28)]
+# Policy fields PATCH can set back to null.
+NULLABLE = (
+    "expires_at",
+    "persistent_keepalive",
+    "rate_down_kbit",
+    "rate_up_kbit",
+    "data_cap_bytes",
+)
+
+
 class PeerUpdate(Strict):
     name: str | None = None
     enabled: bool | None = None
@@ -198,6 +211,16 @@ class PeerUpdate(Strict):
     routed_ips: Csv | None = None
     persistent_keepalive: Keepalive | None = None
     expires_at: datetime | None = None
+    acl: str | None = Field(
+        None, description="full, internet-only, intranet-only or a custom profile's name"
+    )
+    mesh: bool | None = Field(None, description="May reach other peers of its interface")
+    rate_down_kbit: Kbit | None = None
+    rate_up_kbit: Kbit | None = None
+    data_cap_bytes: Bytes | None = None
+    cap_reset_day: ResetDay | None = None
+
+    _acl = field_validator("acl")(lambda cls, v: v if v is None else check_name(v))
 
     _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
     _allowed = field_validator("allowed_ips", "routed_ips")(
@@ -248,8 +271,50 @@ class PeerOut(BaseModel):
     online: bool = False
     rx_bytes: int = 0
     tx_bytes: int = 0
+    acl: str = "full"
+    mesh: bool = False
+    rate_down_kbit: int | None = None
+    rate_up_kbit: int | None = None
+    data_cap_bytes: int | None = None
+    cap_reset_day: int = 1
     created_at: datetime
     updated_at: datetime
+
+
+class AclRuleIn(Strict):
+    action: Literal["allow", "deny"] = "allow"
+    cidr: str = Field(description="Destination network, e.g. 10.20.0.0/24 or 0.0.0.0/0")
+    proto: Literal["any", "tcp", "udp", "icmp"] = "any"
+    ports: str | None = Field(None, description="N or N-M (tcp/udp only)")
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _ports(cls, v: object) -> object:
+        return str(v) if isinstance(v, int) else v
+
+
+class ProfileIn(Strict):
+    rules: list[AclRuleIn] = Field(default_factory=list, max_length=500)
+    default: Literal["allow", "deny"] = Field("deny", description="When no rule matches")
+
+
+class ProfileOut(BaseModel):
+    name: str
+    rules: list[AclRuleIn]
+    default: str
+    builtin: bool = False
+    peer_count: int = 0
+
+
+class UsageOut(BaseModel):
+    peer_id: int
+    used_bytes: int
+    cap_bytes: int | None
+    over: bool
+    period_start: datetime | None
+    period_end: datetime | None
+    cap_reset_day: int
+    cap_action: str
 
 
 class Page(BaseModel, Generic[T]):

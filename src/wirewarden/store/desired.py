@@ -5,14 +5,23 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.policy import (
+    Cap,
+    PeerPolicy,
+    PolicyConfig,
+    PolicyState,
+    Profile,
+    cap_period,
+    profile_from_row,
+)
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
-from wirewarden.store.tables import Interface, Node, Peer, utcnow
+from wirewarden.store.tables import AclProfile, Interface, Node, Peer, utcnow
 from wirewarden.store.vault import Vault
 
 _PEER_COLUMNS = (
@@ -24,6 +33,17 @@ _PEER_COLUMNS = (
     Peer.routed_ips,
     Peer.enabled,
     Peer.expires_at,
+    Peer.id,
+    Peer.host_index,
+    Peer.acl,
+    Peer.mesh,
+    Peer.rate_down_kbit,
+    Peer.rate_up_kbit,
+    Peer.data_cap_bytes,
+    Peer.cap_reset_day,
+    Peer.cap_reset_at,
+    Peer.cap_used_bytes,
+    Peer.cap_used_period,
 )
 
 
@@ -57,9 +77,11 @@ class DesiredStateReader:
         node: str,
         uplink: str | None,
         clock: Callable[[], datetime] = utcnow,
+        policy: PolicyConfig | None = None,
     ) -> None:
         self.sessions, self.vault, self.node = sessions, vault, node
         self.uplink, self.clock = uplink, clock
+        self.policy = policy or PolicyConfig()
         self._cache: _Cached | None = None
 
     def revision(self) -> int:
@@ -85,7 +107,9 @@ class DesiredStateReader:
         by_id = {i.id: i for i in ifaces if i.enabled}
         peers: dict[int, dict[str, PeerState]] = {i: {} for i in by_id}
         rows = db.execute(select(*_PEER_COLUMNS).where(Peer.interface_id.in_(by_id))).all()
-        next_expiry = self._collect_peers(rows, peers, now)
+        names = {i: iface.name for i, iface in by_id.items()}
+        policies: list[PeerPolicy] = []
+        next_expiry = self._collect_peers(rows, peers, now, names, policies)
         interfaces = {
             i.name: InterfaceState(
                 name=i.name,
@@ -99,16 +123,47 @@ class DesiredStateReader:
         }
         nat = tuple(_nat_networks(by_id.values()))
         managed = frozenset(i.name for i in ifaces)
-        return DesiredState(interfaces, managed, nat, self.uplink, revision), next_expiry
+        policy = self._policy(db, policies, by_id.values())
+        state = DesiredState(interfaces, managed, nat, self.uplink, revision, policy)
+        return state, next_expiry
+
+    def _tz(self) -> tzinfo:
+        return self.policy.tz or datetime.now().astimezone().tzinfo or UTC
+
+    def _policy(
+        self, db: Session, peers: list[PeerPolicy], ifaces: Iterable[Interface]
+    ) -> PolicyState:
+        rows = db.execute(
+            select(AclProfile.name, AclProfile.rules, AclProfile.default_action)
+        ).all()
+        profiles: tuple[Profile, ...] = tuple(profile_from_row(*row) for row in rows)
+        ifaces = list(ifaces)
+        gateways = tuple(
+            str(ipaddress.ip_interface(a).ip) for i in ifaces for a in (i.ipv4, i.ipv6) if a
+        )
+        cfg = self.policy
+        return PolicyState(
+            peers=tuple(peers),
+            profiles=profiles,
+            lan_networks=cfg.lan_networks,
+            gateways=gateways,
+            cap_action=cfg.cap_action,
+            throttle_kbit=cfg.throttle_kbit,
+            leaf_qdisc=cfg.leaf_qdisc,
+            interfaces=tuple(sorted(i.name for i in ifaces)),
+        )
 
     def _collect_peers(
         self,
         rows: Iterable[Any],
         out: dict[int, dict[str, PeerState]],
         now: datetime,
+        names: dict[int, str],
+        policies: list[PeerPolicy],
     ) -> datetime | None:
         next_expiry: datetime | None = None
-        for iface_id, key, psk, ipv4, ipv6, routed, enabled, expires_at in rows:
+        for row in rows:
+            iface_id, key, psk, ipv4, ipv6, routed, enabled, expires_at = row[:8]
             if expires_at is not None and expires_at > now:
                 next_expiry = expires_at if next_expiry is None else min(next_expiry, expires_at)
             if not enabled or (expires_at is not None and expires_at <= now):
@@ -118,6 +173,10 @@ class DesiredStateReader:
                 allowed_ips=server_allowed_ips(ipv4, ipv6, routed),
                 preshared_key=self.vault.decrypt_opt(psk),
             )
+            policies.append(peer_policy(names[iface_id], row, now, self._tz()))
+            if row[14] is not None:  # a capped peer: its quota changes at the period's end
+                end = cap_period(now, row[15] or 1, self._tz(), row[16])[1]
+                next_expiry = end if next_expiry is None else min(next_expiry, end)
         return next_expiry
 
 
@@ -126,3 +185,21 @@ def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:
         for cidr in (iface.ipv4, iface.ipv6):
             if cidr:
                 yield NatNetwork(iface.name, network_of(cidr))
+
+
+def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPolicy:
+    """A peer's policy from a row of _PEER_COLUMNS (or a Peer) at `now`."""
+    (_, _, _, ipv4, ipv6, _, _, _, peer_id, index, acl, mesh, down, up) = row[:14]
+    cap_bytes, reset_day, reset_at, used, used_period = row[14:19]
+    cap = None
+    if cap_bytes is not None:
+        start = int(cap_period(now, reset_day or 1, tz, reset_at)[0].timestamp())
+        cap = Cap(int(cap_bytes), start, int(used or 0) if used_period == start else 0)
+    return PeerPolicy(
+        interface, peer_id, index, ipv4, ipv6, acl or "full", bool(mesh), down, up, cap
+    )
+
+
+def policy_of(peer: Peer, interface: str, now: datetime, tz: tzinfo) -> PeerPolicy:
+    row = tuple(getattr(peer, c.key) for c in _PEER_COLUMNS)
+    return peer_policy(interface, row, now, tz)

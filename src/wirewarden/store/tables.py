@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -120,8 +121,33 @@ class Peer(Base):
     persistent_keepalive: Mapped[int | None] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Network policy (issue 7): ACL profile name, mesh, speed limits and the data cap.
+    acl: Mapped[str] = mapped_column(String(32), default="full", server_default="full")
+    mesh: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    rate_down_kbit: Mapped[int | None] = mapped_column(Integer)
+    rate_up_kbit: Mapped[int | None] = mapped_column(Integer)
+    data_cap_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    cap_reset_day: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # A manual reset starts a new period at that moment (until the next reset day).
+    cap_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Bytes the quota had counted at the last look, and the period they belong to (epoch s):
+    # restored into the quota when the kernel lost it (reboot).
+    cap_used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cap_used_period: Mapped[int | None] = mapped_column(BigInteger)
     sync_state: Mapped[str] = mapped_column(String(16), default="pending")
     sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AclProfile(Base):
+    """A custom ACL profile: ordered allow/deny rules by network, protocol and port."""
+
+    __tablename__ = "acl_profiles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    default_action: Mapped[str] = mapped_column(String(8), default="deny")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError
-from wirewarden.web.api import interfaces, peers
+from wirewarden.web.api import interfaces, peers, policy
 
 
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
@@ -27,6 +27,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     app.state.container = container
     app.include_router(interfaces.router, prefix="/api/v1")
     app.include_router(peers.router, prefix="/api/v1")
+    app.include_router(policy.router, prefix="/api/v1")
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
 
     @app.get("/healthz", tags=["health"])

@@ -1,0 +1,192 @@
+"""Use cases of network policy: custom ACL profiles, a peer's data usage and its reset."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from wirewarden.dataplane.run import CommandError
+from wirewarden.domain.firewall import ObservedFirewall
+from wirewarden.domain.names import check_name
+from wirewarden.domain.policy import (
+    BUILTIN_PROFILES,
+    PolicyError,
+    cap_period,
+    check_rules,
+    parse_rule,
+)
+from wirewarden.domain.state import DesiredState
+from wirewarden.services.context import Actor, Deps, audit, bump_revision
+from wirewarden.services.errors import Conflict, Invalid, NotFound
+from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
+from wirewarden.store.tables import AclProfile, Interface, Node, Peer
+
+
+def host_tz(deps: Deps) -> tzinfo:
+    return deps.policy.tz or datetime.now().astimezone().tzinfo or UTC
+
+
+class ProfileService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def list(self) -> list[ProfileOut]:
+        with self.deps.sessions() as db:
+            counts = dict(
+                db.execute(select(Peer.acl, func.count()).group_by(Peer.acl)).tuples().all()
+            )
+            builtin = [
+                ProfileOut(
+                    name=n, rules=[], default="allow", builtin=True, peer_count=counts.get(n, 0)
+                )
+                for n in BUILTIN_PROFILES
+            ]
+            rows = db.scalars(select(AclProfile).order_by(AclProfile.name)).all()
+            return builtin + [_out(p, counts.get(p.name, 0)) for p in rows]
+
+    def get(self, name: str) -> ProfileOut:
+        for profile in self.list():
+            if profile.name == name:
+                return profile
+        raise NotFound(f"ACL profile {name!r} not found")
+
+    def put(self, name: str, data: ProfileIn, actor: Actor) -> tuple[ProfileOut, bool]:
+        """Create or replace a custom profile; returns it and whether it was created."""
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise Invalid(str(exc), "name") from exc
+        if name in BUILTIN_PROFILES:
+            raise Conflict(f"{name!r} is a built-in profile", "name")
+        rules = [r.model_dump(exclude_none=True) for r in data.rules]
+        try:
+            parsed = tuple(parse_rule(r, f"rules[{i}]") for i, r in enumerate(rules))
+            check_rules(parsed)
+        except PolicyError as exc:
+            raise Invalid(str(exc), exc.field or "rules") from exc
+        with self.deps.sessions() as db:
+            row = db.scalar(select(AclProfile).where(AclProfile.name == name))
+            created = row is None
+            if row is None:
+                row = AclProfile(name=name)
+                db.add(row)
+            row.rules, row.default_action = rules, data.default
+            self._bump_all(db)
+            audit(db, actor, "acl_profile.put", name, rules=len(rules), default=data.default)
+            db.commit()
+            count = db.scalar(select(func.count()).where(Peer.acl == name)) or 0
+            out = _out(row, count)
+        self.deps.trigger()  # the profile's chain is part of the table skeleton
+        return out, created
+
+    def delete(self, name: str, actor: Actor) -> None:
+        with self.deps.sessions() as db:
+            row = db.scalar(select(AclProfile).where(AclProfile.name == name))
+            if row is None:
+                raise NotFound(f"ACL profile {name!r} not found")
+            used = db.scalar(select(func.count()).where(Peer.acl == name)) or 0
+            if used:
+                raise Conflict(f"{used} peer(s) use profile {name!r}", "name")
+            db.delete(row)
+            self._bump_all(db)
+            audit(db, actor, "acl_profile.delete", name)
+            db.commit()
+        self.deps.trigger()
+
+    @staticmethod
+    def _bump_all(db: Session) -> None:
+        for node in db.scalars(select(Node.id)).all():
+            bump_revision(db, node)
+
+
+def _out(row: AclProfile, count: int) -> ProfileOut:
+    rules = [AclRuleIn.model_validate(r) for r in row.rules]
+    return ProfileOut(name=row.name, rules=rules, default=row.default_action, peer_count=count)
+
+
+class UsageService:
+    """A peer's bytes this cap period, from its nftables quota (or what was saved of it)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def used(self, peer: Peer, period_start: int) -> int:
+        saved = peer.cap_used_bytes if peer.cap_used_period == period_start else 0
+        prefix = f"cap_{peer.id}_{period_start}_"
+        try:
+            seen = self.deps.reconciler.dataplane.observe_quotas(prefix)
+        except CommandError:
+            seen = {}
+        return max([saved, *(q.used for q in seen.values())])
+
+    def usage(self, peer_id: int) -> UsageOut:
+        with self.deps.sessions() as db:
+            peer = db.get(Peer, peer_id)
+            if peer is None:
+                raise NotFound(f"peer {peer_id} not found")
+            start, end = cap_period(
+                datetime.now(UTC), peer.cap_reset_day, host_tz(self.deps), peer.cap_reset_at
+            )
+            used = self.used(peer, int(start.timestamp())) if peer.data_cap_bytes else 0
+            cap = peer.data_cap_bytes
+            return UsageOut(
+                peer_id=peer.id,
+                used_bytes=used,
+                cap_bytes=cap,
+                over=cap is not None and used >= cap,
+                period_start=start if cap else None,
+                period_end=end if cap else None,
+                cap_reset_day=peer.cap_reset_day,
+                cap_action=self.deps.policy.cap_action,
+            )
+
+    def reset(self, peer_id: int, actor: Actor) -> UsageOut:
+        """Start a new cap period now: the peer gets its whole allowance back."""
+        with self.deps.sessions() as db:
+            row = db.execute(
+                select(Peer, Interface).join(Interface).where(Peer.id == peer_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"peer {peer_id} not found")
+            peer, iface = row[0], row[1]
+            peer.cap_reset_at = datetime.now(UTC)
+            db.execute(update(Peer).where(Peer.id == peer.id).values(cap_used_bytes=0))
+            bump_revision(db, iface.node_id)
+            audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}")
+            db.commit()
+        self.deps.trigger()
+        return self.usage(peer_id)
+
+
+class UsageRecorder:
+    """Saves what each capped peer's quota counted, so a lost quota (reboot) is restored."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._saved: dict[int, tuple[int, int]] = {}
+
+    def __call__(self, desired: DesiredState, seen: ObservedFirewall | None) -> None:
+        if seen is None:
+            return
+        changes: list[tuple[int, int, int]] = []
+        for peer in desired.policy.peers:
+            name = peer.quota_name
+            if peer.cap is None or name is None or name not in seen.quotas:
+                continue
+            used = seen.quotas[name].used
+            value = (used, peer.cap.period_start)
+            if used > peer.cap.used_floor and self._saved.get(peer.peer_id) != value:
+                changes.append((peer.peer_id, *value))
+        if not changes:
+            return
+        with self.deps.sessions.begin() as db:
+            for peer_id, used, period in changes:
+                db.execute(
+                    update(Peer)
+                    .where(Peer.id == peer_id)
+                    .values(cap_used_bytes=used, cap_used_period=period)
+                    .execution_options(synchronize_session=False)
+                )
+        self._saved.update({p: (u, s) for p, u, s in changes})

@@ -1,0 +1,46 @@
+"""/api/v1/acl-profiles and a peer's data usage."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from wirewarden.services.schemas import ProfileIn, ProfileOut, UsageOut
+from wirewarden.web.deps import App, Reader, Writer
+
+router = APIRouter(tags=["policy"])
+
+
+@router.get("/acl-profiles")
+def list_profiles(app: App, _: Reader) -> list[ProfileOut]:
+    return app.profiles.list()
+
+
+@router.get("/acl-profiles/{name}")
+def get_profile(app: App, _: Reader, name: str) -> ProfileOut:
+    return app.profiles.get(name)
+
+
+@router.put("/acl-profiles/{name}")
+def put_profile(
+    app: App, actor: Writer, name: str, body: ProfileIn, response: Response
+) -> ProfileOut:
+    out, created = app.profiles.put(name, body, actor)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return out
+
+
+@router.delete("/acl-profiles/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_profile(app: App, actor: Writer, name: str) -> Response:
+    app.profiles.delete(name, actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/peers/{peer_id}/usage")
+def peer_usage(app: App, _: Reader, peer_id: int) -> UsageOut:
+    return app.usage.usage(peer_id)
+
+
+@router.post("/peers/{peer_id}/usage/reset")
+def reset_usage(app: App, actor: Writer, peer_id: int) -> UsageOut:
+    return app.usage.reset(peer_id, actor)

@@ -1,0 +1,200 @@
+"""Policy through the API: PATCH fields, custom profiles, usage, bad input, failed applies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wirewarden.bootstrap import Container
+from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain.firewall import Element, Quota
+from wirewarden.domain.tcplan import ifb_name
+
+IFACES = "/api/v1/interfaces"
+PEERS = "/api/v1/peers"
+PROFILES = "/api/v1/acl-profiles"
+
+
+@pytest.fixture
+def peer(client: TestClient, container: Container) -> dict[str, Any]:
+    assert client.post(IFACES, json={"name": "wg0", "address": "10.8.0.1/24"}).status_code == 201
+    created = client.post(f"{IFACES}/wg0/peers", json={"name": "laptop"})
+    assert created.status_code == 201
+    container.reconciler.reconcile()  # the table exists, as after the first pass of serve
+    result: dict[str, Any] = created.json()
+    return result
+
+
+def patch(client: TestClient, peer_id: int, **body: Any) -> Any:
+    return client.patch(f"{PEERS}/{peer_id}", json=body)
+
+
+def fields(response: Any) -> set[str]:
+    body = response.json()
+    return {str(e["loc"][-1]) for e in body["detail"]} if isinstance(body["detail"], list) else {
+        body.get("field")
+    }
+
+
+def test_defaults_are_shown(client: TestClient, peer: dict[str, Any]) -> None:
+    got = client.get(f"{PEERS}/{peer['id']}").json()
+    assert (got["acl"], got["mesh"], got["rate_down_kbit"], got["data_cap_bytes"]) == (
+        "full",
+        False,
+        None,
+        None,
+    )
+    assert got["cap_reset_day"] == 1
+
+
+def test_policy_fields_reach_the_kernel_as_set_elements(
+    client: TestClient, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    response = patch(client, peer["id"], acl="internet-only", mesh=True)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "applied"
+    ip = peer["address"].split("/")[0]
+    assert Element("acl4", ip, "jump acl_internet-only") in dataplane.elements
+    assert Element("mesh4", f'"wg0" . {ip}') in dataplane.elements
+    # Nothing left to do for the reconciler: the single-peer change matched the full plan.
+    assert container_plan(client) == []
+    patch(client, peer["id"], acl="full", mesh=False)
+    assert not {e for e in dataplane.elements if ip in e.key}
+
+
+def container_plan(client: TestClient) -> list[Any]:
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    return container.reconciler.plan()[1]
+
+
+def test_rates_make_classes_and_null_removes_them(
+    client: TestClient, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    assert patch(client, peer["id"], rate_down_kbit=20000, rate_up_kbit=5000).status_code == 200
+    shape = dataplane.tc["wg0"]
+    assert shape.down is not None and list(shape.down.classes.values()) == [20000]
+    assert shape.up is not None and list(shape.up.classes.values()) == [5000]
+    assert container_plan(client) == []
+    assert patch(client, peer["id"], rate_down_kbit=None, rate_up_kbit=None).status_code == 200
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    container.reconciler.reconcile()
+    assert dataplane.tc["wg0"].down is None
+    assert ifb_name("wg0").startswith("wwb")
+
+
+def test_cap_makes_a_quota_and_usage_shows_it(
+    client: TestClient, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    assert patch(client, peer["id"], data_cap_bytes=5_000_000, cap_reset_day=3).status_code == 200
+    (name,) = dataplane.quotas
+    dataplane.quotas[name] = Quota(name, 5_000_000, 6_000_000)
+    usage = client.get(f"{PEERS}/{peer['id']}/usage").json()
+    assert usage["cap_bytes"] == 5_000_000 and usage["used_bytes"] == 6_000_000
+    assert usage["over"] is True
+    assert usage["period_start"] < usage["period_end"]
+    # A cap below this period's usage is refused; a reset gives the allowance back.
+    response = patch(client, peer["id"], data_cap_bytes=1_000_000)
+    assert response.status_code == 422 and fields(response) == {"data_cap_bytes"}
+    reset = client.post(f"{PEERS}/{peer['id']}/usage/reset")
+    assert reset.status_code == 200
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    container.reconciler.reconcile()
+    assert client.get(f"{PEERS}/{peer['id']}/usage").json()["over"] is False
+    assert list(dataplane.quotas) != [name]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"rate_down_kbit": -1}, "rate_down_kbit"),
+        ({"rate_up_kbit": 0}, "rate_up_kbit"),
+        ({"data_cap_bytes": -5}, "data_cap_bytes"),
+        ({"cap_reset_day": 29}, "cap_reset_day"),
+        ({"cap_reset_day": 0}, "cap_reset_day"),
+        ({"acl": "no-such-profile"}, "acl"),
+        ({"acl": "Bad Name"}, "acl"),
+        ({"mesh": "maybe"}, "mesh"),
+    ],
+)
+def test_bad_policy_input_names_the_field(
+    client: TestClient, peer: dict[str, Any], body: dict[str, Any], field: str
+) -> None:
+    response = patch(client, peer["id"], **body)
+    assert response.status_code == 422, response.text
+    assert field in fields(response)
+
+
+def test_custom_profile_crud_and_use(
+    client: TestClient, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    rules = [
+        {"action": "allow", "cidr": "10.20.0.0/24", "proto": "tcp", "ports": "80"},
+        {"action": "deny", "cidr": "10.20.0.0/16"},
+    ]
+    created = client.put(f"{PROFILES}/lanweb", json={"rules": rules, "default": "allow"})
+    assert created.status_code == 201, created.text
+    assert created.json()["rules"][0]["ports"] == "80"
+    assert client.put(f"{PROFILES}/lanweb", json={"rules": rules}).status_code == 200
+    names = [p["name"] for p in client.get(PROFILES).json()]
+    assert names == ["full", "internet-only", "intranet-only", "lanweb"]
+    assert patch(client, peer["id"], acl="lanweb").status_code == 200
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    assert container.reconciler.reconcile().ok
+    ip = peer["address"].split("/")[0]
+    assert Element("acl4", ip, "jump acl_lanweb") in dataplane.elements
+    assert client.get(f"{PROFILES}/lanweb").json()["peer_count"] == 1
+    in_use = client.delete(f"{PROFILES}/lanweb")
+    assert in_use.status_code == 409
+    patch(client, peer["id"], acl="full")
+    assert client.delete(f"{PROFILES}/lanweb").status_code == 204
+    assert client.get(f"{PROFILES}/lanweb").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"cidr": "10.20.0.1/24"},
+        {"cidr": "not-a-network"},
+        {"cidr": "10.0.0.0/8", "proto": "tcp", "ports": "70000"},
+        {"cidr": "10.0.0.0/8", "proto": "tcp", "ports": "90-80"},
+        {"cidr": "10.0.0.0/8", "ports": "80"},
+        {"cidr": "10.0.0.0/8", "proto": "gre"},
+    ],
+)
+def test_bad_profile_rules_are_refused(client: TestClient, rule: dict[str, Any]) -> None:
+    response = client.put(f"{PROFILES}/bad", json={"rules": [rule]})
+    assert response.status_code == 422, response.text
+
+
+def test_overlapping_rules_are_refused(client: TestClient) -> None:
+    rules = [{"action": "deny", "cidr": "10.0.0.0/8"}, {"cidr": "10.20.0.0/24"}]
+    response = client.put(f"{PROFILES}/shadowed", json={"rules": rules})
+    assert response.status_code == 422
+    assert "overlaps" in response.text
+
+
+def test_builtin_profiles_cannot_be_replaced(client: TestClient) -> None:
+    assert client.put(f"{PROFILES}/full", json={"rules": []}).status_code == 409
+
+
+def test_failed_apply_keeps_the_peer_in_error_until_the_reconciler_heals(
+    client: TestClient, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    dataplane.fail_on.add("update_firewall")
+    response = patch(client, peer["id"], acl="intranet-only")
+    assert response.status_code == 200
+    assert response.json()["status"] == "error"
+    ip = peer["address"].split("/")[0]
+    assert not any(e.key == ip for e in dataplane.elements)  # previous rules in force
+    dataplane.fail_on.clear()
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    assert container.reconciler.reconcile().ok
+    assert Element("acl4", ip, "jump acl_intranet-only") in dataplane.elements
+    assert client.get(f"{PEERS}/{peer['id']}").json()["status"] == "applied"
+
+
+def test_expired_peer_is_shown_expired(client: TestClient, peer: dict[str, Any]) -> None:
+    response = patch(client, peer["id"], expires_at="2020-01-01T00:00:00Z")
+    assert response.json()["status"] == "expired" and response.json()["expired"] is True
