@@ -33,9 +33,11 @@ def patch(client: TestClient, peer_id: int, **body: Any) -> Any:
 
 def fields(response: Any) -> set[str]:
     body = response.json()
-    return {str(e["loc"][-1]) for e in body["detail"]} if isinstance(body["detail"], list) else {
-        body.get("field")
-    }
+    return (
+        {str(e["loc"][-1]) for e in body["detail"]}
+        if isinstance(body["detail"], list)
+        else {body.get("field")}
+    )
 
 
 def test_defaults_are_shown(client: TestClient, peer: dict[str, Any]) -> None:

@@ -88,7 +88,9 @@ def test_acl_profiles_isolation_and_mesh(setup: Setup) -> None:
         {"action": "allow", "cidr": topo.lan_subnet, "proto": "tcp", "ports": "80"},
         {"action": "deny", "cidr": "10.0.0.0/8"},
     ]
-    setup.product.api("PUT", "/acl-profiles/lanweb", {"rules": rules, "default": "deny"}, expect=201)
+    setup.product.api(
+        "PUT", "/acl-profiles/lanweb", {"rules": rules, "default": "deny"}, expect=201
+    )
     matrix = {
         "full": expect(inet=True, lan_ping=True, lan_http=True),
         "internet-only": expect(inet=True, lan_ping=False, lan_http=False),

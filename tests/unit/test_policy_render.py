@@ -1,0 +1,219 @@
+"""Table tests of the nftables ruleset renderer, the tc plan and cap periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from wirewarden.domain import firewall, tcplan
+from wirewarden.domain.firewall import Element, Quota
+from wirewarden.domain.policy import (
+    AclRule,
+    Cap,
+    PeerPolicy,
+    PolicyError,
+    PolicyState,
+    Profile,
+    check_rules,
+    parse_rule,
+    period_bounds,
+)
+from wirewarden.domain.state import NatNetwork
+
+NAT = (NatNetwork("wg0", "10.8.0.0/24"),)
+A = PeerPolicy("wg0", 7, 2, "10.8.0.2", "fd00::2")
+
+
+def layer(*peers: PeerPolicy) -> firewall.PeerLayer:
+    return firewall.peer_layer(PolicyState(peers=peers))
+
+
+@pytest.mark.parametrize(
+    ("peer", "elements"),
+    [
+        (A, set()),
+        (
+            PeerPolicy("wg0", 7, 2, "10.8.0.2", "fd00::2", acl="internet-only"),
+            {
+                Element("acl4", "10.8.0.2", "jump acl_internet-only"),
+                Element("acl6", "fd00::2", "jump acl_internet-only"),
+            },
+        ),
+        (
+            PeerPolicy("wg0", 7, 2, "10.8.0.2", mesh=True),
+            {Element("mesh4", '"wg0" . 10.8.0.2')},
+        ),
+        (
+            PeerPolicy("wg0", 7, 2, "10.8.0.2", cap=Cap(5000, 100)),
+            {Element("quota4", "10.8.0.2", '"cap_7_100_5000"')},
+        ),
+    ],
+)
+def test_peer_elements(peer: PeerPolicy, elements: set[Element]) -> None:
+    assert set(firewall.peer_elements(peer)) == elements
+
+
+def test_skeleton_does_not_change_with_peers() -> None:
+    """Per-peer policy lives in set elements: 1 peer or 10,000, the same rules."""
+    one = firewall.ruleset(NAT, "eth0", PolicyState(peers=(A,)))
+    many = PolicyState(
+        peers=tuple(
+            PeerPolicy("wg0", i, i, f"10.8.{i // 250}.{i % 250 + 2}", acl="internet-only")
+            for i in range(1000)
+        )
+    )
+    big = firewall.ruleset(NAT, "eth0", many)
+    assert one.skeleton_digest == big.skeleton_digest
+    assert len(big.layer.elements) == 1000
+    script = firewall.full_script(big)
+    assert script.startswith("table inet wirewarden\ndelete table inet wirewarden\n")
+    assert script.count("jump acl_internet-only") == 1000
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        (
+            AclRule("allow", "10.20.0.0/24", "tcp", 80, 80),
+            "ip daddr 10.20.0.0/24 tcp dport 80 return",
+        ),
+        (
+            AclRule("deny", "10.0.0.0/8", "udp", 1000, 2000),
+            "ip daddr 10.0.0.0/8 udp dport 1000-2000 drop",
+        ),
+        (AclRule("deny", "0.0.0.0/0"), "meta nfproto ipv4 drop"),
+        (AclRule("allow", "fd00::/8", "icmp"), "ip6 daddr fd00::/8 meta l4proto ipv6-icmp return"),
+        (AclRule("allow", "10.1.0.0/16", "tcp"), "ip daddr 10.1.0.0/16 meta l4proto tcp return"),
+    ],
+)
+def test_custom_profile_rules(rule: AclRule, text: str) -> None:
+    assert firewall.profile_rules(Profile("p", (rule,), "allow")) == [text]
+    assert firewall.profile_rules(Profile("p", (rule,), "deny"))[-1] == "drop"
+
+
+def test_sections_order_and_foreign_sections_slot_in() -> None:
+    extra = firewall.Section("dns", (), {"forward": ("tcp dport 853 drop",)})
+    rs = firewall.ruleset(NAT, "eth0", PolicyState(), extra=[extra])
+    forward = rs.skeleton.split("chain forward {")[1].split("}")[0]
+    order = ["quota name", "jump isolation", "vmap @acl4", "dport 853 drop", "established"]
+    positions = [forward.index(marker) for marker in order]
+    assert positions == sorted(positions)
+
+
+def test_delta_changes_only_the_peer() -> None:
+    old = PeerPolicy("wg0", 7, 2, "10.8.0.2", acl="internet-only", cap=Cap(5000, 100))
+    new = PeerPolicy("wg0", 7, 2, "10.8.0.2", acl="intranet-only", cap=Cap(9000, 100))
+    have, want = layer(old), layer(new)
+    seen = {"cap_7_100_5000": Quota("cap_7_100_5000", 5000, 4000)}
+    script = firewall.delta_script(have.elements, want.elements, seen, want.quotas)
+    assert script.splitlines() == [
+        "delete element inet wirewarden acl4 { 10.8.0.2 }",
+        "delete element inet wirewarden quota4 { 10.8.0.2 }",
+        "delete quota inet wirewarden cap_7_100_5000",
+        # A higher cap in the same period keeps the bytes already counted.
+        "add quota inet wirewarden cap_7_100_9000 { over 9000 bytes used 4000 bytes }",
+        "add element inet wirewarden acl4 { 10.8.0.2 : jump acl_intranet-only }",
+        'add element inet wirewarden quota4 { 10.8.0.2 : "cap_7_100_9000" }',
+    ]
+    assert firewall.delta_script(want.elements, want.elements, {}, {}) == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"cidr": "10.0.0.1/8"}, "host bits"),
+        ({"cidr": "10.0.0.0/8", "proto": "tcp", "ports": "0"}, "1-65535"),
+        ({"cidr": "10.0.0.0/8", "proto": "icmp", "ports": "80"}, "tcp or udp"),
+        ({"cidr": "10.0.0.0/8", "action": "maybe"}, "allow"),
+    ],
+)
+def test_bad_rules(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_rule(raw)
+
+
+def test_shadowed_rule_is_refused_but_a_narrower_port_rule_first_is_fine() -> None:
+    ok = (AclRule("allow", "10.20.0.0/24", "tcp", 80, 80), AclRule("deny", "10.0.0.0/8"))
+    check_rules(ok)
+    with pytest.raises(PolicyError, match="overlaps"):
+        check_rules(tuple(reversed(ok)))
+
+
+@pytest.mark.parametrize(
+    ("now", "day", "start", "end"),
+    [
+        ("2026-11-23T12:00:00+00:00", 1, "2026-11-01", "2026-12-01"),
+        ("2026-11-23T12:00:00+00:00", 28, "2026-10-28", "2026-11-28"),
+        ("2026-01-05T00:00:00+00:00", 10, "2025-12-10", "2026-01-10"),
+        ("2026-03-15T00:00:00+00:00", 15, "2026-03-15", "2026-04-15"),
+    ],
+)
+def test_cap_period(now: str, day: int, start: str, end: str) -> None:
+    tz = ZoneInfo("Europe/Paris")
+    got = period_bounds(datetime.fromisoformat(now).astimezone(UTC), day, tz)
+    assert [g.date().isoformat() for g in got] == [start, end]
+    assert all((g.hour, g.minute) == (0, 0) for g in got)
+
+
+LIMITED = PeerPolicy("wg0", 7, 4, "10.8.0.4", "fd00::4", rate_down_kbit=20000, rate_up_kbit=5000)
+
+
+def test_tc_plan_from_nothing_sets_up_both_devices() -> None:
+    down, up = tcplan.wanted([LIMITED], "wg0")
+    changes = tcplan.plan("wg0", down, up, tcplan.ObservedTc(), leaf="fq_codel")
+    ifb = tcplan.ifb_name("wg0")
+    assert changes.create_ifb and len(ifb) <= 15
+    lines = changes.lines
+    assert lines[0] == "qdisc add dev wg0 root handle 1: htb default 0"
+    assert "class replace dev wg0 parent 1: classid 1:5 htb rate 20000kbit ceil 20000kbit" in lines
+    assert "qdisc replace dev wg0 parent 1:5 handle 5: fq_codel" in lines
+    assert (
+        "filter add dev wg0 parent 1: prio 1 protocol ip handle 100:4:1 u32 ht 100:4: "
+        "match ip dst 10.8.0.4/32 flowid 1:5"
+    ) in lines
+    assert (
+        f"filter add dev {ifb} parent 1: prio 2 protocol ipv6 handle 200:4:1 u32 ht 200:4: "
+        "match ip6 src fd00::4/128 flowid 1:5"
+    ) in lines
+    assert any("mirred egress redirect dev " + ifb in line for line in lines)
+    assert f"class replace dev {ifb} parent 1: classid 1:5 htb rate 5000kbit ceil 5000kbit" in lines
+
+
+@pytest.mark.parametrize(
+    ("peers", "lines"),
+    [
+        ([LIMITED], []),  # in sync: nothing to do
+        (
+            [
+                PeerPolicy(
+                    "wg0", 7, 4, "10.8.0.4", "fd00::4", rate_down_kbit=8000, rate_up_kbit=5000
+                )
+            ],
+            ["class replace dev wg0 parent 1: classid 1:5 htb rate 8000kbit ceil 8000kbit"],
+        ),
+        ([], ["qdisc del dev wg0 root", "qdisc del dev wg0 ingress"]),
+    ],
+)
+def test_tc_plan_against_what_is_there(peers: list[PeerPolicy], lines: list[str]) -> None:
+    have = tcplan.as_observed(*tcplan.wanted([LIMITED], "wg0"))
+    down, up = tcplan.wanted(peers, "wg0")
+    assert list(tcplan.plan("wg0", down, up, have).lines) == lines
+
+
+def test_throttled_peer_gets_the_throttle_rate() -> None:
+    capped = PeerPolicy("wg0", 7, 4, "10.8.0.4", cap=Cap(10, 1))
+    down, up = tcplan.wanted([capped], "wg0", frozenset({7}), throttle_kbit=512)
+    assert [c.rate_kbit for c in down.classes.values()] == [512]
+    assert [c.rate_kbit for c in up.classes.values()] == [512]
+
+
+def test_tc_plan_for_one_peer_leaves_the_others() -> None:
+    other = PeerPolicy("wg0", 8, 9, "10.8.0.9", rate_down_kbit=1000)
+    have = tcplan.as_observed(*tcplan.wanted([LIMITED, other], "wg0"))
+    changes = tcplan.plan_peer("wg0", other, None, have)
+    assert list(changes.lines) == [
+        "filter del dev wg0 parent 1: prio 1 protocol ip handle 100:9:1 u32",
+        "class del dev wg0 classid 1:a",
+    ]
