@@ -50,5 +50,18 @@ setup_python() {
     fi
 }
 
+setup_assets() {
+    # The dashboard's front-end libraries (htmx, uPlot) from the npm registry, pinned by
+    # package-lock.json and served by our own static route: never a CDN at run time.
+    command -v npm >/dev/null || apt_install nodejs npm
+    local stamp="$ROOT/node_modules/.wirewarden-lock" hash have=""
+    hash="$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    if [ "$have" != "$hash" ]; then
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$hash" >"$stamp"
+    fi
+}
+
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
-TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils)
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium)

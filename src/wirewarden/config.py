@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Leaf qdisc inside a speed-limit class (a plain FIFO where the kernel lacks it).
     tc_leaf: str = "fq_codel flows 64"
     log_level: str = "info"
+    # Where `npm ci` installed the dashboard's libraries; empty: the checkout's node_modules.
+    assets_dir: Path | None = None
 
     @property
     def db_url(self) -> str:

@@ -1,0 +1,178 @@
+"""Dashboard pages: the overview, an interface with its peer table, new interface/peer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from wirewarden.bootstrap import Container
+from wirewarden.services.errors import ServiceError
+from wirewarden.services.peer_table import PeerQuery, PeerTable
+from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, PeerCreate
+from wirewarden.web.ui import forms
+from wirewarden.web.ui.auth import Admin, App, Signed, own_peer_ids
+from wirewarden.web.ui.templating import page, redirect
+from wirewarden.web.ui.viewer import Viewer
+
+router = APIRouter(include_in_schema=False)
+IFACE_FIELDS = ("name", "address", "listen_port", "endpoint", "dns", "mtu")
+PEER_FIELDS = (
+    "name",
+    "address",
+    "allowed_ips",
+    "routed_ips",
+    "persistent_keepalive",
+    "expires_at",
+    "public_key",
+)
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def table(app: Container) -> PeerTable:
+    return PeerTable(app.deps, app.peers)
+
+
+@dataclass(frozen=True)
+class InterfaceRow:
+    iface: InterfaceOut
+    peers: int
+    online: int
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, app: App, viewer: Signed) -> Response:
+    rows, rx, tx = [], 0, 0
+    own = own_peer_ids(app, viewer)
+    for iface in app.interfaces.list(limit=1000).items:
+        summary = table(app).summary(iface.name, own)
+        rx, tx = rx + summary.rx_bytes, tx + summary.tx_bytes
+        if viewer.is_admin or summary.peers:
+            rows.append(InterfaceRow(iface, summary.peers, summary.online))
+    totals = {
+        "interfaces": len(rows),
+        "peers": sum(r.peers for r in rows),
+        "online": sum(r.online for r in rows),
+        "rx": rx,
+        "tx": tx,
+    }
+    return page(request, "overview.html", viewer, nav="overview", interfaces=rows, totals=totals)
+
+
+def table_query(request: Request, own: set[int] | None) -> PeerQuery:
+    params = request.query_params
+    size = _int(params.get("size"), 50)
+    number = max(1, _int(params.get("page"), 1))
+    size = size if size in PAGE_SIZES else 50
+    return PeerQuery(
+        q=params.get("q", ""),
+        sort=params.get("sort", "name"),
+        desc=params.get("dir") == "desc",
+        limit=size,
+        offset=(number - 1) * size,
+        only=own,
+    ).normalised()
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
+
+
+@router.get("/interfaces/new", response_class=HTMLResponse)
+def new_interface(request: Request, viewer: Admin) -> Response:
+    return _interface_form(request, viewer, {"mtu": "1420"}, {})
+
+
+@router.post("/interfaces/new", response_class=HTMLResponse)
+async def create_interface(request: Request, app: App, viewer: Admin) -> Response:
+    data = forms.values(await forms.read_form(request, viewer), IFACE_FIELDS)
+    errors: forms.Errors = {}
+    body = forms.build(
+        lambda: InterfaceCreate.model_validate(
+            forms.optional(data, "address", "listen_port", "endpoint", "mtu")
+        ),
+        errors,
+    )
+    if body is None:
+        return _interface_form(request, viewer, data, errors, 422)
+    try:
+        created = app.interfaces.create(body, viewer.actor)
+    except ServiceError as exc:
+        return _interface_form(request, viewer, data, errors, forms.service_error(exc, errors))
+    return redirect(f"/interfaces/{created.name}")
+
+
+def _interface_form(
+    request: Request, viewer: Viewer, data: dict[str, str], errors: forms.Errors, status: int = 200
+) -> Response:
+    return page(request, "interface_form.html", viewer, status, form=data, errors=errors)
+
+
+@router.get("/interfaces/{name}", response_class=HTMLResponse)
+def interface_page(request: Request, app: App, viewer: Admin, name: str) -> Response:
+    iface = app.interfaces.get(name)
+    query = table_query(request, own_peer_ids(app, viewer))
+    result = table(app).page(name, query)
+    # htmx asks for the table alone when searching, sorting or paging.
+    template = "_peer_table.html" if request.headers.get("hx-request") else "interface.html"
+    base = f"/interfaces/{name}"
+    return page(request, template, viewer, iface=iface, page=result, query=query, base=base)
+
+
+@router.get("/interfaces/{name}/peers/new", response_class=HTMLResponse)
+def new_peer(request: Request, app: App, viewer: Signed, name: str) -> Response:
+    app.interfaces.get(name)
+    defaults = {"allowed_ips": "0.0.0.0/0, ::/0", "persistent_keepalive": "25"}
+    return _peer_form(request, viewer, name, defaults, {})
+
+
+@router.post("/interfaces/{name}/peers/new", response_class=HTMLResponse)
+async def create_peer(request: Request, app: App, viewer: Signed, name: str) -> Response:
+    data = forms.values(await forms.read_form(request, viewer), PEER_FIELDS)
+    errors: forms.Errors = {}
+    body = forms.build(
+        lambda: PeerCreate.model_validate(peer_payload(data, PEER_FIELDS[1:])),
+        errors,
+    )
+    if body is None:
+        return _peer_form(request, viewer, name, data, errors, 422)
+    try:
+        created = app.peers.create(name, body, viewer.actor)
+    except ServiceError as exc:
+        return _peer_form(request, viewer, name, data, errors, forms.service_error(exc, errors))
+    return redirect(f"/peers/{created.id}")
+
+
+def peer_payload(data: dict[str, str], optional: tuple[str, ...]) -> dict[str, object]:
+    """Form text as the peer schemas take it: empty optional fields unset; a keepalive of 0
+    or nothing means off (null)."""
+    payload: dict[str, object] = dict(forms.optional(data, *optional))
+    if data.get("persistent_keepalive", "") in ("", "0"):
+        payload["persistent_keepalive"] = None
+    return payload
+
+
+def _peer_form(
+    request: Request,
+    viewer: Viewer,
+    interface: str,
+    data: dict[str, str],
+    errors: forms.Errors,
+    status: int = 200,
+) -> Response:
+    back = f"/interfaces/{interface}" if viewer.is_admin else "/"
+    return page(
+        request,
+        "peer_form.html",
+        viewer,
+        status,
+        form=data,
+        errors=errors,
+        interface=interface,
+        peer=None,
+        back=back,
+    )

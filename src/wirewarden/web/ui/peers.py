@@ -1,0 +1,146 @@
+"""Dashboard pages of one peer: status, config and QR, edit, enable/disable, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+
+from wirewarden.services.errors import Conflict, ServiceError
+from wirewarden.services.schemas import PeerOut, PeerUpdate
+from wirewarden.web.ui import forms
+from wirewarden.web.ui.auth import App, Signed, check_peer
+from wirewarden.web.ui.interfaces import peer_payload
+from wirewarden.web.ui.templating import NO_STORE, page, redirect
+from wirewarden.web.ui.viewer import Viewer
+
+router = APIRouter(include_in_schema=False)
+EDIT_FIELDS = ("name", "allowed_ips", "routed_ips", "persistent_keepalive", "expires_at")
+
+
+def _peer(app: App, viewer: Viewer, peer_id: int) -> PeerOut:
+    check_peer(app, viewer, peer_id)
+    return app.peers.get(peer_id)
+
+
+@router.get("/peers/{peer_id}", response_class=HTMLResponse)
+def peer_page(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    peer = _peer(app, viewer, peer_id)
+    return _peer_page(request, app, viewer, peer)
+
+
+def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extra: Any) -> Response:
+    config_error = None
+    try:
+        app.peers.config(peer.id)  # also says why a config cannot be had (no key, no endpoint)
+    except Conflict as exc:
+        config_error = exc.message
+    return page(
+        request,
+        "peer.html",
+        viewer,
+        peer=peer,
+        config_error=config_error,
+        share_enabled=False,
+        **extra,
+    )
+
+
+@router.get("/peers/{peer_id}/config")
+def peer_config(app: App, viewer: Signed, peer_id: int) -> Response:
+    check_peer(app, viewer, peer_id)
+    text, filename = app.peers.config(peer_id)
+    headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
+    return PlainTextResponse(text, headers=headers)
+
+
+@router.get("/peers/{peer_id}/qr.svg")
+def peer_qr(app: App, viewer: Signed, peer_id: int) -> Response:
+    check_peer(app, viewer, peer_id)
+    return Response(app.peers.qr(peer_id), media_type="image/svg+xml", headers=NO_STORE)
+
+
+@router.post("/peers/{peer_id}/enable")
+async def enable_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    return await _set_enabled(request, app, viewer, peer_id, True)
+
+
+@router.post("/peers/{peer_id}/disable")
+async def disable_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    return await _set_enabled(request, app, viewer, peer_id, False)
+
+
+async def _set_enabled(
+    request: Request, app: App, viewer: Viewer, peer_id: int, enabled: bool
+) -> Response:
+    await forms.read_form(request, viewer)
+    check_peer(app, viewer, peer_id)
+    app.peers.set_enabled(peer_id, enabled, viewer.actor)
+    return redirect(f"/peers/{peer_id}")
+
+
+@router.get("/peers/{peer_id}/edit", response_class=HTMLResponse)
+def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    peer = _peer(app, viewer, peer_id)
+    data = {
+        "name": peer.name,
+        "allowed_ips": peer.allowed_ips,
+        "routed_ips": peer.routed_ips,
+        "persistent_keepalive": str(peer.persistent_keepalive or ""),
+        "expires_at": peer.expires_at.strftime("%Y-%m-%dT%H:%M") if peer.expires_at else "",
+    }
+    return _edit_form(request, viewer, peer, data, {})
+
+
+@router.post("/peers/{peer_id}/edit", response_class=HTMLResponse)
+async def save_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    form = await forms.read_form(request, viewer)
+    peer = _peer(app, viewer, peer_id)
+    data = forms.values(form, EDIT_FIELDS)
+    payload = peer_payload(data, ())
+    if data.get("expires_at", "") == "":
+        payload["expires_at"] = None
+    errors: forms.Errors = {}
+    body = forms.build(lambda: PeerUpdate.model_validate(payload), errors)
+    if body is None:
+        return _edit_form(request, viewer, peer, data, errors, 422)
+    try:
+        app.peers.update(peer_id, body, viewer.actor)
+    except ServiceError as exc:
+        return _edit_form(request, viewer, peer, data, errors, forms.service_error(exc, errors))
+    return redirect(f"/peers/{peer_id}")
+
+
+def _edit_form(
+    request: Request,
+    viewer: Viewer,
+    peer: PeerOut,
+    data: dict[str, str],
+    errors: forms.Errors,
+    status: int = 200,
+) -> Response:
+    return page(
+        request,
+        "peer_form.html",
+        viewer,
+        status,
+        form=data,
+        errors=errors,
+        interface=peer.interface,
+        peer=peer,
+        back=f"/peers/{peer.id}",
+    )
+
+
+@router.get("/peers/{peer_id}/delete", response_class=HTMLResponse)
+def confirm_delete(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    return page(request, "peer_delete.html", viewer, peer=_peer(app, viewer, peer_id))
+
+
+@router.post("/peers/{peer_id}/delete")
+async def delete_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    await forms.read_form(request, viewer)
+    peer = _peer(app, viewer, peer_id)
+    app.peers.delete(peer_id, viewer.actor)
+    return redirect(f"/interfaces/{peer.interface}" if viewer.is_admin else "/")
