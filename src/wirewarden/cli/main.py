@@ -108,6 +108,25 @@ def serve() -> None:
         uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
 
 
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Dashboard port on 127.0.0.1")] = 8000,
+) -> None:
+    """A whole VPN in network namespaces: a server running WireWarden, three clients
+    making light traffic and an internet host; the dashboard on 127.0.0.1. Ctrl-C
+    removes everything."""
+    from wirewarden.demo.scene import Scene, port_free, preflight
+
+    reason = preflight()
+    if reason is not None:
+        errors.print(f"[red]cannot run the demo:[/] {reason}")
+        raise typer.Exit(1)
+    if not port_free(port):
+        errors.print(f"[red]127.0.0.1:{port} is in use;[/] pick another with --port")
+        raise typer.Exit(1)
+    Scene(port=port, say=console.print).run()
+
+
 def _first_token(c: Container) -> str | None:
     if c.tokens.list():
         return None
