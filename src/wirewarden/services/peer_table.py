@@ -119,7 +119,7 @@ class PeerTable:
         self, db: Session, iface: Interface, query: PeerQuery, stats: dict[str, PeerStats]
     ) -> tuple[int, list[Peer]]:
         keys = self._filtered(select(Peer.id, Peer.public_key, Peer.name), iface, query)
-        rows = list(db.execute(keys).tuples())
+        rows = [tuple(r) for r in db.execute(keys)]
         key_of = LIVE_SORTS[query.sort]
         # Names break ties so equal counters (all zero before any handshake) page stably.
         rows.sort(key=lambda r: r[2])

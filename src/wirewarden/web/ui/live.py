@@ -92,7 +92,7 @@ class PeerIndex:
                 select(Interface.name, Peer.public_key, Peer.id)
                 .join(Peer, Peer.interface_id == Interface.id)
                 .where(Interface.node_id == nid)
-            ).tuples()
+            )
             by_key: dict[str, dict[str, int]] = {}
             names = db.scalars(select(Interface.name).where(Interface.node_id == nid))
             for name in names:

@@ -1,0 +1,208 @@
+"""The dashboard's pages over the ASGI app: what a signed-in user sees and can do."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wirewarden.bootstrap import Container
+from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain.state import DeviceDump, PeerStats
+from wirewarden.services.context import SYSTEM
+from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+from wirewarden.web.app import create_app
+from wirewarden.web.ui import auth
+from wirewarden.web.ui.viewer import Viewer
+
+CSRF = "csrf-test-token"
+
+
+@pytest.fixture
+def ui(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    viewer = Viewer(1, "alice", "admin", CSRF)
+    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
+    with TestClient(create_app(container, run_loop=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def wg0(container: Container) -> str:
+    container.interfaces.create(
+        InterfaceCreate(name="wg0", address="10.9.0.1/24", endpoint="vpn.example.test"), SYSTEM
+    )
+    return "wg0"
+
+
+def peer_names(html: str) -> list[str]:
+    return re.findall(r'<a href="/peers/\d+">([^<]+)</a>', html)
+
+
+def test_signed_out_pages_send_to_sign_in(container: Container) -> None:
+    with TestClient(create_app(container, run_loop=False)) as client:
+        answer = client.get("/interfaces/wg0?page=2", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/interfaces/wg0%3Fpage%3D2"
+
+
+def test_overview_lists_interfaces_and_totals(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    container.peers.create(wg0, PeerCreate(name="laptop"), SYSTEM)
+    page = ui.get("/")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    assert '<a href="/interfaces/wg0">wg0</a>' in page.text
+    assert 'data-total="peers">1<' in page.text
+
+
+def test_peer_table_searches_sorts_and_pages_on_the_server(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    for name in ("delta", "alpha", "charlie", "bravo", "echo"):
+        container.peers.create(wg0, PeerCreate(name=name), SYSTEM)
+    assert peer_names(ui.get("/interfaces/wg0").text) == [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+    ]
+    by_address = ui.get("/interfaces/wg0?sort=address&dir=desc").text
+    assert peer_names(by_address) == ["echo", "bravo", "charlie", "alpha", "delta"]
+    assert peer_names(ui.get("/interfaces/wg0?q=ha").text) == ["alpha", "charlie"]
+    assert peer_names(ui.get("/interfaces/wg0?q=10.9.0.3").text) == ["alpha"]
+    second = ui.get("/interfaces/wg0?size=25&page=1&q=").text
+    assert "1\u20135 of 5" in second
+    # htmx asks for the table alone
+    partial = ui.get("/interfaces/wg0?q=echo", headers={"HX-Request": "true"}).text
+    assert partial.lstrip().startswith('<div id="peer-table"')
+    assert peer_names(partial) == ["echo"]
+
+
+def test_peer_table_sorts_by_live_transfer(
+    ui: TestClient, container: Container, dataplane: FakeDataplane, wg0: str
+) -> None:
+    keys = {}
+    for name in ("small", "big", "none"):
+        keys[name] = container.peers.create(wg0, PeerCreate(name=name), SYSTEM).public_key
+    moved = {keys["small"]: 10, keys["big"]: 5000}
+    real = dataplane.dump_all
+
+    def dump() -> dict[str, DeviceDump]:
+        out = real()
+        dev = out["wg0"]
+        stats = {k: PeerStats(None, 0, moved.get(k, 0), 0) for k in dev.peers}
+        return {"wg0": DeviceDump(dev.private_key, dev.listen_port, dev.peers, stats)}
+
+    container.deps.stats = dump
+    page = ui.get("/interfaces/wg0?sort=transfer&dir=desc").text
+    assert peer_names(page) == ["big", "small", "none"]
+    assert "4.9 KiB" in page
+
+
+def test_create_peer_shows_field_errors_then_creates(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    bad = ui.post(
+        "/interfaces/wg0/peers/new",
+        data={"name": "Not OK", "allowed_ips": "10.0.0.0/33", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422
+    assert 'id="e-name"' in bad.text and 'id="e-allowed_ips"' in bad.text
+    made = ui.post(
+        "/interfaces/wg0/peers/new",
+        data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": CSRF},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    peer = container.peers.find_by_name("wg0", "phone")
+    assert made.headers["location"] == f"/peers/{peer.id}"
+    taken = ui.post(
+        "/interfaces/wg0/peers/new",
+        data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": CSRF},
+    )
+    assert taken.status_code == 409
+    assert "already exists" in taken.text
+
+
+def test_forms_without_the_csrf_token_are_refused(ui: TestClient, wg0: str) -> None:
+    answer = ui.post("/interfaces/wg0/peers/new", data={"name": "x"})
+    assert answer.status_code == 403
+
+
+def test_peer_page_config_qr_disable_edit_delete(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    peer = container.peers.create(wg0, PeerCreate(name="laptop"), SYSTEM)
+    page = ui.get(f"/peers/{peer.id}").text
+    assert f'src="/peers/{peer.id}/qr.svg"' in page and peer.public_key in page
+    config = ui.get(f"/peers/{peer.id}/config")
+    assert config.headers["content-disposition"] == 'attachment; filename="wg0-laptop.conf"'
+    assert "[Interface]" in config.text and "Endpoint = vpn.example.test:" in config.text
+    assert ui.get(f"/peers/{peer.id}/qr.svg").text.startswith("<svg")
+
+    ui.post(f"/peers/{peer.id}/disable", data={"csrf_token": CSRF})
+    assert container.peers.get(peer.id).enabled is False
+
+    edited = ui.post(
+        f"/peers/{peer.id}/edit",
+        data={
+            "name": "work-laptop",
+            "allowed_ips": "10.9.0.0/24",
+            "persistent_keepalive": "0",
+            "routed_ips": "",
+            "expires_at": "",
+            "csrf_token": CSRF,
+        },
+        follow_redirects=False,
+    )
+    assert edited.status_code == 303
+    after = container.peers.get(peer.id)
+    assert (after.name, after.allowed_ips, after.persistent_keepalive) == (
+        "work-laptop",
+        "10.9.0.0/24",
+        None,
+    )
+    assert "Delete work-laptop?" in ui.get(f"/peers/{peer.id}/delete").text
+    ui.post(f"/peers/{peer.id}/delete", data={"csrf_token": CSRF})
+    assert ui.get(f"/peers/{peer.id}").status_code == 404
+
+
+def test_create_interface_form(ui: TestClient, container: Container) -> None:
+    bad = ui.post("/interfaces/new", data={"name": "wg0", "address": "nope", "csrf_token": CSRF})
+    assert bad.status_code == 422 and 'id="e-address"' in bad.text
+    ok = ui.post(
+        "/interfaces/new",
+        data={"name": "wg7", "address": "10.7.0.1/24", "mtu": "1420", "csrf_token": CSRF},
+        follow_redirects=False,
+    )
+    assert ok.headers["location"] == "/interfaces/wg7"
+    assert container.interfaces.get("wg7").address == "10.7.0.1/24"
+
+
+def test_front_end_libraries_come_from_our_own_origin(ui: TestClient) -> None:
+    page = ui.get("/").text
+    assert '<script src="/static/vendor/htmx.min.js"' in page
+    assert "<style" not in page and " style=" not in page and "onclick" not in page
+    assert ui.get("/static/app.js").status_code == 200
+    assert ui.get("/static/vendor/not-listed.js").status_code == 404
+
+
+def test_live_status_socket_sends_watched_peers(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    peer = container.peers.create(wg0, PeerCreate(name="laptop"), SYSTEM)
+    with ui.websocket_connect("/ws/status", headers={"origin": "http://testserver"}) as socket:
+        socket.send_json({"watch": [peer.id], "overview": True})
+        message = socket.receive_json()
+    assert message["peers"][str(peer.id)]["online"] is False
+    assert message["totals"]["peers"] == 1
+
+
+def test_live_status_socket_refuses_other_origins(ui: TestClient) -> None:
+    with ui.websocket_connect("/ws/status", headers={"origin": "http://evil.test"}) as socket:
+        closed = socket.receive()
+    assert closed["type"] == "websocket.close" and closed["code"] == 4403
