@@ -89,7 +89,8 @@ def populate(data_dir: Path, peers: int) -> None:
 
     from wirewarden.domain.keys import generate_keypair
     from wirewarden.services.context import SYSTEM
-    from wirewarden.services.schemas import InterfaceCreate, UserCreate
+    from wirewarden.services.account_schemas import UserCreate
+    from wirewarden.services.schemas import InterfaceCreate
     from wirewarden.store.tables import Interface, Peer
 
     container = build(data_dir)
