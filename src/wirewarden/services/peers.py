@@ -175,6 +175,9 @@ class PeerService:
             persistent_keepalive=data.persistent_keepalive,
             enabled=data.enabled,
             expires_at=data.expires_at,
+            # No one sees the row before the commit that follows the kernel apply, and a failed
+            # apply overwrites this: stating the likely outcome now spares an UPDATE per create.
+            sync_state=APPLIED,
         )
 
     def _address(
