@@ -64,4 +64,4 @@ setup_assets() {
 }
 
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
-TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium)
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound)

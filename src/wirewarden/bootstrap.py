@@ -14,10 +14,16 @@ from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
 from wirewarden.dataplane.wireguard import WireGuard
+from wirewarden.dns.cache import CacheLimits
+from wirewarden.dns.doh import load_doh_addresses, system_upstreams
+from wirewarden.dns.lists import ListStore
+from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Ports, lists_dir
+from wirewarden.dns.upstream import UpstreamSet, parse_upstreams
 from wirewarden.domain.policy import PolicyConfig
 from wirewarden.reconciler.engine import Loop, Reconciler
 from wirewarden.reconciler.ports import Dataplane
 from wirewarden.services.context import Deps, ensure_defaults
+from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.peers import PeerService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
@@ -26,6 +32,7 @@ from wirewarden.services.tokens import TokenService
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine, make_sessions
 from wirewarden.store.desired import DesiredStateReader, split_csv
+from wirewarden.store.dns import DnsStore, dns_guard
 from wirewarden.store.vault import Vault, load_or_create_key
 
 
@@ -41,6 +48,9 @@ class Container:
     tokens: TokenService
     profiles: ProfileService
     usage: UsageService
+    dns: DnsService
+    # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
+    dns_runtime: DnsRuntime | None = None
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -65,8 +75,20 @@ def build(
         (settings.data_dir / "logs").mkdir(exist_ok=True)
         wireguard = WireGuard(settings.wg_implementation, settings.data_dir / "logs")
         dataplane = LinuxDataplane(wireguard)
+    with sessions.begin() as db:
+        ensure_default_policy(db)
+    guard = None
+    if settings.dns_enabled:
+        doh = load_doh_addresses(settings.data_dir)
+        node = settings.node_name
+        guard = lambda db: dns_guard(db, node, doh)  # noqa: E731
     source = DesiredStateReader(
-        sessions, vault, settings.node_name, settings.uplink, policy=policy_config(settings)
+        sessions,
+        vault,
+        settings.node_name,
+        settings.uplink,
+        policy=policy_config(settings),
+        dns_guard=guard,
     )
     lock = HostLock(settings.data_dir / "dataplane.lock")
     reconciler = Reconciler(source, dataplane, SyncStatusWriter(sessions, settings.node_name), lock)
@@ -83,6 +105,9 @@ def build(
     )
     interfaces = InterfaceService(deps)
     reconciler.usage_sink = UsageRecorder(deps)
+    lists = ListStore(lists_dir(settings.data_dir))
+    runtime = build_dns(settings, DnsStore(sessions, settings.node_name), lists)
+    reload = runtime.reload_lists if runtime else (lambda: None)
     return Container(
         settings,
         engine,
@@ -94,6 +119,8 @@ def build(
         TokenService(sessions),
         ProfileService(deps),
         UsageService(deps),
+        DnsService(deps, lists, reload),
+        runtime,
     )
 
 
@@ -106,6 +133,25 @@ def policy_config(settings: Settings) -> PolicyConfig:
         tz=ZoneInfo(settings.timezone) if settings.timezone else None,
         leaf_qdisc=settings.tc_leaf,
     )
+
+
+def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRuntime | None:
+    if not settings.dns_enabled:
+        return None
+    upstreams = parse_upstreams(settings.dns_upstreams or system_upstreams())
+    config = DnsConfig(
+        port=settings.dns_port,
+        extra_listen=tuple(a.strip() for a in settings.dns_listen.split(",") if a.strip()),
+        refresh_seconds=settings.dns_refresh_hours * 3600,
+        retention_seconds=settings.dns_log_retention_days * 86400,
+        max_log_rows=settings.dns_log_max_rows,
+        cache=CacheLimits(
+            max_entries=settings.dns_cache_entries,
+            stale_seconds=settings.dns_serve_stale_seconds,
+        ),
+    )
+    ports = Ports(store.revision, store.directory, store.write_log, store.prune_log)
+    return DnsRuntime(config, UpstreamSet(upstreams), lists, ports)
 
 
 def configure_logging(level: str) -> None:

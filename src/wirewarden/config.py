@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Where `npm ci` installed the dashboard's libraries; empty: the checkout's node_modules.
     assets_dir: Path | None = None
+    # DNS filtering resolver on every interface gateway (see docs/dns.md).
+    dns_enabled: bool = True
+    # Comma separated udp://host[:port] and tls://host[:port][#name]; empty: the
+    # nameservers of /etc/resolv.conf, as plain DNS.
+    dns_upstreams: str = ""
+    dns_port: int = Field(default=53, ge=1, le=65535)
+    # Addresses to answer on besides the gateways (e.g. 127.0.0.1), comma separated.
+    dns_listen: str = ""
+    dns_refresh_hours: float = Field(default=24.0, gt=0)
+    dns_log_retention_days: float = Field(default=7.0, gt=0)
+    dns_log_max_rows: int = Field(default=1_000_000, ge=1000)
+    dns_serve_stale_seconds: int = Field(default=3600, ge=0)
+    dns_cache_entries: int = Field(default=100_000, ge=100)
 
     @property
     def db_url(self) -> str:

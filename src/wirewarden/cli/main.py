@@ -384,4 +384,8 @@ def restore_cmd(
 
 
 def main() -> None:
+    # Registered here: the dns commands use this module's helpers (container, validated).
+    from wirewarden.cli.dns import dns_app
+
+    app.add_typer(dns_app, name="dns")
     app()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from wirewarden.domain.dnsstate import DnsGuard
 from wirewarden.domain.policy import PolicyState
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class DesiredState:
     # The node's revision the state was read at; 0 where no store stands behind it.
     revision: int = 0
     policy: PolicyState = field(default_factory=PolicyState)
+    # Port 53 redirection and DoT/DoH refusal for the peers (None: no DNS filtering).
+    dns_guard: DnsGuard | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from wirewarden.domain import firewall, tcplan
+from wirewarden.domain.dnsnft import dns_section
 from wirewarden.domain.state import (
     DesiredState,
     InterfaceState,
@@ -64,7 +65,7 @@ def diff(desired: DesiredState, observed: ObservedState) -> list[Action]:
 
 def firewall_sections(desired: DesiredState) -> list[firewall.Section]:
     """Sections of other features (DNS ...) that go into our table after the policy ones."""
-    return []
+    return [dns_section(desired.dns_guard)] if desired.dns_guard else []
 
 
 def diff_firewall(desired: DesiredState, observed: ObservedState) -> list[Action]:

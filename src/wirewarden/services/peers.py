@@ -17,6 +17,7 @@ from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, page_of
+from wirewarden.services.dns import policy_exists
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
@@ -108,6 +109,7 @@ class PeerService:
             rate_up_kbit=peer.rate_up_kbit,
             data_cap_bytes=peer.data_cap_bytes,
             cap_reset_day=peer.cap_reset_day,
+            dns_policy=peer.dns_policy,
             created_at=peer.created_at,
             updated_at=peer.updated_at,
         )
@@ -222,6 +224,8 @@ class PeerService:
                     raise Conflict(f"peer {data.name!r} already exists", "name")
             old = self.policy_of(peer, iface)
             self._check_policy(db, peer, data, changes)
+            if data.dns_policy is not None and not policy_exists(db, data.dns_policy):
+                raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
             for field, value in changes.items():
                 if value is not None or field in NULLABLE:
                     setattr(peer, field, value)

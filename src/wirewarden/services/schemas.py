@@ -201,6 +201,7 @@ NULLABLE = (
     "rate_down_kbit",
     "rate_up_kbit",
     "data_cap_bytes",
+    "dns_policy",
 )
 
 
@@ -221,8 +222,11 @@ class PeerUpdate(Strict):
     cap_reset_day: ResetDay | None = None
 
     _acl = field_validator("acl")(lambda cls, v: v if v is None else check_name(v))
+    # A DNS policy's name; null goes back to the tenant's policy (else `default`).
+    dns_policy: str | None = None
 
     _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
+    _dns_policy = field_validator("dns_policy")(lambda cls, v: v if v is None else check_name(v))
     _allowed = field_validator("allowed_ips", "routed_ips")(
         lambda cls, v: v if v is None else ", ".join(parse_networks(v))
     )
@@ -277,6 +281,7 @@ class PeerOut(BaseModel):
     rate_up_kbit: int | None = None
     data_cap_bytes: int | None = None
     cap_reset_day: int = 1
+    dns_policy: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.dnsstate import DnsGuard
 from wirewarden.domain.policy import (
     Cap,
     PeerPolicy,
@@ -78,10 +79,12 @@ class DesiredStateReader:
         uplink: str | None,
         clock: Callable[[], datetime] = utcnow,
         policy: PolicyConfig | None = None,
+        dns_guard: Callable[[Session], DnsGuard] | None = None,
     ) -> None:
         self.sessions, self.vault, self.node = sessions, vault, node
         self.uplink, self.clock = uplink, clock
         self.policy = policy or PolicyConfig()
+        self.dns_guard = dns_guard
         self._cache: _Cached | None = None
 
     def revision(self) -> int:
@@ -124,7 +127,10 @@ class DesiredStateReader:
         nat = tuple(_nat_networks(by_id.values()))
         managed = frozenset(i.name for i in ifaces)
         policy = self._policy(db, policies, by_id.values())
-        state = DesiredState(interfaces, managed, nat, self.uplink, revision, policy)
+        guard = self.dns_guard(db) if self.dns_guard and interfaces else None
+        state = DesiredState(
+            interfaces, managed, nat, self.uplink, revision, policy, dns_guard=guard
+        )
         return state, next_expiry
 
     def _tz(self) -> tzinfo:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -69,6 +70,8 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # The DNS policy of the tenant's peers that have none of their own (None: `default`).
+    dns_policy: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -134,6 +137,8 @@ class Peer(Base):
     # restored into the quota when the kernel lost it (reboot).
     cap_used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     cap_used_period: Mapped[int | None] = mapped_column(BigInteger)
+    # The peer's own DNS policy (None: its tenant's, else `default`).
+    dns_policy: Mapped[str | None] = mapped_column(String(32))
     sync_state: Mapped[str] = mapped_column(String(16), default="pending")
     sync_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -173,3 +178,35 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(128))
     source: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DnsPolicy(Base):
+    __tablename__ = "dns_policies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    blocklists: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deny: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allow: Mapped[list[str]] = mapped_column(JSON, default=list)
+    block_answer: Mapped[str] = mapped_column(String(16), default="nxdomain")
+    anti_bypass: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class DnsQuery(Base):
+    """The query log (bounded by age and row count; see the DNS runtime)."""
+
+    __tablename__ = "dns_queries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    peer_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    peer: Mapped[str | None] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(64))
+    policy: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    qtype: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    rcode: Mapped[str] = mapped_column(String(16))
+    upstream: Mapped[str | None] = mapped_column(String(255))
+    latency_ms: Mapped[float | None] = mapped_column(Float)

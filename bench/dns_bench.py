@@ -1,0 +1,351 @@
+"""DNS filter benchmark: WireWarden's resolver beside Unbound, same machine, same run.
+
+    .venv/bin/python bench/dns_bench.py [--seconds 8] [--names 10000] [--list-size 1000000]
+
+Everything listens on 127.0.0.1 only. It measures, with dnsperf:
+  1. cached answers: QPS and p99 latency, WireWarden vs Unbound answering the same
+     names from cache (both forward to the same fake authoritative server, warmed first);
+  2. blocked answers: WireWarden's policy deny rules vs Unbound local-zones for the
+     same names;
+  3. a 1,000,000-domain list: WireWarden load time and added RSS (the resolver's own
+     list loader in a fresh process) vs Unbound started with the same names as
+     local-zones (time until it answers, RSS above an empty Unbound);
+  4. a reload of that list under full query load: dnsperf's lost-query count.
+
+The WireWarden side is the real DnsRuntime (uvloop thread, fast path, cache, query
+log written to a SQLite database), run in a child process of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+FAKE_PORT, WW_PORT, UNBOUND_PORT = 5399, 5353, 5354
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_answering(port: int, timeout: float = 120.0) -> float:
+    """Seconds until a UDP query to 127.0.0.1:port gets any answer."""
+    query = bytes.fromhex("abcd01000001000000000000") + b"\x05probe\x07example\x00\x00\x01\x00\x01"
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        while time.monotonic() - started < timeout:
+            sock.sendto(query, (HOST, port))
+            try:
+                sock.recv(512)
+                return time.monotonic() - started
+            except OSError:
+                time.sleep(0.05)
+    raise TimeoutError(f"nothing answers on port {port}")
+
+
+# ----------------------------------------------------------------- the WireWarden side
+
+
+def serve_wirewarden(args: argparse.Namespace) -> None:
+    """Child process: the resolver with a policy denying the list, query log to SQLite."""
+    from sqlalchemy import create_engine
+
+    from wirewarden.dns.cache import CacheLimits
+    from wirewarden.dns.lists import ListStore
+    from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Ports
+    from wirewarden.dns.upstream import UpstreamSet, parse_upstreams
+    from wirewarden.domain.dnsstate import DnsDirectory, PolicySpec
+    from wirewarden.store import schema
+    from wirewarden.store.db import make_sessions
+    from wirewarden.store.dns import DnsStore
+
+    work = Path(args.work)
+    engine = create_engine(f"sqlite:///{work / 'ww.db'}")
+    schema.upgrade(engine)
+    store = DnsStore(make_sessions(engine), "bench")
+    lists = ListStore(work / "lists")
+    lists.fetch(args.list)
+    revision = [1]
+    spec = PolicySpec("default", blocklists=(args.list,), anti_bypass=True)
+
+    def directory() -> DnsDirectory:
+        return DnsDirectory(revision[0], (), (), {}, {"default": spec})
+
+    ports = Ports(lambda: revision[0], directory, store.write_log, store.prune_log)
+    config = DnsConfig(
+        port=args.port, extra_listen=(HOST,), allow_any_source=True, cache=CacheLimits()
+    )
+    runtime = DnsRuntime(config, UpstreamSet(parse_upstreams(args.upstream)), lists, ports)
+
+    def reload() -> None:
+        lists.fetch(args.list)  # the list changed on disk: validate, copy, then swap
+        runtime.reload_lists()
+
+    wanted = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)  # before any thread starts
+    runtime.start()
+    print(json.dumps({"ready": True, "rss_kb": rss_kb(os.getpid())}), flush=True)
+    while signal.sigwait(wanted) == signal.SIGHUP:
+        threading.Thread(target=reload).start()
+    runtime.stop()
+
+
+def load_only(args: argparse.Namespace) -> None:
+    """Child process: the resolver's own loader on one list; time and RSS it adds."""
+    from wirewarden.dns.lists import ListStore
+    from wirewarden.domain.dnsrules import compile_policy
+
+    store = ListStore(Path(args.work) / "lists-load")
+    status = store.fetch(args.list)  # validates and keeps the copy (like a first fetch)
+    before = rss_kb(os.getpid())
+    started = time.perf_counter()
+    compiled = store.load(args.list)
+    policy = compile_policy("p", (), (), "nxdomain", True, [compiled] if compiled else [])
+    seconds = time.perf_counter() - started
+    after = rss_kb(os.getpid())
+    assert compiled is not None and policy.name == "p"
+    print(
+        json.dumps({"entries": status.entries, "seconds": seconds, "added_rss_kb": after - before})
+    )
+
+
+# ----------------------------------------------------------------- the bench
+
+
+def names(count: int, prefix: str) -> list[str]:
+    return [f"{prefix}{i:06d}.bench.example" for i in range(count)]
+
+
+def query_file(path: Path, hosts: list[str]) -> Path:
+    path.write_text("".join(f"{h} A\n" for h in hosts))
+    return path
+
+
+def dnsperf(port: int, data: Path, seconds: float | None, *extra: str) -> dict[str, Any]:
+    argv = ["dnsperf", "-s", HOST, "-p", str(port), "-d", str(data), "-c", "4", *extra]
+    argv += ["-l", str(seconds)] if seconds else ["-n", "1"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    sent = int(re.search(r"Queries sent:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    latencies = sorted(float(x) for x in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", out, re.M))
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    return {"qps": round(qps), "p99_ms": round(p99, 2), "lost": lost, "sent": sent}
+
+
+def unbound_conf(work: Path, port: int, zones: list[str] | Path, name: str) -> Path:
+    lines = [
+        "server:",
+        f"  interface: {HOST}",
+        f"  port: {port}",
+        "  num-threads: 1",
+        "  do-daemonize: no",
+        '  chroot: ""',
+        '  username: ""',
+        f'  directory: "{work}"',
+        f'  pidfile: "{work}/{name}.pid"',
+        "  use-syslog: no",
+        "  verbosity: 0",
+        "  do-not-query-localhost: no",
+        "  access-control: 127.0.0.0/8 allow",
+        "  msg-cache-size: 64m",
+        "  rrset-cache-size: 128m",
+        "  module-config: iterator",
+        "  qname-minimisation: no",
+        "  minimal-responses: yes",
+        "  harden-referral-path: no",
+    ]
+    if isinstance(zones, Path):
+        lines.append(f'  include: "{zones}"')
+    else:
+        lines += [f'  local-zone: "{z}." always_nxdomain' for z in zones]
+    lines += ["forward-zone:", '  name: "."', f"  forward-addr: {HOST}@{FAKE_PORT}"]
+    path = work / f"{name}.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Proc:
+    def __init__(self, argv: list[str], **kw: Any) -> None:
+        self.proc = subprocess.Popen(argv, **kw)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_wirewarden(work: Path, list_path: Path) -> tuple[Proc, int]:
+    argv = [sys.executable, __file__, "serve", "--work", str(work), "--list", str(list_path)]
+    argv += ["--port", str(WW_PORT), "--upstream", f"udp://{HOST}:{FAKE_PORT}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = Proc(argv, stdout=subprocess.PIPE, text=True, env=env)
+    line = proc.proc.stdout.readline()  # type: ignore[union-attr]
+    ready = json.loads(line)
+    wait_answering(WW_PORT)
+    return proc, int(ready["rss_kb"])
+
+
+def write_million(path: Path, count: int) -> None:
+    rng = random.Random(42)
+    letters = string.ascii_lowercase + string.digits
+    with path.open("w") as out:
+        out.write("# generated bench list\n")
+        for i in range(count):
+            label = "".join(rng.choices(letters, k=rng.randint(5, 12)))
+            out.write(f"0.0.0.0 {label}.ww{i:08d}.example\n")
+
+
+def million_unbound(work: Path, list_path: Path) -> dict[str, Any]:
+    zones = work / "million-zones.conf"
+    with list_path.open() as src, zones.open("w") as out:
+        for line in src:
+            parts = line.split()
+            if len(parts) == 2:
+                out.write(f'local-zone: "{parts[1]}." always_nxdomain\n')
+    empty = Proc(["unbound", "-d", "-c", str(unbound_conf(work, UNBOUND_PORT, [], "empty"))])
+    try:
+        wait_answering(UNBOUND_PORT)
+        base = rss_kb(empty.proc.pid)
+    finally:
+        empty.stop()
+    started = time.monotonic()
+    full = Proc(["unbound", "-d", "-c", str(unbound_conf(work, UNBOUND_PORT, zones, "full"))])
+    try:
+        wait_answering(UNBOUND_PORT, timeout=600)
+        seconds = time.monotonic() - started
+        return {
+            "seconds": round(seconds, 2),
+            "added_rss_mb": round((rss_kb(full.proc.pid) - base) / 1024, 1),
+        }
+    finally:
+        full.stop()
+
+
+def run(args: argparse.Namespace) -> None:
+    for tool in ("dnsperf", "unbound"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (scripts/setup.sh installs it)")
+    work = Path(tempfile.mkdtemp(prefix="ww-dnsbench-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    fake = Proc(
+        [sys.executable, "-m", "tests.dnsfake", HOST, str(FAKE_PORT)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    procs: list[Proc] = [fake]
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, shared"}
+    try:
+        wait_answering(FAKE_PORT)
+        cached = query_file(work / "cached.txt", names(args.names, "c"))
+        blocked_names = names(args.names, "b")
+        blocked = query_file(work / "blocked.txt", blocked_names)
+        small_list = work / "blocked-list.txt"
+        small_list.write_text("".join(f"{n}\n" for n in blocked_names))
+
+        ww, _ = start_wirewarden(work, small_list)
+        procs.append(ww)
+        ub = Proc(
+            ["unbound", "-d", "-c", str(unbound_conf(work, UNBOUND_PORT, blocked_names, "ub"))]
+        )
+        procs.append(ub)
+        wait_answering(UNBOUND_PORT)
+        for port in (WW_PORT, UNBOUND_PORT):
+            dnsperf(port, cached, None)  # warm the caches: one pass over every name
+        for label, data in (("cached", cached), ("blocked", blocked)):
+            for who, port in (("wirewarden", WW_PORT), ("unbound", UNBOUND_PORT)):
+                results[f"{label}_{who}"] = dnsperf(port, data, args.seconds, "-v")
+                print(label, who, results[f"{label}_{who}"], flush=True)
+            ratio = results[f"{label}_wirewarden"]["qps"] / max(
+                results[f"{label}_unbound"]["qps"], 1
+            )
+            results[f"{label}_ratio"] = round(ratio, 3)
+        ww.stop()
+        ub.stop()
+
+        million = work / "million.txt"
+        write_million(million, args.list_size)
+        load = subprocess.run(
+            [sys.executable, __file__, "load", "--work", str(work), "--list", str(million)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        figures = json.loads(load.stdout)
+        results["million_wirewarden"] = {
+            "entries": figures["entries"],
+            "seconds": round(figures["seconds"], 2),
+            "added_rss_mb": round(figures["added_rss_kb"] / 1024, 1),
+        }
+        print("million wirewarden", results["million_wirewarden"], flush=True)
+        results["million_unbound"] = million_unbound(work, million)
+        print("million unbound", results["million_unbound"], flush=True)
+
+        # Reload the million list under full load: dnsperf counts what never came back.
+        ww, _ = start_wirewarden(work, million)
+        procs.append(ww)
+        dnsperf(WW_PORT, cached, None)
+        mixed = work / "mixed.txt"
+        mixed.write_text(cached.read_text() + blocked.read_text())
+        load_run: dict[str, Any] = {}
+
+        def under_load() -> None:
+            load_run.update(dnsperf(WW_PORT, mixed, args.seconds + 6))
+
+        runner = threading.Thread(target=under_load)
+        runner.start()
+        time.sleep(2)
+        with million.open("a") as out:
+            out.write("0.0.0.0 added-by-reload.example\n")
+        ww.proc.send_signal(signal.SIGHUP)
+        runner.join()
+        results["reload_under_load"] = load_run
+        print("reload under load", load_run, flush=True)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "serve", "load"])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--names", type=int, default=10_000)
+    parser.add_argument("--list-size", type=int, default=1_000_000)
+    parser.add_argument("--work")
+    parser.add_argument("--list")
+    parser.add_argument("--port", type=int, default=WW_PORT)
+    parser.add_argument("--upstream")
+    args = parser.parse_args()
+    {"bench": run, "serve": serve_wirewarden, "load": load_only}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The DNS filtering resolver: listeners, fast path, cache, upstreams, blocklists."""

@@ -1,0 +1,223 @@
+"""Blocklists on disk: fetched (HTTP with ETag / If-Modified-Since, or a local file),
+validated, and kept as the last good copy.
+
+A source that fails (unreachable, an HTTP error, an HTML page, no rule in it)
+leaves the previous copy in place and records the error, so a restart or an
+outage still filters with what was last good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from wirewarden.domain.dnsrules import CompiledList, NotABlocklist, compile_chunks
+
+MAX_BYTES = 128 * 1024 * 1024
+CHUNK = 1 << 20
+Progress = Callable[[int, int | None], None]
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def check_source(source: str) -> str:
+    """A blocklist source as stored: an http(s) URL or an absolute file path."""
+    text = source.strip()
+    if is_url(text):
+        parsed = httpx.URL(text)
+        if not parsed.host:
+            raise ValueError(f"{source!r} is not a valid URL")
+        return text
+    if text.startswith("/") and "\x00" not in text:
+        return text
+    raise ValueError(f"{source!r}: a blocklist is an http(s) URL or an absolute file path")
+
+
+@dataclass
+class ListStatus:
+    source: str
+    entries: int = 0
+    allow_entries: int = 0
+    comments: int = 0
+    junk: int = 0
+    junk_examples: list[str] = field(default_factory=list)
+    fetched_at: str | None = None  # when the current copy was taken
+    checked_at: str | None = None  # the last attempt, good or bad
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    has_copy: bool = False
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_chunks(path: Path) -> Iterator[str]:
+    """Whole-line chunks of a text file, decoded leniently (lists are not always UTF-8)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        while True:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk + handle.readline()
+
+
+class ListStore:
+    def __init__(self, directory: Path, timeout: float = 30.0) -> None:
+        self.dir = directory
+        self.timeout = timeout
+
+    def _paths(self, source: str) -> tuple[Path, Path]:
+        key = hashlib.sha256(source.encode()).hexdigest()[:24]
+        return self.dir / f"{key}.txt", self.dir / f"{key}.json"
+
+    def status(self, source: str) -> ListStatus:
+        copy, meta = self._paths(source)
+        try:
+            status = ListStatus(**json.loads(meta.read_text()))
+        except (OSError, ValueError, TypeError):
+            status = ListStatus(source)
+        status.has_copy = copy.exists()
+        return status
+
+    def _save_status(self, status: ListStatus) -> None:
+        _, meta = self._paths(status.source)
+        _write_atomic(meta, json.dumps(asdict(status)).encode())
+
+    def copy_signature(self, source: str) -> tuple[int, int] | None:
+        """(mtime, size) of the copy, to tell when it changed; None without one."""
+        copy, _ = self._paths(source)
+        try:
+            st = copy.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def load(self, source: str) -> CompiledList | None:
+        """The last good copy, compiled; None when there is none (or it went bad)."""
+        copy, _ = self._paths(source)
+        try:
+            compiled, _ = compile_chunks(source, read_chunks(copy))
+        except (OSError, NotABlocklist):
+            return None
+        return compiled
+
+    def fetch(self, source: str, progress: Progress | None = None) -> ListStatus:
+        """Refresh the copy of one source; the status says what happened."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        status = self.status(source)
+        status.checked_at = _now()
+        try:
+            fresh = self._download(source, status, progress)
+            if fresh is not None:
+                self._accept(source, fresh, status)
+            status.error = None
+        except (httpx.HTTPError, OSError, NotABlocklist, ValueError) as exc:
+            status.error = _describe(exc)
+        copy, _ = self._paths(source)
+        status.has_copy = copy.exists()
+        self._save_status(status)
+        return status
+
+    def _accept(self, source: str, fresh: Path, status: ListStatus) -> None:
+        try:
+            compiled, parsed = compile_chunks(source, read_chunks(fresh))
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
+        copy, _ = self._paths(source)
+        os.replace(fresh, copy)
+        status.entries, status.allow_entries = len(compiled.deny), len(compiled.allow)
+        status.comments, status.junk = parsed.comments, parsed.junk
+        status.junk_examples = parsed.junk_examples
+        status.fetched_at = _now()
+
+    def _download(self, source: str, status: ListStatus, progress: Progress | None) -> Path | None:
+        """A temp file with the new content, or None when the copy is still current."""
+        if not is_url(source):
+            return self._copy_file(Path(source), progress)
+        headers = {"User-Agent": "wirewarden"}
+        copy, _ = self._paths(source)
+        if copy.exists() and status.etag:
+            headers["If-None-Match"] = status.etag
+        if copy.exists() and status.last_modified:
+            headers["If-Modified-Since"] = status.last_modified
+        with httpx.stream(
+            "GET", source, headers=headers, timeout=self.timeout, follow_redirects=True
+        ) as response:
+            if response.status_code == 304:
+                return None
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code} from {source}")
+            kind = response.headers.get("content-type", "")
+            if "html" in kind:
+                raise NotABlocklist(f"the source is an HTML page ({kind}), not a blocklist")
+            total = response.headers.get("content-length")
+            fresh = self._spool(response.iter_bytes(), int(total) if total else None, progress)
+            status.etag = response.headers.get("etag")
+            status.last_modified = response.headers.get("last-modified")
+            return fresh
+
+    def _copy_file(self, path: Path, progress: Progress | None) -> Path:
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while block := handle.read(CHUNK):
+                    yield block
+
+        return self._spool(chunks(), size, progress)
+
+    def _spool(self, blocks: Iterator[bytes], total: int | None, progress: Progress | None) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.dir, suffix=".part")
+        done = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for block in blocks:
+                    done += len(block)
+                    if done > MAX_BYTES:
+                        raise ValueError(f"the list is larger than {MAX_BYTES // 2**20} MiB")
+                    out.write(block)
+                    if progress:
+                        progress(done, total)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
+
+    def forget(self, keep: set[str]) -> None:
+        """Remove copies of sources no policy uses any more."""
+        wanted = {p.name for s in keep for p in self._paths(s)}
+        for path in self.dir.glob("*"):
+            if path.name not in wanted and path.suffix in (".txt", ".json", ".part"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out fetching the list"
+    if isinstance(exc, httpx.HTTPError):
+        return f"cannot fetch the list: {exc}"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    return str(exc)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{time.monotonic_ns()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,347 @@
+"""The resolver's decisions: who asks, under which policy, and what to answer.
+
+`handle` is the fast path, run inline for every datagram: it reads the question
+from the wire, and answers blocked names, cache hits and errors from bytes at
+once. Only a cache miss becomes a coroutine (`resolve`), which asks the upstreams
+through dnspython, fills the cache and, when no upstream answers, serves a stale
+copy within bounds or SERVFAIL. Nothing is ever sent to any other resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rdataclass
+import dns.rdatatype
+
+from wirewarden.dns.cache import AnswerCache, Key
+from wirewarden.dns.upstream import UpstreamSet
+from wirewarden.domain import dnswire
+from wirewarden.domain.dnsrules import CompiledPolicy, Verdict
+from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client
+
+log = logging.getLogger(__name__)
+BLOCK_TTL = 60
+MAX_VERDICTS = 200_000
+
+# Query log record: (at, peer_id, peer, client, policy, name, qtype, status, reason,
+# rcode, upstream, latency_ms). A tuple: the fast path makes one per query.
+Record = tuple[
+    float,
+    int | None,
+    str | None,
+    str,
+    str,
+    str | bytes,
+    int,
+    str,
+    str | None,
+    int,
+    str | None,
+    float | None,
+]
+Outcome = bytes | Coroutine[Any, Any, bytes | None] | None
+
+
+class PolicyRuntime:
+    """A compiled policy and the verdicts it already gave, by wire name (names repeat
+    a lot, and the fast path has only the bytes)."""
+
+    __slots__ = ("compiled", "verdicts")
+
+    def __init__(self, compiled: CompiledPolicy) -> None:
+        self.compiled = compiled
+        self.verdicts: dict[bytes, Verdict | None] = {}
+
+    def verdict(self, q: dnswire.Query) -> Verdict | None:
+        found = self.verdicts.get(q.wire_name, _UNKNOWN) if q.wire_name else _UNKNOWN
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        verdict = self.compiled.verdict(q.name)
+        if q.wire_name:
+            if len(self.verdicts) >= MAX_VERDICTS:
+                self.verdicts.clear()
+            self.verdicts[q.wire_name] = verdict
+        return verdict
+
+
+_UNKNOWN = object()
+
+
+@dataclass
+class Routing:
+    """Who may ask and with which policy; replaced whole when the directory changes."""
+
+    clients: dict[str, Client] = field(default_factory=dict)
+    policies: dict[str, PolicyRuntime] = field(default_factory=dict)
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allow_any: bool = False  # bench and tests: every source gets the default policy
+
+    def policy_for(self, ip: str, client: Client | None) -> PolicyRuntime | None:
+        """None for a source that is no peer of ours and in none of our networks."""
+        if client is not None:
+            return self.policies.get(client.policy) or self.policies.get(DEFAULT_POLICY)
+        if self.allow_any or self._in_networks(ip):
+            return self.policies.get(DEFAULT_POLICY)
+        return None
+
+    def _in_networks(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip.split("%")[0])
+        except ValueError:
+            return False
+        return addr.is_loopback or any(addr in net for net in self.networks)
+
+
+class QueryLog:
+    """Records waiting to be written; bounded, so a stuck writer costs memory, not queries."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.pending: deque[Record] = deque(maxlen=limit)
+        self.dropped = 0
+        self.limit = limit
+
+    def add(self, record: Record) -> None:
+        if len(self.pending) >= self.limit:
+            self.dropped += 1
+        self.pending.append(record)
+
+    def take(self) -> list[Record]:
+        out = []
+        pending = self.pending
+        while pending:
+            out.append(pending.popleft())
+        return out
+
+
+class Counters:
+    """Answers by policy and outcome, for stats and Prometheus."""
+
+    def __init__(self) -> None:
+        self.by: dict[tuple[str, str], int] = {}
+
+    def add(self, policy: str, status: str) -> None:
+        key = (policy, status)
+        self.by[key] = self.by.get(key, 0) + 1
+
+
+class Resolver:
+    def __init__(self, upstreams: UpstreamSet, cache: AnswerCache, log: QueryLog) -> None:
+        self.upstreams = upstreams
+        self.cache = cache
+        self.log = log
+        self.counters = Counters()
+        self.routing = Routing()
+        self.inflight: dict[Key, asyncio.Future[bytes | None]] = {}
+
+    # ------------------------------------------------------------- fast path
+
+    def handle(self, data: bytes, ip: str, tcp: bool) -> Outcome:
+        """The answer to one message: bytes now, a coroutine for a cache miss, or None
+        for something not to answer at all."""
+        fast = dnswire.fast_question(data)
+        if fast is not None:
+            out = self._fast(data, ip, tcp, fast)
+            if out is not None:
+                return out
+        return self._parsed(data, ip, tcp)
+
+    def _fast(
+        self, data: bytes, ip: str, tcp: bool, fast: tuple[bytes, bytes, int, bool, bool, int]
+    ) -> bytes | None:
+        """Cache hits and known blocked names from the bytes alone; None: take the
+        full path (first sight of a name, a miss, an answer too big for UDP)."""
+        name, tail, end, edns, do, udp = fast
+        routing = self.routing
+        client = routing.clients.get(ip)
+        policy = routing.policy_for(ip, client)
+        if policy is None:
+            return None
+        verdict = policy.verdicts.get(name, _UNKNOWN)
+        if verdict is _UNKNOWN:
+            return None
+        if verdict is not None:
+            return self._blocked_fast(data, ip, client, policy, verdict, fast)  # type: ignore[arg-type]
+        entry = self.cache.get((name + tail, edns, do))
+        if entry is None:
+            return None
+        out = dnswire.patch_cached(entry.wire, data, end, entry.ttls, self.cache.elapsed(entry))
+        if not tcp and len(out) > (min(udp, 4096) if edns else dnswire.PLAIN_UDP):
+            return None
+        qtype = (tail[0] << 8) | tail[1]
+        self._record(ip, client, policy.compiled.name, name, qtype, "cached", None, out[3] & 0xF)
+        return out
+
+    def _blocked_fast(
+        self,
+        data: bytes,
+        ip: str,
+        client: Client | None,
+        policy: PolicyRuntime,
+        verdict: Verdict,
+        fast: tuple[bytes, bytes, int, bool, bool, int],
+    ) -> bytes:
+        name, tail, end, edns, do, udp = fast
+        ident, flags = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
+        qtype, qclass = (tail[0] << 8) | tail[1], (tail[2] << 8) | tail[3]
+        q = dnswire.Query(ident, flags, "", qtype, qclass, end, edns, udp, do, name)
+        out = self._block_answer(data, q, verdict)
+        self._record(
+            ip, client, policy.compiled.name, name, qtype, "blocked", verdict.reason, out[3] & 0xF
+        )
+        return out
+
+    def _parsed(self, data: bytes, ip: str, tcp: bool) -> Outcome:
+        q = dnswire.parse_query(data)
+        if q is None:
+            return dnswire.error_response(data, dnswire.FORMERR)
+        if q.opcode != 0:
+            return dnswire.error_response(data, dnswire.NOTIMP)
+        routing = self.routing
+        client = routing.clients.get(ip)
+        policy = routing.policy_for(ip, client)
+        if policy is None or q.qclass != dnswire.CLASS_IN:
+            self._log(q, ip, client, "-", "refused", None, dnswire.REFUSED)
+            return dnswire.make_response(data, q, dnswire.REFUSED)
+        name = policy.compiled.name
+        verdict = policy.verdict(q)
+        if verdict is not None:
+            out = self._block_answer(data, q, verdict)
+            self._log(q, ip, client, name, "blocked", verdict.reason, dnswire.rcode_of(out))
+            return out
+        entry = self.cache.get(q.key)
+        if entry is not None:
+            self._log(q, ip, client, name, "cached", None, dnswire.rcode_of(entry.wire))
+            return self._fit(self.cache.answer(entry, data, q), data, q, tcp)
+        return self.resolve(data, q, ip, client, name, tcp)
+
+    @staticmethod
+    def _block_answer(data: bytes, q: dnswire.Query, verdict: Verdict) -> bytes:
+        if verdict.answer == "nodata":
+            return dnswire.make_response(data, q, dnswire.NOERROR)
+        return dnswire.blocked_response(data, q, verdict.answer == "null-ip", BLOCK_TTL)
+
+    @staticmethod
+    def _fit(out: bytes, data: bytes, q: dnswire.Query, tcp: bool) -> bytes:
+        if not tcp and len(out) > dnswire.udp_limit(q):
+            return dnswire.truncated(data, q)
+        return out
+
+    def _log(
+        self,
+        q: dnswire.Query,
+        ip: str,
+        client: Client | None,
+        policy: str,
+        status: str,
+        reason: str | None,
+        rcode: int,
+        upstream: str | None = None,
+        latency: float | None = None,
+    ) -> None:
+        self._record(ip, client, policy, q.name, q.qtype, status, reason, rcode, upstream, latency)
+
+    def _record(
+        self,
+        ip: str,
+        client: Client | None,
+        policy: str,
+        name: str | bytes,
+        qtype: int,
+        status: str,
+        reason: str | None,
+        rcode: int,
+        upstream: str | None = None,
+        latency: float | None = None,
+    ) -> None:
+        """One query log record; a bytes name (the fast path's) is made text by the writer."""
+        self.counters.add(policy, status)
+        peer_id, peer = (client.peer_id, client.peer) if client else (None, None)
+        self.log.add(
+            (
+                time.time(),
+                peer_id,
+                peer,
+                ip,
+                policy,
+                name,
+                qtype,
+                status,
+                reason,
+                rcode,
+                upstream,
+                latency,
+            )
+        )
+
+    # ------------------------------------------------------------- slow path
+
+    async def resolve(
+        self, data: bytes, q: dnswire.Query, ip: str, client: Client | None, policy: str, tcp: bool
+    ) -> bytes | None:
+        key = q.key
+        waiting = self.inflight.get(key)
+        if waiting is not None:
+            wire = await asyncio.shield(waiting)
+            upstream: str | None = "shared"
+            latency: float | None = None
+        else:
+            future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+            self.inflight[key] = future
+            upstream = latency = None
+            try:
+                answer = await self._ask(data, q)
+                wire = answer.wire if answer else None
+                if answer is not None:
+                    upstream, latency = answer.upstream, answer.latency_ms
+                    self.cache.put(key, wire)  # type: ignore[arg-type]
+            except Exception:  # a bug must cost one answer (SERVFAIL), never the server
+                log.exception("resolving %s failed", q.name)
+                wire = None
+            finally:
+                future.set_result(wire)
+                del self.inflight[key]
+        if wire is None:
+            return self._failed(data, q, ip, client, policy, tcp)
+        out = dnswire.patch_cached(wire, data, q.question_end, (), 0)
+        self._log(q, ip, client, policy, "resolved", None, dnswire.rcode_of(out), upstream, latency)
+        return self._fit(out, data, q, tcp)
+
+    def _failed(
+        self, data: bytes, q: dnswire.Query, ip: str, client: Client | None, policy: str, tcp: bool
+    ) -> bytes:
+        stale = self.cache.stale(q.key)
+        if stale is not None:
+            out = self.cache.answer(stale, data, q, stale=True)
+            self._log(q, ip, client, policy, "stale", "no upstream answered", dnswire.rcode_of(out))
+            return self._fit(out, data, q, tcp)
+        self._log(q, ip, client, policy, "servfail", "no upstream answered", dnswire.SERVFAIL)
+        return dnswire.make_response(data, q, dnswire.SERVFAIL)
+
+    async def _ask(self, data: bytes, q: dnswire.Query) -> Any:
+        try:
+            asked = dns.message.from_wire(data, ignore_trailing=True)
+            qname = asked.question[0].name
+        except (dns.exception.DNSException, IndexError, ValueError):
+            return None
+        request = dns.message.make_query(
+            qname,
+            dns.rdatatype.RdataType.make(q.qtype),
+            dns.rdataclass.RdataClass.make(q.qclass),
+            use_edns=0 if q.edns else False,
+            want_dnssec=q.do,
+            payload=dnswire.OUR_UDP,
+        )
+        if q.flags & dnswire.CD:
+            request.flags |= dns.flags.CD
+        return await self.upstreams.query(request)

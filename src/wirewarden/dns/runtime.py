@@ -1,0 +1,256 @@
+"""The DNS resolver inside `serve`: its own thread and uvloop event loop.
+
+Keeps the listeners, policies and compiled blocklists equal to the directory read
+from the database (checked every second by revision), refreshes blocklists on a
+schedule, and hands the query log to a writer. A reload compiles in a worker
+thread and swaps the routing whole: a query sees the old policy or the new one,
+never half of one, and none waits for the compile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wirewarden.dns.cache import AnswerCache, CacheLimits
+from wirewarden.dns.lists import ListStatus, ListStore
+from wirewarden.dns.resolver import PolicyRuntime, QueryLog, Record, Resolver, Routing
+from wirewarden.dns.server import Listeners
+from wirewarden.dns.upstream import UpstreamSet
+from wirewarden.domain.dnsrules import CompiledList, compile_policy
+from wirewarden.domain.dnsstate import DEFAULT_POLICY, DnsDirectory, PolicySpec
+
+log = logging.getLogger(__name__)
+
+SYNC_SECONDS = 1.0
+FLUSH_SECONDS = 1.0
+PRUNE_SECONDS = 60.0
+
+
+@dataclass
+class DnsConfig:
+    port: int = 53
+    extra_listen: tuple[str, ...] = ()  # besides the gateways (e.g. 127.0.0.1 for a bench)
+    allow_any_source: bool = False
+    refresh_seconds: float = 86_400.0
+    retention_seconds: float = 7 * 86_400.0
+    max_log_rows: int = 1_000_000
+    cache: CacheLimits = field(default_factory=CacheLimits)
+
+
+@dataclass
+class Ports:
+    """What the runtime needs from the database, as plain callables (wired in bootstrap)."""
+
+    revision: Callable[[], int]
+    directory: Callable[[], DnsDirectory]
+    write_log: Callable[[list[Record]], None]
+    prune_log: Callable[[float, int], int]
+
+
+class DnsRuntime:
+    def __init__(
+        self, config: DnsConfig, upstreams: UpstreamSet, lists: ListStore, ports: Ports
+    ) -> None:
+        self.config, self.lists, self.ports = config, lists, ports
+        self.log = QueryLog()
+        self.cache = AnswerCache(config.cache)
+        self.resolver = Resolver(upstreams, self.cache, self.log)
+        self.compiled: dict[str, tuple[tuple[int, int], CompiledList]] = {}
+        self.directory: DnsDirectory | None = None
+        self.loaded_at = 0.0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._reload = threading.Event()
+        self._list_lock = threading.Lock()
+
+    # --------------------------------------------------------------- control
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dns", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=30)
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def reload_lists(self) -> None:
+        """Recompile lists whose copies changed (after a refresh from the API or CLI)."""
+        self._reload.set()
+
+    def _run(self) -> None:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        listeners = Listeners(self.resolver, self.config.port)
+        try:
+            await self._sync(listeners, force=True)
+        except Exception:
+            log.exception("DNS: first load failed")
+        self._ready.set()
+        tasks = [
+            asyncio.create_task(self._every(SYNC_SECONDS, lambda: self._sync(listeners))),
+            asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
+            asyncio.create_task(self._every(PRUNE_SECONDS, self._prune)),
+            asyncio.create_task(self._every(60.0, self._refresh_due)),
+        ]
+        await self._stop.wait()
+        for task in tasks:
+            task.cancel()
+        await listeners.close()
+        with contextlib.suppress(Exception):
+            await self._flush()
+
+    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("DNS: periodic job failed")
+
+    # ------------------------------------------------------------- syncing
+
+    async def _sync(self, listeners: Listeners, force: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        revision = await loop.run_in_executor(None, self.ports.revision)
+        changed = self.directory is None or revision != self.directory.revision
+        if force or changed or self._reload.is_set():
+            self._reload.clear()
+            directory = await loop.run_in_executor(None, self.ports.directory)
+            routing = await loop.run_in_executor(None, self._compile, directory)
+            self.resolver.routing = routing
+            if self.directory is None or self._lists_changed(directory):
+                self.cache.clear()
+            self.directory = directory
+            self.loaded_at = time.time()
+        wanted = set(self.directory.listen if self.directory else ()) | set(
+            self.config.extra_listen
+        )
+        await listeners.update(wanted)
+
+    def _lists_changed(self, directory: DnsDirectory) -> bool:
+        return self.directory is not None and self.directory.blocklists() != directory.blocklists()
+
+    def _compile(self, directory: DnsDirectory) -> Routing:
+        """Compile what changed (lists by their copy's signature) into a new Routing."""
+        self._load_lists(directory.blocklists())
+        policies = {}
+        for name, spec in directory.policies.items():
+            lists = [self.compiled[s][1] for s in spec.blocklists if s in self.compiled]
+            compiled = compile_policy(
+                name, spec.deny, spec.allow, spec.block_answer, spec.anti_bypass, lists
+            )
+            policies[name] = PolicyRuntime(compiled)
+        if DEFAULT_POLICY not in policies:
+            policies[DEFAULT_POLICY] = PolicyRuntime(
+                compile_policy(DEFAULT_POLICY, (), (), "nxdomain", True)
+            )
+        networks = tuple(ipaddress.ip_network(n, strict=False) for n in directory.networks)
+        return Routing(dict(directory.clients), policies, networks, self.config.allow_any_source)
+
+    def _load_lists(self, sources: Iterable[str]) -> None:
+        with self._list_lock:
+            wanted = set(sources)
+            for source in list(self.compiled):
+                if source not in wanted:
+                    del self.compiled[source]
+            for source in sorted(wanted):
+                signature = self.lists.copy_signature(source)
+                if signature is None:
+                    continue
+                have = self.compiled.get(source)
+                if have is not None and have[0] == signature:
+                    continue
+                started = time.monotonic()
+                compiled = self.lists.load(source)
+                if compiled is not None:
+                    self.compiled[source] = (signature, compiled)
+                    log.info(
+                        "DNS: loaded %s (%d entries) in %.2f s",
+                        source,
+                        len(compiled.deny),
+                        time.monotonic() - started,
+                    )
+
+    # ------------------------------------------------------------- lists
+
+    async def _refresh_due(self) -> None:
+        """Fetch lists with no copy yet, or older than the refresh period."""
+        if self.directory is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = [s for s in sorted(self.directory.blocklists()) if self._due(s)]
+        if due:
+            await loop.run_in_executor(None, self.refresh, due)
+            self._reload.set()
+
+    def _due(self, source: str) -> bool:
+        status = self.lists.status(source)
+        if not status.has_copy and status.checked_at is None:
+            return True
+        stamp = status.checked_at or status.fetched_at
+        if stamp is None:
+            return True
+        from datetime import datetime
+
+        age = time.time() - datetime.fromisoformat(stamp).timestamp()
+        retry = 300.0 if status.error else self.config.refresh_seconds
+        return age >= retry
+
+    def refresh(self, sources: Iterable[str]) -> list[ListStatus]:
+        return [self.lists.fetch(source) for source in sources]
+
+    # ------------------------------------------------------------- query log
+
+    async def _flush(self) -> None:
+        records = self.log.take()
+        if records:
+            await asyncio.get_running_loop().run_in_executor(None, self.ports.write_log, records)
+
+    async def _prune(self) -> None:
+        cutoff = time.time() - self.config.retention_seconds
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.ports.prune_log, cutoff, self.config.max_log_rows
+        )
+
+    # ------------------------------------------------------------- status
+
+    def status(self) -> dict[str, object]:
+        return {
+            "listening": sorted(self.directory.listen) if self.directory else [],
+            "upstreams": self.resolver.upstreams.status(),
+            "cache_entries": len(self.cache),
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "log_dropped": self.log.dropped,
+            "lists_loaded": {s: len(c.deny) for s, (_, c) in self.compiled.items()},
+        }
+
+
+def default_spec() -> PolicySpec:
+    return PolicySpec(DEFAULT_POLICY)
+
+
+def lists_dir(data_dir: Path) -> Path:
+    return data_dir / "dns" / "lists"

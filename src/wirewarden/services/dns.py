@@ -1,0 +1,295 @@
+"""Use cases for DNS filtering: policies, blocklists, the query log and its stats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, case, func, select, update
+from sqlalchemy.orm import Session
+
+from wirewarden.dns.lists import ListStatus, ListStore, Progress
+from wirewarden.domain.dnsstate import DEFAULT_POLICY
+from wirewarden.domain.names import check_name
+from wirewarden.services.context import Actor, Deps, audit
+from wirewarden.services.dns_schemas import (
+    BlocklistOut,
+    DnsPolicyIn,
+    DnsPolicyOut,
+    DnsQueryOut,
+    DnsStats,
+    GroupStats,
+    NameCount,
+)
+from wirewarden.services.errors import Conflict, Invalid, NotFound
+from wirewarden.services.schemas import Page
+from wirewarden.store.tables import DnsPolicy, DnsQuery, Node, Peer, Tenant
+
+TOP = 10
+
+
+def policy_exists(db: Session, name: str) -> bool:
+    return db.scalar(select(DnsPolicy.id).where(DnsPolicy.name == name)) is not None
+
+
+def ensure_default_policy(db: Session) -> None:
+    if not policy_exists(db, DEFAULT_POLICY):
+        db.add(DnsPolicy(name=DEFAULT_POLICY, blocklists=[], deny=[], allow=[]))
+
+
+def bump_all(db: Session) -> None:
+    """Policies are shared by every node: each one's resolver and firewall must reload."""
+    db.execute(update(Node).values(revision=Node.revision + 1))
+
+
+def _list_out(status: ListStatus) -> BlocklistOut:
+    data = asdict(status)
+    data.pop("etag", None)
+    data.pop("last_modified", None)
+    return BlocklistOut(**data)
+
+
+class DnsService:
+    def __init__(
+        self, deps: Deps, lists: ListStore, reload: Callable[[], None] = lambda: None
+    ) -> None:
+        self.deps, self.lists, self.reload = deps, lists, reload
+
+    # ---- policies
+
+    def _find(self, db: Session, name: str) -> DnsPolicy:
+        row = db.scalar(select(DnsPolicy).where(DnsPolicy.name == name))
+        if row is None:
+            raise NotFound(f"DNS policy {name!r} not found")
+        return row
+
+    def _out(self, db: Session, row: DnsPolicy) -> DnsPolicyOut:
+        peers = db.scalar(select(func.count()).where(Peer.dns_policy == row.name)) or 0
+        return DnsPolicyOut(
+            name=row.name,
+            blocklists=list(row.blocklists),
+            deny=list(row.deny),
+            allow=list(row.allow),
+            block_answer=row.block_answer,
+            anti_bypass=row.anti_bypass,
+            lists=[_list_out(self.lists.status(s)) for s in row.blocklists],
+            peers=peers,
+            updated_at=row.updated_at,
+        )
+
+    def list_policies(self) -> list[DnsPolicyOut]:
+        with self.deps.sessions() as db:
+            rows = db.scalars(select(DnsPolicy).order_by(DnsPolicy.name)).all()
+            return [self._out(db, row) for row in rows]
+
+    def get_policy(self, name: str) -> DnsPolicyOut:
+        with self.deps.sessions() as db:
+            return self._out(db, self._find(db, name))
+
+    def put_policy(self, name: str, data: DnsPolicyIn, actor: Actor) -> tuple[DnsPolicyOut, bool]:
+        """Create or replace a policy; (policy, created). Lists new to this node are
+        fetched first, and one that cannot be had fails the call (422, `blocklists`)."""
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise Invalid(f"policy name {exc}", "name") from exc
+        self._fetch_new(data.blocklists)
+        with self.deps.sessions.begin() as db:
+            row = db.scalar(select(DnsPolicy).where(DnsPolicy.name == name))
+            created = row is None
+            if row is None:
+                row = DnsPolicy(name=name)
+                db.add(row)
+            row.blocklists, row.deny, row.allow = data.blocklists, data.deny, data.allow
+            row.block_answer, row.anti_bypass = data.block_answer, data.anti_bypass
+            bump_all(db)
+            audit(db, actor, "dns.policy.put", name, **data.model_dump())
+            db.flush()
+            out = self._out(db, row)
+        self._changed()
+        return out, created
+
+    def _fetch_new(self, sources: Iterable[str]) -> None:
+        for source in sources:
+            if self.lists.status(source).has_copy:
+                continue
+            status = self.lists.fetch(source)
+            if status.error:
+                raise Invalid(f"{source}: {status.error}", "blocklists")
+
+    def delete_policy(self, name: str, actor: Actor) -> None:
+        if name == DEFAULT_POLICY:
+            raise Conflict("the default policy always exists", "name")
+        with self.deps.sessions.begin() as db:
+            row = self._find(db, name)
+            users = db.scalar(select(func.count()).where(Peer.dns_policy == name)) or 0
+            tenants = db.scalar(select(func.count()).where(Tenant.dns_policy == name)) or 0
+            if users or tenants:
+                raise Conflict(
+                    f"policy {name!r} is used by {users} peer(s) and {tenants} tenant(s)", "name"
+                )
+            db.delete(row)
+            bump_all(db)
+            audit(db, actor, "dns.policy.delete", name)
+        self._changed()
+
+    def set_tenant_policy(self, tenant: str, policy: str | None, actor: Actor) -> None:
+        with self.deps.sessions.begin() as db:
+            row = db.scalar(select(Tenant).where(Tenant.name == tenant))
+            if row is None:
+                raise NotFound(f"tenant {tenant!r} not found")
+            if policy is not None and not policy_exists(db, policy):
+                raise Invalid(f"no DNS policy named {policy!r}", "policy")
+            row.dns_policy = policy
+            bump_all(db)
+            audit(db, actor, "dns.tenant.policy", tenant, policy=policy)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.deps.trigger()  # the firewall's anti-bypass exemptions follow policies
+        self.reload()
+
+    # ---- blocklists
+
+    def sources(self) -> list[str]:
+        with self.deps.sessions() as db:
+            rows = db.scalars(select(DnsPolicy.blocklists)).all()
+        return sorted({s for lists in rows for s in lists})
+
+    def list_status(self) -> list[BlocklistOut]:
+        return [_list_out(self.lists.status(s)) for s in self.sources()]
+
+    def refresh(
+        self,
+        sources: Iterable[str] | None = None,
+        progress: Callable[[str], Progress] | None = None,
+        actor: Actor | None = None,
+    ) -> list[BlocklistOut]:
+        """Fetch lists now (all in use, or those named); a failed one keeps its last copy."""
+        wanted = list(sources) if sources is not None else self.sources()
+        known = set(self.sources())
+        for source in wanted:
+            if source not in known:
+                raise NotFound(f"no policy uses the blocklist {source!r}")
+        results = [self.lists.fetch(s, progress(s) if progress else None) for s in wanted]
+        with self.deps.sessions.begin() as db:
+            bump_all(db)  # a running resolver reloads the copies that changed
+            if actor is not None:
+                audit(db, actor, "dns.lists.refresh", ",".join(wanted))
+        self.reload()
+        return [_list_out(r) for r in results]
+
+    # ---- query log and stats
+
+    def queries(
+        self,
+        *,
+        peer_id: int | None = None,
+        policy: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[DnsQueryOut]:
+        query = self._filtered(select(DnsQuery), peer_id, policy, since, until)
+        if status:
+            query = query.where(DnsQuery.status == status)
+        if name:
+            query = query.where(DnsQuery.name.contains(name.lower(), autoescape=True))
+        with self.deps.sessions() as db:
+            total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = db.scalars(query.order_by(DnsQuery.id.desc()).limit(limit).offset(offset)).all()
+            items = [DnsQueryOut.model_validate(r, from_attributes=True) for r in rows]
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    @staticmethod
+    def _filtered(
+        query: Any,
+        peer_id: int | None,
+        policy: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> Any:
+        if peer_id is not None:
+            query = query.where(DnsQuery.peer_id == peer_id)
+        if policy:
+            query = query.where(DnsQuery.policy == policy)
+        if since is not None:
+            query = query.where(DnsQuery.at >= since)
+        if until is not None:
+            query = query.where(DnsQuery.at < until)
+        return query
+
+    def stats(
+        self,
+        since: datetime | None = None,
+        peer_id: int | None = None,
+        policy: str | None = None,
+    ) -> DnsStats:
+        since = since or datetime.now(UTC) - timedelta(days=1)
+        blocked = func.sum(case((DnsQuery.status == "blocked", 1), else_=0))
+
+        def where(q: Any) -> Any:
+            return self._filtered(q, peer_id, policy, since, None)
+
+        with self.deps.sessions() as db:
+            counted = where(select(DnsQuery.status, func.count()).group_by(DnsQuery.status))
+            by_status: dict[str, int] = {status: n for status, n in db.execute(counted).all()}
+            top_blocked = self._top(db, where(select(DnsQuery.name)), True)
+            top_allowed = self._top(db, where(select(DnsQuery.name)), False)
+            peers = db.execute(
+                where(
+                    select(DnsQuery.peer_id, DnsQuery.peer, func.count(), blocked).group_by(
+                        DnsQuery.peer_id, DnsQuery.peer
+                    )
+                )
+            ).all()
+            policies = db.execute(
+                where(select(DnsQuery.policy, func.count(), blocked).group_by(DnsQuery.policy))
+            ).all()
+        total = sum(by_status.values())
+        blocked_total = by_status.get("blocked", 0)
+        return DnsStats(
+            since=since,
+            queries=total,
+            blocked=blocked_total,
+            blocked_share=_share(blocked_total, total),
+            by_status=by_status,
+            top_blocked=top_blocked,
+            top_allowed=top_allowed,
+            by_peer=[
+                GroupStats(
+                    key=p or "(unknown)",
+                    peer_id=pid,
+                    queries=n,
+                    blocked=b or 0,
+                    blocked_share=_share(b or 0, n),
+                )
+                for pid, p, n, b in peers
+            ],
+            by_policy=[
+                GroupStats(key=p, queries=n, blocked=b or 0, blocked_share=_share(b or 0, n))
+                for p, n, b in policies
+            ],
+        )
+
+    @staticmethod
+    def _top(db: Session, base: Select[Any], blocked: bool) -> list[NameCount]:
+        cond = DnsQuery.status == "blocked" if blocked else DnsQuery.status != "blocked"
+        count = func.count().label("n")
+        rows = db.execute(
+            base.add_columns(count)
+            .where(cond)
+            .group_by(DnsQuery.name)
+            .order_by(count.desc(), DnsQuery.name)
+            .limit(TOP)
+        ).all()
+        return [NameCount(name=name, count=n) for name, n in rows]
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0

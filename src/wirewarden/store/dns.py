@@ -1,0 +1,156 @@
+"""What the DNS resolver reads from and writes to the database."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.domain import dnswire
+from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client, DnsDirectory, DnsGuard, PolicySpec
+from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def policy_spec(row: DnsPolicy) -> PolicySpec:
+    return PolicySpec(
+        name=row.name,
+        blocklists=tuple(row.blocklists or ()),
+        deny=tuple(row.deny or ()),
+        allow=tuple(row.allow or ()),
+        block_answer=row.block_answer,
+        anti_bypass=row.anti_bypass,
+    )
+
+
+def _host(cidr: str | None) -> str | None:
+    return str(ipaddress.ip_interface(cidr).ip) if cidr else None
+
+
+def _network(cidr: str | None) -> str | None:
+    return str(ipaddress.ip_interface(cidr).network) if cidr else None
+
+
+def read_directory(db: Session, node: str) -> DnsDirectory:
+    revision = db.scalar(select(Node.revision).where(Node.name == node)) or 0
+    policies = {row.name: policy_spec(row) for row in db.scalars(select(DnsPolicy))}
+    ifaces = db.execute(
+        select(Interface.id, Interface.name, Interface.ipv4, Interface.ipv6, Tenant.dns_policy)
+        .join(Node, Interface.node_id == Node.id)
+        .join(Tenant, Interface.tenant_id == Tenant.id)
+        .where(Node.name == node, Interface.enabled.is_(True))
+    ).all()
+    listen: list[str] = []
+    networks: list[str] = []
+    tenant_policy: dict[int, tuple[str, str | None]] = {}
+    for iface_id, name, ipv4, ipv6, tenant_dns in ifaces:
+        listen += [h for h in (_host(ipv4), _host(ipv6)) if h]
+        networks += [n for n in (_network(ipv4), _network(ipv6)) if n]
+        tenant_policy[iface_id] = (name, tenant_dns)
+    clients: dict[str, Client] = {}
+    rows = db.execute(
+        select(Peer.id, Peer.name, Peer.interface_id, Peer.ipv4, Peer.ipv6, Peer.dns_policy).where(
+            Peer.interface_id.in_(tenant_policy)
+        )
+    ).all()
+    for peer_id, peer, iface_id, ipv4, ipv6, own in rows:
+        iface, tenant_dns = tenant_policy[iface_id]
+        policy = _effective(own, tenant_dns, policies)
+        client = Client(peer_id, peer, iface, policy)
+        for addr in (ipv4, ipv6):
+            if addr:
+                clients[addr] = client
+    return DnsDirectory(revision, tuple(listen), tuple(networks), clients, policies)
+
+
+def _effective(own: str | None, tenant: str | None, policies: dict[str, PolicySpec]) -> str:
+    for name in (own, tenant):
+        if name and name in policies:
+            return name
+    return DEFAULT_POLICY
+
+
+def dns_guard(db: Session, node: str, doh: Sequence[str]) -> DnsGuard:
+    """The nftables part: gateways per interface, peers exempt from anti-bypass."""
+    directory = read_directory(db, node)
+    gateways: dict[str, tuple[str, ...]] = {}
+    ifaces = db.execute(
+        select(Interface.name, Interface.ipv4, Interface.ipv6)
+        .join(Node, Interface.node_id == Node.id)
+        .where(Node.name == node, Interface.enabled.is_(True))
+    ).all()
+    for name, ipv4, ipv6 in ifaces:
+        gateways[name] = tuple(h for h in (_host(ipv4), _host(ipv6)) if h)
+    exempt = sorted(
+        addr
+        for addr, client in directory.clients.items()
+        if not directory.policies.get(client.policy, PolicySpec(DEFAULT_POLICY)).anti_bypass
+    )
+    return DnsGuard(gateways, tuple(exempt), tuple(doh))
+
+
+class DnsStore:
+    """The resolver's ports onto the database."""
+
+    def __init__(self, sessions: sessionmaker[Session], node: str) -> None:
+        self.sessions, self.node = sessions, node
+
+    def revision(self) -> int:
+        with self.sessions() as db:
+            return db.scalar(select(Node.revision).where(Node.name == self.node)) or 0
+
+    def directory(self) -> DnsDirectory:
+        with self.sessions() as db:
+            return read_directory(db, self.node)
+
+    def write_log(self, records: Sequence[tuple[object, ...]]) -> None:
+        rows = [
+            {
+                "at": datetime.fromtimestamp(at, UTC),  # type: ignore[arg-type]
+                "peer_id": peer_id,
+                "peer": peer,
+                "client": client,
+                "policy": policy,
+                "name": name if isinstance(name, str) else dnswire.wire_to_text(name),  # type: ignore[arg-type]
+                "qtype": dnswire.type_name(qtype),  # type: ignore[arg-type]
+                "status": status,
+                "reason": reason,
+                "rcode": RCODES.get(rcode, str(rcode)),  # type: ignore[call-overload]
+                "upstream": upstream,
+                "latency_ms": latency,
+            }
+            for (
+                at,
+                peer_id,
+                peer,
+                client,
+                policy,
+                name,
+                qtype,
+                status,
+                reason,
+                rcode,
+                upstream,
+                latency,
+            ) in records
+        ]
+        with self.sessions.begin() as db:
+            db.execute(insert(DnsQuery), rows)
+
+    def prune_log(self, before: float, max_rows: int) -> int:
+        """Remove entries older than `before` and all but the newest `max_rows`."""
+        cutoff = datetime.fromtimestamp(before, UTC)
+        with self.sessions.begin() as db:
+            gone = _count(db.execute(delete(DnsQuery).where(DnsQuery.at < cutoff)))
+            newest = db.scalar(select(func.max(DnsQuery.id))) or 0
+            if newest > max_rows:
+                gone += _count(db.execute(delete(DnsQuery).where(DnsQuery.id <= newest - max_rows)))
+            return gone
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

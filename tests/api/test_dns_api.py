@@ -1,0 +1,226 @@
+"""/api/v1/dns: policies, peers' policies, blocklists (HTTP with ETag), query log, stats."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wirewarden.bootstrap import Container
+from wirewarden.dns.lists import ListStore
+from wirewarden.store.dns import DnsStore, read_directory
+
+DNS = "/api/v1/dns"
+
+
+def fields(response: Any) -> set[str]:
+    return {str(e["loc"][-1]) for e in response.json()["detail"]}
+
+
+@pytest.fixture
+def peer(client: TestClient) -> dict[str, Any]:
+    assert (
+        client.post(
+            "/api/v1/interfaces", json={"name": "wg0", "address": "10.8.0.1/24"}
+        ).status_code
+        == 201
+    )
+    response = client.post("/api/v1/interfaces/wg0/peers", json={"name": "laptop"})
+    assert response.status_code == 201
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_default_policy_always_exists(client: TestClient) -> None:
+    response = client.get(f"{DNS}/policies/default")
+    assert response.status_code == 200
+    assert response.json()["block_answer"] == "nxdomain" and response.json()["anti_bypass"]
+    assert client.delete(f"{DNS}/policies/default").status_code == 409
+    assert client.get(f"{DNS}/policies/nope").status_code == 404
+
+
+def test_put_creates_then_replaces(client: TestClient, container: Container) -> None:
+    body = {"deny": ["Ads.Example.com", "*.tracker.example"], "allow": ["ok.ads.example.com"]}
+    created = client.put(f"{DNS}/policies/kids", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["deny"] == ["ads.example.com", "*.tracker.example"]
+    replaced = client.put(f"{DNS}/policies/kids", json={"block_answer": "null-ip"})
+    assert replaced.status_code == 200 and replaced.json()["deny"] == []
+    names = [p["name"] for p in client.get(f"{DNS}/policies").json()]
+    assert names == ["default", "kids"]
+    with container.deps.sessions() as db:
+        assert read_directory(db, "local").policies["kids"].block_answer == "null-ip"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"deny": ["not a name"]}, "deny"),
+        ({"allow": ["*.*.x"]}, "allow"),
+        ({"block_answer": "refuse"}, "block_answer"),
+        ({"blocklists": ["ftp://lists.example/x"]}, "blocklists"),
+        ({"blocklists": ["relative/path.txt"]}, "blocklists"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_bad_policies_are_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    response = client.put(f"{DNS}/policies/p1", json=body)
+    assert response.status_code == 422 and field in fields(response), response.text
+    assert client.put("/api/v1/dns/policies/Bad Name", json={}).status_code == 422
+
+
+def test_blocklist_files_are_checked_and_the_last_good_copy_kept(
+    client: TestClient, tmp_path: Path
+) -> None:
+    good = tmp_path / "list.txt"
+    good.write_text("# a list\n0.0.0.0 ads.example\n||tracker.example^\njunk junk\n")
+    response = client.put(f"{DNS}/policies/p1", json={"blocklists": [str(good)]})
+    assert response.status_code == 201, response.text
+    (status,) = response.json()["lists"]
+    assert (status["entries"], status["junk"], status["error"]) == (2, 1, None)
+
+    html = tmp_path / "page.txt"
+    html.write_text("<!DOCTYPE html><html><body>login</body></html>\n")
+    bad = client.put(f"{DNS}/policies/p2", json={"blocklists": [str(html)]})
+    assert bad.status_code == 422 and "HTML" in bad.text and bad.json()["field"] == "blocklists"
+    missing = client.put(f"{DNS}/policies/p2", json={"blocklists": [str(tmp_path / "no.txt")]})
+    assert missing.status_code == 422
+
+    good.write_text("<html>the source went bad</html>\n")
+    (refreshed,) = client.post(f"{DNS}/blocklists/refresh", json={}).json()
+    assert "HTML" in refreshed["error"] and refreshed["entries"] == 2 and refreshed["has_copy"]
+
+
+def test_peer_policy_patch(client: TestClient, container: Container, peer: dict[str, Any]) -> None:
+    url = f"/api/v1/peers/{peer['id']}"
+    unknown = client.patch(url, json={"dns_policy": "kids"})
+    assert unknown.status_code == 422 and "dns_policy" in unknown.text
+    assert client.put(f"{DNS}/policies/kids", json={"anti_bypass": False}).status_code == 201
+    assert client.patch(url, json={"dns_policy": "kids"}).json()["dns_policy"] == "kids"
+    with container.deps.sessions() as db:
+        assert read_directory(db, "local").clients[peer["address"].split("/")[0]].policy == "kids"
+    # A policy with anti-bypass off exempts its peers from the DNS redirect.
+    guard = container.reconciler.source().dns_guard
+    assert guard is not None and guard.exempt == ("10.8.0.2",)
+    assert client.delete(f"{DNS}/policies/kids").status_code == 409
+    assert client.patch(url, json={"dns_policy": None}).json()["dns_policy"] is None
+    assert client.delete(f"{DNS}/policies/kids").status_code == 204
+
+
+def test_tenant_policy(client: TestClient, container: Container, peer: dict[str, Any]) -> None:
+    assert client.put(f"{DNS}/policies/family", json={}).status_code == 201
+    assert client.put(f"{DNS}/tenants/default", json={"policy": "family"}).status_code == 204
+    with container.deps.sessions() as db:
+        assert read_directory(db, "local").clients["10.8.0.2"].policy == "family"
+    assert client.put(f"{DNS}/tenants/default", json={"policy": "nope"}).status_code == 422
+    assert client.put(f"{DNS}/tenants/nope", json={"policy": None}).status_code == 404
+
+
+def test_query_log_filters_and_stats(client: TestClient, container: Container) -> None:
+    store = DnsStore(container.deps.sessions, "local")
+    now = time.time()
+    rows: list[tuple[object, ...]] = [
+        (now, 1, "laptop", "10.8.0.2", "kids", "ads.example", 1, "blocked", "deny", 3, None, None),
+        (now, 1, "laptop", "10.8.0.2", "kids", "ads.example", 28, "blocked", "deny", 3, None, None),
+        (
+            now,
+            1,
+            "laptop",
+            "10.8.0.2",
+            "kids",
+            "www.example",
+            1,
+            "resolved",
+            None,
+            0,
+            "udp://x",
+            3.5,
+        ),
+        (now, 2, "phone", "10.8.0.3", "default", "www.example", 1, "cached", None, 0, None, None),
+        (
+            now - 9 * 86400,
+            2,
+            "phone",
+            "10.8.0.3",
+            "default",
+            "old.example",
+            1,
+            "cached",
+            None,
+            0,
+            None,
+            None,
+        ),
+    ]
+    store.write_log(rows)
+    page = client.get(f"{DNS}/queries", params={"peer_id": 1}).json()
+    assert page["total"] == 3 and page["items"][0]["peer"] == "laptop"
+    blocked = client.get(f"{DNS}/queries", params={"status": "blocked", "name": "ADS"}).json()
+    assert [i["qtype"] for i in blocked["items"]] == ["AAAA", "A"]
+    assert blocked["items"][0]["rcode"] == "NXDOMAIN"
+    stats = client.get(f"{DNS}/stats").json()
+    assert stats["queries"] == 4 and stats["blocked"] == 2 and stats["blocked_share"] == 0.5
+    assert stats["top_blocked"] == [{"name": "ads.example", "count": 2}]
+    assert stats["top_allowed"] == [{"name": "www.example", "count": 2}]
+    by_policy = {g["key"]: g for g in stats["by_policy"]}
+    assert by_policy["kids"]["blocked_share"] == pytest.approx(2 / 3, abs=1e-3)
+    # Retention: entries older than the cut-off go, then all but the newest N.
+    assert store.prune_log(now - 7 * 86400, 1_000_000) == 1
+    assert store.prune_log(0, 2) == 2
+    assert client.get(f"{DNS}/queries").json()["total"] == 2
+
+
+class _ListHandler(BaseHTTPRequestHandler):
+    body = b"||ads.example^\n"
+    etag = '"v1"'
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.headers.get("If-None-Match") or "")
+        if self.headers.get("If-None-Match") == self.etag:
+            self.send_response(304)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", self.etag)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def list_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ListHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/list.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_lists_use_etags_and_keep_the_last_copy(tmp_path: Path, list_server: str) -> None:
+    store = ListStore(tmp_path)
+    first = store.fetch(list_server)
+    assert first.entries == 1 and first.error is None and first.etag == '"v1"'
+    second = store.fetch(list_server)
+    assert second.error is None and _ListHandler.hits[-1] == '"v1"'  # a 304
+    _ListHandler.etag, _ListHandler.body = '"v2"', b"<html><body>oops</body></html>\n"
+    third = store.fetch(list_server)
+    assert third.error and "HTML" in third.error and third.entries == 1
+    compiled = store.load(list_server)
+    assert compiled is not None and len(compiled.deny) == 1
+    gone = store.fetch("http://127.0.0.1:9/list.txt")
+    assert gone.error and "cannot fetch" in gone.error
