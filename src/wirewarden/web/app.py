@@ -12,7 +12,7 @@ from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError
 from wirewarden.web import ui
-from wirewarden.web.api import interfaces, peers, policy
+from wirewarden.web.api import dns, interfaces, peers, policy
 
 
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
@@ -34,6 +34,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     app.include_router(interfaces.router, prefix="/api/v1")
     app.include_router(peers.router, prefix="/api/v1")
     app.include_router(policy.router, prefix="/api/v1")
+    app.include_router(dns.router, prefix="/api/v1")
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     ui.install(app, _service_error)  # the dashboard; its error pages are HTML outside /api
 
