@@ -18,14 +18,14 @@ from wirewarden.web.api import dns, interfaces, peers, policy
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        dns = container.dns_runtime if run_loop else None
+        resolver = container.dns_runtime if run_loop else None
         if run_loop:
             container.loop.start()  # its first pass adopts what is running and heals drift
-        if dns is not None:
-            dns.start()
+        if resolver is not None:
+            resolver.start()
         yield
-        if dns is not None:
-            dns.stop()
+        if resolver is not None:
+            resolver.stop()
         if run_loop:
             container.loop.stop()
 
