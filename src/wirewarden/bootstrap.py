@@ -20,7 +20,11 @@ from wirewarden.dns.lists import ListStore
 from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Ports, lists_dir
 from wirewarden.dns.upstream import UpstreamSet, parse_upstreams
 from wirewarden.domain.policy import PolicyConfig
+from wirewarden.domain.state import DesiredState
+from wirewarden.metrics.collector import Collector
+from wirewarden.metrics.prometheus import Telemetry
 from wirewarden.reconciler.engine import Loop, Reconciler
+from wirewarden.reconciler.executor import Report
 from wirewarden.reconciler.ports import Dataplane
 from wirewarden.services.context import Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
@@ -29,10 +33,12 @@ from wirewarden.services.peers import PeerService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
 from wirewarden.services.sync_status import SyncStatusWriter
 from wirewarden.services.tokens import TokenService
+from wirewarden.services.traffic import TrafficService
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine, make_sessions
 from wirewarden.store.desired import DesiredStateReader, split_csv
 from wirewarden.store.dns import DnsStore, dns_guard
+from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
 
 
@@ -49,6 +55,9 @@ class Container:
     profiles: ProfileService
     usage: UsageService
     dns: DnsService
+    collector: Collector
+    traffic: TrafficService
+    telemetry: Telemetry
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
     dns_runtime: DnsRuntime | None = None
 
@@ -91,15 +100,25 @@ def build(
         dns_guard=guard,
     )
     lock = HostLock(settings.data_dir / "dataplane.lock")
-    reconciler = Reconciler(source, dataplane, SyncStatusWriter(sessions, settings.node_name), lock)
+    telemetry = Telemetry()
+    status = SyncStatusWriter(sessions, settings.node_name)
+    timing = telemetry.reconcile_sink(lambda: reconciler.last_duration)
+
+    def sink(desired: DesiredState, report: Report) -> None:
+        status(desired, report)
+        timing(desired, report)
+
+    reconciler = Reconciler(source, dataplane, sink, lock)
     loop = Loop(reconciler, settings.reconcile_period)
+    # Fresh enough that every collection pass gets a dump of its own.
+    stats = DumpCache(dataplane.dump_all, min(stats_max_age, settings.metrics_period / 2))
     deps = Deps(
         sessions=sessions,
         vault=vault,
         reconciler=reconciler,
         node=settings.node_name,
         public_host=settings.public_host,
-        stats=DumpCache(dataplane.dump_all, stats_max_age),
+        stats=stats,
         trigger=loop.trigger,
         policy=policy_config(settings),
     )
@@ -108,6 +127,10 @@ def build(
     lists = ListStore(lists_dir(settings.data_dir))
     runtime = build_dns(settings, DnsStore(sessions, settings.node_name), lists)
     reload = runtime.reload_lists if runtime else (lambda: None)
+    store = TrafficStore(engine)
+    collector = Collector(stats.timed, store, settings.node_name, settings.metrics_period)
+    telemetry.watch(collector)
+    traffic = TrafficService(sessions, store, settings.node_name)
     return Container(
         settings,
         engine,
@@ -118,8 +141,11 @@ def build(
         PeerService(deps, interfaces),
         TokenService(sessions),
         ProfileService(deps),
-        UsageService(deps),
+        UsageService(deps, traffic),
         DnsService(deps, lists, reload),
+        collector,
+        traffic,
+        telemetry,
         runtime,
     )
 

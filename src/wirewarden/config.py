@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     timezone: str | None = None
     # Leaf qdisc inside a speed-limit class (a plain FIFO where the kernel lacks it).
     tc_leaf: str = "fq_codel flows 64"
+    # Seconds between traffic collections (one `wg show all dump` each).
+    metrics_period: float = Field(default=10.0, gt=0)
+    # Who may read /metrics: "loopback" lets local clients in without a token (anyone else
+    # needs one); "token" always asks for a bearer token (an API token with the read scope,
+    # or metrics_token).
+    metrics_access: Literal["loopback", "token"] = "loopback"
+    metrics_token: str | None = None
     log_level: str = "info"
     # Where `npm ci` installed the dashboard's libraries; empty: the checkout's node_modules.
     assets_dir: Path | None = None

@@ -6,13 +6,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from wirewarden.bootstrap import Container, build, configure_logging
 from wirewarden.cli.output import console, emit_json, errors, record, table
+from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, load_settings
 from wirewarden.services import backup as backups
 from wirewarden.services.context import Actor
@@ -301,6 +302,61 @@ def peer_enable(name: str, interface: IfaceOpt) -> None:
 @peer_app.command("disable")
 def peer_disable(name: str, interface: IfaceOpt) -> None:
     _set_peer(name, interface, PeerUpdate(enabled=False))
+
+
+@peer_app.command("usage")
+def peer_usage(name: str, interface: IfaceOpt, as_json: JsonOpt = False) -> None:
+    """This billing period's traffic of a peer, against its data cap."""
+    with container() as c:
+        usage = c.usage.usage(c.peers.find_by_name(interface, name).id)
+    if as_json:
+        emit_json(usage)
+    else:
+        console.print(usage_view(name, usage))
+
+
+# ---- traffic
+
+
+@app.command("top")
+def top(
+    span: Annotated[str, typer.Option("--range", "-r", help="e.g. 1h, 24h, 7d, 30d, 1y")] = "24h",
+    interface: Annotated[str | None, typer.Option("--interface", "-i")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    watch: Annotated[float, typer.Option(help="Refresh every N seconds (0: once)", min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Peers that moved the most traffic over a range."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from rich.live import Live
+
+    from wirewarden.domain.traffic import parse_span
+
+    try:
+        seconds = parse_span(span)
+    except ValueError as exc:
+        errors.print(f"[red]invalid --range:[/] {exc}")
+        raise typer.Exit(2) from exc
+    with container() as c:
+
+        def fetch() -> Any:
+            now = datetime.now(UTC)
+            return c.traffic.top(now - timedelta(seconds=seconds), None, limit, interface)
+
+        if as_json:
+            emit_json(fetch())
+        elif not watch:
+            console.print(top_view(fetch()))
+        else:
+            with Live(top_view(fetch()), console=console, auto_refresh=False) as live:
+                try:
+                    while True:
+                        time.sleep(watch)
+                        live.update(top_view(fetch()), refresh=True)
+                except KeyboardInterrupt:
+                    pass
 
 
 # ---- tokens

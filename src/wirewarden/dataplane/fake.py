@@ -41,6 +41,8 @@ class FakeDataplane:
     tc: dict[str, ObservedTc] = field(default_factory=dict)
     lans: tuple[str, ...] = ()
     shapes: dict[str, tuple[DeviceShape, DeviceShape]] = field(default_factory=dict)
+    # Runtime figures `dump_all` reports, by (interface, public key); zeros where unset.
+    counters: dict[tuple[str, str], PeerStats] = field(default_factory=dict)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -145,7 +147,7 @@ class FakeDataplane:
                 dev.private_key,
                 dev.listen_port,
                 dict(dev.peers),
-                {k: PeerStats(None, 0, 0, 0) for k in dev.peers},
+                {k: self.counters.get((name, k), PeerStats(None, 0, 0, 0)) for k in dev.peers},
             )
             for name, dev in self.devices.items()
         }

@@ -24,6 +24,8 @@ class DumpCache:
     ) -> None:
         self.dump, self.max_age, self.stale_for = dump, max_age, stale_for
         self._at = 0.0
+        # Wall-clock time of the dump now held, so a reader can tell a new dump from a reused one.
+        self.taken = 0.0
         self._value: dict[str, DeviceDump] = {}
         self._lock = threading.Lock()
         self._refreshing = False
@@ -39,8 +41,17 @@ class DumpCache:
             self._store(self.dump())
             return self._value
 
+    def timed(self) -> tuple[dict[str, DeviceDump], float]:
+        """A dump no older than `max_age` (taken now, inline, if the held one is older) and
+        the wall-clock time it was taken. The traffic collector calls this every period, so
+        the dump it takes also serves the pages."""
+        with self._lock:
+            if time.monotonic() - self._at > self.max_age:
+                self._store(self.dump())
+            return self._value, self.taken
+
     def _store(self, value: dict[str, DeviceDump]) -> None:
-        self._value, self._at = value, time.monotonic()
+        self._value, self._at, self.taken = value, time.monotonic(), time.time()
 
     def _refresh_in_background(self) -> None:
         if not self._refreshing:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from wirewarden.domain.dnsstate import DnsGuard
 from wirewarden.domain.policy import PolicyState
@@ -86,9 +86,10 @@ class ObservedState:
     tc: dict[str, ObservedTc] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PeerStats:
-    """Runtime figures of a peer from the kernel (not configuration)."""
+class PeerStats(NamedTuple):
+    """Runtime figures of a peer from the kernel (not configuration). A named tuple: a dump
+    of 10,000 peers makes 10,000 of these every collection period, and tuples are the
+    cheapest immutable value Python builds."""
 
     endpoint: str | None
     latest_handshake: int

@@ -21,6 +21,7 @@ from wirewarden.domain.state import DesiredState
 from wirewarden.services.context import Actor, Deps, audit, bump_revision
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
+from wirewarden.services.traffic import TrafficService
 from wirewarden.store.tables import AclProfile, Interface, Node, Peer
 
 
@@ -107,10 +108,12 @@ def _out(row: AclProfile, count: int) -> ProfileOut:
 
 
 class UsageService:
-    """A peer's bytes this cap period, from its nftables quota (or what was saved of it)."""
+    """A peer's bytes this cap period: what its nftables quota counted (or what was saved of
+    it) for a capped peer, and what the traffic history recorded for every peer."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, traffic: TrafficService | None = None) -> None:
         self.deps = deps
+        self.traffic = traffic
 
     def used(self, peer: Peer, period_start: int) -> int:
         saved = peer.cap_used_bytes if peer.cap_used_period == period_start else 0
@@ -126,20 +129,24 @@ class UsageService:
             peer = db.get(Peer, peer_id)
             if peer is None:
                 raise NotFound(f"peer {peer_id} not found")
-            start, end = cap_period(
-                datetime.now(UTC), peer.cap_reset_day, host_tz(self.deps), peer.cap_reset_at
-            )
-            used = self.used(peer, int(start.timestamp())) if peer.data_cap_bytes else 0
+            now = datetime.now(UTC)
+            start, end = cap_period(now, peer.cap_reset_day, host_tz(self.deps), peer.cap_reset_at)
+            rx, tx = self.traffic.between(peer.id, start, now) if self.traffic else (0, 0)
             cap = peer.data_cap_bytes
+            # A capped peer is held to what its quota counts; others see their history.
+            used = self.used(peer, int(start.timestamp())) if cap else rx + tx
             return UsageOut(
                 peer_id=peer.id,
                 used_bytes=used,
                 cap_bytes=cap,
                 over=cap is not None and used >= cap,
-                period_start=start if cap else None,
-                period_end=end if cap else None,
+                period_start=start,
+                period_end=end,
                 cap_reset_day=peer.cap_reset_day,
                 cap_action=self.deps.policy.cap_action,
+                rx_bytes=rx,
+                tx_bytes=tx,
+                traffic_bytes=rx + tx,
             )
 
     def reset(self, peer_id: int, actor: Actor) -> UsageOut:

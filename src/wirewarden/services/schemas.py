@@ -313,13 +313,19 @@ class ProfileOut(BaseModel):
 
 class UsageOut(BaseModel):
     peer_id: int
-    used_bytes: int
+    used_bytes: int = Field(
+        description="Bytes counted against the cap: the quota's count for a capped peer, "
+        "else traffic_bytes"
+    )
     cap_bytes: int | None
     over: bool
     period_start: datetime | None
     period_end: datetime | None
     cap_reset_day: int
     cap_action: str
+    rx_bytes: int = Field(0, description="Received from the peer this period (its upload)")
+    tx_bytes: int = Field(0, description="Sent to the peer this period (its download)")
+    traffic_bytes: int = Field(0, description="rx_bytes + tx_bytes, from the traffic history")
 
 
 class Page(BaseModel, Generic[T]):

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -210,3 +212,70 @@ class DnsQuery(Base):
     rcode: Mapped[str] = mapped_column(String(16))
     upstream: Mapped[str | None] = mapped_column(String(255))
     latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+# ---- traffic metrics (issue 5): a small time-series store, one table per resolution.
+# Core tables without rowid: the primary key (series, t) is the only index SQLite keeps,
+# which holds a row near 20 bytes (docs/metrics.md). PostgreSQL ignores the SQLite option.
+TRAFFIC_TIERS = ("raw", "5m", "1h", "1d")
+
+
+def _traffic_table(name: str, key: str, parent: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column(
+            key,
+            Integer,
+            ForeignKey(f"{parent}.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        Column("t", BigInteger, primary_key=True, autoincrement=False),
+        Column("rx", BigInteger, nullable=False),
+        Column("tx", BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+
+
+PEER_TRAFFIC = {
+    tier: _traffic_table(f"peer_traffic_{tier}", "peer_id", "peers") for tier in TRAFFIC_TIERS
+}
+INTERFACE_TRAFFIC = {
+    tier: _traffic_table(f"interface_traffic_{tier}", "interface_id", "interfaces")
+    for tier in TRAFFIC_TIERS
+}
+
+
+class PeerCounters(Base):
+    """The last kernel counters seen per peer: the baseline of the next delta, kept in the
+    transaction that records the delta so a restart neither loses nor repeats traffic."""
+
+    __tablename__ = "peer_counters"
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("peers.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    public_key: Mapped[str] = mapped_column(String(44))
+    rx: Mapped[int] = mapped_column(BigInteger)
+    tx: Mapped[int] = mapped_column(BigInteger)
+    handshake: Mapped[int] = mapped_column(BigInteger, default=0)
+    endpoint: Mapped[str | None] = mapped_column(String(64))
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class PeerEndpoint(Base):
+    """Each endpoint a peer was seen connecting from, from when."""
+
+    __tablename__ = "peer_endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), index=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    endpoint: Mapped[str] = mapped_column(String(64))
+
+
+class TrafficRollup(Base):
+    """How far each coarser tier has been rolled up: it holds every block below `until`."""
+
+    __tablename__ = "traffic_rollups"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    until: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError
-from wirewarden.web import ui
-from wirewarden.web.api import dns, interfaces, peers, policy
+from wirewarden.web import metrics, ui
+from wirewarden.web.api import dns, interfaces, peers, policy, traffic
 
 
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
@@ -21,12 +21,14 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         resolver = container.dns_runtime if run_loop else None
         if run_loop:
             container.loop.start()  # its first pass adopts what is running and heals drift
+            container.collector.start()
         if resolver is not None:
             resolver.start()
         yield
         if resolver is not None:
             resolver.stop()
         if run_loop:
+            container.collector.stop()
             container.loop.stop()
 
     app = FastAPI(title="WireWarden", version=__version__, lifespan=lifespan)
@@ -35,6 +37,9 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     app.include_router(peers.router, prefix="/api/v1")
     app.include_router(policy.router, prefix="/api/v1")
     app.include_router(dns.router, prefix="/api/v1")
+    app.include_router(traffic.router, prefix="/api/v1")
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     ui.install(app, _service_error)  # the dashboard; its error pages are HTML outside /api
 

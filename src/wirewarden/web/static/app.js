@@ -118,6 +118,7 @@
       var msg = JSON.parse(event.data);
       Object.keys(msg.peers || {}).forEach(function (id) { applyPeer(id, msg.peers[id]); });
       applyTotals(msg.totals);
+      if (msg.totals) document.dispatchEvent(new CustomEvent("ww:totals", { detail: msg.totals }));
       document.body.dataset.live = "on";
     });
     socket.addEventListener("close", function (event) {

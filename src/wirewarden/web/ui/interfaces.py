@@ -14,6 +14,7 @@ from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, PeerCreat
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import Admin, App, Signed, own_peer_ids
 from wirewarden.web.ui.templating import page, redirect
+from wirewarden.web.ui.traffic import top_context
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,16 @@ def overview(request: Request, app: App, viewer: Signed) -> Response:
         "rx": rx,
         "tx": tx,
     }
-    return page(request, "overview.html", viewer, nav="overview", interfaces=rows, totals=totals)
+    return page(
+        request,
+        "overview.html",
+        viewer,
+        nav="overview",
+        interfaces=rows,
+        totals=totals,
+        metrics_period=app.settings.metrics_period,
+        **top_context(app, viewer),
+    )
 
 
 def table_query(request: Request, own: set[int] | None) -> PeerQuery:

@@ -46,9 +46,13 @@ class Snapshot:
     status: dict[int, Status]
     changed: set[int]
     interfaces: dict[str, list[int]]  # peer ids per interface name
+    # Bytes/s of the peers that moved bytes in the traffic collector's last period.
+    rates: dict[int, tuple[float, float]] = field(default_factory=dict)
+    rates_changed: bool = False
 
     def totals(self, ids: Collection[int] | None) -> dict[str, Any]:
         per_iface: dict[str, dict[str, int]] = {}
+        rates: dict[str, dict[str, float]] = {}
         for name, members in self.interfaces.items():
             chosen = members if ids is None else [i for i in members if i in ids]
             stats = [self.status[i] for i in chosen if i in self.status]
@@ -58,6 +62,8 @@ class Snapshot:
                 "rx": sum(s[2] for s in stats),
                 "tx": sum(s[3] for s in stats),
             }
+            moving = [self.rates[i] for i in chosen if i in self.rates]
+            rates[name] = {"rx": sum(r[0] for r in moving), "tx": sum(r[1] for r in moving)}
         rows = per_iface.values()
         return {
             "peers": sum(r["peers"] for r in rows),
@@ -65,6 +71,11 @@ class Snapshot:
             "rx": sum(r["rx"] for r in rows),
             "tx": sum(r["tx"] for r in rows),
             "interfaces": per_iface,
+            "rates": {
+                "rx": sum(r["rx"] for r in rates.values()),
+                "tx": sum(r["tx"] for r in rates.values()),
+                "interfaces": rates,
+            },
         }
 
 
@@ -116,7 +127,7 @@ class Subscriber:
         out: dict[str, Any] = {}
         if ids:
             out["peers"] = {i: status_json(snap.status[i]) for i in ids if i in snap.status}
-        if self.overview and (self.fresh or snap.changed):
+        if self.overview and (self.fresh or snap.changed or snap.rates_changed):
             out["totals"] = snap.totals(self.allowed)
         self.fresh = False
         return out or None
@@ -129,6 +140,7 @@ class StatusHub:
         self.index = PeerIndex(app)
         self.subscribers: set[Subscriber] = set()
         self.last: dict[int, Status] = {}
+        self.last_rates: dict[int, tuple[float, float]] = {}
         self.latest: Snapshot | None = None
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
@@ -162,7 +174,9 @@ class StatusHub:
         last = self.last
         changed = {i for i, s in status.items() if last.get(i) != s}
         self.last = status
-        return Snapshot(status, changed, interfaces)
+        rates = self.app.collector.snapshot.rates
+        rates_changed, self.last_rates = rates is not self.last_rates, rates
+        return Snapshot(status, changed, interfaces, rates, rates_changed)
 
     async def tick(self) -> None:
         snap = await asyncio.to_thread(self.snapshot)

@@ -1,0 +1,570 @@
+"""Traffic-metrics figures at 10,000 peers (DESIGN.md §7: "metrics for 10k peers every 10 s:
+< 5 % of one core; 30-day peer chart query < 50 ms").
+
+Run as root from the repository root:
+
+    .venv/bin/python bench/metrics_10k.py                 # the full run, about 4 minutes
+    .venv/bin/python bench/metrics_10k.py --peers 1000 --periods 30 --day-peers 100 \\
+        --history-days 3                                  # a quick look
+
+What it does, inside a network namespace it creates and removes itself (with a private
+tmpfs on /run/wireguard, so no other namespace's wireguard-go is listed or touched; no
+traffic at all):
+
+1. a real wireguard-go interface holding N (10,000) peers; `wg show all dump` timed
+   `--dumps` (10) times: wall time, CPU of `wg` and CPU of wireguard-go answering it;
+2. a fresh SQLite database holding those N peers; the real Collector fed recorded dumps
+   (the real dump's text with its counters advanced each period, parsed by the product's
+   parser inside the timed pass) over `--periods` (360 = one simulated hour at 10 s):
+   every peer moving bytes every period (the worst case), then 10 % of them: CPU per pass
+   (parse + deltas + batched write + rollup), as a share of one core at a 10 s period,
+   with the dump's own cost from step 1 added;
+3. database growth: bytes per row of each tier (SQLite's dbstat) after step 2, and a whole
+   simulated day (one look a minute) of `--day-peers` (1,000) all-active peers, measured
+   as file growth after rollups: bytes per active peer per day (target < 50 kB);
+4. 30 days of hourly history for all N peers written straight into the hourly tier
+   (plus the last day in 5-minute rows), then the 30-day chart of one peer through
+   TrafficService (the API's code path, JSON included) for 100 random peers: p50/p95;
+   the interface's 30-day chart and the 30-day top-10 peers, for scale;
+5. a /metrics scrape with the N peers' snapshot: time and size.
+
+It prints figures and never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+IFNAME = "wwm0"
+DAY, HOUR = 86400, 3600
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def sh(
+    argv: list[str], *, check: bool = True, timeout: float = 120, stdin: str | None = None
+) -> str:
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False, input=stdin
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def peer_ip(i: int) -> str:
+    return f"10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+
+
+# ---------------------------------------------------------------- outer: the namespace
+
+
+def netns_pids(ns: str) -> list[int]:
+    out = sh(["ip", "netns", "pids", ns], check=False)
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def kill_netns_processes(ns: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in netns_pids(ns):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and netns_pids(ns):
+            time.sleep(0.1)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def outer(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        log("this benchmark needs root (a network namespace and wireguard-go)")
+        return 2
+    for name in ("ip", "wg", "wireguard-go", "unshare"):
+        if shutil.which(name) is None:
+            log(f"{name} is not on PATH")
+            return 2
+    tag = secrets.token_hex(3)
+    ns = f"wwmbench-{tag}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"wwmbench-{tag}-"))
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    rc = 1
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        sh(["ip", "netns", "add", ns])
+        sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+        inner_argv = [sys.executable, str(HERE), "--inner", "--workdir", str(workdir)]
+        inner_argv += sys.argv[1:]
+        script = (
+            "mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 wwmbench /run/wireguard"
+            ' && exec "$@"'
+        )
+        private = ["unshare", "--mount", "--propagation", "private"]
+        child = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *private, "sh", "-c", script, "sh", *inner_argv],
+            cwd=HERE.parents[1],
+        )
+        rc = child.wait()
+    except KeyboardInterrupt:
+        log("\ninterrupted: cleaning up")
+        rc = 130
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                child.send_signal(signal.SIGTERM)
+                child.wait(timeout=15)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        kill_netns_processes(ns)
+        sh(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+        gone = ns not in sh(["ip", "netns", "list"], check=False)
+        log(f"cleanup: namespace {ns} {'removed' if gone else 'STILL PRESENT'}")
+    return rc
+
+
+# ---------------------------------------------------------------- inner: the benchmark
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a process, seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workdir = Path(args.workdir)
+        self.results: list[tuple[str, str, str]] = []
+        self.wg_go: subprocess.Popen[bytes] | None = None
+
+    def figure(self, what: str, target: str, got: str) -> None:
+        self.results.append((what, target, got))
+        log(f"  -> {what}: {got}")
+
+    # ---- 1. a real interface
+
+    def real_interface(self) -> tuple[str, list[str]]:
+        from wirewarden.domain.keys import generate_keypair
+
+        n = self.args.peers
+        log(f"[1] wireguard-go interface {IFNAME} with {n} peers")
+        self.wg_go = subprocess.Popen(
+            ["wireguard-go", "-f", IFNAME],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, LOG_LEVEL="error"),
+        )
+        deadline = time.monotonic() + 5
+        while not Path(f"/run/wireguard/{IFNAME}.sock").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("wireguard-go made no UAPI socket")
+            time.sleep(0.02)
+        server = generate_keypair()
+        sh(
+            ["wg", "set", IFNAME, "private-key", "/dev/stdin", "listen-port", "51999"],
+            stdin=server.private_key + "\n",
+        )
+        keys = [generate_keypair().public_key for _ in range(n)]
+        conf = "".join(
+            f"[Peer]\nPublicKey = {k}\nAllowedIPs = {peer_ip(i)}/32\n" for i, k in enumerate(keys)
+        )
+        sh(["wg", "addconf", IFNAME, "/dev/stdin"], stdin=conf, timeout=300)
+        walls, wg_cpu, go_cpu = [], [], []
+        text = ""
+        for _ in range(self.args.dumps):
+            c0, g0, w0 = children_cpu(), proc_cpu(self.wg_go.pid), time.perf_counter()
+            text = sh(["wg", "show", "all", "dump"], timeout=60)
+            walls.append(time.perf_counter() - w0)
+            wg_cpu.append(children_cpu() - c0)
+            go_cpu.append(proc_cpu(self.wg_go.pid) - g0)
+        lines = text.count("\n")
+        assert lines == n + 1, f"dump has {lines} lines for {n} peers"
+        self.dump_cpu = statistics.median(wg_cpu) + statistics.median(go_cpu)
+        self.figure(
+            f"`wg show all dump` of {n} peers (median of {self.args.dumps})",
+            "-",
+            f"wall {ms(statistics.median(walls))}, CPU: wg {ms(statistics.median(wg_cpu))} + "
+            f"wireguard-go {ms(statistics.median(go_cpu))}, {len(text) / 1e6:.2f} MB of text",
+        )
+        return text, keys
+
+    # ---- 2. the collector
+
+    def database(self, name: str, keys: list[str]) -> Any:
+        from sqlalchemy import text as sql
+
+        from wirewarden.store import schema
+        from wirewarden.store.db import make_engine
+
+        path = self.workdir / name
+        engine = make_engine(f"sqlite:///{path}")
+        schema.upgrade(engine)
+        now = datetime.now(UTC).isoformat(" ")
+        with engine.begin() as conn:
+            conn.execute(
+                sql(
+                    "INSERT INTO nodes (id, name, revision, created_at) VALUES (1, 'local', 1, :n)"
+                ),
+                {"n": now},
+            )
+            conn.execute(
+                sql("INSERT INTO tenants (id, name, created_at) VALUES (1, 'default', :n)"),
+                {"n": now},
+            )
+            conn.execute(
+                sql(
+                    "INSERT INTO interfaces (id, tenant_id, node_id, name, ipv4, listen_port,"
+                    " private_key_enc, public_key, dns, mtu, enabled, sync_state, created_at,"
+                    " updated_at) VALUES (1, 1, 1, :name, '10.100.0.1/16', 51999, x'00', 'k',"
+                    " '', 1420, 1, 'applied', :n, :n)"
+                ),
+                {"name": IFNAME, "n": now},
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO peers (id, interface_id, name, host_index, ipv4, public_key,"
+                " allowed_ips, routed_ips, enabled, sync_state, created_at, updated_at)"
+                " VALUES (?, 1, ?, ?, ?, ?, '0.0.0.0/0', '', 1, 'applied', ?, ?)",
+                [(i + 1, f"peer{i}", i + 2, peer_ip(i), k, now, now) for i, k in enumerate(keys)],
+            )
+        return engine, path
+
+    @staticmethod
+    def dumps(text: str, active: float, seed: int = 1, step: int = 10) -> Any:
+        """An endless series of dump texts: the real one with counters advanced, a share
+        `active` of the peers moving 50-500 kB each period."""
+        head, *rows = text.rstrip("\n").split("\n")
+        fields = [r.split("\t") for r in rows]
+        rng = random.Random(seed)
+        rx = [0] * len(rows)
+        tx = [0] * len(rows)
+        movers = [i for i in range(len(rows)) if rng.random() < active]
+        moving = set(movers)
+        t = 1_800_000_000
+        while True:
+            t += step
+            for i in movers:
+                rx[i] += rng.randrange(5_000, 50_000)
+                tx[i] += rng.randrange(50_000, 500_000)
+            out = [head]
+            for i, f in enumerate(fields):
+                hs = str(t - 30) if i in moving else "0"
+                out.append("\t".join((*f[:5], hs, str(rx[i]), str(tx[i]), f[8])))
+            yield "\n".join(out) + "\n", float(t)
+
+    def collector_run(
+        self, text: str, keys: list[str], active: float, periods: int
+    ) -> dict[str, float]:
+        from wirewarden.domain.wgdump import parse_all_dump
+        from wirewarden.metrics.collector import Collector
+        from wirewarden.store.tsdb import TrafficStore
+
+        engine, path = self.database(f"collector-{active}.db", keys)
+        store = TrafficStore(engine)
+        feed = self.dumps(text, active)
+        current: dict[str, Any] = {}
+
+        def source() -> tuple[dict[str, Any], float]:
+            return parse_all_dump(current["text"]), current["t"]
+
+        collector = Collector(source, store, "local", 10.0)
+        cpu: list[float] = []
+        wall: list[float] = []
+        for _ in range(periods + 1):
+            current["text"], current["t"] = next(feed)
+            c0, w0 = time.process_time(), time.perf_counter()
+            collector.collect()
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+        first, cpu, wall = cpu[0], cpu[1:], wall[1:]
+        self.collector = collector
+        self.engine, self.db_path = engine, path
+        return {
+            "first": first,
+            "p50": statistics.median(cpu),
+            "p95": pct(cpu, 95),
+            "mean": statistics.fmean(cpu),
+            "wall_p50": statistics.median(wall),
+        }
+
+    def collector_figures(self, text: str, keys: list[str]) -> None:
+        n, periods = self.args.peers, self.args.periods
+        for active in (1.0, 0.1):
+            count = periods if active == 1.0 else max(periods // 6, 10)
+            log(f"[2] collector over {count} periods, {active:.0%} of {n} peers active")
+            r = self.collector_run(text, keys, active, count)
+            total = r["mean"] + self.dump_cpu
+            self.figure(
+                f"collector CPU per 10 s pass, {n} peers, {active:.0%} active",
+                "< 5 % of a core",
+                f"pass p50 {ms(r['p50'])} / p95 {ms(r['p95'])} / mean {ms(r['mean'])} "
+                f"(first pass {ms(r['first'])}; wall p50 {ms(r['wall_p50'])}); with the dump "
+                f"({ms(self.dump_cpu)}): {ms(total)} per 10 s = "
+                f"**{total / 10 * 100:.2f} % of one core**",
+            )
+            if active == 1.0:
+                self.tier_sizes(n, count)
+
+    def tier_sizes(self, n: int, periods: int) -> None:
+        con = sqlite3.connect(self.db_path)
+        try:
+            rows = dict(
+                con.execute(
+                    "SELECT name, SUM(pgsize) FROM dbstat WHERE name LIKE 'peer_traffic_%'"
+                    " OR name = 'pk_peer_traffic_raw' GROUP BY name"
+                ).fetchall()
+            )
+            counts = {
+                t: con.execute(f"SELECT COUNT(*) FROM peer_traffic_{t}").fetchone()[0]  # noqa: S608
+                for t in ("raw", "5m", "1h")
+            }
+            counters = con.execute(
+                "SELECT SUM(pgsize) FROM dbstat WHERE name = 'peer_counters'"
+            ).fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            log(f"  (no dbstat in this SQLite: {exc})")
+            return
+        finally:
+            con.close()
+        per_row = {t: rows.get(f"peer_traffic_{t}", 0) / counts[t] for t in counts if counts[t]}
+        day = 1440 * per_row.get("raw", 0) + 288 * per_row.get("5m", 0) + 24 * per_row.get("1h", 0)
+        self.figure(
+            f"bytes per row on disk after {periods} periods of {n} active peers (dbstat)",
+            "-",
+            ", ".join(f"{t} {b:.1f} B ({counts[t]} rows)" for t, b in per_row.items())
+            + f"; peer_counters {counters / n:.0f} B per peer (fixed)",
+        )
+        self.figure(
+            "estimated bytes written per active peer per day (1440 raw + 288 5m + 24 1h rows)",
+            "< 50 kB",
+            f"**{day / 1000:.1f} kB**",
+        )
+
+    # ---- 3. a whole day
+
+    def day_growth(self, text: str, keys: list[str]) -> None:
+        from wirewarden.domain.wgdump import parse_all_dump
+        from wirewarden.metrics.collector import Collector
+        from wirewarden.store.tsdb import TrafficStore
+
+        n = self.args.day_peers
+        head, *rows = text.rstrip("\n").split("\n")
+        small = head + "\n" + "\n".join(rows[:n]) + "\n"
+        log(f"[3] one simulated day (a look a minute) of {n} active peers")
+        engine, path = self.database("day.db", keys[:n])
+        store = TrafficStore(engine)
+        feed = self.dumps(small, 1.0, seed=2, step=60)
+        state: dict[str, Any] = {}
+        collector = Collector(
+            lambda: (parse_all_dump(state["text"]), state["t"]), store, "local", 60.0
+        )
+        state["text"], state["t"] = next(feed)
+        collector.collect()
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        start = path.stat().st_size
+        t0 = state["t"]
+        started = time.perf_counter()
+        while state["t"] < t0 + DAY:
+            state["text"], state["t"] = next(feed)
+            collector.collect()
+        store.retain(int(state["t"]))
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        grown = path.stat().st_size - start
+        took = time.perf_counter() - started
+        self.figure(
+            f"database growth, one day of {n} all-active peers (file size, after rollups)",
+            "< 50 kB per active peer",
+            f"{grown / 1e6:.2f} MB = **{grown / n / 1000:.1f} kB per active peer per day** "
+            f"(simulated in {took:.0f} s)",
+        )
+
+    # ---- 4. 30-day charts
+
+    def charts(self, keys: list[str]) -> None:
+        from wirewarden.services.traffic import TrafficService
+        from wirewarden.store.db import make_sessions
+        from wirewarden.store.tsdb import TrafficStore
+
+        n, days = self.args.peers, self.args.history_days
+        engine, path = self.database("history.db", keys)
+        now = int(time.time())
+        hour0 = now - now % HOUR
+        log(f"[4] {days} days of hourly rows for {n} peers ({n * days * 24:,} rows)")
+        started = time.perf_counter()
+        rng = random.Random(3)
+        with engine.begin() as conn:
+            for h in range(days * 24, 0, -1):
+                t = hour0 - h * HOUR
+                conn.exec_driver_sql(
+                    "INSERT INTO peer_traffic_1h (peer_id, t, rx, tx) VALUES (?, ?, ?, ?)",
+                    [(p, t, rng.randrange(10**6), rng.randrange(10**8)) for p in range(1, n + 1)],
+                )
+                conn.exec_driver_sql(
+                    "INSERT INTO interface_traffic_1h (interface_id, t, rx, tx)"
+                    " VALUES (1, ?, ?, ?)",
+                    (t, 5 * 10**8, 5 * 10**10),
+                )
+            for m in range(24 * 12, 0, -1):
+                t = hour0 - m * 300
+                conn.exec_driver_sql(
+                    "INSERT INTO peer_traffic_5m (peer_id, t, rx, tx) VALUES (?, ?, ?, ?)",
+                    [(p, t, 1000, 10_000) for p in range(1, n + 1)],
+                )
+            marks = [
+                ("peer:5m", hour0),
+                ("peer:1h", hour0),
+                ("peer:1d", hour0 - hour0 % DAY - (days - 1) * DAY),
+                ("interface:5m", hour0),
+                ("interface:1h", hour0),
+                ("interface:1d", 0),
+            ]
+            conn.exec_driver_sql("INSERT INTO traffic_rollups (name, until) VALUES (?, ?)", marks)
+        log(
+            f"  written in {time.perf_counter() - started:.0f} s, "
+            f"file {path.stat().st_size / 1e6:.0f} MB"
+        )
+        service = TrafficService(make_sessions(engine), TrafficStore(engine), "local")
+        since = datetime.now(UTC) - timedelta(days=30)
+        times = []
+        points = 0
+        for pid in random.Random(4).sample(range(1, n + 1), min(100, n)):
+            w0 = time.perf_counter()
+            series = service.peer_series(pid, since)
+            series.model_dump_json()
+            times.append(time.perf_counter() - w0)
+            points = len(series.points)
+        self.figure(
+            f"30-day chart of one peer ({points} points, step 1 h), {n} peers' history present",
+            "< 50 ms",
+            f"p50 **{ms(statistics.median(times))}**, p95 {ms(pct(times, 95))}, "
+            f"max {ms(max(times))} (100 peers)",
+        )
+        w0 = time.perf_counter()
+        service.interface_series(IFNAME, since).model_dump_json()
+        iface = time.perf_counter() - w0
+        w0 = time.perf_counter()
+        top = service.top(since, None, 10)
+        top_t = time.perf_counter() - w0
+        self.figure("30-day chart of the interface", "-", ms(iface))
+        self.figure(f"30-day top 10 of {n} peers", "-", f"{ms(top_t)} ({len(top.items)} rows)")
+
+    # ---- 5. /metrics
+
+    def scrape(self) -> None:
+        from wirewarden.metrics.prometheus import Telemetry
+
+        telemetry = Telemetry()
+        telemetry.watch(self.collector)
+        times, size = [], 0
+        for _ in range(10):
+            w0 = time.perf_counter()
+            size = len(telemetry.exposition())
+            times.append(time.perf_counter() - w0)
+        peers = len(self.collector.snapshot.peers)
+        self.figure(
+            f"/metrics exposition with {peers} peers",
+            "-",
+            f"p50 **{ms(statistics.median(times))}**, max {ms(max(times))}, {size / 1e6:.2f} MB",
+        )
+
+    def run(self) -> None:
+        log(f"machine: {machine()}")
+        log(f"load average at start: {os.getloadavg()}")
+        started = time.perf_counter()
+        try:
+            text, keys = self.real_interface()
+            self.collector_figures(text, keys)
+            self.scrape()
+            self.day_growth(text, keys)
+            self.charts(keys)
+        finally:
+            if self.wg_go is not None:
+                self.wg_go.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.wg_go.wait(timeout=5)
+        log(f"load average at end: {os.getloadavg()}; wall {time.perf_counter() - started:.0f} s")
+        log("\nsummary")
+        for what, target, got in self.results:
+            log(f"| {what} | {target} | {got} |")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--peers", type=int, default=10_000)
+    p.add_argument("--dumps", type=int, default=10, help="timed `wg show all dump` runs")
+    p.add_argument("--periods", type=int, default=360, help="collector passes (10 s each)")
+    p.add_argument("--day-peers", type=int, default=1000, help="peers in the simulated day")
+    p.add_argument("--history-days", type=int, default=30)
+    p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--workdir", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        if not args.inner:
+            return outer(args)
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+        Bench(args).run()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

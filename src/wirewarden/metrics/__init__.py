@@ -1,0 +1,1 @@
+"""Traffic metrics: the collector and the Prometheus exposition."""

@@ -1,0 +1,223 @@
+"""Use cases over the traffic store: a peer's or interface's history, usage this period, top
+peers. Reading only; the collector (wirewarden.metrics) writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.domain.policy import cap_period
+from wirewarden.domain.traffic import (
+    MAX_EXPLICIT_POINTS,
+    MINUTE,
+    ceil_to,
+    choose_step,
+    epoch,
+    floor_to,
+    tiers_for_step,
+)
+from wirewarden.services.errors import Invalid, NotFound
+from wirewarden.store.tables import Interface, Node, Peer
+from wirewarden.store.tsdb import Kind, TrafficStore
+
+DEFAULT_RANGE = timedelta(hours=24)
+
+
+class TrafficPoint(BaseModel):
+    t: datetime = Field(description="Start of the bucket (UTC)")
+    rx_bytes: int = Field(description="Received from the peer(s) in the bucket: their upload")
+    tx_bytes: int = Field(description="Sent to the peer(s) in the bucket: their download")
+
+
+class TrafficSeries(BaseModel):
+    since: datetime
+    until: datetime
+    step: int = Field(description="Bucket width in seconds")
+    rx_bytes: int
+    tx_bytes: int
+    points: list[TrafficPoint]
+
+
+class PeriodTraffic(BaseModel):
+    start: datetime
+    end: datetime
+    rx_bytes: int
+    tx_bytes: int
+
+
+class TopPeer(BaseModel):
+    id: int
+    name: str
+    interface: str
+    rx_bytes: int
+    tx_bytes: int
+    total_bytes: int
+
+
+class TopPeers(BaseModel):
+    since: datetime
+    until: datetime
+    items: list[TopPeer]
+
+
+def _at(t: int) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class TrafficService:
+    def __init__(self, sessions: sessionmaker[Session], store: TrafficStore, node: str) -> None:
+        self.sessions, self.store, self.node = sessions, store, node
+
+    # ---- series
+
+    def peer_series(
+        self,
+        peer_id: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        step: int | None = None,
+    ) -> TrafficSeries:
+        self._peer(peer_id)
+        return self._series("peer", peer_id, since, until, step)
+
+    def interface_series(
+        self,
+        name: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        step: int | None = None,
+    ) -> TrafficSeries:
+        return self._series("interface", self._interface_id(name), since, until, step)
+
+    def _series(
+        self,
+        kind: Kind,
+        series_id: int,
+        since: datetime | None,
+        until: datetime | None,
+        step: int | None,
+    ) -> TrafficSeries:
+        now = int(datetime.now(UTC).timestamp())
+        lo, hi = _range(since, until, now)
+        if step is not None and step < 1:
+            raise Invalid("step must be a positive number of seconds", "step")
+        chosen = choose_step(lo, hi, now, step)
+        lo, hi = floor_to(lo, chosen), ceil_to(hi, chosen)
+        if (hi - lo) // chosen > MAX_EXPLICIT_POINTS:
+            raise Invalid(
+                f"{(hi - lo) // chosen} points asked; at most {MAX_EXPLICIT_POINTS}", "step"
+            )
+        found = self.store.series(kind, [series_id], lo, hi, chosen, tiers_for_step(chosen))
+        points = [
+            TrafficPoint(
+                t=_at(t), rx_bytes=found.get(t, (0, 0))[0], tx_bytes=found.get(t, (0, 0))[1]
+            )
+            for t in range(lo, hi, chosen)
+        ]
+        return TrafficSeries(
+            since=_at(lo),
+            until=_at(hi),
+            step=chosen,
+            rx_bytes=sum(p.rx_bytes for p in points),
+            tx_bytes=sum(p.tx_bytes for p in points),
+            points=points,
+        )
+
+    # ---- usage over a period (the data caps read it through UsageService)
+
+    def between(self, peer_id: int, start: datetime, end: datetime) -> tuple[int, int]:
+        """(rx, tx) bytes of a peer from `start` up to and including the minute of `end`."""
+        lo = floor_to(epoch(start), MINUTE)
+        hi = ceil_to(epoch(end) + 1, MINUTE)
+        return self.store.totals("peer", lo, hi, [peer_id]).get(peer_id, (0, 0))
+
+    def period_usage(
+        self,
+        peer_id: int,
+        reset_day: int = 1,
+        now: datetime | None = None,
+        tz: tzinfo = UTC,
+        reset_at: datetime | None = None,
+    ) -> PeriodTraffic:
+        """This billing period's traffic of a peer: from 00:00 on `reset_day` (in `tz`), or a
+        later manual reset, to now."""
+        now = now or datetime.now(UTC)
+        start, end = cap_period(now, reset_day, tz, reset_at)
+        rx, tx = self.between(peer_id, start, now)
+        return PeriodTraffic(start=start, end=end, rx_bytes=rx, tx_bytes=tx)
+
+    # ---- top peers
+
+    def top(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10,
+        interface: str | None = None,
+    ) -> TopPeers:
+        now = int(datetime.now(UTC).timestamp())
+        lo, hi = _range(since, until, now)
+        lo, hi = floor_to(lo, MINUTE), ceil_to(hi, MINUTE)
+        ids = None
+        if interface is not None:
+            iface_id = self._interface_id(interface)
+            with self.store.engine.connect() as conn:
+                ids = list(conn.scalars(select(Peer.id).where(Peer.interface_id == iface_id)))
+        totals = self.store.totals("peer", lo, hi, ids)
+        ranked = sorted(totals.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:limit]
+        names = self._names([pid for pid, _ in ranked])
+        items = [
+            TopPeer(
+                id=pid,
+                name=names[pid][0],
+                interface=names[pid][1],
+                rx_bytes=rx,
+                tx_bytes=tx,
+                total_bytes=rx + tx,
+            )
+            for pid, (rx, tx) in ranked
+            if pid in names
+        ]
+        return TopPeers(since=_at(lo), until=_at(hi), items=items)
+
+    # ---- lookups
+
+    def _peer(self, peer_id: int) -> Peer:
+        with self.sessions() as db:
+            peer = db.get(Peer, peer_id)
+        if peer is None:
+            raise NotFound(f"peer {peer_id} not found")
+        return peer
+
+    def _interface_id(self, name: str) -> int:
+        query = (
+            select(Interface.id)
+            .join(Node, Interface.node_id == Node.id)
+            .where(Node.name == self.node, Interface.name == name)
+        )
+        with self.store.engine.connect() as conn:
+            found = conn.scalar(query)
+        if found is None:
+            raise NotFound(f"interface {name!r} not found")
+        return found
+
+    def _names(self, ids: list[int]) -> dict[int, tuple[str, str]]:
+        query = (
+            select(Peer.id, Peer.name, Interface.name)
+            .join(Interface, Peer.interface_id == Interface.id)
+            .where(Peer.id.in_(ids))
+        )
+        with self.store.engine.connect() as conn:
+            return {pid: (name, iface) for pid, name, iface in conn.execute(query)}
+
+
+def _range(since: datetime | None, until: datetime | None, now: int) -> tuple[int, int]:
+    # By default up to and including the current second (its bucket is the newest).
+    hi = epoch(until) if until is not None else now + 1
+    lo = epoch(since) if since is not None else hi - int(DEFAULT_RANGE.total_seconds())
+    if lo >= hi:
+        raise Invalid("since must be before until", "since")
+    return lo, hi

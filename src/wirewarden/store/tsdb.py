@@ -1,0 +1,291 @@
+"""The traffic time-series store: batched writes, rollups, retention and range reads.
+
+Two kinds of series, `peer` and `interface`, each in four tiers (domain.traffic.TIERS). The
+collector upserts deltas into the current minute of the raw tier; `rollup` sums closed
+blocks into the next tier up and records how far it got (`traffic_rollups`), so a reader
+takes whole blocks from the coarsest tier that holds them and the edges from finer ones
+(domain.traffic.cover). Plain portable SQL apart from the upsert, which SQLite and
+PostgreSQL both spell `ON CONFLICT ... DO UPDATE`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, cast
+
+from sqlalchemy import Connection, Engine, Table, delete, func, literal_column, select
+
+from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to
+from wirewarden.store.tables import (
+    INTERFACE_TRAFFIC,
+    PEER_TRAFFIC,
+    Interface,
+    Node,
+    Peer,
+    PeerCounters,
+    PeerEndpoint,
+    TrafficRollup,
+)
+
+Kind = Literal["peer", "interface"]
+KINDS: tuple[Kind, ...] = ("peer", "interface")
+TABLES: dict[Kind, dict[str, Table]] = {"peer": PEER_TRAFFIC, "interface": INTERFACE_TRAFFIC}
+KEYS: dict[Kind, str] = {"peer": "peer_id", "interface": "interface_id"}
+ENDPOINT_KEEP = 35 * 86400
+COUNTERS = cast(Table, PeerCounters.__table__)
+ENDPOINTS = cast(Table, PeerEndpoint.__table__)
+ROLLUPS = cast(Table, TrafficRollup.__table__)
+SAVE_COUNTERS = (
+    "INSERT INTO peer_counters (peer_id, public_key, rx, tx, handshake, endpoint, updated)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer_id) DO UPDATE SET"
+    " public_key = excluded.public_key, rx = excluded.rx, tx = excluded.tx,"
+    " handshake = excluded.handshake, endpoint = excluded.endpoint, updated = excluded.updated"
+)
+
+
+class PeerRef(NamedTuple):
+    id: int
+    name: str
+    interface_id: int
+    interface: str
+    public_key: str
+
+
+class Delta(NamedTuple):
+    """Bytes a series moved in one collection period."""
+
+    id: int
+    rx: int
+    tx: int
+
+
+@dataclass
+class Batch:
+    """Everything one collection pass writes, in one transaction."""
+
+    t: int
+    peers: list[Delta]
+    interfaces: list[Delta]
+    counters: list[tuple[int, Counters]]
+    endpoints: list[tuple[int, str]]
+
+
+class TrafficStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # The per-pass upserts go straight to the driver's executemany: SQLAlchemy's own
+        # parameter handling costs more than SQLite's insert at 10,000 rows a pass. The SQL
+        # is the same on SQLite and PostgreSQL; only the placeholder differs.
+        self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
+
+    # ---- what the collector needs
+
+    def revision(self, node: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(Node.revision).where(Node.name == node)) or 0
+
+    def directory(self, node: str) -> list[PeerRef]:
+        """Every peer of this node, in one query."""
+        query = (
+            select(Peer.id, Peer.name, Peer.public_key, Interface.id, Interface.name)
+            .join(Interface, Peer.interface_id == Interface.id)
+            .join(Node, Interface.node_id == Node.id)
+            .where(Node.name == node)
+        )
+        with self.engine.connect() as conn:
+            return [
+                PeerRef(pid, name, iid, ifname, key)
+                for pid, name, key, iid, ifname in conn.execute(query)
+            ]
+
+    def load_counters(self) -> dict[int, Counters]:
+        table = COUNTERS
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table))
+            return {
+                r.peer_id: Counters(r.public_key, r.rx, r.tx, r.handshake, r.endpoint) for r in rows
+            }
+
+    def record(self, batch: Batch) -> None:
+        with self.engine.begin() as conn:
+            minute = floor_to(batch.t, TIERS[0].step)
+            for kind, deltas in (("peer", batch.peers), ("interface", batch.interfaces)):
+                if deltas:
+                    self._add(conn, TABLES[kind]["raw"], KEYS[kind], minute, deltas)  # type: ignore[index]
+            if batch.counters:
+                self._save_counters(conn, batch.t, batch.counters)
+            if batch.endpoints:
+                conn.execute(
+                    ENDPOINTS.insert(),
+                    [{"peer_id": p, "at": batch.t, "endpoint": e} for p, e in batch.endpoints],
+                )
+
+    def _add(self, conn: Connection, table: Table, key: str, t: int, deltas: list[Delta]) -> None:
+        name = table.name
+        sql = (
+            f"INSERT INTO {name} ({key}, t, rx, tx) VALUES ({self._marks(4)})"  # noqa: S608
+            f" ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
+            f" tx = {name}.tx + excluded.tx"
+        )
+        conn.exec_driver_sql(sql, [(d.id, t, d.rx, d.tx) for d in deltas])
+
+    def _save_counters(
+        self, conn: Connection, t: int, counters: list[tuple[int, Counters]]
+    ) -> None:
+        sql = SAVE_COUNTERS.replace("?", self._mark)
+        conn.exec_driver_sql(sql, [(pid, *c, t) for pid, c in counters])
+
+    # ---- rollups and retention
+
+    def watermarks(self, kind: Kind, conn: Connection | None = None) -> dict[str, int]:
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.watermarks(kind, own)
+        rows = conn.execute(select(TrafficRollup.name, TrafficRollup.until))
+        prefix = f"{kind}:"
+        return {n.removeprefix(prefix): u for n, u in rows if n.startswith(prefix)}
+
+    def rollup(self, now: int) -> int:
+        """Sum every closed block into the next tier up; returns the rows written. Call it
+        from the thread that records, after recording: every later delta then falls after
+        the blocks it closes."""
+        written = 0
+        with self.engine.begin() as conn:
+            for kind in KINDS:
+                marks = self.watermarks(kind, conn)
+                for finer, coarser in itertools.pairwise(TIERS):
+                    written += self._roll(conn, kind, finer, coarser, marks, now)
+        return written
+
+    def _roll(
+        self,
+        conn: Connection,
+        kind: Kind,
+        finer: Tier,
+        coarser: Tier,
+        marks: dict[str, int],
+        now: int,
+    ) -> int:
+        start, end = marks.get(coarser.name, 0), floor_to(now, coarser.step)
+        if end <= start:
+            return 0
+        src, dst, key = TABLES[kind][finer.name], TABLES[kind][coarser.name], KEYS[kind]
+        block = _bucket(src, coarser.step)
+        sums = (
+            select(src.c[key], block, func.sum(src.c.rx), func.sum(src.c.tx))
+            .where(src.c.t >= start, src.c.t < end)
+            .group_by(src.c[key], block)
+        )
+        result = conn.execute(dst.insert().from_select([key, "t", "rx", "tx"], sums))
+        name = f"{kind}:{coarser.name}"
+        if coarser.name in marks:
+            conn.execute(ROLLUPS.update().where(TrafficRollup.name == name).values(until=end))
+        else:
+            conn.execute(ROLLUPS.insert().values(name=name, until=end))
+        marks[coarser.name] = end
+        return max(result.rowcount, 0)
+
+    def retain(self, now: int) -> dict[str, int]:
+        """Delete what each tier no longer keeps, never a block not yet rolled up."""
+        deleted: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            for kind in KINDS:
+                marks = self.watermarks(kind, conn)
+                for tier, coarser in itertools.pairwise(TIERS):
+                    if tier.keep is None:
+                        continue
+                    cutoff = min(now - tier.keep, marks.get(coarser.name, 0))
+                    table = TABLES[kind][tier.name]
+                    result = conn.execute(delete(table).where(table.c.t < cutoff))
+                    deleted[f"{kind}:{tier.name}"] = max(result.rowcount, 0)
+            endpoints = ENDPOINTS
+            result = conn.execute(delete(endpoints).where(endpoints.c.at < now - ENDPOINT_KEEP))
+            deleted["endpoints"] = max(result.rowcount, 0)
+        return deleted
+
+    # ---- reading
+
+    def series(
+        self,
+        kind: Kind,
+        ids: Sequence[int],
+        since: int,
+        until: int,
+        step: int,
+        tiers: tuple[Tier, ...],
+    ) -> dict[int, tuple[int, int]]:
+        """Bytes per bucket of `step` (bucket start -> (rx, tx)) of the summed series."""
+        out: dict[int, tuple[int, int]] = {}
+        key = KEYS[kind]
+        with self.engine.connect() as conn:
+            for seg in cover(since, until, self.watermarks(kind, conn), tiers):
+                table = TABLES[kind][seg.tier.name]
+                block = _bucket(table, step)
+                query = (
+                    select(block, func.sum(table.c.rx), func.sum(table.c.tx))
+                    .where(*_range(table, seg), table.c[key].in_(ids))
+                    .group_by(block)
+                )
+                _merge(out, conn.execute(query))
+        return out
+
+    def totals(
+        self, kind: Kind, since: int, until: int, ids: Iterable[int] | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Bytes per series over [since, until) (both aligned to the minute)."""
+        out: dict[int, tuple[int, int]] = {}
+        key = KEYS[kind]
+        wanted = None if ids is None else list(ids)
+        with self.engine.connect() as conn:
+            for seg in cover(since, until, self.watermarks(kind, conn)):
+                table = TABLES[kind][seg.tier.name]
+                query = select(table.c[key], func.sum(table.c.rx), func.sum(table.c.tx)).where(
+                    *_range(table, seg)
+                )
+                if wanted is not None:
+                    query = query.where(table.c[key].in_(wanted))
+                _merge(out, conn.execute(query.group_by(table.c[key])))
+        return out
+
+    def endpoints(self, peer_id: int, limit: int = 20) -> list[tuple[int, str]]:
+        table = ENDPOINTS
+        query = (
+            select(table.c.at, table.c.endpoint)
+            .where(table.c.peer_id == peer_id)
+            .order_by(table.c.at.desc(), table.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(at, ep) for at, ep in conn.execute(query)]
+
+    def counters(self, peer_id: int) -> Counters | None:
+        return self.load_counters_of([peer_id]).get(peer_id)
+
+    def load_counters_of(self, ids: Sequence[int]) -> dict[int, Counters]:
+        table = COUNTERS
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table).where(table.c.peer_id.in_(ids)))
+            return {
+                r.peer_id: Counters(r.public_key, r.rx, r.tx, r.handshake, r.endpoint) for r in rows
+            }
+
+
+def _bucket(table: Table, step: int) -> Any:
+    # `t - t % step` floors a positive integer the same way on SQLite and PostgreSQL; the
+    # step is a literal so PostgreSQL sees the grouped and selected expressions as one.
+    return (table.c.t - table.c.t % literal_column(str(int(step)))).label("bucket")
+
+
+def _range(table: Table, seg: Segment) -> tuple[Any, Any]:
+    return table.c.t >= seg.lo, table.c.t < seg.hi
+
+
+def _merge(out: dict[int, tuple[int, int]], rows: Iterable[Any]) -> None:
+    for key, rx, tx in rows:
+        old_rx, old_tx = out.get(key, (0, 0))
+        out[key] = (old_rx + int(rx or 0), old_tx + int(tx or 0))

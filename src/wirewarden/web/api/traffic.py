@@ -1,0 +1,53 @@
+"""Traffic history and top peers: /api/v1/peers/{id}/traffic,
+/api/v1/interfaces/{name}/traffic, /api/v1/traffic/top. (A peer's usage this period,
+/api/v1/peers/{id}/usage, is in policy.py beside its data cap.)"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from wirewarden.services.traffic import TopPeers, TrafficSeries
+from wirewarden.web.deps import App, Reader
+
+router = APIRouter(tags=["traffic"])
+Since = Annotated[
+    datetime | None, Query(description="Start (ISO 8601 or Unix time); default: 24 h before until")
+]
+Until = Annotated[datetime | None, Query(description="End (ISO 8601 or Unix time); default: now")]
+Step = Annotated[
+    int | None,
+    Query(
+        ge=1, le=366 * 86400, description="Bucket seconds (whole minutes); default: from the range"
+    ),
+]
+
+
+@router.get("/peers/{peer_id}/traffic")
+def peer_traffic(
+    app: App, _: Reader, peer_id: int, since: Since = None, until: Until = None, step: Step = None
+) -> TrafficSeries:
+    """Bytes per bucket: `rx_bytes` received from the peer (its upload), `tx_bytes` sent to it."""
+    return app.traffic.peer_series(peer_id, since, until, step)
+
+
+@router.get("/interfaces/{name}/traffic")
+def interface_traffic(
+    app: App, _: Reader, name: str, since: Since = None, until: Until = None, step: Step = None
+) -> TrafficSeries:
+    return app.traffic.interface_series(name, since, until, step)
+
+
+@router.get("/traffic/top")
+def top_peers(
+    app: App,
+    _: Reader,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    interface: Annotated[str | None, Query(max_length=15)] = None,
+) -> TopPeers:
+    """Peers that moved the most bytes (both ways) over the range."""
+    return app.traffic.top(since, until, limit, interface)

@@ -1,0 +1,98 @@
+"""GET /metrics (Prometheus text format) behind loopback or a token, and request timing."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wirewarden.metrics.prometheus import CONTENT_TYPE
+from wirewarden.web.deps import App, bearer
+
+router = APIRouter(tags=["health"])
+
+
+def _loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _token_ok(app: App, token: str) -> bool:
+    expected = app.settings.metrics_token
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return True
+    principal = app.tokens.authenticate(token)
+    return principal is not None and bool({"read", "admin"} & set(principal.scopes))
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(
+    request: Request,
+    app: App,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Response:
+    """Prometheus metrics. Open to loopback clients when metrics_access is "loopback";
+    otherwise (and for everyone else) a bearer token: an API token with the read scope or
+    WIREWARDEN_METRICS_TOKEN."""
+    allowed = app.settings.metrics_access == "loopback" and _loopback(request)
+    if not allowed and credentials is not None:
+        allowed = _token_ok(app, credentials.credentials)
+    if not allowed:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "metrics need a token (or a loopback client)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Response(app.telemetry.exposition(), media_type=CONTENT_TYPE)
+
+
+class RequestTiming:
+    """ASGI middleware observing each HTTP request's latency by method, route template and
+    status (the template, not the path, keeps the label set small)."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app, self.histogram = app, histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        code = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = _template(scope)
+            elapsed = time.perf_counter() - started
+            self.histogram.labels(scope["method"], route, str(code)).observe(elapsed)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's template (/api/v1/peers/{peer_id}), rebuilt from the path and its
+    parameters; "unmatched" for paths no route took, so random URLs add no labels."""
+    if scope.get("route") is None:
+        return "unmatched"
+    parts = str(scope.get("path", "")).split("/")
+    for name, value in dict(scope.get("path_params") or {}).items():
+        text = str(value)
+        for i, part in enumerate(parts):
+            if part == text:
+                parts[i] = "{" + name + "}"
+                break
+    return "/".join(parts)
