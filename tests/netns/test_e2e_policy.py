@@ -116,8 +116,14 @@ def test_acl_profiles_isolation_and_mesh(setup: Setup) -> None:
 
 
 def mbits(client: Client, topo: Topology, *, reverse: bool, seconds: float = 3) -> float:
-    result = client.iperf3(topo.inet_ip, seconds=seconds, reverse=reverse)
-    return float(result["end"]["sum_received"]["bits_per_second"]) / 1e6
+    """iperf3 TCP throughput in Mbit/s; once more after an error such as "the server is busy"
+    (the previous test's control connection may still be closing)."""
+    for attempt in range(3):
+        result = client.iperf3(topo.inet_ip, seconds=seconds, reverse=reverse)
+        if "error" not in result:
+            return float(result["end"]["sum_received"]["bits_per_second"]) / 1e6
+        time.sleep(1 + attempt)
+    raise AssertionError(f"iperf3 failed: {result['error']}")
 
 
 def test_speed_limits_download_and_upload(setup: Setup) -> None:

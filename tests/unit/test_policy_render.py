@@ -167,7 +167,10 @@ def test_tc_plan_from_nothing_sets_up_both_devices() -> None:
     assert changes.create_ifb and len(ifb) <= 15
     lines = changes.lines
     assert lines[0] == "qdisc add dev wg0 root handle 1: htb default 0"
-    assert "class replace dev wg0 parent 1: classid 1:5 htb rate 20000kbit ceil 20000kbit" in lines
+    assert (
+        "class replace dev wg0 parent 1: classid 1:5 htb rate 20000kbit ceil 20000kbit "
+        "quantum 200000"
+    ) in lines
     assert "qdisc replace dev wg0 parent 1:5 handle 5: fq_codel" in lines
     assert (
         "filter add dev wg0 parent 1: prio 1 protocol ip handle 100:4:1 u32 ht 100:4: "
@@ -178,7 +181,10 @@ def test_tc_plan_from_nothing_sets_up_both_devices() -> None:
         "match ip6 src fd00::4/128 flowid 1:5"
     ) in lines
     assert any("mirred egress redirect dev " + ifb in line for line in lines)
-    assert f"class replace dev {ifb} parent 1: classid 1:5 htb rate 5000kbit ceil 5000kbit" in lines
+    assert (
+        f"class replace dev {ifb} parent 1: classid 1:5 htb rate 5000kbit ceil 5000kbit "
+        "quantum 62500"
+    ) in lines
 
 
 @pytest.mark.parametrize(
@@ -191,7 +197,10 @@ def test_tc_plan_from_nothing_sets_up_both_devices() -> None:
                     "wg0", 7, 4, "10.8.0.4", "fd00::4", rate_down_kbit=8000, rate_up_kbit=5000
                 )
             ],
-            ["class replace dev wg0 parent 1: classid 1:5 htb rate 8000kbit ceil 8000kbit"],
+            [
+                "class replace dev wg0 parent 1: classid 1:5 htb rate 8000kbit ceil 8000kbit "
+                "quantum 100000"
+            ],
         ),
         ([], ["qdisc del dev wg0 root", "qdisc del dev wg0 ingress"]),
     ],
@@ -207,6 +216,30 @@ def test_throttled_peer_gets_the_throttle_rate() -> None:
     down, up = tcplan.wanted([capped], "wg0", frozenset({7}), throttle_kbit=512)
     assert [c.rate_kbit for c in down.classes.values()] == [512]
     assert [c.rate_kbit for c in up.classes.values()] == [512]
+
+
+@pytest.mark.parametrize(
+    ("rate", "quantum"), [(8, 1600), (10000, 125000), (20000, 200000), (1_000_000, 200000)]
+)
+def test_class_quantum_stays_in_htb_range(rate: int, quantum: int) -> None:
+    assert tcplan.quantum(rate) == quantum
+
+
+def test_tc_filter_listing_is_parsed_with_bucket_zero() -> None:
+    from wirewarden.dataplane.tc import parse_classes, parse_filters
+
+    text = (
+        "filter protocol ip pref 1 u32 chain 0 fh 100::12 order 18 key ht 100 bkt 0 "
+        "*flowid 1:1101 not_in_hw\n"
+        "filter protocol ip pref 1 u32 chain 0 fh 100:4:1 order 1 key ht 100 bkt 4 "
+        "*flowid 1:5 not_in_hw\n"
+        "filter protocol ip pref 1 u32 chain 0 fh 800::800 order 2048 key ht 800 bkt 0 "
+        "link 100: not_in_hw\n"
+    )
+    assert parse_filters(text) == ({"100:0:12": 0x1101, "100:4:1": 5}, frozenset({4}))
+    classes = "class htb 1:a root leaf a: prio 0 rate 10330Kbit ceil 10330Kbit burst 1600b\n"
+    classes += "class htb 1:b root prio 0 rate 1Mbit ceil 1Mbit burst 1600b\n"
+    assert parse_classes(classes) == {10: 10330, 11: 1000}
 
 
 def test_tc_plan_for_one_peer_leaves_the_others() -> None:

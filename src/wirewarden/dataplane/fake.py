@@ -122,6 +122,9 @@ class FakeDataplane:
     def observe_tc(self, interface: str) -> ObservedTc:
         return self.tc.get(interface, ObservedTc())
 
+    def observe_peer_tc(self, interface: str, minors: set[int], handles: set[str]) -> ObservedTc:
+        return self.observe_tc(interface)
+
     def apply_tc(
         self,
         changes: TcChanges,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from wirewarden.dataplane import links, nft, sysctl, tc
+from wirewarden.dataplane.run import CommandError
 from wirewarden.dataplane.wireguard import WireGuard
 from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
 from wirewarden.domain.state import (
@@ -14,13 +16,43 @@ from wirewarden.domain.state import (
     ObservedState,
     PeerState,
 )
-from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, ifb_name
+from wirewarden.domain.tcplan import (
+    DeviceShape,
+    ObservedTc,
+    TcChanges,
+    as_observed,
+    ifb_name,
+    merge_observed,
+)
+
+# Listing every set element and tc class costs about a second at 10,000 peers, so a pass
+# trusts what our own applies wrote and looks at the kernel's per-peer state this often;
+# the table skeleton (its digest), links and WireGuard peers are looked at on every pass.
+SLOW_LOOK = 30.0
 
 
 class LinuxDataplane:
-    def __init__(self, wireguard: WireGuard) -> None:
+    def __init__(self, wireguard: WireGuard, slow_look: float = SLOW_LOOK) -> None:
         self.wg = wireguard
         self.tc = tc.TcDriver()
+        self.slow_look = slow_look
+        self._firewall: tuple[float, ObservedFirewall] | None = None
+        self._tc: dict[str, tuple[float, ObservedTc]] = {}
+        self._shapes: dict[str, tuple[DeviceShape, DeviceShape]] = {}
+
+    def _fresh(self, stamp: float) -> bool:
+        return time.monotonic() - stamp < self.slow_look
+
+    def _firewall_now(self) -> ObservedFirewall | None:
+        digest = nft.digest()
+        cached = self._firewall
+        if digest is None:
+            self._firewall = None
+            return None
+        if cached is not None and self._fresh(cached[0]) and cached[1].digest == digest:
+            return cached[1]
+        found = self.observe_firewall()
+        return found
 
     def observe(self, names: Iterable[str]) -> ObservedState:
         wanted = set(names)
@@ -36,8 +68,8 @@ class LinuxDataplane:
         gone_links = set(found) - set(interfaces)
         for name in gone_links:
             links.delete_link(name)
-        firewall = nft.observe()
-        shaping = {name: self.observe_tc(name) for name in interfaces}
+        firewall = self._firewall_now()
+        shaping = {name: self._tc_now(name) for name in interfaces}
         digest = None if firewall is None else firewall.digest
         return ObservedState(
             interfaces, digest, sysctl.forwarding_enabled(), firewall or None, shaping
@@ -69,15 +101,19 @@ class LinuxDataplane:
     def apply_firewall(
         self, script: str, elements: frozenset[Element], quotas: dict[str, int]
     ) -> None:
+        self._firewall = None  # the next pass looks at what the kernel made of it
         nft.apply_ruleset(script)
 
     def update_firewall(
         self, script: str, elements: frozenset[Element], quotas: dict[str, int]
     ) -> None:
+        self._firewall = None
         nft.apply_ruleset(script)
 
     def observe_firewall(self) -> ObservedFirewall | None:
-        return nft.observe()
+        found = nft.observe()
+        self._firewall = None if found is None else (time.monotonic(), found)
+        return found
 
     def observe_quotas(self, prefix: str) -> dict[str, Quota]:
         return {k: q for k, q in nft.quotas().items() if k.startswith(prefix)}
@@ -89,10 +125,32 @@ class LinuxDataplane:
         added: frozenset[Element],
         quotas: dict[str, int],
     ) -> None:
-        nft.apply_ruleset(script)
+        try:
+            nft.apply_ruleset(script)
+        except CommandError:
+            self._firewall = None
+            raise
+        if self._firewall is not None:  # keep the trusted picture in step with our write
+            stamp, seen = self._firewall
+            peer_quotas = {(e.value or "").strip('"') for e in removed if e.set.startswith("quota")}
+            kept = {k: q for k, q in seen.quotas.items() if k not in peer_quotas}
+            new = {k: Quota(k, v) for k, v in quotas.items() if k not in kept}
+            elements = (seen.elements - removed) | added
+            self._firewall = (stamp, ObservedFirewall(seen.digest, elements, {**kept, **new}))
 
     def observe_tc(self, interface: str) -> ObservedTc:
-        return tc.observe(interface, ifb_name(interface))
+        found = tc.observe(interface, ifb_name(interface))
+        self._tc[interface] = (time.monotonic(), found)
+        return found
+
+    def _tc_now(self, interface: str) -> ObservedTc:
+        cached = self._tc.get(interface)
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
+        return self.observe_tc(interface)
+
+    def observe_peer_tc(self, interface: str, minors: set[int], handles: set[str]) -> ObservedTc:
+        return tc.observe_peer(interface, ifb_name(interface), minors, handles)
 
     def apply_tc(
         self,
@@ -101,7 +159,16 @@ class LinuxDataplane:
         up: DeviceShape,
         touched: frozenset[int] | None = None,
     ) -> None:
-        self.tc.apply(changes)
+        try:
+            self.tc.apply(changes)
+        except CommandError:
+            self._tc.pop(changes.interface, None)
+            raise
+        cached = self._tc.get(changes.interface)
+        if touched is None or cached is None:
+            self._tc[changes.interface] = (time.monotonic(), as_observed(down, up))
+        else:  # one peer's classes changed: the rest of the picture stays as it was
+            self._tc[changes.interface] = (cached[0], merge_observed(cached[1], down, up, touched))
 
     def local_networks(self, exclude: frozenset[str]) -> tuple[str, ...]:
         return links.private_networks(set(exclude))

@@ -7,22 +7,34 @@ import re
 from typing import Any
 
 from wirewarden.dataplane.run import CommandError, run
-from wirewarden.domain.firewall import PEER_SETS, TABLE, Element, ObservedFirewall, Quota
+from wirewarden.domain.firewall import META, PEER_SETS, TABLE, Element, ObservedFirewall, Quota
 
 _DIGEST = re.compile(r'comment "wirewarden ([0-9a-f]+)"')
 
 
+def digest() -> str | None:
+    """The digest of our table's skeleton ('' for a table without one, None: no table).
+
+    Read from a one-line set: listing the table loads every element (0.5 s at 10k peers)."""
+    found = run(["nft", "list", "set", "inet", TABLE, META], check=False)
+    if found.returncode == 0:
+        match = _DIGEST.search(found.stdout)
+        return match.group(1) if match else ""
+    tables = run(["nft", "list", "tables", "inet"], check=False).stdout
+    return "" if f"table inet {TABLE}" in tables.split("\n") else None
+
+
 def observe() -> ObservedFirewall | None:
     """Digest, per-peer elements and quotas of our table, or None when the table is gone."""
+    seen = digest()
+    if seen is None:
+        return None
     try:
-        # The JSON of nft 1.0.6 leaves out the table comment; the terse text listing has it.
-        terse = run(["nft", "-t", "list", "table", "inet", TABLE], timeout=30).stdout
         out = run(["nft", "-j", "list", "table", "inet", TABLE], timeout=30).stdout
     except CommandError:
         return None
-    match = _DIGEST.search(terse)
     found = parse_table(json.loads(out))
-    return ObservedFirewall(match.group(1) if match else "", found.elements, found.quotas)
+    return ObservedFirewall(seen, found.elements, found.quotas)
 
 
 def parse_table(doc: dict[str, Any]) -> ObservedFirewall:
@@ -70,9 +82,7 @@ def quotas() -> dict[str, Quota]:
 
 
 def table_digest() -> str | None:
-    """The digest our last whole-table apply left in the table comment (None: no table)."""
-    found = observe()
-    return None if found is None else found.digest
+    return digest()
 
 
 def apply_ruleset(script: str) -> None:

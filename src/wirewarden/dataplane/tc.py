@@ -6,10 +6,11 @@ import json
 import re
 
 from wirewarden.dataplane.run import CommandError, run
-from wirewarden.domain.tcplan import HT, ObservedShape, ObservedTc, TcChanges
+from wirewarden.domain.tcplan import HT, PRIO, PROTO, ObservedShape, ObservedTc, TcChanges
 
 _CLASS = re.compile(r"^class htb 1:([0-9a-f]+) .*?\brate (\d+(?:\.\d+)?)([KMG]?)bit", re.M)
-_FILTER = re.compile(r"\bfh ([0-9a-f]+:[0-9a-f]+:[0-9a-f]+) .*?\bflowid 1:([0-9a-f]+)")
+# tc prints bucket 0 as an empty field: "fh 100::12".
+_FILTER = re.compile(r"\bfh ([0-9a-f]+):([0-9a-f]*):([0-9a-f]+) .*?\bflowid 1:([0-9a-f]+)")
 _LINK = re.compile(r"\blink ([0-9a-f]+):")
 _UNITS = {"": 0.001, "K": 1, "M": 1000, "G": 1000000}
 _NO_LEAF = "qdisc kind is unknown"
@@ -25,7 +26,10 @@ def parse_classes(text: str) -> dict[int, int]:
 
 def parse_filters(text: str) -> tuple[dict[str, int], frozenset[int]]:
     """u32 handle -> flowid minor, and the address families whose hash table is linked."""
-    filters = {handle: int(minor, 16) for handle, minor in _FILTER.findall(text)}
+    filters = {
+        f"{ht}:{bucket or '0'}:{node}": int(minor, 16)
+        for ht, bucket, node, minor in _FILTER.findall(text)
+    }
     tables = {int(t, 16) for t in _LINK.findall(text)}
     families = frozenset(fam for fam, ht in HT.items() if ht in tables)
     return filters, families
@@ -62,6 +66,43 @@ def observe(interface: str, ifb: str) -> ObservedTc:
     has_ifb = link_exists(ifb)
     up = _shape(ifb)[0] if has_ifb else None
     return ObservedTc(down, up, has_ifb, redirect)
+
+
+def _peer_shape(
+    device: str, minors: set[int], handles: set[str]
+) -> tuple[ObservedShape | None, bool]:
+    """Like _shape, but only the given classes and filters: a few small queries instead of
+    listing every class and filter of the device (the single-peer path)."""
+    root = "htb 1:" in run(["tc", "qdisc", "show", "dev", device, "root"]).stdout
+    ingress = "ingress" in run(["tc", "qdisc", "show", "dev", device, "ingress"]).stdout
+    if not root:
+        return None, ingress
+    classes: dict[int, int] = {}
+    leaves: set[int] = set()
+    for minor in minors:
+        cls = run(["tc", "class", "show", "dev", device, "classid", f"1:{minor:x}"]).stdout
+        classes.update(parse_classes(cls))
+        leaf = run(["tc", "qdisc", "show", "dev", device, "parent", f"1:{minor:x}"]).stdout
+        if leaf.strip():
+            leaves.add(minor)
+    filters: dict[str, int] = {}
+    for handle in handles:
+        fam = 6 if handle.startswith(f"{HT[6]:x}:") else 4
+        argv = ["tc", "filter", "get", "dev", device, "parent", "1:", "protocol", PROTO[fam]]
+        argv += ["prio", str(PRIO[fam])]
+        found = run([*argv, "handle", handle, "u32"], check=False)
+        if found.returncode == 0:
+            filters.update(parse_filters(found.stdout)[0])
+    # The hash tables come with the root in one batch; the full pass checks them.
+    return ObservedShape(classes, frozenset(leaves), filters, frozenset(HT)), ingress
+
+
+def observe_peer(interface: str, ifb: str, minors: set[int], handles: set[str]) -> ObservedTc:
+    down, ingress = _peer_shape(interface, minors, handles)
+    has_ifb = link_exists(ifb)
+    up = _peer_shape(ifb, minors, handles)[0] if has_ifb else None
+    # An ingress qdisc on our interface is only ever the redirect to its IFB.
+    return ObservedTc(down, up, has_ifb, ingress and has_ifb)
 
 
 class TcDriver:

@@ -35,6 +35,7 @@ from wirewarden.domain.state import NatNetwork
 
 TABLE = "wirewarden"
 IFACES = "ww_ifaces"
+META = "ww_meta"
 BASE_CHAINS = {
     "prerouting": "type nat hook prerouting priority dstnat; policy accept;",
     "input": "type filter hook input priority filter; policy accept;",
@@ -338,6 +339,8 @@ def full_script(rs: Ruleset, observed_quotas: Mapping[str, Quota] | None = None)
                 f"delete table inet {TABLE}",
                 f"table inet {TABLE} {{",
                 f'\tcomment "wirewarden {rs.skeleton_digest}"',
+                # The same digest where it can be read without listing every element.
+                f'\tset {META} {{ type ipv4_addr; comment "wirewarden {rs.skeleton_digest}"; }}',
                 *quotas,
                 body,
                 "}",

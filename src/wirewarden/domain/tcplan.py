@@ -147,12 +147,14 @@ def _shape_lines(want: DeviceShape, have: ObservedShape | None, leaf: str) -> li
     for minor in sorted(set(have.classes) - set(want.classes)):
         lines.append(f"class del dev {dev} classid 1:{minor:x}")
     for minor, cls in sorted(want.classes.items()):
-        if have.classes.get(minor) != cls.rate_kbit:
+        if not _same_rate(have.classes.get(minor), cls.rate_kbit):
             rate = f"{cls.rate_kbit}kbit"
             lines.append(
                 f"class replace dev {dev} parent 1: classid 1:{minor:x} htb rate {rate} ceil {rate}"
+                f" quantum {quantum(cls.rate_kbit)}"
             )
-        if minor not in have.leaves:
+        # HTB gives every class a FIFO of its own; only a fair-queuing leaf needs a line.
+        if leaf != "pfifo" and minor not in have.leaves:
             lines.append(f"qdisc replace dev {dev} parent 1:{minor:x} handle {minor:x}: {leaf}")
     for handle, (minor, address) in sorted(wanted_filters.items()):
         if have.filters.get(handle) == minor:
@@ -168,6 +170,17 @@ def _shape_lines(want: DeviceShape, have: ObservedShape | None, leaf: str) -> li
             f"match {host} {want.match} {address}/{plen} flowid 1:{minor:x}"
         )
     return lines
+
+
+def quantum(rate_kbit: int) -> int:
+    """Bytes a class may send per round: rate/10 as HTB's default, kept within the range
+    HTB accepts without a warning (one MTU to 200,000)."""
+    return max(1600, min(200_000, rate_kbit * 1000 // 8 // 10))
+
+
+def _same_rate(shown: int | None, wanted: int) -> bool:
+    # tc prints rates rounded to a few digits (10.33Mbit): equal within half a percent.
+    return shown is not None and abs(shown - wanted) <= wanted * 0.005
 
 
 def plan(
@@ -244,3 +257,28 @@ def as_observed(down: DeviceShape, up: DeviceShape) -> ObservedTc:
         return ObservedShape(rates, frozenset(rates), filters, frozenset((4, 6)))
 
     return ObservedTc(shape(down), shape(up), True, True)
+
+
+def merge_observed(
+    have: ObservedTc, down: DeviceShape, up: DeviceShape, touched: frozenset[int]
+) -> ObservedTc:
+    """`have` with the classes of `touched` minors replaced by those of the given shapes."""
+    new = as_observed(down, up)
+
+    def merge(old: ObservedShape | None, add: ObservedShape | None) -> ObservedShape | None:
+        if old is None and add is None:
+            return None
+        old = old or ObservedShape(hash_links=frozenset(HT))
+        add = add or ObservedShape()
+        gone = {h for h, m in old.filters.items() if m in touched}
+        return ObservedShape(
+            {**{m: r for m, r in old.classes.items() if m not in touched}, **add.classes},
+            frozenset(m for m in old.leaves if m not in touched) | add.leaves,
+            {**{h: m for h, m in old.filters.items() if h not in gone}, **add.filters},
+            old.hash_links | add.hash_links,
+        )
+
+    down_shape = merge(have.down, new.down)
+    up_shape = merge(have.up, new.up)
+    limited = bool(down_shape and down_shape.classes) or bool(up_shape and up_shape.classes)
+    return ObservedTc(down_shape, up_shape, have.ifb or limited, have.redirect or limited)

@@ -13,7 +13,7 @@ from typing import Protocol
 from wirewarden.domain import firewall, tcplan
 from wirewarden.domain.policy import PeerPolicy, PolicyState
 from wirewarden.domain.state import DesiredState, PeerState
-from wirewarden.reconciler.actions import Action
+from wirewarden.reconciler.actions import Action, ApplyFirewall
 from wirewarden.reconciler.executor import Report, execute
 from wirewarden.reconciler.plan import diff
 from wirewarden.reconciler.ports import Dataplane
@@ -66,8 +66,13 @@ class Reconciler:
     def plan(self) -> tuple[DesiredState, list[Action]]:
         desired = self.desired()
         observed = self.dataplane.observe(desired.managed)
+        actions = diff(desired, observed)
+        if any(isinstance(a, ApplyFirewall) for a in actions) and observed.firewall is not None:
+            # A whole-table rewrite carries the quotas' counts over: take them fresh.
+            observed = replace(observed, firewall=self.dataplane.observe_firewall())
+            actions = diff(desired, observed)
         self.last_firewall = observed.firewall
-        return desired, diff(desired, observed)
+        return desired, actions
 
     def reconcile(self) -> Report:
         started = time.perf_counter()
@@ -132,7 +137,10 @@ class Reconciler:
         limited = any(p and (p.rate_down_kbit or p.rate_up_kbit) for p in (old, new))
         if not limited:
             return
-        have = self.dataplane.observe_tc(interface)
+        peers = [p for p in (old, new) if p is not None]
+        minors = {tcplan.minor_of(p.index) for p in peers}
+        handles = {tcplan.filter_handle(a)[1] for p in peers for a in p.addresses}
+        have = self.dataplane.observe_peer_tc(interface, minors, handles)
         changes = tcplan.plan_peer(interface, old, new, have, leaf)
         if changes.empty:
             return

@@ -37,6 +37,9 @@ class Dataplane(Protocol):
         quotas: dict[str, int],
     ) -> None: ...
     def observe_tc(self, interface: str) -> ObservedTc: ...
+    def observe_peer_tc(
+        self, interface: str, minors: set[int], handles: set[str]
+    ) -> ObservedTc: ...
     def apply_tc(
         self,
         changes: TcChanges,
