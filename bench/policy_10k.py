@@ -19,7 +19,9 @@ only between them):
 4. one peer's policy change: the Reconciler's single-peer path (set elements + quota in one
    `nft -f`, its tc class) with all of the above present, p50/max over 20 changes;
 5. iperf3 throughput cli -> inet (upload) through the tunnel with the ruleset and qdiscs
-   present and with them removed, alternating `--rounds` times; prints the ratio.
+   present and without them (the table every install has: forwarding + masquerade, no
+   policy; no qdiscs), alternating `--rounds` times; prints the ratio. `--only nft|tc`
+   applies only one of the two, to see which costs what.
 It prints figures, never asserts.
 """
 
@@ -216,6 +218,16 @@ def inside(args: argparse.Namespace) -> None:
     have = tc.observe(WG_SRV, up.device)
     tc_observe_s = time.perf_counter() - t
     left = tcplan.plan(WG_SRV, down, up, have, pol.leaf_qdisc)
+    one = one_peer_changes(pol)
+    if args.only == "nft":
+        for argv in (
+            ["qdisc", "del", "dev", WG_SRV, "root"],
+            ["qdisc", "del", "dev", WG_SRV, "ingress"],
+        ):
+            subprocess.run(["tc", *argv], check=False)
+    if args.only == "tc":
+        bare = firewall.ruleset((NatNetwork(WG_SRV, NET),), "bv2", PolicyState())
+        nft.apply_ruleset(firewall.full_script(bare))
     print(
         json.dumps(
             {
@@ -228,7 +240,7 @@ def inside(args: argparse.Namespace) -> None:
                 "tc_observe_s": tc_observe_s,
                 "tc_left_after_apply": len(left.lines),
                 "leaf": "fq_codel" if driver.leaf_ok else "pfifo (no fq_codel in this kernel)",
-                "one_peer_change_s": one_peer_changes(pol),
+                "one_peer_change_s": one,
             }
         )
     )
@@ -241,7 +253,11 @@ def one_peer_changes(pol: PolicyState) -> list[float]:
     class NoWg:  # the single-peer policy path never touches WireGuard
         def reap(self) -> None: ...
 
-    rec = Reconciler(lambda: None, LinuxDataplane(NoWg()))  # type: ignore[arg-type]
+    dataplane = LinuxDataplane(NoWg())  # type: ignore[arg-type]
+    # As in serve, where every reconcile pass leaves its look at tc and the table behind.
+    dataplane.observe_tc(WG_SRV)
+    dataplane.observe_firewall()
+    rec = Reconciler(lambda: None, dataplane)  # type: ignore[arg-type]
     out = []
     peers = [p for p in pol.peers if p.rate_down_kbit][:20]
     for i, old in enumerate(peers):
@@ -275,6 +291,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--inside", action="store_true")
+    parser.add_argument(
+        "--only", choices=("nft", "tc"), help="apply only the ruleset or only the qdiscs"
+    )
     args = parser.parse_args()
     if args.inside:
         inside(args)
@@ -291,17 +310,28 @@ def main() -> None:
             str(args.peers),
             "--rounds",
             str(args.rounds),
+            *(["--only", args.only] if args.only else []),
         ]
         figures = {}
         for round_ in range(args.rounds):
-            bare.append(iperf(args.seconds))
+            # Each side measured 2 s after the change, so neither pays for the other's set-up.
             out = sh(NS["srv"], "env", f"WWB_TOKEN={TOKEN}", *here)
             figures = json.loads(out.strip().splitlines()[-1])
+            time.sleep(2)
             policed.append(iperf(args.seconds))
-            sh(NS["srv"], "nft", "delete", "table", "inet", "wirewarden")
-            sh(NS["srv"], "tc", "qdisc", "del", "dev", WG_SRV, "root")
-            sh(NS["srv"], "tc", "qdisc", "del", "dev", WG_SRV, "ingress")
-            sh(NS["srv"], "ip", "link", "del", tcplan.ifb_name(WG_SRV))
+            # Without policy = the table the product has anyway (forwarding + masquerade).
+            bare_table = firewall.full_script(
+                firewall.ruleset((NatNetwork(WG_SRV, NET),), "bv2", PolicyState())
+            )
+            sh(NS["srv"], "nft", "-f", "-", stdin=bare_table)
+            for argv in (
+                ("tc", "qdisc", "del", "dev", WG_SRV, "root"),
+                ("tc", "qdisc", "del", "dev", WG_SRV, "ingress"),
+                ("ip", "link", "del", tcplan.ifb_name(WG_SRV)),
+            ):
+                subprocess.run(["ip", "netns", "exec", NS["srv"], *argv], capture_output=True)
+            time.sleep(2)
+            bare.append(iperf(args.seconds))
             print(
                 f"round {round_ + 1}: without {bare[-1]:.1f} Mbit/s, with {policed[-1]:.1f}",
                 flush=True,

@@ -96,10 +96,19 @@ def test_custom_profile_rules(rule: AclRule, text: str) -> None:
 def test_sections_order_and_foreign_sections_slot_in() -> None:
     extra = firewall.Section("dns", (), {"forward": ("tcp dport 853 drop",)})
     rs = firewall.ruleset(NAT, "eth0", PolicyState(), extra=[extra])
-    forward = rs.skeleton.split("chain forward {")[1].split("}")[0]
-    order = ["quota name", "jump isolation", "vmap @acl4", "dport 853 drop", "established"]
-    positions = [forward.index(marker) for marker in order]
-    assert positions == sorted(positions)
+
+    def chain(name: str) -> str:
+        return rs.skeleton.split(f"chain {name} {{")[1].split("}")[0]
+
+    def in_order(text: str, *markers: str) -> bool:
+        positions = [text.index(marker) for marker in markers]
+        return positions == sorted(positions)
+
+    # One interface-set lookup in the base chain, then the peer rules without one each.
+    assert in_order(chain("forward"), "jump from_peer", "jump to_peer", "853 drop", "established")
+    assert in_order(chain("from_peer"), "quota name", "jump isolation", "vmap @acl4")
+    assert "ww_ifaces" not in chain("from_peer").replace("oifname @ww_ifaces jump isolation", "")
+    assert in_order(chain("peer_input"), "@gw4 accept", "quota name", "vmap @acl4")
 
 
 def test_delta_changes_only_the_peer() -> None:

@@ -150,6 +150,11 @@ class LinuxDataplane:
         return self.observe_tc(interface)
 
     def observe_peer_tc(self, interface: str, minors: set[int], handles: set[str]) -> ObservedTc:
+        """What one peer's change needs to know: the trusted picture while it is fresh (a
+        wrong one fails the apply, which drops it), else a few targeted queries."""
+        cached = self._tc.get(interface)
+        if cached is not None and self._fresh(cached[0]):
+            return cached[1]
         return tc.observe_peer(interface, ifb_name(interface), minors, handles)
 
     def apply_tc(

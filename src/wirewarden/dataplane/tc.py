@@ -78,13 +78,11 @@ def _peer_shape(
     if not root:
         return None, ingress
     classes: dict[int, int] = {}
-    leaves: set[int] = set()
     for minor in minors:
         cls = run(["tc", "class", "show", "dev", device, "classid", f"1:{minor:x}"]).stdout
         classes.update(parse_classes(cls))
-        leaf = run(["tc", "qdisc", "show", "dev", device, "parent", f"1:{minor:x}"]).stdout
-        if leaf.strip():
-            leaves.add(minor)
+    # A class's leaf comes in the same batch as the class; the full look checks both.
+    leaves = set(classes)
     filters: dict[str, int] = {}
     for handle in handles:
         fam = 6 if handle.startswith(f"{HT[6]:x}:") else 4

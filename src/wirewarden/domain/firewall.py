@@ -9,8 +9,10 @@ The table has two layers:
   compared element by element and changed with `add/delete element` (one peer's change
   never rewrites the table), so a packet costs the same set lookups at 10,000 peers as at 10.
 
-Each feature contributes a `Section` (declarations + rules for the base chains) from its own
-pure function; `compose` puts them in order. Other features (DNS) pass their sections in.
+Each feature contributes a `Section` (declarations + rules for the base chains, or for the
+from_peer / to_peer / peer_input chains the base chains jump to for traffic of our
+interfaces) from its own pure function; `compose` puts them in order. Other features (DNS)
+pass their sections in.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ BASE_CHAINS = {
     "forward": "type filter hook forward priority filter; policy accept;",
     "postrouting": "type nat hook postrouting priority srcnat; policy accept;",
 }
+# Regular chains for traffic from, to and at the gateway from our interfaces: a base chain
+# jumps there after one interface-set lookup, so the per-peer rules need no check of their own.
+FROM_PEER, TO_PEER, PEER_INPUT = "from_peer", "to_peer", "peer_input"
+PEER_CHAINS = {
+    PEER_INPUT: ("input", "iifname"),
+    FROM_PEER: ("forward", "iifname"),
+    TO_PEER: ("forward", "oifname"),
+}
+_FAMILIES = (("ip", "4"), ("ip6", "6"))
 # The per-peer sets and maps whose elements are managed one by one.
 PEER_SETS = {
     "acl4": "type ipv4_addr : verdict;",
@@ -145,19 +156,17 @@ def gateway_section(policy: PolicyState) -> Section:
     v4 = [g for g in policy.gateways if ":" not in g]
     v6 = [g for g in policy.gateways if ":" in g]
     decl = (_set("gw4", "ipv4_addr", v4), _set("gw6", "ipv6_addr", v6))
-    rules = (f"iifname @{IFACES} ip daddr @gw4 accept", f"iifname @{IFACES} ip6 daddr @gw6 accept")
-    return Section("gateway", decl, {"input": rules})
+    rules = ("ip daddr @gw4 accept", "ip6 daddr @gw6 accept")
+    return Section("gateway", decl, {PEER_INPUT: rules})
 
 
 def caps_section(policy: PolicyState) -> Section:
     """Named quotas count both directions of a capped peer; over the cap it is dropped."""
     verdict = " drop" if policy.cap_action == "block" else ""
-    rules: list[str] = []
-    for fam, n in (("ip", "4"), ("ip6", "6")):
-        rules.append(f"iifname @{IFACES} quota name {fam} saddr map @quota{n}{verdict}")
-        rules.append(f"oifname @{IFACES} quota name {fam} daddr map @quota{n}{verdict}")
-    inbound = tuple(r for r in rules if r.startswith("iifname"))
-    return Section("caps", (), {"input": inbound if verdict else (), "forward": tuple(rules)})
+    out = tuple(f"quota name {fam} saddr map @quota{n}{verdict}" for fam, n in _FAMILIES)
+    back = tuple(f"quota name {fam} daddr map @quota{n}{verdict}" for fam, n in _FAMILIES)
+    rules = {FROM_PEER: out, TO_PEER: back, PEER_INPUT: out if verdict else ()}
+    return Section("caps", (), rules)
 
 
 def isolation_section(policy: PolicyState) -> Section:
@@ -169,9 +178,7 @@ def isolation_section(policy: PolicyState) -> Section:
             both = f"iifname . {fam} saddr @mesh{n} oifname . {fam} daddr @mesh{n}"
             rules.append(f"{where} {both} accept")
     decl = (_chain("isolation", [*rules, "drop"]),)
-    return Section(
-        "isolation", decl, {"forward": (f"iifname @{IFACES} oifname @{IFACES} jump isolation",)}
-    )
+    return Section("isolation", decl, {FROM_PEER: (f"oifname @{IFACES} jump isolation",)})
 
 
 def acl_section(policy: PolicyState) -> Section:
@@ -197,8 +204,8 @@ def acl_section(policy: PolicyState) -> Section:
     decl += [
         _chain(acl_chain(p.name), profile_rules(p)) for p in sorted(policy.profiles, key=_name)
     ]
-    rules = (f"iifname @{IFACES} ip saddr vmap @acl4", f"iifname @{IFACES} ip6 saddr vmap @acl6")
-    return Section("acl", tuple(decl), {"input": rules, "forward": rules})
+    rules = ("ip saddr vmap @acl4", "ip6 saddr vmap @acl6")
+    return Section("acl", tuple(decl), {PEER_INPUT: rules, FROM_PEER: rules})
 
 
 def _name(profile: Profile) -> str:
@@ -267,8 +274,14 @@ def compose(sections: Sequence[Section], interfaces: Iterable[str]) -> str:
     for section in sections:
         decl += [d if d.startswith("\t") else f"\t{d}" for d in section.declarations]
     chains = []
-    for chain, head in BASE_CHAINS.items():
+    dispatch: dict[str, list[str]] = {}
+    for chain, (base, match) in PEER_CHAINS.items():
         rules = [r for s in sections for r in s.rules.get(chain, ())]
+        if rules:
+            chains.append(_chain(chain, rules))
+            dispatch.setdefault(base, []).append(f"{match} @{IFACES} jump {chain}")
+    for chain, head in BASE_CHAINS.items():
+        rules = dispatch.get(chain, []) + [r for s in sections for r in s.rules.get(chain, ())]
         chains.append(_chain(chain, rules, head))
     return "\n".join([*decl, *chains])
 

@@ -116,9 +116,11 @@ class Reconciler:
         some = new or old
         with self.lock:
             if before != after:
-                prefixes = {n.rsplit("_", 2)[0] + "_" for n in (*before.quotas, *after.quotas)}
+                # The bytes an old quota counted are carried into a new one (new limit or a
+                # reset); listing quotas loads the whole table, so only when one goes.
+                going = set(before.quotas) - set(after.quotas)
                 seen: dict[str, firewall.Quota] = {}
-                for prefix in prefixes:
+                for prefix in {n.rsplit("_", 2)[0] + "_" for n in going}:
                     seen.update(self.dataplane.observe_quotas(prefix))
                 have = {k: q for k, q in seen.items() if k in before.quotas}
                 script = firewall.delta_script(
