@@ -1,0 +1,72 @@
+"""The dashboard's DNS page: policies edited through the form, stats and the query log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wirewarden.bootstrap import Container
+from wirewarden.store.dns import DnsStore
+from wirewarden.web.app import create_app
+from wirewarden.web.ui import auth
+from wirewarden.web.ui.viewer import Viewer
+
+CSRF = "csrf-test-token"
+
+
+@pytest.fixture
+def ui(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    viewer = Viewer(1, "alice", "admin", CSRF)
+    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
+    with TestClient(create_app(container, run_loop=False)) as client:
+        yield client
+
+
+def test_dns_page_shows_policies_stats_and_log(ui: TestClient, container: Container) -> None:
+    now = time.time()
+    DnsStore(container.deps.sessions, "local").write_log(
+        [
+            (
+                now,
+                3,
+                "laptop",
+                "10.8.0.2",
+                "default",
+                b"\x03ads\x07example\x00",
+                1,
+                "blocked",
+                "deny",
+                3,
+                None,
+                None,
+            )
+        ]
+    )
+    page = ui.get("/dns")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert "<strong>default</strong>" in page.text
+    assert 'data-total="blocked">1<' in page.text
+    assert '<td class="mono">ads.example</td>' in page.text
+    assert ui.get("/dns?status=resolved").text.count('<td class="mono">') == 0
+
+
+def test_policy_form_saves_and_names_bad_fields(ui: TestClient, container: Container) -> None:
+    form = {
+        "csrf_token": CSRF,
+        "name": "kids",
+        "deny": "games.example\n*.tiktok.com",
+        "allow": "",
+        "blocklists": "",
+        "block_answer": "null-ip",
+        "anti_bypass": "on",
+    }
+    saved = ui.post("/dns/policies", data=form, follow_redirects=False)
+    assert saved.status_code == 303 and saved.headers["location"] == "/dns"
+    policy = container.dns.get_policy("kids")
+    assert policy.deny == ["games.example", "*.tiktok.com"] and policy.block_answer == "null-ip"
+    bad = ui.post("/dns/policies", data={**form, "deny": "not a name"})
+    assert bad.status_code == 422 and "is not a domain name" in bad.text
+    assert ui.post("/dns/policies", data={**form, "csrf_token": "x"}).status_code == 403
