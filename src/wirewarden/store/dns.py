@@ -133,6 +133,7 @@ class DnsStore:
         sqlite = engine.dialect.name == "sqlite"
         sql = _INSERT.replace("?", "%s") if not sqlite else _INSERT
         names: dict[bytes, str] = {}
+        seconds: dict[int, str] = {}  # a batch spans about a second: format each once
         rows = []
         for (
             at,
@@ -148,12 +149,19 @@ class DnsStore:
             up,
             ms,
         ) in records:
-            stamp = datetime.fromtimestamp(at, UTC)
+            if sqlite:
+                whole = int(at)
+                prefix = seconds.get(whole) or seconds.setdefault(
+                    whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                )
+                stamp: object = f"{prefix}.{int((at - whole) * 1e6):06d}"
+            else:
+                stamp = datetime.fromtimestamp(at, UTC)
             if not isinstance(name, str):
                 name = names.get(name) or names.setdefault(name, dnswire.wire_to_text(name))
             rows.append(
                 (
-                    stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else stamp,
+                    stamp,
                     peer_id,
                     peer,
                     client,
