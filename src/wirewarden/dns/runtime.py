@@ -106,7 +106,9 @@ class DnsRuntime:
         except Exception:
             log.exception("DNS: first load failed")
         self._ready.set()
+        first_refresh = asyncio.create_task(self._refresh_due())  # lists without a copy yet
         tasks = [
+            first_refresh,
             asyncio.create_task(self._every(SYNC_SECONDS, lambda: self._sync(listeners))),
             asyncio.create_task(self._every(FLUSH_SECONDS, self._flush)),
             asyncio.create_task(self._every(PRUNE_SECONDS, self._prune)),
