@@ -24,7 +24,8 @@ import httpx
 from wirewarden.domain.dnsrules import CompiledList, NotABlocklist, compile_chunks
 
 MAX_BYTES = 128 * 1024 * 1024
-CHUNK = 1 << 20
+# Whole lines of about this many characters per parse step (one regex call holds the GIL).
+CHUNK = 1 << 18
 Progress = Callable[[int, int | None], None]
 
 
@@ -79,6 +80,9 @@ class ListStore:
     def __init__(self, directory: Path, timeout: float = 30.0) -> None:
         self.dir = directory
         self.timeout = timeout
+        # What a fetch compiled to validate a copy, handed to the next load of that copy
+        # (so a refresh inside `serve` compiles a big list once, not twice).
+        self._fresh: dict[str, tuple[tuple[int, int] | None, CompiledList]] = {}
 
     def _paths(self, source: str) -> tuple[Path, Path]:
         key = hashlib.sha256(source.encode()).hexdigest()[:24]
@@ -108,6 +112,9 @@ class ListStore:
 
     def load(self, source: str) -> CompiledList | None:
         """The last good copy, compiled; None when there is none (or it went bad)."""
+        fresh = self._fresh.pop(source, None)
+        if fresh is not None and fresh[0] == self.copy_signature(source):
+            return fresh[1]
         copy, _ = self._paths(source)
         try:
             compiled, _ = compile_chunks(source, read_chunks(copy))
@@ -140,6 +147,7 @@ class ListStore:
             raise
         copy, _ = self._paths(source)
         os.replace(fresh, copy)
+        self._fresh[source] = (self.copy_signature(source), compiled)
         status.entries, status.allow_entries = len(compiled.deny), len(compiled.allow)
         status.comments, status.junk = parsed.comments, parsed.junk
         status.junk_examples = parsed.junk_examples

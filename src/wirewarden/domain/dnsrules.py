@@ -198,16 +198,48 @@ def _sorted_unique(values: array[int], drop: frozenset[int] = frozenset()) -> ar
     return array("q", sorted(unique))
 
 
+class SortedRuns:
+    """Hashes sorted as they arrive, in runs merged pairwise like a binary counter.
+
+    A reload compiles beside the resolver's event loop in one process: no single C call
+    (a sort, a set) may hold the GIL for long, or queries stall. Each merge is Timsort on
+    two sorted runs (linear, in C); the largest call is the last merge.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[array[int]] = []
+
+    def add(self, values: Iterable[int], drop: frozenset[int] = frozenset()) -> None:
+        unique = set(values)
+        unique -= drop
+        if not unique:
+            return
+        self.runs.append(array("q", sorted(unique)))
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+            top = self.runs.pop()
+            self.runs[-1] = array("q", sorted(self.runs[-1] + top))
+
+    def result(self) -> array[int]:
+        while len(self.runs) > 1:
+            top = self.runs.pop()
+            self.runs[-1] = array("q", sorted(self.runs[-1] + top))
+        return self.runs[0] if self.runs else array("q")
+
+
 class DomainSet:
     """Rules compiled for lookup: names with their subdomains, and subdomains only."""
 
     __slots__ = ("names", "size", "under")
 
     def __init__(
-        self, names: array[int], under: array[int], drop: frozenset[int] = frozenset()
+        self,
+        names: array[int],
+        under: array[int],
+        drop: frozenset[int] = frozenset(),
+        presorted: bool = False,
     ) -> None:
-        self.names = _sorted_unique(names, drop)
-        self.under = _sorted_unique(under)
+        self.names = names if presorted else _sorted_unique(names, drop)
+        self.under = under if presorted else _sorted_unique(under)
         self.size = len(self.names) + len(self.under)
 
     @classmethod
@@ -271,22 +303,22 @@ def compile_chunks(source: str, chunks: Iterable[str]) -> tuple[CompiledList, Pa
     """Parse and compile a list given as chunks of whole lines, without keeping the
     names (a million-name list would cost ~100 MB as strings). Raises NotABlocklist."""
     out = ParsedList()
-    names, under = array("q"), array("q")
+    names, under = SortedRuns(), SortedRuns()
     for index, chunk in enumerate(chunks):
         if index == 0:
             _check_text(chunk)
         found = _FAST.findall(chunk.lower())
-        names.extend(hash(name) for name, _ in found if name)
+        names.add((hash(name) for name, _ in found if name), _LOCAL_HASHES)
         for _, line in found:
             if line:
                 parse_line(line, out)
-        for name, wildcard in out.deny:
-            (under if wildcard else names).append(hash(name))
+        names.add(hash(name) for name, wildcard in out.deny if not wildcard)
+        under.add(hash(name) for name, wildcard in out.deny if wildcard)
         out.deny.clear()
-    if not names and not under and not out.allow:
+    deny = DomainSet(names.result(), under.result(), presorted=True)
+    if not deny.size and not out.allow:
         what = f"{out.junk} unusable lines" if out.junk else "no rules"
         raise NotABlocklist(f"no domain found in the list ({what})")
-    deny = DomainSet(names, under, drop=_LOCAL_HASHES)
     out.deny_count = len(deny)
     return CompiledList(source, deny, DomainSet.of(out.allow)), out
 
