@@ -23,6 +23,7 @@ pytestmark = pytest.mark.netns
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = "10.71.0.1"
+GATEWAY6 = "fd71::1"
 HOSTS_LIST = "# hosts\n127.0.0.1 localhost\n0.0.0.0 ads.hosts.example\n0.0.0.0 junk!\n"
 ADBLOCK_LIST = "! adblock\n||tracker.adblock.example^\n@@||ok.tracker.adblock.example^\n"
 
@@ -104,7 +105,8 @@ def setup(topology: Topology) -> Iterator[Setup]:
         )
         first = topology.add_client()
         ifname = topology.unique_ifname("wd")
-        product.create_interface(name=ifname, address=f"{GATEWAY}/24", endpoint=first.server_ip)
+        address = f"{GATEWAY}/24,{GATEWAY6}/64"
+        product.create_interface(name=ifname, address=address, endpoint=first.server_ip)
         kids, kids_peer = _bring_up(first, product, ifname, "kids")
         adult, _ = _bring_up(topology.add_client(), product, ifname, "adult")
         product.api("PATCH", f"/peers/{kids_peer['id']}", {"dns_policy": "kids"})
@@ -130,6 +132,11 @@ def test_dns_filtering_end_to_end(setup: Setup) -> None:
         address_for("www.normal.example")[1]
     ]
 
+    # The gateway's IPv6 address answers too, over UDP and TCP.
+    v6 = address_for("six.normal.example")[1]
+    assert dig(adult, "six.normal.example", GATEWAY6, "AAAA").addresses == [v6]
+    assert dig(adult, "six.normal.example", GATEWAY6, "AAAA", "+tcp").addresses == [v6]
+
     # Anti-bypass canaries and DDR.
     for canary in ("use-application-dns.net", "mask.icloud.com", "mask-h2.icloud.com"):
         assert dig(adult, canary).status == "NXDOMAIN", canary
@@ -151,7 +158,7 @@ def test_dns_filtering_end_to_end(setup: Setup) -> None:
     assert dig(adult, "ok.tracker.adblock.example").status == "NOERROR"  # @@ allow wins
 
     # Port 53 to any other address is hijacked to our resolver and still filtered.
-    for elsewhere in (topo.inet_ip, "192.0.2.99"):
+    for elsewhere in (topo.inet_ip, "192.0.2.99", "2001:db8::99"):
         assert dig(adult, "deny.example", elsewhere).status == "NXDOMAIN", elsewhere
         assert dig(adult, "other.normal.example", elsewhere).status == "NOERROR", elsewhere
     assert dig(adult, "deny.example", topo.inet_ip, "+tcp").status == "NXDOMAIN"
