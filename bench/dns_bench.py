@@ -129,6 +129,47 @@ def load_only(args: argparse.Namespace) -> None:
     )
 
 
+SHAPES = ("set of str", "set of 64-bit hashes", "sorted array of hashes (used)")
+
+
+def structures(args: argparse.Namespace) -> None:
+    """Child process: one candidate structure built from the list file (nothing else kept);
+    the RSS it adds and its lookup time."""
+    import gc
+    from array import array
+    from bisect import bisect_left
+
+    def names() -> Any:
+        with open(args.list) as handle:
+            for line in handle:
+                if line.strip() and line[0] != "#":
+                    yield line.split()[-1]
+
+    gc.collect()
+    before = rss_kb(os.getpid())
+    if args.shape == SHAPES[0]:
+        built: Any = set(names())
+        lookup: Any = built.__contains__
+    elif args.shape == SHAPES[1]:
+        built = {hash(n) for n in names()}
+        lookup = lambda n: hash(n) in built  # noqa: E731
+    else:
+        built = array("q", sorted(hash(n) for n in names()))
+
+        def lookup(name: str) -> bool:
+            key = hash(name)
+            at = bisect_left(built, key)
+            return at < len(built) and built[at] == key
+
+    gc.collect()
+    added = (rss_kb(os.getpid()) - before) / 1024
+    probe = [n for i, n in enumerate(names()) if i % 10 == 0][:100_000]
+    started = time.perf_counter()
+    hits = sum(1 for n in probe if lookup(n))
+    per = (time.perf_counter() - started) / len(probe) * 1e6
+    print(json.dumps({"added_rss_mb": round(added, 1), "lookup_us": round(per, 2), "hits": hits}))
+
+
 # ----------------------------------------------------------------- the bench
 
 
@@ -303,6 +344,15 @@ def run(args: argparse.Namespace) -> None:
             "added_rss_mb": round(figures["added_rss_kb"] / 1024, 1),
         }
         print("million wirewarden", results["million_wirewarden"], flush=True)
+        shapes = subprocess.run(
+            [sys.executable, __file__, "structures", "--list", str(million)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        results["million_structures"] = json.loads(shapes.stdout)
+        print("million structures", results["million_structures"], flush=True)
         results["million_unbound"] = million_unbound(work, million)
         print("million unbound", results["million_unbound"], flush=True)
 
@@ -335,7 +385,9 @@ def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", default="bench", choices=["bench", "serve", "load"])
+    parser.add_argument(
+        "mode", nargs="?", default="bench", choices=["bench", "serve", "load", "structures"]
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--names", type=int, default=10_000)
     parser.add_argument("--list-size", type=int, default=1_000_000)
@@ -343,8 +395,10 @@ def main() -> None:
     parser.add_argument("--list")
     parser.add_argument("--port", type=int, default=WW_PORT)
     parser.add_argument("--upstream")
+    parser.add_argument("--shape", choices=SHAPES, default=SHAPES[-1])
     args = parser.parse_args()
-    {"bench": run, "serve": serve_wirewarden, "load": load_only}[args.mode](args)
+    modes = {"bench": run, "serve": serve_wirewarden, "load": load_only, "structures": structures}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":
