@@ -183,3 +183,20 @@ def test_the_planned_table_holds_the_dns_section() -> None:
     rs = firewall.ruleset(state.nat, None, state.policy, extra=firewall_sections(state))
     assert "jump dns_redirect" in rs.skeleton and "chain dns_refuse" in rs.skeleton
     assert firewall_sections(DesiredState({}, frozenset(), (), None)) == []
+
+
+def test_known_blocked_names_come_from_prebuilt_bytes(resolver: Resolver) -> None:
+    first = ask(resolver, "games.example")
+    policy = resolver.routing.policies["kids"]
+    assert len(policy.answers) == 1
+    again = dns.message.make_query("GAMES.example", "A")
+    again.id = 4242
+    wire = again.to_wire()
+    fast = dnswire.fast_question(wire)
+    assert fast is not None
+    out = resolver._fast(wire, "10.8.0.2", False, fast)
+    assert out is not None
+    reply = dns.message.from_wire(out)
+    assert reply.id == 4242 and str(reply.question[0].name) == "GAMES.example."
+    assert reply.answer[0][0].to_text() == first.answer[0][0].to_text() == "0.0.0.0"
+    assert statuses(resolver) == ["blocked", "blocked"]

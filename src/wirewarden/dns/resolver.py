@@ -57,11 +57,19 @@ class PolicyRuntime:
     """A compiled policy and the verdicts it already gave, by wire name (names repeat
     a lot, and the fast path has only the bytes)."""
 
-    __slots__ = ("compiled", "verdicts")
+    __slots__ = ("answers", "compiled", "verdicts")
 
     def __init__(self, compiled: CompiledPolicy) -> None:
         self.compiled = compiled
         self.verdicts: dict[bytes, Verdict | None] = {}
+        # Blocked answers by question, for the fast path to patch and send.
+        self.answers: dict[tuple[bytes, bool, bool], bytes] = {}
+
+    def keep_answer(self, q: dnswire.Query, wire: bytes) -> None:
+        if q.wire_name:
+            if len(self.answers) >= MAX_VERDICTS:
+                self.answers.clear()
+            self.answers[q.key] = wire
 
     def verdict(self, q: dnswire.Query) -> Verdict | None:
         found = self.verdicts.get(q.wire_name, _UNKNOWN) if q.wire_name else _UNKNOWN
@@ -159,8 +167,9 @@ class Resolver:
     def _fast(
         self, data: bytes, ip: str, tcp: bool, fast: tuple[bytes, bytes, int, bool, bool, int]
     ) -> bytes | None:
-        """Cache hits and known blocked names from the bytes alone; None: take the
-        full path (first sight of a name, a miss, an answer too big for UDP)."""
+        """Cache hits and known blocked names from prebuilt bytes (id, RD/CD, question and
+        TTLs patched); None: take the full path (first sight of a name, a miss, an
+        answer too big for UDP). Written flat: this runs for nearly every query."""
         name, tail, end, edns, do, udp = fast
         routing = self.routing
         client = routing.clients.get(ip)
@@ -170,34 +179,46 @@ class Resolver:
         verdict = policy.verdicts.get(name, _UNKNOWN)
         if verdict is _UNKNOWN:
             return None
+        key = (name + tail, edns, do)
         if verdict is not None:
-            return self._blocked_fast(data, ip, client, policy, verdict, fast)  # type: ignore[arg-type]
-        entry = self.cache.get((name + tail, edns, do))
-        if entry is None:
-            return None
-        out = dnswire.patch_cached(entry.wire, data, end, entry.ttls, self.cache.elapsed(entry))
-        if not tcp and len(out) > (min(udp, 4096) if edns else dnswire.PLAIN_UDP):
-            return None
-        qtype = (tail[0] << 8) | tail[1]
-        self._record(ip, client, policy.compiled.name, name, qtype, "cached", None, out[3] & 0xF)
-        return out
-
-    def _blocked_fast(
-        self,
-        data: bytes,
-        ip: str,
-        client: Client | None,
-        policy: PolicyRuntime,
-        verdict: Verdict,
-        fast: tuple[bytes, bytes, int, bool, bool, int],
-    ) -> bytes:
-        name, tail, end, edns, do, udp = fast
-        ident, flags = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
-        qtype, qclass = (tail[0] << 8) | tail[1], (tail[2] << 8) | tail[3]
-        q = dnswire.Query(ident, flags, "", qtype, qclass, end, edns, udp, do, name)
-        out = self._block_answer(data, q, verdict)
-        self._record(
-            ip, client, policy.compiled.name, name, qtype, "blocked", verdict.reason, out[3] & 0xF
+            wire = policy.answers.get(key)
+            if wire is None:
+                return None  # the full path builds it once and keeps it
+            out = dnswire.patch_cached(wire, data, end, (), 0)
+            status, reason = "blocked", verdict.reason  # type: ignore[attr-defined]
+        else:
+            cache = self.cache
+            entry = cache.entries.get(key)
+            now = cache.clock()
+            if entry is None or entry.expires <= now:
+                return None
+            cache.hits += 1
+            out = dnswire.patch_cached(entry.wire, data, end, entry.ttls, int(now - entry.stored))
+            if not tcp and len(out) > (min(udp, 4096) if edns else dnswire.PLAIN_UDP):
+                return None
+            status, reason = "cached", None
+        pname = policy.compiled.name
+        counts = self.counters.by
+        counts[(pname, status)] = counts.get((pname, status), 0) + 1
+        peer_id, peer = (client.peer_id, client.peer) if client else (None, None)
+        log = self.log
+        if len(log.pending) >= log.limit:
+            log.dropped += 1
+        log.pending.append(
+            (
+                time.time(),
+                peer_id,
+                peer,
+                ip,
+                pname,
+                name,
+                (tail[0] << 8) | tail[1],
+                status,
+                reason,
+                out[3] & 0xF,
+                None,
+                None,
+            )
         )
         return out
 
@@ -217,6 +238,7 @@ class Resolver:
         verdict = policy.verdict(q)
         if verdict is not None:
             out = self._block_answer(data, q, verdict)
+            policy.keep_answer(q, out)
             self._log(q, ip, client, name, "blocked", verdict.reason, dnswire.rcode_of(out))
             return out
         entry = self.cache.get(q.key)
