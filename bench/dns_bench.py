@@ -115,8 +115,10 @@ def load_only(args: argparse.Namespace) -> None:
     from wirewarden.dns.lists import ListStore
     from wirewarden.domain.dnsrules import compile_policy
 
+    # The copy was fetched (validated and kept) by the parent: this is a start of `serve`
+    # loading the last good copy from disk.
     store = ListStore(Path(args.work) / "lists-load")
-    status = store.fetch(args.list)  # validates and keeps the copy (like a first fetch)
+    status = store.status(args.list)
     before = rss_kb(os.getpid())
     started = time.perf_counter()
     compiled = store.load(args.list)
@@ -308,28 +310,33 @@ def run(args: argparse.Namespace) -> None:
         small_list = work / "blocked-list.txt"
         small_list.write_text("".join(f"{n}\n" for n in blocked_names))
 
-        ww, _ = start_wirewarden(work, small_list)
-        procs.append(ww)
-        ub = Proc(
-            ["unbound", "-d", "-c", str(unbound_conf(work, UNBOUND_PORT, blocked_names, "ub"))]
-        )
-        procs.append(ub)
-        wait_answering(UNBOUND_PORT)
-        for port in (WW_PORT, UNBOUND_PORT):
-            dnsperf(port, cached, None)  # warm the caches: one pass over every name
-        for label, data in (("cached", cached), ("blocked", blocked)):
-            for who, port in (("wirewarden", WW_PORT), ("unbound", UNBOUND_PORT)):
-                results[f"{label}_{who}"] = dnsperf(port, data, args.seconds, "-v")
-                print(label, who, results[f"{label}_{who}"], flush=True)
-            ratio = results[f"{label}_wirewarden"]["qps"] / max(
-                results[f"{label}_unbound"]["qps"], 1
+        if not args.skip_qps:
+            ww, _ = start_wirewarden(work, small_list)
+            procs.append(ww)
+            ub = Proc(
+                ["unbound", "-d", "-c", str(unbound_conf(work, UNBOUND_PORT, blocked_names, "ub"))]
             )
-            results[f"{label}_ratio"] = round(ratio, 3)
-        ww.stop()
-        ub.stop()
+            procs.append(ub)
+            wait_answering(UNBOUND_PORT)
+            for port in (WW_PORT, UNBOUND_PORT):
+                dnsperf(port, cached, None)  # warm the caches: one pass over every name
+            for label, data in (("cached", cached), ("blocked", blocked)):
+                for who, port in (("wirewarden", WW_PORT), ("unbound", UNBOUND_PORT)):
+                    results[f"{label}_{who}"] = dnsperf(port, data, args.seconds, "-v")
+                    print(label, who, results[f"{label}_{who}"], flush=True)
+                ratio = results[f"{label}_wirewarden"]["qps"] / max(
+                    results[f"{label}_unbound"]["qps"], 1
+                )
+                results[f"{label}_ratio"] = round(ratio, 3)
+            ww.stop()
+            ub.stop()
 
         million = work / "million.txt"
         write_million(million, args.list_size)
+        from wirewarden.dns.lists import ListStore
+
+        fetched = ListStore(work / "lists-load").fetch(str(million))
+        assert fetched.error is None, fetched.error
         load = subprocess.run(
             [sys.executable, __file__, "load", "--work", str(work), "--list", str(million)],
             capture_output=True,
@@ -344,14 +351,25 @@ def run(args: argparse.Namespace) -> None:
             "added_rss_mb": round(figures["added_rss_kb"] / 1024, 1),
         }
         print("million wirewarden", results["million_wirewarden"], flush=True)
-        shapes = subprocess.run(
-            [sys.executable, __file__, "structures", "--list", str(million)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        results["million_structures"] = json.loads(shapes.stdout)
+        results["million_structures"] = {
+            shape: json.loads(
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "structures",
+                        "--list",
+                        str(million),
+                        *("--shape", shape),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                ).stdout
+            )
+            for shape in SHAPES
+        }
         print("million structures", results["million_structures"], flush=True)
         results["million_unbound"] = million_unbound(work, million)
         print("million unbound", results["million_unbound"], flush=True)
@@ -359,9 +377,9 @@ def run(args: argparse.Namespace) -> None:
         # Reload the million list under full load: dnsperf counts what never came back.
         ww, _ = start_wirewarden(work, million)
         procs.append(ww)
-        dnsperf(WW_PORT, cached, None)
         mixed = work / "mixed.txt"
         mixed.write_text(cached.read_text() + blocked.read_text())
+        dnsperf(WW_PORT, mixed, None)  # warm: every name answered from cache from now on
         load_run: dict[str, Any] = {}
 
         def under_load() -> None:
@@ -396,6 +414,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=WW_PORT)
     parser.add_argument("--upstream")
     parser.add_argument("--shape", choices=SHAPES, default=SHAPES[-1])
+    parser.add_argument("--skip-qps", action="store_true", help="only the 1M-list parts")
     args = parser.parse_args()
     modes = {"bench": run, "serve": serve_wirewarden, "load": load_only, "structures": structures}
     modes[args.mode](args)
