@@ -324,6 +324,10 @@ def run(args: argparse.Namespace) -> None:
                 for who, port in (("wirewarden", WW_PORT), ("unbound", UNBOUND_PORT)):
                     results[f"{label}_{who}"] = dnsperf(port, data, args.seconds, "-v")
                     print(label, who, results[f"{label}_{who}"], flush=True)
+                    # Latency below saturation: at full speed p99 is mostly dnsperf's queue.
+                    paced = dnsperf(port, data, args.seconds / 2, "-v", "-Q", str(args.paced_qps))
+                    results[f"{label}_{who}_paced"] = paced
+                    print(label, who, f"at {args.paced_qps}/s", paced, flush=True)
                 ratio = results[f"{label}_wirewarden"]["qps"] / max(
                     results[f"{label}_unbound"]["qps"], 1
                 )
@@ -331,6 +335,8 @@ def run(args: argparse.Namespace) -> None:
             ww.stop()
             ub.stop()
 
+        if args.skip_million:
+            return
         million = work / "million.txt"
         write_million(million, args.list_size)
         from wirewarden.dns.lists import ListStore
@@ -415,6 +421,8 @@ def main() -> None:
     parser.add_argument("--upstream")
     parser.add_argument("--shape", choices=SHAPES, default=SHAPES[-1])
     parser.add_argument("--skip-qps", action="store_true", help="only the 1M-list parts")
+    parser.add_argument("--skip-million", action="store_true", help="only the QPS parts")
+    parser.add_argument("--paced-qps", type=int, default=5000, help="rate for the p99 runs")
     args = parser.parse_args()
     modes = {"bench": run, "serve": serve_wirewarden, "load": load_only, "structures": structures}
     modes[args.mode](args)
