@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,9 +33,6 @@ SYNC_SECONDS = 1.0
 FLUSH_SECONDS = 1.0
 PRUNE_SECONDS = 60.0
 LOG_SLICE = 500
-# The event loop shares the GIL with the query log writer and list compiles; a shorter
-# switch interval than the default 5 ms bounds how long a query waits for it.
-SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -81,7 +77,6 @@ class DnsRuntime:
     # --------------------------------------------------------------- control
 
     def start(self) -> None:
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._run, name="dns", daemon=True)
         self._thread.start()
         self._ready.wait(timeout=30)
