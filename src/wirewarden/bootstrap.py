@@ -17,6 +17,7 @@ from wirewarden.dataplane.wireguard import WireGuard
 from wirewarden.dns.cache import CacheLimits
 from wirewarden.dns.doh import load_doh_addresses, system_upstreams
 from wirewarden.dns.lists import ListStore
+from wirewarden.dns.prometheus import DnsExporter
 from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Ports, lists_dir
 from wirewarden.dns.upstream import UpstreamSet, parse_upstreams
 from wirewarden.domain.policy import PolicyConfig
@@ -126,6 +127,8 @@ def build(
     reconciler.usage_sink = UsageRecorder(deps)
     lists = ListStore(lists_dir(settings.data_dir))
     runtime = build_dns(settings, DnsStore(sessions, settings.node_name), lists)
+    if runtime is not None:
+        telemetry.registry.register(DnsExporter(runtime))
     reload = runtime.reload_lists if runtime else (lambda: None)
     store = TrafficStore(engine)
     collector = Collector(stats.timed, store, settings.node_name, settings.metrics_period)

@@ -224,3 +224,15 @@ def test_http_lists_use_etags_and_keep_the_last_copy(tmp_path: Path, list_server
     assert compiled is not None and len(compiled.deny) == 1
     gone = store.fetch("http://127.0.0.1:9/list.txt")
     assert gone.error and "cannot fetch" in gone.error
+
+
+def test_prometheus_counts_answers_by_policy_and_outcome(
+    client: TestClient, container: Container
+) -> None:
+    runtime = container.dns_runtime
+    assert runtime is not None  # built by bootstrap, not started (run_loop=False)
+    runtime.resolver.counters.add("default", "blocked")
+    runtime.resolver.counters.add("default", "blocked")
+    text = client.get("/metrics").text
+    assert 'wirewarden_dns_queries_total{policy="default",status="blocked"} 2.0' in text
+    assert "wirewarden_dns_cache_entries 0.0" in text
