@@ -98,7 +98,7 @@ def open_tunnel(topology: Topology, product: Product, *, address: str) -> Tunnel
     if iface["status"] != "applied":
         # On a loaded machine a first apply may time out; the reconciler's retry must heal it.
         print(f"interface {ifname} answered {iface['status']}: {iface.get('error')}")
-        path = f"/api/v1/interfaces/{ifname}"
+        path = f"/interfaces/{ifname}"
         wait_until(
             lambda: product.api("GET", path)["status"] == "applied",
             timeout=30,

@@ -157,7 +157,7 @@ class FakeDataplane:
 
     def create_interface(self, name: str) -> None:
         self._call("create_interface")
-        self.devices[name] = FakeDevice()
+        self.devices.setdefault(name, FakeDevice())  # as the real driver: an existing one stays
 
     def remove_interface(self, name: str) -> None:
         self._call("remove_interface")

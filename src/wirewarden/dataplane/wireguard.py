@@ -43,10 +43,19 @@ class WireGuard:
         return self.implementation == "kernel"
 
     def create(self, name: str) -> None:
+        if self.running(name):
+            # Another pass (API call, loop, CLI process) made it after this plan observed it
+            # missing: starting a second wireguard-go would unlink the live one's socket.
+            return
         if self.use_kernel():
             links.create_kernel_wireguard(name)
         else:
             self._start_userspace(name)
+
+    def running(self, name: str) -> bool:
+        if name not in links.observe_links({name}):
+            return False
+        return self.use_kernel() or uapi.socket_path(UAPI_DIR, name).exists()
 
     def _start_userspace(self, name: str) -> None:
         self.reap()
