@@ -86,9 +86,9 @@ def build(data_dir: Path) -> Any:
 
 def populate(data_dir: Path, peers: int) -> None:
     from sqlalchemy import insert
-    from wirewarden.services.account_schemas import UserCreate
 
     from wirewarden.domain.keys import generate_keypair
+    from wirewarden.services.account_schemas import UserCreate
     from wirewarden.services.context import SYSTEM
     from wirewarden.services.schemas import InterfaceCreate
     from wirewarden.store.tables import Interface, Peer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -27,14 +28,19 @@ from wirewarden.metrics.prometheus import Telemetry
 from wirewarden.reconciler.engine import Loop, Reconciler
 from wirewarden.reconciler.executor import Report
 from wirewarden.reconciler.ports import Dataplane
+from wirewarden.services.audit_log import AuditLog
+from wirewarden.services.auth import AuthConfig, AuthService
 from wirewarden.services.context import Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.interfaces import InterfaceService
+from wirewarden.services.passwords import Passwords
 from wirewarden.services.peers import PeerService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
+from wirewarden.services.shares import ShareService
 from wirewarden.services.sync_status import SyncStatusWriter
 from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
+from wirewarden.services.users import UserService
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine, make_sessions
 from wirewarden.store.desired import DesiredStateReader, split_csv
@@ -59,6 +65,10 @@ class Container:
     collector: Collector
     traffic: TrafficService
     telemetry: Telemetry
+    users: UserService
+    auth: AuthService
+    audit_log: AuditLog
+    shares: ShareService
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
     dns_runtime: DnsRuntime | None = None
 
@@ -124,6 +134,8 @@ def build(
         policy=policy_config(settings),
     )
     interfaces = InterfaceService(deps)
+    peers = PeerService(deps, interfaces)
+    passwords = Passwords(settings.password_min_length)
     reconciler.usage_sink = UsageRecorder(deps)
     lists = ListStore(lists_dir(settings.data_dir))
     runtime = build_dns(settings, DnsStore(sessions, settings.node_name), lists)
@@ -141,7 +153,7 @@ def build(
         reconciler,
         loop,
         interfaces,
-        PeerService(deps, interfaces),
+        peers,
         TokenService(sessions),
         ProfileService(deps),
         UsageService(deps, traffic),
@@ -149,7 +161,11 @@ def build(
         collector,
         traffic,
         telemetry,
-        runtime,
+        users=UserService(sessions, passwords, settings.default_device_limit),
+        auth=AuthService(sessions, vault, passwords, auth_config(settings)),
+        audit_log=AuditLog(sessions),
+        shares=ShareService(sessions, peers, settings.share_link_hours),
+        dns_runtime=runtime,
     )
 
 
@@ -181,6 +197,18 @@ def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRunti
     )
     ports = Ports(store.revision, store.directory, store.write_log, store.prune_log)
     return DnsRuntime(config, UpstreamSet(upstreams), lists, ports)
+
+
+def auth_config(settings: Settings) -> AuthConfig:
+    return AuthConfig(
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_max_hours),
+        totp_required_for_admins=settings.totp_required_for_admins,
+        max_failures=settings.login_max_failures,
+        max_failures_per_source=settings.login_max_failures_per_source,
+        window=timedelta(minutes=settings.login_window_minutes),
+        lockout=timedelta(minutes=settings.login_lockout_minutes),
+    )
 
 
 def configure_logging(level: str) -> None:

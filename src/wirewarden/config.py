@@ -56,6 +56,24 @@ class Settings(BaseSettings):
     dns_log_max_rows: int = Field(default=1_000_000, ge=1000)
     dns_serve_stale_seconds: int = Field(default=3600, ge=0)
     dns_cache_entries: int = Field(default=100_000, ge=100)
+    # ---- accounts and security (issue 4)
+    # The first admin's password on the first start; without it one is generated and printed.
+    admin_password: str | None = None
+    # Every admin must enrol TOTP before reaching anything.
+    totp_required_for_admins: bool = False
+    session_idle_minutes: int = Field(default=120, gt=0)
+    session_max_hours: int = Field(default=24, gt=0)
+    # Trust X-Forwarded-Proto: https from the reverse proxy in front (marks cookies Secure).
+    trust_forwarded_proto: bool = False
+    password_min_length: int = Field(default=10, ge=8)
+    # Failed logins per account name, and per source address, before a temporary lockout.
+    login_max_failures: int = Field(default=5, gt=0)
+    login_max_failures_per_source: int = Field(default=20, gt=0)
+    login_window_minutes: int = Field(default=15, gt=0)
+    login_lockout_minutes: int = Field(default=15, gt=0)
+    share_link_hours: int = Field(default=24, gt=0)
+    # Members may own this many peers unless their account says otherwise.
+    default_device_limit: int = Field(default=5, ge=0)
 
     @property
     def db_url(self) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from wirewarden.bootstrap import Container, build
 from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
 from wirewarden.web.app import create_app
 
@@ -44,3 +46,61 @@ def client(container: Container, token: str) -> Iterator[TestClient]:
 def anon(container: Container) -> Iterator[TestClient]:
     with TestClient(create_app(container, run_loop=False)) as test_client:
         yield test_client
+
+
+# ---- accounts (users, sessions) ----
+
+PASSWORD = "a long enough passphrase"
+
+
+@pytest.fixture
+def app(container: Container) -> Any:
+    return create_app(container, run_loop=False)
+
+
+@pytest.fixture
+def make_user(container: Container) -> Callable[..., str]:
+    """Create a user through the service; returns the name."""
+
+    def make(name: str, role: str = "member", **extra: Any) -> str:
+        container.users.create(
+            UserCreate(name=name, role=role, password=PASSWORD, **extra),  # type: ignore[arg-type]
+            SYSTEM,
+        )
+        return name
+
+    return make
+
+
+@pytest.fixture
+def browser(app: Any) -> Iterator[Callable[..., TestClient]]:
+    """A factory of signed-in cookie clients (a browser each), with their CSRF token set
+    as the `csrf` attribute."""
+    opened: list[TestClient] = []
+
+    def sign_in(name: str, password: str = PASSWORD) -> TestClient:
+        test_client = TestClient(app)
+        opened.append(test_client)
+        response = test_client.post("/api/v1/auth/login", json={"name": name, "password": password})
+        assert response.status_code == 200, response.text
+        test_client.csrf = response.json()["csrf_token"]  # type: ignore[attr-defined]
+        return test_client
+
+    yield sign_in
+    for test_client in opened:
+        test_client.close()
+
+
+@pytest.fixture
+def client_of(app: Any) -> Iterator[Callable[[str], TestClient]]:
+    """A factory of bearer-token clients."""
+    opened: list[TestClient] = []
+
+    def make(token: str) -> TestClient:
+        test_client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+        opened.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in opened:
+        test_client.close()

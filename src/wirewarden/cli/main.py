@@ -16,6 +16,7 @@ from wirewarden.cli.output import console, emit_json, errors, record, table
 from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, load_settings
 from wirewarden.services import backup as backups
+from wirewarden.services.account_schemas import UserCreate, UserUpdate
 from wirewarden.services.context import Actor
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.importer import Importer
@@ -26,9 +27,11 @@ app = typer.Typer(help="WireWarden: a WireGuard VPN control plane.", no_args_is_
 interface_app = typer.Typer(help="WireGuard interfaces.", no_args_is_help=True)
 peer_app = typer.Typer(help="Peers (devices) of an interface.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users: admin, tenant-admin, member.", no_args_is_help=True)
 app.add_typer(interface_app, name="interface")
 app.add_typer(peer_app, name="peer")
 app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
 
 CLI = Actor("cli", "local")
 ConfigOpt = Annotated[
@@ -99,13 +102,20 @@ def serve() -> None:
     cfg = settings()
     configure_logging(cfg.log_level)
     with container() as c:
-        first = _first_token(c)
+        first = c.users.ensure_first_admin(cfg.admin_password, Actor("system", "first start"))
+        c.auth.purge_expired()
         host, port = cfg.host_port
         console.print(
-            f"WireWarden API on [bold]http://{host}:{port}[/] (docs: /docs, data: {cfg.data_dir})"
+            f"WireWarden on [bold]http://{host}:{port}[/] (sign in there; API docs: /docs, "
+            f"data: {cfg.data_dir})"
         )
-        if first:
-            console.print(f"First admin API token (shown once): [bold]{first}[/]")
+        if first and cfg.admin_password:
+            console.print(f"First admin [bold]{first[0]}[/] created with WIREWARDEN_ADMIN_PASSWORD")
+        elif first:
+            console.print(
+                f"First admin: [bold]{first[0]}[/], password (shown once, change it after "
+                f"signing in): [bold]{first[1]}[/]"
+            )
         uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
 
 
@@ -126,12 +136,6 @@ def demo(
         errors.print(f"[red]127.0.0.1:{port} is in use;[/] pick another with --port")
         raise typer.Exit(1)
     Scene(port=port, say=console.print).run()
-
-
-def _first_token(c: Container) -> str | None:
-    if c.tokens.list():
-        return None
-    return c.tokens.create("admin", ["read", "write", "admin"], Actor("system", "first start"))
 
 
 # ---- interfaces
@@ -366,10 +370,14 @@ def top(
 def token_create(
     name: Annotated[str, typer.Option("--name", help="A name to recognise the token by")],
     scope: Annotated[list[str] | None, typer.Option("--scope", help="read, write, admin")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Owner (default: the first admin)")
+    ] = None,
 ) -> None:
-    """Create an API token and print it once."""
+    """Create an API token and print it once. It acts as its owner, within its scopes."""
     with container() as c:
-        token = c.tokens.create(name, scope or ["read", "write", "admin"], CLI)
+        owner = user or c.users.first_admin()
+        token = c.tokens.create(name, scope or ["read", "write", "admin"], CLI, owner=owner)
     print(token)
 
 
@@ -380,7 +388,7 @@ def token_list(as_json: JsonOpt = False) -> None:
         if as_json:
             emit_json(items)
         else:
-            table(items, ["name", "prefix", "scopes", "created_at", "revoked"])
+            table(items, ["name", "user", "prefix", "scopes", "created_at", "revoked"])
 
 
 @token_app.command("revoke")
@@ -388,6 +396,98 @@ def token_revoke(name: str) -> None:
     with container() as c:
         c.tokens.revoke(name, CLI)
     console.print(f"revoked {name}")
+
+
+# ---- users
+
+
+RoleOpt = Annotated[str, typer.Option("--role", help="admin, tenant-admin or member")]
+StdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: RoleOpt = "member",
+    password_stdin: StdinOpt = False,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (tenant-admin, member)")] = None,
+    device_limit: Annotated[
+        int | None, typer.Option(help="Devices a member may own (default: setting)")
+    ] = None,
+    require_2fa: Annotated[bool, typer.Option("--require-2fa", help="Must enrol TOTP")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user (the password from stdin, or asked for twice)."""
+    password = _read_password(password_stdin)
+    fields: dict[str, object] = {"name": name, "role": role, "password": password}
+    fields |= {"tenant": tenant, "totp_required": require_2fa}
+    if device_limit is not None:
+        fields["device_limit"] = device_limit
+    body = validated(lambda: UserCreate.model_validate(fields))
+    with container() as c:
+        record(c.users.create(body, CLI), as_json)
+
+
+@user_app.command("list")
+def user_list(as_json: JsonOpt = False) -> None:
+    with container() as c:
+        items = c.users.list(CLI, limit=1000).items
+        if as_json:
+            emit_json(items)
+        else:
+            cols = ["name", "role", "tenant", "device_count", "device_limit", "totp_enabled"]
+            table(items, [*cols, "disabled", "last_login_at"])
+
+
+@user_app.command("passwd")
+def user_passwd(name: str, password_stdin: StdinOpt = False) -> None:
+    """Set a user's password; their sessions end."""
+    password = _read_password(password_stdin)
+    with container() as c:
+        c.users.set_password(name, password, CLI)
+    console.print(f"password of {name} changed")
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Lock a user out: sessions end, tokens are refused until `user enable`."""
+    with container() as c:
+        c.users.update(name, UserUpdate(disabled=True), CLI)
+    console.print(f"{name} is disabled")
+
+
+@user_app.command("enable")
+def user_enable(name: str) -> None:
+    with container() as c:
+        c.users.update(name, UserUpdate(disabled=False), CLI)
+    console.print(f"{name} is enabled")
+
+
+@user_app.command("reset-2fa")
+def user_reset_2fa(name: str) -> None:
+    """Turn a user's 2FA off (lost phone); they enrol again at the next sign-in if required."""
+    with container() as c:
+        c.users.reset_2fa(name, CLI)
+    console.print(f"2FA of {name} is off")
+
+
+@user_app.command("rm")
+def user_rm(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+    """Delete a user (their devices stay, without an owner)."""
+    if not yes:
+        typer.confirm(f"Delete user {name}?", abort=True)
+    with container() as c:
+        c.users.delete(name, CLI)
+    console.print(f"deleted {name}")
 
 
 # ---- import, backup, restore

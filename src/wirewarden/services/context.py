@@ -16,13 +16,30 @@ from wirewarden.services.errors import NotFound
 from wirewarden.store.tables import AuditEvent, Node, Tenant
 from wirewarden.store.vault import Vault
 
+ADMIN, TENANT_ADMIN, MEMBER = "admin", "tenant-admin", "member"
+ROLES = (ADMIN, TENANT_ADMIN, MEMBER)
+
 
 @dataclass(frozen=True)
 class Actor:
-    """Who asked for a change and from where, for the audit log."""
+    """Who asks and from where: the audit log's "who", and what services allow (access.py).
+
+    The CLI and the system act as admin (they run on the host with the data dir); web
+    requests build their Actor from the signed-in user or the token's owner.
+    """
 
     name: str
     source: str = ""
+    user_id: int | None = None
+    role: str = ADMIN
+    # The tenant a tenant-admin runs or a member belongs to.
+    tenant_id: int | None = None
+    # How they came in ("session", "token:<name>", "cli"), kept in the audit event's detail.
+    via: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
 
 
 SYSTEM = Actor("system", "local")
@@ -52,9 +69,15 @@ def bump_revision(db: Session, node: int) -> None:
 
 
 def audit(db: Session, actor: Actor, action: str, target: str, **detail: object) -> None:
+    if actor.via:
+        detail = {**detail, "via": actor.via}
     db.add(
         AuditEvent(
-            actor=actor.name, source=actor.source, action=action, target=target, detail=detail
+            actor=actor.name[:64],
+            source=actor.source[:64],
+            action=action,
+            target=target[:128],
+            detail=detail,
         )
     )
 

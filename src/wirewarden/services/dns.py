@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from wirewarden.dns.lists import ListStatus, ListStore, Progress
 from wirewarden.domain.dnsstate import DEFAULT_POLICY
 from wirewarden.domain.names import check_name
-from wirewarden.services.context import Actor, Deps, audit
+from wirewarden.services import access
+from wirewarden.services.context import SYSTEM, Actor, Deps, audit
 from wirewarden.services.dns_schemas import (
     BlocklistOut,
     DnsPolicyIn,
@@ -91,6 +92,7 @@ class DnsService:
     def put_policy(self, name: str, data: DnsPolicyIn, actor: Actor) -> tuple[DnsPolicyOut, bool]:
         """Create or replace a policy; (policy, created). Lists new to this node are
         fetched first, and one that cannot be had fails the call (422, `blocklists`)."""
+        access.require_admin(actor)  # policies are shared by every tenant
         try:
             check_name(name)
         except ValueError as exc:
@@ -120,6 +122,7 @@ class DnsService:
                 raise Invalid(f"{source}: {status.error}", "blocklists")
 
     def delete_policy(self, name: str, actor: Actor) -> None:
+        access.require_admin(actor)
         if name == DEFAULT_POLICY:
             raise Conflict("the default policy always exists", "name")
         with self.deps.sessions.begin() as db:
@@ -136,6 +139,7 @@ class DnsService:
         self._changed()
 
     def set_tenant_policy(self, tenant: str, policy: str | None, actor: Actor) -> None:
+        access.require_admin(actor)
         with self.deps.sessions.begin() as db:
             row = db.scalar(select(Tenant).where(Tenant.name == tenant))
             if row is None:
@@ -168,6 +172,7 @@ class DnsService:
         actor: Actor | None = None,
     ) -> list[BlocklistOut]:
         """Fetch lists now (all in use, or those named); a failed one keeps its last copy."""
+        access.require_manager(actor or SYSTEM)
         wanted = list(sources) if sources is not None else self.sources()
         known = set(self.sources())
         for source in wanted:
@@ -194,7 +199,9 @@ class DnsService:
         until: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        actor: Actor = SYSTEM,
     ) -> Page[DnsQueryOut]:
+        access.require_admin(actor)  # the log names every user's lookups
         query = self._filtered(select(DnsQuery), peer_id, policy, since, until)
         if status:
             query = query.where(DnsQuery.status == status)

@@ -12,6 +12,26 @@ class ServiceError(Exception):
         self.field = field
 
 
+class Unauthorized(ServiceError):
+    """Bad or missing credentials."""
+
+    status = 401
+
+
+class Forbidden(ServiceError):
+    """Known who, but not allowed to."""
+
+    status = 403
+
+
+class TooManyAttempts(ServiceError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFound(ServiceError):
     status = 404
 

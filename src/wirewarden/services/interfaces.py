@@ -12,7 +12,8 @@ from wirewarden.dataplane.run import CommandError
 from wirewarden.domain import ipam
 from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
-from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id, page_of
+from wirewarden.services import access
+from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision, node_id, page_of
 from wirewarden.services.errors import Conflict, NotFound, Unavailable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.tables import Interface, Node, Peer, Tenant
@@ -29,12 +30,13 @@ class InterfaceService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def find(self, db: Session, name: str) -> Interface:
+    def find(self, db: Session, name: str, actor: Actor = SYSTEM) -> Interface:
         iface = db.scalar(
             select(Interface).join(Node).where(Node.name == self.deps.node, Interface.name == name)
         )
         if iface is None:
             raise NotFound(f"interface {name!r} not found")
+        access.check_interface(actor, iface)
         return iface
 
     def to_out(self, db: Session, iface: Interface) -> InterfaceOut:
@@ -55,10 +57,12 @@ class InterfaceService:
         )
 
     def list(
-        self, name: str | None = None, limit: int = 100, offset: int = 0
+        self, name: str | None = None, limit: int = 100, offset: int = 0, actor: Actor = SYSTEM
     ) -> Page[InterfaceOut]:
         with self.deps.sessions() as db:
-            query = select(Interface).where(Interface.node_id == node_id(db, self.deps.node))
+            query = select(Interface).where(
+                Interface.node_id == node_id(db, self.deps.node), access.interface_filter(actor)
+            )
             if name:
                 query = query.where(Interface.name.contains(name, autoescape=True))
             total, rows = page_of(db, query, Interface.name, limit, offset)
@@ -66,9 +70,9 @@ class InterfaceService:
                 items=[self.to_out(db, i) for i in rows], total=total, limit=limit, offset=offset
             )
 
-    def get(self, name: str) -> InterfaceOut:
+    def get(self, name: str, actor: Actor = SYSTEM) -> InterfaceOut:
         with self.deps.sessions() as db:
-            return self.to_out(db, self.find(db, name))
+            return self.to_out(db, self.find(db, name, actor))
 
     def create(
         self,
@@ -79,6 +83,7 @@ class InterfaceService:
     ) -> InterfaceOut:
         """Store a new interface and, unless `reconcile` is False (the caller reconciles once
         it has added the peers too, as an import does), apply it before answering."""
+        access.require_manager(actor)
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
@@ -93,7 +98,9 @@ class InterfaceService:
                 if private_key
                 else generate_keypair()
             )
-            tenant = db.scalar(select(Tenant.id).where(Tenant.name == "default"))
+            tenant = access.tenant_for_new(
+                actor, db.scalar(select(Tenant.id).where(Tenant.name == "default"))
+            )
             iface = Interface(
                 tenant_id=tenant,
                 node_id=nid,
@@ -114,8 +121,9 @@ class InterfaceService:
 
     def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
         changes = data.model_dump(exclude_unset=True)
+        access.require_manager(actor)
         with self.deps.sessions.begin() as db:
-            iface = self.find(db, name)
+            iface = self.find(db, name, actor)
             others = db.scalars(
                 select(Interface).where(
                     Interface.node_id == iface.node_id, Interface.id != iface.id
@@ -142,8 +150,9 @@ class InterfaceService:
 
     def delete(self, name: str, actor: Actor, teardown: bool = True) -> None:
         """Delete the interface; teardown=False forgets it but leaves the device running."""
+        access.require_manager(actor)
         with self.deps.sessions() as db, self.deps.reconciler.lock:
-            iface = self.find(db, name)
+            iface = self.find(db, name, actor)
             try:
                 if teardown:
                     self.deps.reconciler.teardown(name)
@@ -159,11 +168,12 @@ class InterfaceService:
     def set_enabled(self, name: str, enabled: bool, actor: Actor) -> InterfaceOut:
         return self.update(name, InterfaceUpdate(enabled=enabled), actor)
 
-    def export(self, name: str) -> str:
+    def export(self, name: str, actor: Actor = SYSTEM) -> str:
         """The server side in wg-quick form (holds the private key: for backups and migration)."""
+        access.require_manager(actor)
         desired = self.deps.reconciler.source()
         with self.deps.sessions() as db:
-            iface = self.find(db, name)
+            iface = self.find(db, name, actor)
             rows = db.execute(
                 select(Peer.public_key, Peer.name).where(Peer.interface_id == iface.id)
             ).all()

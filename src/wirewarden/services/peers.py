@@ -16,15 +16,16 @@ from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
-from wirewarden.services.context import Actor, Deps, audit, bump_revision, page_of
+from wirewarden.services import access
+from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision, page_of
 from wirewarden.services.dns import policy_exists
-from wirewarden.services.errors import Conflict, Invalid, NotFound
+from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
 from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
 from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store.desired import policy_of, server_allowed_ips
-from wirewarden.store.tables import AclProfile, Interface, Peer
+from wirewarden.store.tables import AclProfile, Interface, Peer, User
 
 ONLINE_SECONDS = 180  # a handshake younger than this counts as online
 
@@ -40,37 +41,45 @@ class PeerService:
 
     # ---- reading
 
-    def find(self, db: Session, peer_id: int) -> tuple[Peer, Interface]:
+    def find(self, db: Session, peer_id: int, actor: Actor = SYSTEM) -> tuple[Peer, Interface]:
         row = db.execute(select(Peer, Interface).join(Interface).where(Peer.id == peer_id)).first()
         if row is None:
             raise NotFound(f"peer {peer_id} not found")
+        access.check_peer(actor, row[0], row[1])
         return row[0], row[1]
 
-    def get(self, peer_id: int) -> PeerOut:
+    def get(self, peer_id: int, actor: Actor = SYSTEM) -> PeerOut:
         with self.deps.sessions() as db:
-            peer, iface = self.find(db, peer_id)
-            return self.to_out(peer, iface.name, self._stats(iface.name))
+            peer, iface = self.find(db, peer_id, actor)
+            return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
 
     def list(
-        self, interface: str, name: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        interface: str,
+        name: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        actor: Actor = SYSTEM,
     ) -> Page[PeerOut]:
         with self.deps.sessions() as db:
-            iface = self.interfaces.find(db, interface)
-            query = select(Peer).where(Peer.interface_id == iface.id)
+            iface = self.interfaces.find(db, interface, actor)
+            query = select(Peer).where(Peer.interface_id == iface.id, access.own_peers(actor))
             if name:
                 query = query.where(Peer.name.contains(name, autoescape=True))
             total, rows = page_of(db, query, Peer.name, limit, offset)
             stats = self._stats(iface.name)
-            items = [self.to_out(p, iface.name, stats) for p in rows]
+            owners = _owners(db, rows)
+            items = [self.to_out(p, iface.name, stats, owners) for p in rows]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
-    def find_by_name(self, interface: str, name: str) -> PeerOut:
+    def find_by_name(self, interface: str, name: str, actor: Actor = SYSTEM) -> PeerOut:
         with self.deps.sessions() as db:
-            iface = self.interfaces.find(db, interface)
+            iface = self.interfaces.find(db, interface, actor)
             peer = db.scalar(select(Peer).where(Peer.interface_id == iface.id, Peer.name == name))
             if peer is None:
                 raise NotFound(f"peer {name!r} not found on {interface!r}")
-            return self.to_out(peer, iface.name, self._stats(iface.name))
+            access.check_peer(actor, peer, iface)
+            return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
 
     def _stats(self, interface: str) -> dict[str, PeerStats]:
         try:
@@ -79,7 +88,13 @@ class PeerService:
             return {}
         return dump.stats if dump else {}
 
-    def to_out(self, peer: Peer, interface: str, stats: dict[str, PeerStats]) -> PeerOut:
+    def to_out(
+        self,
+        peer: Peer,
+        interface: str,
+        stats: dict[str, PeerStats],
+        owners: dict[int, str] | None = None,
+    ) -> PeerOut:
         live = stats.get(peer.public_key)
         handshake = live.latest_handshake if live else 0
         now = datetime.now(UTC)
@@ -112,6 +127,7 @@ class PeerService:
             dns_policy=peer.dns_policy,
             created_at=peer.created_at,
             updated_at=peer.updated_at,
+            owner=(owners or {}).get(peer.owner_id) if peer.owner_id else None,
         )
 
     # ---- changing
@@ -119,13 +135,19 @@ class PeerService:
     def create(
         self, interface: str, data: PeerCreate, actor: Actor, preshared_key: str | None = None
     ) -> PeerOut:
+        access.check_member_fields(
+            actor, set(data.model_fields_set), access.MEMBER_CREATE_FIELDS | {"owner"}
+        )
         # The host lock from the first read on: concurrent creates then never pick the same
-        # free address, and the kernel apply below needs the lock anyway.
+        # free address (nor pass a member's device limit together), and the kernel apply
+        # below needs the lock anyway.
         with self.deps.reconciler.lock, self.deps.sessions() as db:
-            iface = self.interfaces.find(db, interface)
+            iface = self.interfaces.find(db, interface, actor)
+            owner = self._owner_for_new(db, iface, data.owner, actor)
             self._check_unique(db, iface, data)
             index, ipv6 = self._address(db, iface, data.address)
             peer = self._new_peer(iface, data, index, ipv6, preshared_key)
+            peer.owner_id = owner.id if owner else None
             db.add(peer)
             try:
                 db.flush()
@@ -134,7 +156,28 @@ class PeerService:
             bump_revision(db, iface.node_id)
             audit(db, actor, "peer.create", f"{interface}/{data.name}", address=peer.ipv4)
             self._apply_and_commit(db, peer, iface)
-            return self.to_out(peer, iface.name, {})
+            return self.to_out(peer, iface.name, {}, {owner.id: owner.name} if owner else None)
+
+    def _owner_for_new(
+        self, db: Session, iface: Interface, name: str | None, actor: Actor
+    ) -> User | None:
+        """A member's device is theirs (up to their limit); a manager may name an owner."""
+        if actor.role == MEMBER:
+            me = db.get(User, actor.user_id)
+            if me is None:
+                raise Forbidden("your account no longer exists")
+            if name is not None and name != me.name:
+                raise Forbidden("members create devices for themselves only", "owner")
+            owned = db.scalar(select(func.count()).where(Peer.owner_id == me.id)) or 0
+            if me.device_limit is not None and owned >= me.device_limit:
+                raise Forbidden(f"device limit reached ({me.device_limit})", "name")
+            return me
+        if name is None:
+            return None
+        user = db.scalar(select(User).where(User.name == name))
+        if user is None or (user.tenant_id != iface.tenant_id and user.role != "admin"):
+            raise Invalid(f"no user {name!r} in this interface's tenant", "owner")
+        return user
 
     def _check_unique(self, db: Session, iface: Interface, data: PeerCreate) -> None:
         same = Peer.name == data.name
@@ -216,8 +259,9 @@ class PeerService:
 
     def update(self, peer_id: int, data: PeerUpdate, actor: Actor) -> PeerOut:
         changes = data.model_dump(exclude_unset=True)
+        access.check_member_fields(actor, set(changes), access.MEMBER_UPDATE_FIELDS)
         with self.deps.sessions() as db:
-            peer, iface = self.find(db, peer_id)
+            peer, iface = self.find(db, peer_id, actor)
             if data.name and data.name != peer.name:
                 clash = select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
                 if db.scalar(clash):
@@ -238,7 +282,7 @@ class PeerService:
                 **{k: str(v) for k, v in changes.items()},
             )
             self._apply_and_commit(db, peer, iface, old)
-            return self.to_out(peer, iface.name, self._stats(iface.name))
+            return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
 
     def policy_of(self, peer: Peer, iface: Interface) -> PeerPolicy | None:
         """The peer's policy as the kernel should hold it now (None: not in the kernel)."""
@@ -272,7 +316,7 @@ class PeerService:
 
     def delete(self, peer_id: int, actor: Actor) -> None:
         with self.deps.sessions() as db, self.deps.reconciler.lock:
-            peer, iface = self.find(db, peer_id)
+            peer, iface = self.find(db, peer_id, actor)
             db.delete(peer)
             bump_revision(db, iface.node_id)
             audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
@@ -317,10 +361,10 @@ class PeerService:
 
     # ---- client configs
 
-    def config(self, peer_id: int) -> tuple[str, str]:
+    def config(self, peer_id: int, actor: Actor = SYSTEM) -> tuple[str, str]:
         """The client's `.conf` text and a file name for it."""
         with self.deps.sessions() as db:
-            peer, iface = self.find(db, peer_id)
+            peer, iface = self.find(db, peer_id, actor)
             if peer.private_key_enc is None:
                 raise Conflict(
                     "this peer's private key is not stored here (imported or brought its own key)"
@@ -340,8 +384,8 @@ class PeerService:
             )
             return client_config(cfg), f"{iface.name}-{peer.name}.conf"
 
-    def qr(self, peer_id: int) -> str:
-        return config_qr_svg(self.config(peer_id)[0])
+    def qr(self, peer_id: int, actor: Actor = SYSTEM) -> str:
+        return config_qr_svg(self.config(peer_id, actor)[0])
 
     def _endpoint(self, iface: Interface) -> str:
         host = iface.endpoint or self.deps.public_host
@@ -353,6 +397,13 @@ class PeerService:
             )
         has_port = (host.startswith("[") and "]:" in host) or (host.count(":") == 1)
         return host if has_port else f"{host}:{iface.listen_port}"
+
+
+def _owners(db: Session, peers: list[Peer]) -> dict[int, str]:
+    ids = {p.owner_id for p in peers if p.owner_id is not None}
+    if not ids:
+        return {}
+    return dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
 
 
 def _peer_addresses(peer: Peer) -> list[str]:

@@ -18,7 +18,8 @@ from wirewarden.domain.policy import (
     parse_rule,
 )
 from wirewarden.domain.state import DesiredState
-from wirewarden.services.context import Actor, Deps, audit, bump_revision
+from wirewarden.services import access
+from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
 from wirewarden.services.traffic import TrafficService
@@ -55,6 +56,7 @@ class ProfileService:
 
     def put(self, name: str, data: ProfileIn, actor: Actor) -> tuple[ProfileOut, bool]:
         """Create or replace a custom profile; returns it and whether it was created."""
+        access.require_admin(actor)  # profiles are shared by every tenant
         try:
             check_name(name)
         except ValueError as exc:
@@ -83,6 +85,7 @@ class ProfileService:
         return out, created
 
     def delete(self, name: str, actor: Actor) -> None:
+        access.require_admin(actor)
         with self.deps.sessions() as db:
             row = db.scalar(select(AclProfile).where(AclProfile.name == name))
             if row is None:
@@ -124,11 +127,15 @@ class UsageService:
             seen = {}
         return max([saved, *(q.used for q in seen.values())])
 
-    def usage(self, peer_id: int) -> UsageOut:
+    def usage(self, peer_id: int, actor: Actor = SYSTEM) -> UsageOut:
         with self.deps.sessions() as db:
-            peer = db.get(Peer, peer_id)
-            if peer is None:
+            row = db.execute(
+                select(Peer, Interface).join(Interface).where(Peer.id == peer_id)
+            ).first()
+            if row is None:
                 raise NotFound(f"peer {peer_id} not found")
+            peer = row[0]
+            access.check_peer(actor, peer, row[1])
             now = datetime.now(UTC)
             start, end = cap_period(now, peer.cap_reset_day, host_tz(self.deps), peer.cap_reset_at)
             rx, tx = self.traffic.between(peer.id, start, now) if self.traffic else (0, 0)
@@ -158,13 +165,15 @@ class UsageService:
             if row is None:
                 raise NotFound(f"peer {peer_id} not found")
             peer, iface = row[0], row[1]
+            access.check_peer(actor, peer, iface)
+            access.require_manager(actor)  # a member resetting their own cap would lift it
             peer.cap_reset_at = datetime.now(UTC)
             db.execute(update(Peer).where(Peer.id == peer.id).values(cap_used_bytes=0))
             bump_revision(db, iface.node_id)
             audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}")
             db.commit()
         self.deps.trigger()
-        return self.usage(peer_id)
+        return self.usage(peer_id, actor)
 
 
 class UsageRecorder:

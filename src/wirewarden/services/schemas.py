@@ -175,6 +175,7 @@ class PeerCreate(Strict):
     expires_at: datetime | None = None
     public_key: str | None = Field(None, description="Bring your own key; no config download")
     enabled: bool = True
+    owner: str | None = Field(None, description="User whose device this is (default: none)")
 
     _name = field_validator("name")(lambda cls, v: check_name(v))
     _allowed = field_validator("allowed_ips", "routed_ips")(
@@ -284,6 +285,7 @@ class PeerOut(BaseModel):
     dns_policy: str | None = None
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None
 
 
 class AclRuleIn(Strict):

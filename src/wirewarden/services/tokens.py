@@ -1,11 +1,15 @@
-"""API tokens: random, shown once, stored as SHA-256 hashes, revocable."""
+"""API tokens: random, shown once, stored as SHA-256 hashes, revocable, owned by a user.
+
+A token acts as its owner with at most its scopes (read, write, admin): a member's token
+never reaches more than the member does. A token without an owner is a system token (made
+by the CLI before any user existed) and acts as an admin.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -14,29 +18,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.names import check_name
 from wirewarden.services.context import Actor, audit
-from wirewarden.services.errors import Conflict, Invalid, NotFound
-from wirewarden.store.tables import ApiToken
+from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
+from wirewarden.services.identity import Principal
+from wirewarden.store.tables import ApiToken, User
 
 PREFIX = "ww_"
 SCOPES = ("read", "write", "admin")
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
 
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request acts as; sessions and users slot in beside tokens later."""
-
-    name: str
-    scopes: frozenset[str]
-    kind: str = "token"
-
-    def actor(self, source: str) -> Actor:
-        return Actor(f"{self.kind}:{self.name}", source)
+__all__ = ["PREFIX", "SCOPES", "Principal", "TokenOut", "TokenService", "hash_token"]
 
 
 class TokenOut(BaseModel):
     name: str
     prefix: str
     scopes: list[str]
+    user: str | None = None
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
@@ -51,38 +48,65 @@ class TokenService:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    def create(self, name: str, scopes: list[str], actor: Actor) -> str:
+    def create(
+        self,
+        name: str,
+        scopes: list[str],
+        actor: Actor,
+        owner: str | None = None,
+        allowed: frozenset[str] | None = None,
+    ) -> str:
+        """A new token for `owner` (default: the actor's own user), printed once.
+        `allowed` caps the scopes (a read-only caller cannot mint a write token)."""
         try:
             check_name(name)
         except ValueError as exc:
             raise Invalid(str(exc), "name") from exc
         unknown = set(scopes) - set(SCOPES)
         if unknown or not scopes:
-            raise Invalid(f"scopes must be among {', '.join(SCOPES)}", "scope")
+            raise Invalid(f"scopes must be among {', '.join(SCOPES)}", "scopes")
+        if allowed is not None and not set(scopes) <= allowed and "admin" not in allowed:
+            raise Forbidden("a token cannot have scopes its maker lacks", "scopes")
         token = PREFIX + secrets.token_urlsafe(32)
         try:
             with self.sessions.begin() as db:
+                user_id = self._owner(db, owner, actor)
                 db.add(
                     ApiToken(
                         name=name,
                         token_hash=hash_token(token),
                         prefix=token[:10],
                         scopes=",".join(scopes),
+                        user_id=user_id,
                     )
                 )
-                audit(db, actor, "token.create", name, scopes=scopes)
+                audit(db, actor, "token.create", name, scopes=scopes, user=owner)
         except IntegrityError as exc:
             raise Conflict(f"a token named {name!r} exists", "name") from exc
         return token
 
-    def list(self) -> list[TokenOut]:
+    def _owner(self, db: Session, owner: str | None, actor: Actor) -> int | None:
+        if owner is None:
+            return actor.user_id
+        user = db.scalar(select(User).where(User.name == owner))
+        if user is None:
+            raise Invalid(f"no user named {owner!r}", "user")
+        if user.id != actor.user_id and not actor.is_admin:
+            raise Forbidden("only admins create tokens for other users", "user")
+        return user.id
+
+    def list(self, actor: Actor | None = None) -> list[TokenOut]:
+        """Every token for an admin (or the CLI); one's own for anyone else."""
         with self.sessions() as db:
-            return [_out(t) for t in db.scalars(select(ApiToken).order_by(ApiToken.name))]
+            query = select(ApiToken, User.name).outerjoin(User, ApiToken.user_id == User.id)
+            if actor is not None and not actor.is_admin:
+                query = query.where(ApiToken.user_id == actor.user_id)
+            return [_out(t, owner) for t, owner in db.execute(query.order_by(ApiToken.name))]
 
     def revoke(self, name: str, actor: Actor) -> None:
         with self.sessions.begin() as db:
             token = db.scalar(select(ApiToken).where(ApiToken.name == name))
-            if token is None:
+            if token is None or not (actor.is_admin or token.user_id == actor.user_id):
                 raise NotFound(f"token {name!r} not found")
             token.revoked_at = datetime.now(UTC)
             audit(db, actor, "token.revoke", name)
@@ -94,14 +118,32 @@ class TokenService:
             row = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
             if row is None or row.revoked_at is not None:
                 return None
-            return Principal(row.name, frozenset(row.scopes.split(",")))
+            now = datetime.now(UTC)
+            if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
+                row.last_used_at = now
+                db.commit()
+            scopes = frozenset(row.scopes.split(","))
+            if row.user_id is None:
+                return Principal(f"token:{row.name}", scopes, token_name=row.name)
+            user = db.get(User, row.user_id)
+            if user is None or user.disabled:
+                return None
+            return Principal(
+                user.name,
+                scopes,
+                user_id=user.id,
+                role=user.role,
+                tenant_id=user.tenant_id,
+                token_name=row.name,
+            )
 
 
-def _out(token: ApiToken) -> TokenOut:
+def _out(token: ApiToken, owner: str | None) -> TokenOut:
     return TokenOut(
         name=token.name,
         prefix=token.prefix,
         scopes=token.scopes.split(","),
+        user=owner,
         created_at=token.created_at,
         last_used_at=token.last_used_at,
         revoked=token.revoked_at is not None,

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
-from wirewarden.services.errors import Invalid, ServiceError
-from wirewarden.web import metrics, ui
-from wirewarden.web.api import dns, interfaces, peers, policy, traffic
+from wirewarden.services.errors import Invalid, ServiceError, TooManyAttempts, Unauthorized
+from wirewarden.web import metrics, share, ui
+from wirewarden.web.api import (
+    audit,
+    auth,
+    dns,
+    interfaces,
+    peers,
+    policy,
+    shares,
+    tokens,
+    traffic,
+    users,
+)
+from wirewarden.web.deps import LoginRequired, Reader
+from wirewarden.web.security import SecurityHeaders
 
 
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
@@ -31,21 +46,37 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
             container.collector.stop()
             container.loop.stop()
 
-    app = FastAPI(title="WireWarden", version=__version__, lifespan=lifespan)
+    # The schema and the docs are served below, behind authentication (DESIGN.md §8).
+    app = FastAPI(
+        title="WireWarden",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.container = container
-    app.include_router(interfaces.router, prefix="/api/v1")
-    app.include_router(peers.router, prefix="/api/v1")
-    app.include_router(policy.router, prefix="/api/v1")
-    app.include_router(dns.router, prefix="/api/v1")
-    app.include_router(traffic.router, prefix="/api/v1")
+    for module in (interfaces, peers, policy, dns, traffic, shares, auth, users, tokens, audit):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(share.router)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(LoginRequired, _login_redirect)  # type: ignore[arg-type]
     ui.install(app, _service_error)  # the dashboard; its error pages are HTML outside /api
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, object]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Reader) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_: Reader) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="WireWarden API")
 
     return app
 
@@ -58,4 +89,13 @@ async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
     else:
         detail = exc.message
     body = {"detail": detail, **({"field": exc.field} if exc.field else {})}
-    return JSONResponse(body, status_code=exc.status)
+    headers = {}
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+async def _login_redirect(_: Request, exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
+from wirewarden.services.access import require_admin
 from wirewarden.services.dns_schemas import (
     BlocklistOut,
     DnsPolicyIn,
@@ -73,7 +74,7 @@ def refresh_blocklists(
 @router.get("/queries")
 def queries(
     app: App,
-    _: Reader,
+    actor: Reader,
     peer_id: int | None = None,
     policy: str | None = None,
     status: str | None = None,
@@ -92,17 +93,19 @@ def queries(
         until=until,
         limit=limit,
         offset=offset,
+        actor=actor,
     )
 
 
 @router.get("/stats")
 def stats(
     app: App,
-    _: Reader,
+    actor: Reader,
     since: datetime | None = None,
     peer_id: int | None = None,
     policy: str | None = None,
 ) -> DnsStats:
+    require_admin(actor)  # top names are everyone's lookups
     return app.dns.stats(since, peer_id, policy)
 
 

@@ -25,9 +25,9 @@ NameFilter = Annotated[str | None, Query(max_length=64, description="Substring o
 
 @router.get("")
 def list_interfaces(
-    app: App, _: Reader, name: NameFilter = None, limit: Limit = 100, offset: Offset = 0
+    app: App, actor: Reader, name: NameFilter = None, limit: Limit = 100, offset: Offset = 0
 ) -> Page[InterfaceOut]:
-    return app.interfaces.list(name, limit, offset)
+    return app.interfaces.list(name, limit, offset, actor)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -36,8 +36,8 @@ def create_interface(app: App, actor: Writer, body: InterfaceCreate) -> Interfac
 
 
 @router.get("/{name}")
-def get_interface(app: App, _: Reader, name: str) -> InterfaceOut:
-    return app.interfaces.get(name)
+def get_interface(app: App, actor: Reader, name: str) -> InterfaceOut:
+    return app.interfaces.get(name, actor)
 
 
 @router.patch("/{name}")
@@ -52,16 +52,16 @@ def delete_interface(app: App, actor: Writer, name: str) -> Response:
 
 
 @router.get("/{name}/config", response_class=PlainTextResponse)
-def export_interface(app: App, _: Writer, name: str) -> PlainTextResponse:
+def export_interface(app: App, actor: Writer, name: str) -> PlainTextResponse:
     # Holds the server's private key, hence the write scope.
-    return PlainTextResponse(app.interfaces.export(name))
+    return PlainTextResponse(app.interfaces.export(name, actor))
 
 
 @router.get("/{name}/peers")
 def list_peers(
-    app: App, _: Reader, name: str, q: NameFilter = None, limit: Limit = 100, offset: Offset = 0
+    app: App, actor: Reader, name: str, q: NameFilter = None, limit: Limit = 100, offset: Offset = 0
 ) -> Page[PeerOut]:
-    return app.peers.list(name, q, limit, offset)
+    return app.peers.list(name, q, limit, offset, actor)
 
 
 @router.post("/{name}/peers", status_code=status.HTTP_201_CREATED)

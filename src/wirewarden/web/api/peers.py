@@ -12,8 +12,8 @@ router = APIRouter(prefix="/peers", tags=["peers"])
 
 
 @router.get("/{peer_id}")
-def get_peer(app: App, _: Reader, peer_id: int) -> PeerOut:
-    return app.peers.get(peer_id)
+def get_peer(app: App, actor: Reader, peer_id: int) -> PeerOut:
+    return app.peers.get(peer_id, actor)
 
 
 @router.patch("/{peer_id}")
@@ -28,13 +28,13 @@ def delete_peer(app: App, actor: Writer, peer_id: int) -> Response:
 
 
 @router.get("/{peer_id}/config", response_class=PlainTextResponse)
-def peer_config(app: App, _: Writer, peer_id: int) -> PlainTextResponse:
+def peer_config(app: App, actor: Writer, peer_id: int) -> PlainTextResponse:
     # A client config holds the peer's private key, hence the write scope.
-    text, filename = app.peers.config(peer_id)
+    text, filename = app.peers.config(peer_id, actor)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return PlainTextResponse(text, headers=headers)
 
 
 @router.get("/{peer_id}/qr", response_class=Response)
-def peer_qr(app: App, _: Writer, peer_id: int) -> Response:
-    return Response(app.peers.qr(peer_id), media_type="image/svg+xml")
+def peer_qr(app: App, actor: Writer, peer_id: int) -> Response:
+    return Response(app.peers.qr(peer_id, actor), media_type="image/svg+xml")

@@ -37,8 +37,8 @@ def delete_profile(app: App, actor: Writer, name: str) -> Response:
 
 
 @router.get("/peers/{peer_id}/usage")
-def peer_usage(app: App, _: Reader, peer_id: int) -> UsageOut:
-    return app.usage.usage(peer_id)
+def peer_usage(app: App, actor: Reader, peer_id: int) -> UsageOut:
+    return app.usage.usage(peer_id, actor)
 
 
 @router.post("/peers/{peer_id}/usage/reset")

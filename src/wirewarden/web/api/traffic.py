@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from wirewarden.services import access
 from wirewarden.services.traffic import TopPeers, TrafficSeries
 from wirewarden.web.deps import App, Reader
 
@@ -27,27 +28,36 @@ Step = Annotated[
 
 @router.get("/peers/{peer_id}/traffic")
 def peer_traffic(
-    app: App, _: Reader, peer_id: int, since: Since = None, until: Until = None, step: Step = None
+    app: App,
+    actor: Reader,
+    peer_id: int,
+    since: Since = None,
+    until: Until = None,
+    step: Step = None,
 ) -> TrafficSeries:
     """Bytes per bucket: `rx_bytes` received from the peer (its upload), `tx_bytes` sent to it."""
+    app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
     return app.traffic.peer_series(peer_id, since, until, step)
 
 
 @router.get("/interfaces/{name}/traffic")
 def interface_traffic(
-    app: App, _: Reader, name: str, since: Since = None, until: Until = None, step: Step = None
+    app: App, actor: Reader, name: str, since: Since = None, until: Until = None, step: Step = None
 ) -> TrafficSeries:
+    access.require_manager(actor)  # an interface's total is everyone's traffic
+    app.interfaces.get(name, actor)  # 404 outside the caller's tenant
     return app.traffic.interface_series(name, since, until, step)
 
 
 @router.get("/traffic/top")
 def top_peers(
     app: App,
-    _: Reader,
+    actor: Reader,
     since: Since = None,
     until: Until = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     interface: Annotated[str | None, Query(max_length=15)] = None,
 ) -> TopPeers:
     """Peers that moved the most bytes (both ways) over the range."""
+    access.require_admin(actor)  # across every tenant
     return app.traffic.top(since, until, limit, interface)

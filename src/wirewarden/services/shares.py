@@ -1,0 +1,95 @@
+"""One-time share links: a peer's config and QR behind a random URL that works once.
+
+The link's token (256 random bits) is in the URL only; the database keeps its SHA-256.
+Opening it marks it used in the same statement that checks it (so two racing opens cannot
+both win), and writes an audit event.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.domain.qr import config_qr_svg
+from wirewarden.services.account_schemas import ShareOut
+from wirewarden.services.auth import hash_secret
+from wirewarden.services.context import Actor, audit
+from wirewarden.services.errors import NotFound
+from wirewarden.services.peers import PeerService
+from wirewarden.store.tables import ShareLink
+
+PATH = "/s/"
+GONE = "this link has expired or was already used"
+
+
+@dataclass(frozen=True)
+class SharedConfig:
+    peer: str
+    filename: str
+    config: str
+    qr_svg: str
+
+
+class ShareService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        peers: PeerService,
+        default_hours: int = 24,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = sessions
+        self.peers = peers
+        self.default_hours = default_hours
+        self.clock = clock
+
+    def create(self, peer_id: int, actor: Actor, hours: int | None = None) -> ShareOut:
+        """A link to the peer's config; the actor must be allowed to download it."""
+        self.peers.config(peer_id, actor)  # 404 for others' peers, 409 with no private key
+        token = secrets.token_urlsafe(32)
+        expires = self.clock() + timedelta(hours=hours or self.default_hours)
+        with self.db.begin() as db:
+            peer, iface = self.peers.find(db, peer_id, actor)
+            db.add(
+                ShareLink(
+                    token_hash=hash_secret(token),
+                    peer_id=peer_id,
+                    created_by=actor.name[:64],
+                    created_at=self.clock(),
+                    expires_at=expires,
+                )
+            )
+            audit(db, actor, "share.create", f"{iface.name}/{peer.name}", expires_at=str(expires))
+        return ShareOut(url=PATH + token, expires_at=expires)
+
+    def is_open(self, token: str) -> bool:
+        with self.db() as db:
+            link = db.scalar(select(ShareLink).where(ShareLink.token_hash == hash_secret(token)))
+            return link is not None and link.used_at is None and link.expires_at > self.clock()
+
+    def redeem(self, token: str, source: str) -> SharedConfig:
+        """The config and QR, once; NotFound afterwards or after expiry."""
+        now = self.clock()
+        with self.db.begin() as db:
+            taken = db.execute(
+                update(ShareLink)
+                .where(
+                    ShareLink.token_hash == hash_secret(token),
+                    ShareLink.used_at.is_(None),
+                    ShareLink.expires_at > now,
+                )
+                .values(used_at=now, used_from=source[:64])
+                .returning(ShareLink.peer_id)
+            ).scalar()
+            if taken is None:
+                raise NotFound(GONE)
+            peer, iface = self.peers.find(db, taken)
+            # Inside the transaction: if the config cannot be made, the link stays unused.
+            text, filename = self.peers.config(taken)
+            audit(db, Actor("share-link", source), "share.open", f"{iface.name}/{peer.name}")
+        return SharedConfig(peer.name, filename, text, config_qr_svg(text))
