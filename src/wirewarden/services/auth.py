@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -220,7 +221,7 @@ class AuthService:
     # ---- sessions
 
     def authenticate_session(
-        self, token: str, stages: frozenset[str] = frozenset({FULL})
+        self, token: str, stages: AbstractSet[str] = frozenset({FULL})
     ) -> Principal | None:
         with self.db() as db:
             row = self._live_session(db, token, stages)
@@ -244,7 +245,7 @@ class AuthService:
                 stage=row.stage,
             )
 
-    def _live_session(self, db: Session, token: str, stages: frozenset[str] | set[str]) -> (
+    def _live_session(self, db: Session, token: str, stages: AbstractSet[str]) -> (
         UserSession | None
     ):  # fmt: skip
         row = db.scalar(select(UserSession).where(UserSession.token_hash == hash_secret(token)))
