@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from wirewarden.bootstrap import Container
@@ -166,6 +166,8 @@ def signed_in(
     return principal
 
 
+# A database row id in a path: out of range is a 422, not an overflow deeper down.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 App = Annotated[Container, Depends(container)]
 Reader = Annotated[Actor, Depends(scoped("read"))]
 Writer = Annotated[Actor, Depends(scoped("write"))]

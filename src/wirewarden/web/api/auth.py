@@ -28,6 +28,7 @@ from wirewarden.web.deps import (
     App,
     PartialWho,
     PartialWhoWrites,
+    RowId,
     Who,
     WhoWrites,
     source_of,
@@ -119,7 +120,7 @@ def sessions(app: App, who: Who) -> list[SessionOut]:
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_session(app: App, request: Request, who: WhoWrites, session_id: int) -> Response:
+def revoke_session(app: App, request: Request, who: WhoWrites, session_id: RowId) -> Response:
     app.auth.revoke_session(_user_id(who), session_id, who.actor(source_of(request)))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from wirewarden.services.schemas import ProfileIn, ProfileOut, UsageOut
-from wirewarden.web.deps import App, Reader, Writer
+from wirewarden.web.deps import App, Reader, RowId, Writer
 
 router = APIRouter(tags=["policy"])
 
@@ -37,10 +37,10 @@ def delete_profile(app: App, actor: Writer, name: str) -> Response:
 
 
 @router.get("/peers/{peer_id}/usage")
-def peer_usage(app: App, actor: Reader, peer_id: int) -> UsageOut:
+def peer_usage(app: App, actor: Reader, peer_id: RowId) -> UsageOut:
     return app.usage.usage(peer_id, actor)
 
 
 @router.post("/peers/{peer_id}/usage/reset")
-def reset_usage(app: App, actor: Writer, peer_id: int) -> UsageOut:
+def reset_usage(app: App, actor: Writer, peer_id: RowId) -> UsageOut:
     return app.usage.reset(peer_id, actor)
