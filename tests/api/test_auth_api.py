@@ -126,6 +126,23 @@ def test_every_route_refuses_without_valid_credentials(
     assert len(dataplane.devices["wg0"].peers) == 1
 
 
+def test_every_route_refuses_a_forged_or_ended_session(
+    app: Any, client: TestClient, browser: Any, make_user: Any, peer_id: int
+) -> None:
+    """Cookie sessions: a made-up cookie, and a real one after logout, on every route."""
+    make_user("root", role="admin")
+    user = browser("root")
+    ended = user.cookies["ww_session"]
+    csrf = {"X-CSRF-Token": user.csrf}
+    assert user.post("/api/v1/auth/logout", headers=csrf).status_code == 204
+    routes = api_routes(client, peer_id)
+    for cookie in ("forged-" + "A" * 40, ended):
+        with TestClient(app, cookies={"ww_session": cookie}, headers=csrf) as stranger:
+            refused = {(m, u): call(stranger, m, u).status_code for m, u in routes}
+        assert refused == dict.fromkeys(routes, 401)
+    assert client.get(f"/api/v1/peers/{peer_id}").status_code == 200
+
+
 def test_healthz_needs_no_credentials(anon: TestClient) -> None:
     response = anon.get("/healthz")
     assert response.status_code == 200
