@@ -18,6 +18,9 @@ from wirewarden.bootstrap import Container
 from wirewarden.services.context import SYSTEM
 
 EXAMPLES = 4
+# These fetch blocklists named in the body (URLs or files): generated values must not make
+# the test reach out to the network or read the host's files. test_dns_api covers them.
+SKIP = {"PUT /api/v1/dns/policies/{name}", "POST /api/v1/dns/blocklists/refresh"}
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
@@ -38,6 +41,7 @@ def test_no_server_error_and_no_schema_breaking_answer(
     failures: list[str] = []
     seen: list[tuple[str, int]] = []
     operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [op for op in operations if op.label not in SKIP]
     assert len(operations) > 30
 
     for operation in operations:

@@ -75,7 +75,7 @@ def refresh_blocklists(
 def queries(
     app: App,
     actor: Reader,
-    peer_id: int | None = None,
+    peer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     policy: str | None = None,
     status: str | None = None,
     name: str | None = None,
@@ -102,7 +102,7 @@ def stats(
     app: App,
     actor: Reader,
     since: datetime | None = None,
-    peer_id: int | None = None,
+    peer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     policy: str | None = None,
 ) -> DnsStats:
     require_admin(actor)  # top names are everyone's lookups
