@@ -96,7 +96,9 @@ def test_schema_and_docs_need_authentication(anon: TestClient, client: TestClien
     assert anon.get("/redoc").status_code == 404
     schema = client.get("/openapi.json")
     assert schema.status_code == 200 and "/api/v1/peers/{peer_id}" in schema.json()["paths"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "<script" not in docs.text
+    assert "/api/v1/peers/{peer_id}/config" in docs.text and "PeerCreate" in docs.text
 
 
 def test_session_cookie_reads_the_schema(

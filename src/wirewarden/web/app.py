@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError, TooManyAttempts, Unauthorized
-from wirewarden.web import metrics, share, ui
+from wirewarden.web import apidocs, metrics, share, ui
 from wirewarden.web.api import (
     audit,
     auth,
@@ -76,7 +75,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def docs(_: Reader) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="WireWarden API")
+        return HTMLResponse(apidocs.render(app.openapi()))
 
     return app
 
