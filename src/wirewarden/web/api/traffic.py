@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from wirewarden.services import access
 from wirewarden.services.traffic import TopPeers, TrafficSeries
-from wirewarden.web.deps import App, Reader
+from wirewarden.web.deps import App, Reader, RowId
 
 router = APIRouter(tags=["traffic"])
 Since = Annotated[
@@ -30,7 +30,7 @@ Step = Annotated[
 def peer_traffic(
     app: App,
     actor: Reader,
-    peer_id: int,
+    peer_id: RowId,
     since: Since = None,
     until: Until = None,
     step: Step = None,
