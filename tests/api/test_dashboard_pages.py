@@ -13,19 +13,41 @@ from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import DeviceDump, PeerStats
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+from wirewarden.services.account_schemas import UserCreate
 from wirewarden.web.app import create_app
-from wirewarden.web.ui import auth
-from wirewarden.web.ui.viewer import Viewer
 
-CSRF = "csrf-test-token"
+PASSWORD = "correct-horse-battery-staple"
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Sign in through the dashboard's form; the session's CSRF token."""
+    form = client.get("/login").text
+    answer = client.post(
+        "/login",
+        data={"name": name, "password": password, "next": "/", "csrf_token": csrf_of(form)},
+    )
+    assert answer.status_code == 200, answer.text
+    return csrf_of(answer.text)
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_INPUT.search(html)
+    assert found is not None, html
+    return found.group(1)
 
 
 @pytest.fixture
-def ui(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    viewer = Viewer(1, "alice", "admin", CSRF)
-    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
+def ui(container: Container) -> Iterator[TestClient]:
+    container.users.create(UserCreate(name="alice", role="admin", password=PASSWORD), SYSTEM)
     with TestClient(create_app(container, run_loop=False)) as client:
+        client.headers["x-test-csrf"] = sign_in(client, "alice")
         yield client
+
+
+@pytest.fixture
+def csrf(ui: TestClient) -> str:
+    return ui.headers["x-test-csrf"]
 
 
 @pytest.fixture
@@ -104,17 +126,17 @@ def test_peer_table_sorts_by_live_transfer(
 
 
 def test_create_peer_shows_field_errors_then_creates(
-    ui: TestClient, container: Container, wg0: str
+    ui: TestClient, csrf: str, container: Container, wg0: str
 ) -> None:
     bad = ui.post(
         "/interfaces/wg0/peers/new",
-        data={"name": "Not OK", "allowed_ips": "10.0.0.0/33", "csrf_token": CSRF},
+        data={"name": "Not OK", "allowed_ips": "10.0.0.0/33", "csrf_token": csrf},
     )
     assert bad.status_code == 422
     assert 'id="e-name"' in bad.text and 'id="e-allowed_ips"' in bad.text
     made = ui.post(
         "/interfaces/wg0/peers/new",
-        data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": CSRF},
+        data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
         follow_redirects=False,
     )
     assert made.status_code == 303
@@ -122,7 +144,7 @@ def test_create_peer_shows_field_errors_then_creates(
     assert made.headers["location"] == f"/peers/{peer.id}"
     taken = ui.post(
         "/interfaces/wg0/peers/new",
-        data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": CSRF},
+        data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
     )
     assert taken.status_code == 409
     assert "already exists" in taken.text
@@ -134,7 +156,7 @@ def test_forms_without_the_csrf_token_are_refused(ui: TestClient, wg0: str) -> N
 
 
 def test_peer_page_config_qr_disable_edit_delete(
-    ui: TestClient, container: Container, wg0: str
+    ui: TestClient, csrf: str, container: Container, wg0: str
 ) -> None:
     peer = container.peers.create(wg0, PeerCreate(name="laptop"), SYSTEM)
     page = ui.get(f"/peers/{peer.id}").text
@@ -144,7 +166,7 @@ def test_peer_page_config_qr_disable_edit_delete(
     assert "[Interface]" in config.text and "Endpoint = vpn.example.test:" in config.text
     assert ui.get(f"/peers/{peer.id}/qr.svg").text.startswith("<svg")
 
-    ui.post(f"/peers/{peer.id}/disable", data={"csrf_token": CSRF})
+    ui.post(f"/peers/{peer.id}/disable", data={"csrf_token": csrf})
     assert container.peers.get(peer.id).enabled is False
 
     edited = ui.post(
@@ -155,7 +177,7 @@ def test_peer_page_config_qr_disable_edit_delete(
             "persistent_keepalive": "0",
             "routed_ips": "",
             "expires_at": "",
-            "csrf_token": CSRF,
+            "csrf_token": csrf,
         },
         follow_redirects=False,
     )
@@ -167,16 +189,16 @@ def test_peer_page_config_qr_disable_edit_delete(
         None,
     )
     assert "Delete work-laptop?" in ui.get(f"/peers/{peer.id}/delete").text
-    ui.post(f"/peers/{peer.id}/delete", data={"csrf_token": CSRF})
+    ui.post(f"/peers/{peer.id}/delete", data={"csrf_token": csrf})
     assert ui.get(f"/peers/{peer.id}").status_code == 404
 
 
-def test_create_interface_form(ui: TestClient, container: Container) -> None:
-    bad = ui.post("/interfaces/new", data={"name": "wg0", "address": "nope", "csrf_token": CSRF})
+def test_create_interface_form(ui: TestClient, csrf: str, container: Container) -> None:
+    bad = ui.post("/interfaces/new", data={"name": "wg0", "address": "nope", "csrf_token": csrf})
     assert bad.status_code == 422 and 'id="e-address"' in bad.text
     ok = ui.post(
         "/interfaces/new",
-        data={"name": "wg7", "address": "10.7.0.1/24", "mtu": "1420", "csrf_token": CSRF},
+        data={"name": "wg7", "address": "10.7.0.1/24", "mtu": "1420", "csrf_token": csrf},
         follow_redirects=False,
     )
     assert ok.headers["location"] == "/interfaces/wg7"

@@ -36,6 +36,7 @@ class Relay:
         self.listen, self.target = listen, target
         self._pool = ThreadPoolExecutor(1, initializer=_enter_netns, initargs=(netns,))
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         # Fail now, not at the first connection, when the namespace cannot be entered.
@@ -43,6 +44,10 @@ class Relay:
         self._server = await asyncio.start_server(self._handle, *self.listen)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
         loop = asyncio.get_running_loop()
         sock = await loop.run_in_executor(self._pool, socket.socket)
         sock.setblocking(False)
@@ -58,6 +63,10 @@ class Relay:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

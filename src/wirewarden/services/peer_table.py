@@ -7,7 +7,7 @@ only the visible page is loaded and rendered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +16,11 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.state import PeerStats
-from wirewarden.services.context import Deps
+from wirewarden.services import access
+from wirewarden.services.context import Actor, Deps
 from wirewarden.services.peers import ONLINE_SECONDS, PeerService
 from wirewarden.services.schemas import Page, PeerOut
-from wirewarden.store.tables import Interface, Peer
+from wirewarden.store.tables import Interface, Peer, User
 
 SQL_SORTS: dict[str, Any] = {
     "name": Peer.name,
@@ -44,8 +45,6 @@ class PeerQuery:
     desc: bool = False
     limit: int = 50
     offset: int = 0
-    # Restrict to these peer ids (a member's own devices); None means every peer.
-    only: Collection[int] | None = None
 
     def normalised(self) -> PeerQuery:
         return PeerQuery(
@@ -54,7 +53,6 @@ class PeerQuery:
             desc=self.desc,
             limit=max(1, min(self.limit, MAX_PAGE)),
             offset=max(0, self.offset),
-            only=self.only,
         )
 
 
@@ -77,24 +75,24 @@ class PeerTable:
         self.deps = deps
         self.peers = peers
 
-    def page(self, interface: str, query: PeerQuery) -> Page[PeerOut]:
+    def page(self, interface: str, query: PeerQuery, actor: Actor) -> Page[PeerOut]:
+        """One page of the interface's peers the actor may see (a member: their own)."""
         query = query.normalised()
         with self.deps.sessions() as db:
-            iface = self.peers.interfaces.find(db, interface)
-            base = self._filtered(select(Peer), iface, query)
+            iface = self.peers.interfaces.find(db, interface, actor)
+            base = self._filtered(select(Peer), iface, query, actor)
             stats = self.peers._stats(iface.name)
             if query.sort in LIVE_SORTS:
-                total, rows = self._live_page(db, iface, query, stats)
+                total, rows = self._live_page(db, iface, query, stats, actor)
             else:
                 total, rows = self._sql_page(db, base, query)
-            items = [self.peers.to_out(p, iface.name, stats) for p in rows]
+            owners = owner_names(db, rows)
+            items = [self.peers.to_out(p, iface.name, stats, owners) for p in rows]
             return Page(items=items, total=total, limit=query.limit, offset=query.offset)
 
     @staticmethod
-    def _filtered(stmt: Any, iface: Interface, query: PeerQuery) -> Any:
-        stmt = stmt.where(Peer.interface_id == iface.id)
-        if query.only is not None:
-            stmt = stmt.where(Peer.id.in_(list(query.only)))
+    def _filtered(stmt: Any, iface: Interface, query: PeerQuery, actor: Actor) -> Any:
+        stmt = stmt.where(Peer.interface_id == iface.id, access.own_peers(actor))
         if query.q:
             # Name or address anywhere, public key by its beginning (as users copy it).
             stmt = stmt.where(
@@ -116,9 +114,14 @@ class PeerTable:
         return total, list(db.scalars(stmt))
 
     def _live_page(
-        self, db: Session, iface: Interface, query: PeerQuery, stats: dict[str, PeerStats]
+        self,
+        db: Session,
+        iface: Interface,
+        query: PeerQuery,
+        stats: dict[str, PeerStats],
+        actor: Actor,
     ) -> tuple[int, list[Peer]]:
-        keys = self._filtered(select(Peer.id, Peer.public_key, Peer.name), iface, query)
+        keys = self._filtered(select(Peer.id, Peer.public_key, Peer.name), iface, query, actor)
         rows = [tuple(r) for r in db.execute(keys)]
         key_of = LIVE_SORTS[query.sort]
         # Names break ties so equal counters (all zero before any handshake) page stably.
@@ -128,13 +131,13 @@ class PeerTable:
         found = {p.id: p for p in db.scalars(select(Peer).where(Peer.id.in_(ids)))}
         return len(rows), [found[i] for i in ids if i in found]
 
-    def summary(self, interface: str, only: Collection[int] | None = None) -> Summary:
-        """Peer count, online count and transfer of one interface (of `only` those peers)."""
+    def summary(self, interface: str, actor: Actor) -> Summary:
+        """Peer count, online count and transfer of one interface's peers the actor sees."""
         with self.deps.sessions() as db:
-            iface = self.peers.interfaces.find(db, interface)
-            stmt = select(Peer.public_key).where(Peer.interface_id == iface.id)
-            if only is not None:
-                stmt = stmt.where(Peer.id.in_(list(only)))
+            iface = self.peers.interfaces.find(db, interface, actor)
+            stmt = select(Peer.public_key).where(
+                Peer.interface_id == iface.id, access.own_peers(actor)
+            )
             keys = list(db.scalars(stmt))
         stats = self.peers._stats(interface)
         now = datetime.now(UTC).timestamp()
@@ -145,3 +148,13 @@ class PeerTable:
                 online += is_online(live, now)
                 rx, tx = rx + live.rx_bytes, tx + live.tx_bytes
         return Summary(len(keys), online, rx, tx)
+
+
+def owner_names(db: Session, rows: Sequence[Peer]) -> dict[int, str]:
+    """Names of the users owning these peers, for the owner column."""
+    ids = {p.owner_id for p in rows if p.owner_id is not None}
+    if not ids:
+        return {}
+    return {
+        uid: name for uid, name in db.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    }

@@ -9,7 +9,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from wirewarden.services.errors import ServiceError
-from wirewarden.web.ui import assets, auth, dns, interfaces, live, peers, traffic
+from wirewarden.web.ui import (
+    account,
+    assets,
+    auth,
+    dns,
+    interfaces,
+    live,
+    peers,
+    people,
+    signin,
+    traffic,
+)
 from wirewarden.web.ui.forms import CsrfRejected
 from wirewarden.web.ui.templating import NO_STORE, redirect, templates
 from wirewarden.web.ui.viewer import Forbidden, SignInRequired
@@ -20,10 +31,8 @@ JsonHandler = Callable[[Request, ServiceError], Awaitable[Response]]
 def install(app: FastAPI, json_errors: JsonHandler) -> None:
     settings = app.state.container.settings
     assets.install(app, assets.find_node_modules(settings.assets_dir))
-    app.include_router(interfaces.router)
-    app.include_router(peers.router)
-    app.include_router(traffic.router)
-    app.include_router(dns.router)
+    for module in (signin, interfaces, peers, traffic, dns, account, people):
+        app.include_router(module.router)
     app.state.status_hub = live.StatusHub(app.state.container)
     app.include_router(live.make_router(lambda conn: auth.resolve_viewer(conn), auth.own_peer_ids))
 

@@ -1,21 +1,41 @@
-"""The page dependency that yields the signed-in viewer, and what each role may see."""
+"""The page dependencies that yield the signed-in viewer, and what each role may watch."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 from starlette.requests import HTTPConnection
 
 from wirewarden.bootstrap import Container
-from wirewarden.web.deps import container
+from wirewarden.services import access
+from wirewarden.services.identity import FULL, Principal
+from wirewarden.store.tables import Interface, Peer
+from wirewarden.web.deps import SESSION_COOKIE, container
 from wirewarden.web.ui.viewer import Forbidden, SignInRequired, Viewer, source_of
+
+FULL_ONLY = frozenset({FULL})
+
+
+def principal_of(
+    conn: HTTPConnection, app: Container, stages: frozenset[str] = FULL_ONLY
+) -> Principal | None:
+    """The session of the `ww_session` cookie at one of `stages`, or None."""
+    token = conn.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    return app.auth.authenticate_session(token, stages)
+
+
+def viewer_from(principal: Principal, conn: HTTPConnection) -> Viewer:
+    return Viewer(principal, source_of(conn))
 
 
 def resolve_viewer(conn: HTTPConnection) -> Viewer | None:
-    """The viewer of the session cookie, or None (no cookie, expired or revoked)."""
-    _ = source_of(conn)
-    return None
+    """The viewer of a fully signed-in session, or None (no cookie, expired, revoked)."""
+    principal = principal_of(conn, conn.app.state.container)
+    return viewer_from(principal, conn) if principal is not None else None
 
 
 def current_viewer(request: Request) -> Viewer:
@@ -26,24 +46,26 @@ def current_viewer(request: Request) -> Viewer:
     return viewer
 
 
-def admin_viewer(viewer: Annotated[Viewer, Depends(current_viewer)]) -> Viewer:
+def manager_viewer(viewer: Annotated[Viewer, Depends(current_viewer)]) -> Viewer:
     if not viewer.is_admin:
         raise Forbidden
     return viewer
 
 
 def own_peer_ids(app: Container, viewer: Viewer) -> set[int] | None:
-    """The peers a viewer may see: None means all of them (administrators)."""
-    _ = app
-    return None if viewer.is_admin else set()
-
-
-def check_peer(app: Container, viewer: Viewer, peer_id: int) -> None:
-    allowed = own_peer_ids(app, viewer)
-    if allowed is not None and peer_id not in allowed:
-        raise Forbidden
+    """The peers a viewer may watch live: None means every peer (administrators)."""
+    actor = viewer.actor
+    if actor.is_admin:
+        return None
+    query = (
+        select(Peer.id)
+        .join(Interface, Peer.interface_id == Interface.id)
+        .where(access.interface_filter(actor), access.own_peers(actor))
+    )
+    with app.deps.sessions() as db:
+        return set(db.scalars(query))
 
 
 App = Annotated[Container, Depends(container)]
 Signed = Annotated[Viewer, Depends(current_viewer)]
-Admin = Annotated[Viewer, Depends(admin_viewer)]
+Manager = Annotated[Viewer, Depends(manager_viewer)]

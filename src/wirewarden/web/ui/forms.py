@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -10,6 +9,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
+from wirewarden.services.auth import csrf_matches
 from wirewarden.services.errors import ServiceError
 from wirewarden.web.ui.viewer import Viewer
 
@@ -25,8 +25,8 @@ class CsrfRejected(Exception):
 async def read_form(request: Request, viewer: Viewer) -> FormData:
     """The posted form, once its CSRF token matched the viewer's session."""
     form = await request.form()
-    sent = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token") or ""
-    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), viewer.csrf.encode()):
+    sent = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token")
+    if not csrf_matches(viewer.csrf, sent if isinstance(sent, str) else None):
         raise CsrfRejected
     return form
 

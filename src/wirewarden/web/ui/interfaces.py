@@ -12,7 +12,7 @@ from wirewarden.services.errors import ServiceError
 from wirewarden.services.peer_table import PeerQuery, PeerTable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, PeerCreate
 from wirewarden.web.ui import forms
-from wirewarden.web.ui.auth import Admin, App, Signed, own_peer_ids
+from wirewarden.web.ui.auth import App, Manager, Signed
 from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.traffic import top_context
 from wirewarden.web.ui.viewer import Viewer
@@ -27,7 +27,10 @@ PEER_FIELDS = (
     "persistent_keepalive",
     "expires_at",
     "public_key",
+    "owner",
 )
+# What a member may set on their own device (the service refuses the rest with 403).
+MEMBER_FIELDS = ("name", "address", "allowed_ips", "persistent_keepalive", "public_key")
 PAGE_SIZES = (25, 50, 100, 200)
 
 
@@ -45,12 +48,10 @@ class InterfaceRow:
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, app: App, viewer: Signed) -> Response:
     rows, rx, tx = [], 0, 0
-    own = own_peer_ids(app, viewer)
-    for iface in app.interfaces.list(limit=1000).items:
-        summary = table(app).summary(iface.name, own)
+    for iface in app.interfaces.list(limit=1000, actor=viewer.actor).items:
+        summary = table(app).summary(iface.name, viewer.actor)
         rx, tx = rx + summary.rx_bytes, tx + summary.tx_bytes
-        if viewer.is_admin or summary.peers:
-            rows.append(InterfaceRow(iface, summary.peers, summary.online))
+        rows.append(InterfaceRow(iface, summary.peers, summary.online))
     totals = {
         "interfaces": len(rows),
         "peers": sum(r.peers for r in rows),
@@ -70,7 +71,7 @@ def overview(request: Request, app: App, viewer: Signed) -> Response:
     )
 
 
-def table_query(request: Request, own: set[int] | None) -> PeerQuery:
+def table_query(request: Request) -> PeerQuery:
     params = request.query_params
     size = _int(params.get("size"), 50)
     number = max(1, _int(params.get("page"), 1))
@@ -81,7 +82,6 @@ def table_query(request: Request, own: set[int] | None) -> PeerQuery:
         desc=params.get("dir") == "desc",
         limit=size,
         offset=(number - 1) * size,
-        only=own,
     ).normalised()
 
 
@@ -93,12 +93,12 @@ def _int(text: str | None, default: int) -> int:
 
 
 @router.get("/interfaces/new", response_class=HTMLResponse)
-def new_interface(request: Request, viewer: Admin) -> Response:
+def new_interface(request: Request, viewer: Manager) -> Response:
     return _interface_form(request, viewer, {"mtu": "1420"}, {})
 
 
 @router.post("/interfaces/new", response_class=HTMLResponse)
-async def create_interface(request: Request, app: App, viewer: Admin) -> Response:
+async def create_interface(request: Request, app: App, viewer: Manager) -> Response:
     data = forms.values(await forms.read_form(request, viewer), IFACE_FIELDS)
     errors: forms.Errors = {}
     body = forms.build(
@@ -123,10 +123,10 @@ def _interface_form(
 
 
 @router.get("/interfaces/{name}", response_class=HTMLResponse)
-def interface_page(request: Request, app: App, viewer: Admin, name: str) -> Response:
-    iface = app.interfaces.get(name)
-    query = table_query(request, own_peer_ids(app, viewer))
-    result = table(app).page(name, query)
+def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Response:
+    iface = app.interfaces.get(name, viewer.actor)
+    query = table_query(request)
+    result = table(app).page(name, query, viewer.actor)
     # htmx asks for the table alone when searching, sorting or paging.
     template = "_peer_table.html" if request.headers.get("hx-request") else "interface.html"
     base = f"/interfaces/{name}"
@@ -135,14 +135,15 @@ def interface_page(request: Request, app: App, viewer: Admin, name: str) -> Resp
 
 @router.get("/interfaces/{name}/peers/new", response_class=HTMLResponse)
 def new_peer(request: Request, app: App, viewer: Signed, name: str) -> Response:
-    app.interfaces.get(name)
+    app.interfaces.get(name, viewer.actor)
     defaults = {"allowed_ips": "0.0.0.0/0, ::/0", "persistent_keepalive": "25"}
     return _peer_form(request, viewer, name, defaults, {})
 
 
 @router.post("/interfaces/{name}/peers/new", response_class=HTMLResponse)
 async def create_peer(request: Request, app: App, viewer: Signed, name: str) -> Response:
-    data = forms.values(await forms.read_form(request, viewer), PEER_FIELDS)
+    fields = PEER_FIELDS if viewer.is_admin else MEMBER_FIELDS
+    data = forms.values(await forms.read_form(request, viewer), fields)
     errors: forms.Errors = {}
     body = forms.build(
         lambda: PeerCreate.model_validate(peer_payload(data, PEER_FIELDS[1:])),
@@ -174,7 +175,7 @@ def _peer_form(
     errors: forms.Errors,
     status: int = 200,
 ) -> Response:
-    back = f"/interfaces/{interface}" if viewer.is_admin else "/"
+    back = f"/interfaces/{interface}"
     return page(
         request,
         "peer_form.html",

@@ -10,18 +10,18 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
 from wirewarden.web.ui import forms
-from wirewarden.web.ui.auth import App, Signed, check_peer
+from wirewarden.web.ui.auth import App, Signed
 from wirewarden.web.ui.interfaces import peer_payload
 from wirewarden.web.ui.templating import NO_STORE, page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
 EDIT_FIELDS = ("name", "allowed_ips", "routed_ips", "persistent_keepalive", "expires_at")
+MEMBER_EDIT_FIELDS = ("name", "allowed_ips", "persistent_keepalive")
 
 
 def _peer(app: App, viewer: Viewer, peer_id: int) -> PeerOut:
-    check_peer(app, viewer, peer_id)
-    return app.peers.get(peer_id)
+    return app.peers.get(peer_id, viewer.actor)  # 404 for peers the viewer may not see
 
 
 @router.get("/peers/{peer_id}", response_class=HTMLResponse)
@@ -33,7 +33,7 @@ def peer_page(request: Request, app: App, viewer: Signed, peer_id: int) -> Respo
 def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extra: Any) -> Response:
     config_error = None
     try:
-        app.peers.config(peer.id)  # also says why a config cannot be had (no key, no endpoint)
+        app.peers.config(peer.id, viewer.actor)  # says why there is no config (no key, endpoint)
     except Conflict as exc:
         config_error = exc.message
     return page(
@@ -42,23 +42,31 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         viewer,
         peer=peer,
         config_error=config_error,
-        share_enabled=False,
+        share_enabled=True,
         **extra,
     )
 
 
 @router.get("/peers/{peer_id}/config")
 def peer_config(app: App, viewer: Signed, peer_id: int) -> Response:
-    check_peer(app, viewer, peer_id)
-    text, filename = app.peers.config(peer_id)
+    text, filename = app.peers.config(peer_id, viewer.actor)
     headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
     return PlainTextResponse(text, headers=headers)
 
 
 @router.get("/peers/{peer_id}/qr.svg")
 def peer_qr(app: App, viewer: Signed, peer_id: int) -> Response:
-    check_peer(app, viewer, peer_id)
-    return Response(app.peers.qr(peer_id), media_type="image/svg+xml", headers=NO_STORE)
+    svg = app.peers.qr(peer_id, viewer.actor)
+    return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
+
+
+@router.post("/peers/{peer_id}/share", response_class=HTMLResponse)
+async def share_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+    await forms.read_form(request, viewer)
+    share = app.shares.create(peer_id, viewer.actor)
+    url = str(request.base_url).rstrip("/") + share.url
+    peer = _peer(app, viewer, peer_id)
+    return _peer_page(request, app, viewer, peer, share_url=url, share_expires=share.expires_at)
 
 
 @router.post("/peers/{peer_id}/enable")
@@ -75,7 +83,6 @@ async def _set_enabled(
     request: Request, app: App, viewer: Viewer, peer_id: int, enabled: bool
 ) -> Response:
     await forms.read_form(request, viewer)
-    check_peer(app, viewer, peer_id)
     app.peers.set_enabled(peer_id, enabled, viewer.actor)
     return redirect(f"/peers/{peer_id}")
 
@@ -97,9 +104,9 @@ def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Respo
 async def save_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
     form = await forms.read_form(request, viewer)
     peer = _peer(app, viewer, peer_id)
-    data = forms.values(form, EDIT_FIELDS)
+    data = forms.values(form, EDIT_FIELDS if viewer.is_admin else MEMBER_EDIT_FIELDS)
     payload = peer_payload(data, ())
-    if data.get("expires_at", "") == "":
+    if data.get("expires_at") == "":
         payload["expires_at"] = None
     errors: forms.Errors = {}
     body = forms.build(lambda: PeerUpdate.model_validate(payload), errors)
@@ -143,4 +150,4 @@ async def delete_peer(request: Request, app: App, viewer: Signed, peer_id: int) 
     await forms.read_form(request, viewer)
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
-    return redirect(f"/interfaces/{peer.interface}" if viewer.is_admin else "/")
+    return redirect(f"/interfaces/{peer.interface}")

@@ -59,7 +59,8 @@ def page(
     **context: Any,
 ) -> HTMLResponse:
     """Render a template as a private (never cached) page."""
-    context.update(viewer=viewer, csrf=viewer.csrf if viewer else "")
+    # Half-signed-in pages (the 2FA step) pass their session's token without a viewer.
+    context = {"viewer": viewer, "csrf": viewer.csrf if viewer else "", **context}
     response = templates.TemplateResponse(
         request, name, context, status_code=status_code, headers=NO_STORE
     )

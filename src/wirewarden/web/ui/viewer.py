@@ -1,7 +1,7 @@
-"""Who is looking at a dashboard page: the signed-in user, their role and CSRF token.
+"""Who is looking at a dashboard page: the signed-in user's principal, role and CSRF token.
 
-The accounts side owns users, sessions and CSRF; this module only turns its session
-into what the pages need, so every page and the live socket ask one place.
+The accounts side owns users, sessions and CSRF; this is only what pages need of them, so
+every page and the live socket ask one place.
 """
 
 from __future__ import annotations
@@ -10,26 +10,48 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
-from wirewarden.services.context import Actor
-
-ADMIN, TENANT_ADMIN, MEMBER = "admin", "tenant-admin", "member"
+from wirewarden.services.context import ADMIN, TENANT_ADMIN, Actor
+from wirewarden.services.identity import Principal
 
 
 @dataclass(frozen=True)
 class Viewer:
-    user_id: int
-    name: str
-    role: str
-    csrf: str
+    principal: Principal
     source: str = ""
 
     @property
+    def name(self) -> str:
+        return self.principal.name
+
+    @property
+    def role(self) -> str:
+        return self.principal.role
+
+    @property
+    def user_id(self) -> int:
+        assert self.principal.user_id is not None, "pages are for users' sessions"
+        return self.principal.user_id
+
+    @property
+    def session_id(self) -> int | None:
+        return self.principal.session_id
+
+    @property
+    def csrf(self) -> str:
+        return self.principal.csrf_token or ""
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.principal.scopes
+
+    @property
     def is_admin(self) -> bool:
+        """Runs interfaces and users (an admin, or a tenant-admin inside their tenant)."""
         return self.role in (ADMIN, TENANT_ADMIN)
 
     @property
     def actor(self) -> Actor:
-        return Actor(f"user:{self.name}", self.source)
+        return self.principal.actor(self.source)
 
 
 class SignInRequired(Exception):
