@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import DeviceDump, PeerStats
+from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate
-from wirewarden.services.account_schemas import UserCreate
 from wirewarden.web.app import create_app
 
 PASSWORD = "correct-horse-battery-staple"
