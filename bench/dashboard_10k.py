@@ -44,7 +44,7 @@ import websockets
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import DeviceDump, PeerStats
 
-PASSWORD = "bench-" + secrets.token_urlsafe(12)
+PASSWORD = "pw-" + secrets.token_urlsafe(12)
 IFNAME = "wgbench"
 
 
@@ -113,7 +113,7 @@ def populate(data_dir: Path, peers: int) -> None:
                 }
             )
         db.execute(insert(Peer), rows)
-    container.users.create(UserCreate(name="bench", role="admin", password=PASSWORD), SYSTEM)
+    container.users.create(UserCreate(name="operator", role="admin", password=PASSWORD), SYSTEM)
     container.engine.dispose()
 
 
@@ -157,7 +157,7 @@ def sign_in(client: httpx.Client) -> None:
     page = client.get("/login")
     csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     answer = client.post(
-        "/login", data={"name": "bench", "password": PASSWORD, "csrf_token": csrf, "next": "/"}
+        "/login", data={"name": "operator", "password": PASSWORD, "csrf_token": csrf, "next": "/"}
     )
     if "ww_session" not in client.cookies:
         raise SystemExit(f"sign-in failed: {answer.status_code} {answer.text[:300]}")

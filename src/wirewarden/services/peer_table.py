@@ -7,6 +7,7 @@ only the visible page is loaded and rendered.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from wirewarden.domain.state import PeerStats
 from wirewarden.services import access
-from wirewarden.services.context import Actor, Deps
+from wirewarden.services.context import MEMBER, Actor, Deps
 from wirewarden.services.peers import ONLINE_SECONDS, PeerService
 from wirewarden.services.schemas import Page, PeerOut
-from wirewarden.store.tables import Interface, Peer, User
+from wirewarden.store.tables import Interface, Node, Peer, User
 
 SQL_SORTS: dict[str, Any] = {
     "name": Peer.name,
@@ -34,6 +35,7 @@ LIVE_SORTS: dict[str, Callable[[PeerStats | None], int]] = {
 }
 SORTS = (*SQL_SORTS, *LIVE_SORTS)
 MAX_PAGE = 200
+ROW_CACHE = 32  # filtered id lists kept for live sorts (search strings, members)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ class PeerTable:
     def __init__(self, deps: Deps, peers: PeerService) -> None:
         self.deps = deps
         self.peers = peers
+        self._rows: dict[tuple[object, ...], tuple[list[int], list[str]]] = {}
+        # (id of a cached key list, sort, desc) -> (the dump it was sorted by, the order,
+        # the key list itself: held so its id is not reused while the entry lives)
+        self._orders: dict[tuple[int, str, bool], tuple[object, list[int], list[str]]] = {}
+        self._lock = threading.Lock()
 
     def page(self, interface: str, query: PeerQuery, actor: Actor) -> Page[PeerOut]:
         """One page of the interface's peers the actor may see (a member: their own)."""
@@ -121,15 +128,50 @@ class PeerTable:
         stats: dict[str, PeerStats],
         actor: Actor,
     ) -> tuple[int, list[Peer]]:
-        keys = self._filtered(select(Peer.id, Peer.public_key, Peer.name), iface, query, actor)
-        rows = [tuple(r) for r in db.execute(keys)]
+        ids, keys = self._by_name(db, iface, query, actor)
+        order = self._order(keys, stats, query)
+        chosen = [ids[i] for i in order[query.offset : query.offset + query.limit]]
+        found = {p.id: p for p in db.scalars(select(Peer).where(Peer.id.in_(chosen)))}
+        return len(ids), [found[i] for i in chosen if i in found]
+
+    def _order(self, keys: list[str], stats: dict[str, PeerStats], query: PeerQuery) -> list[int]:
+        """Positions of `keys` by a live counter. One stable sort of positions already in
+        name order: equal counters (all zero before any handshake) keep their names' order,
+        so pages never shuffle. Kept while the same dump is current (the cache refreshes it
+        every few seconds), so paging through costs a slice."""
+        with self._lock:
+            cached = self._orders.get((id(keys), query.sort, query.desc))
+        if cached is not None and cached[0] is stats:
+            return cached[1]
         key_of = LIVE_SORTS[query.sort]
-        # Names break ties so equal counters (all zero before any handshake) page stably.
-        rows.sort(key=lambda r: r[2])
-        rows.sort(key=lambda r: key_of(stats.get(r[1])), reverse=query.desc)
-        ids = [r[0] for r in rows[query.offset : query.offset + query.limit]]
-        found = {p.id: p for p in db.scalars(select(Peer).where(Peer.id.in_(ids)))}
-        return len(rows), [found[i] for i in ids if i in found]
+        metric = [key_of(stats.get(k)) for k in keys]
+        order = sorted(range(len(keys)), key=metric.__getitem__, reverse=query.desc)
+        with self._lock:
+            self._orders[(id(keys), query.sort, query.desc)] = (stats, order, keys)
+            while len(self._orders) > ROW_CACHE:
+                self._orders.pop(next(iter(self._orders)))
+        return order
+
+    def _by_name(
+        self, db: Session, iface: Interface, query: PeerQuery, actor: Actor
+    ) -> tuple[list[int], list[str]]:
+        """Ids and public keys of the filtered peers in name order, cached until the node's
+        revision moves (every peer change bumps it): paging through a live sort costs one
+        sort of the counters, not a read of 10k rows."""
+        revision = db.scalar(select(Node.revision).where(Node.id == iface.node_id))
+        member = actor.user_id if actor.role == MEMBER else None
+        cache_key = (iface.id, revision, query.q, member)
+        with self._lock:
+            found = self._rows.get(cache_key)
+        if found is None:
+            stmt = self._filtered(select(Peer.id, Peer.public_key), iface, query, actor)
+            rows = db.execute(stmt.order_by(Peer.name)).all()
+            found = ([r[0] for r in rows], [r[1] for r in rows])
+            with self._lock:
+                self._rows[cache_key] = found
+                while len(self._rows) > ROW_CACHE:
+                    self._rows.pop(next(iter(self._rows)))
+        return found
 
     def summary(self, interface: str, actor: Actor) -> Summary:
         """Peer count, online count and transfer of one interface's peers the actor sees."""

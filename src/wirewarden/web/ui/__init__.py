@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from wirewarden.services.errors import ServiceError
+from wirewarden.services.peer_table import PeerTable
 from wirewarden.web.ui import (
     account,
     assets,
@@ -33,7 +34,9 @@ def install(app: FastAPI, json_errors: JsonHandler) -> None:
     assets.install(app, assets.find_node_modules(settings.assets_dir))
     for module in (signin, interfaces, peers, traffic, dns, account, people):
         app.include_router(module.router)
-    app.state.status_hub = live.StatusHub(app.state.container)
+    container = app.state.container
+    app.state.status_hub = live.StatusHub(container)
+    app.state.peer_table = PeerTable(container.deps, container.peers)
     app.include_router(live.make_router(lambda conn: auth.resolve_viewer(conn), auth.own_peer_ids))
 
     async def sign_in(request: Request, exc: SignInRequired) -> Response:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from wirewarden.bootstrap import Container
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.peer_table import PeerQuery, PeerTable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, PeerCreate
@@ -34,8 +33,10 @@ MEMBER_FIELDS = ("name", "address", "allowed_ips", "persistent_keepalive", "publ
 PAGE_SIZES = (25, 50, 100, 200)
 
 
-def table(app: Container) -> PeerTable:
-    return PeerTable(app.deps, app.peers)
+def table(request: Request) -> PeerTable:
+    """One per app: it caches what live sorts read (see PeerTable._by_name)."""
+    found: PeerTable = request.app.state.peer_table
+    return found
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class InterfaceRow:
 def overview(request: Request, app: App, viewer: Signed) -> Response:
     rows, rx, tx = [], 0, 0
     for iface in app.interfaces.list(limit=1000, actor=viewer.actor).items:
-        summary = table(app).summary(iface.name, viewer.actor)
+        summary = table(request).summary(iface.name, viewer.actor)
         rx, tx = rx + summary.rx_bytes, tx + summary.tx_bytes
         rows.append(InterfaceRow(iface, summary.peers, summary.online))
     totals = {
@@ -126,7 +127,7 @@ def _interface_form(
 def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Response:
     iface = app.interfaces.get(name, viewer.actor)
     query = table_query(request)
-    result = table(app).page(name, query, viewer.actor)
+    result = table(request).page(name, query, viewer.actor)
     # htmx asks for the table alone when searching, sorting or paging.
     template = "_peer_table.html" if request.headers.get("hx-request") else "interface.html"
     base = f"/interfaces/{name}"
