@@ -66,6 +66,12 @@ def own_peer_ids(app: Container, viewer: Viewer) -> set[int] | None:
         return set(db.scalars(query))
 
 
+def check_peer(app: Container, viewer: Viewer, peer_id: int) -> None:
+    """404 (NotFound) unless the viewer may see this peer; the service's own rule."""
+    app.peers.get(peer_id, viewer.actor)
+
+
 App = Annotated[Container, Depends(container)]
 Signed = Annotated[Viewer, Depends(current_viewer)]
 Manager = Annotated[Viewer, Depends(manager_viewer)]
+Admin = Manager  # pages for whoever runs interfaces: admins, and tenant-admins in their tenant
