@@ -91,6 +91,8 @@ class PeerTable:
             stats = self.peers._stats(iface.name)
             if query.sort in LIVE_SORTS:
                 total, rows = self._live_page(db, iface, query, stats, actor)
+            elif query.sort == "name":
+                total, rows = self._name_page(db, iface, query, actor)
             else:
                 total, rows = self._sql_page(db, base, query)
             owners = owner_names(db, rows)
@@ -120,6 +122,20 @@ class PeerTable:
         stmt = base.order_by(*order).limit(query.limit).offset(query.offset)
         return total, list(db.scalars(stmt))
 
+    def _name_page(
+        self, db: Session, iface: Interface, query: PeerQuery, actor: Actor
+    ) -> tuple[int, list[Peer]]:
+        """The default order, from the cached name-ordered ids: no count and no deep OFFSET
+        walk per page."""
+        ids, _ = self._by_name(db, iface, query, actor)
+        ordered = ids[::-1] if query.desc else ids
+        return len(ids), self._load(db, ordered[query.offset : query.offset + query.limit])
+
+    @staticmethod
+    def _load(db: Session, chosen: list[int]) -> list[Peer]:
+        found = {p.id: p for p in db.scalars(select(Peer).where(Peer.id.in_(chosen)))}
+        return [found[i] for i in chosen if i in found]
+
     def _live_page(
         self,
         db: Session,
@@ -131,8 +147,7 @@ class PeerTable:
         ids, keys = self._by_name(db, iface, query, actor)
         order = self._order(keys, stats, query)
         chosen = [ids[i] for i in order[query.offset : query.offset + query.limit]]
-        found = {p.id: p for p in db.scalars(select(Peer).where(Peer.id.in_(chosen)))}
-        return len(ids), [found[i] for i in chosen if i in found]
+        return len(ids), self._load(db, chosen)
 
     def _order(self, keys: list[str], stats: dict[str, PeerStats], query: PeerQuery) -> list[int]:
         """Positions of `keys` by a live counter. One stable sort of positions already in
