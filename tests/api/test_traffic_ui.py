@@ -10,33 +10,34 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_dashboard_pages import PASSWORD, sign_in
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import PeerStats
+from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerOut
 from wirewarden.web.app import create_app
-from wirewarden.web.ui import auth
 from wirewarden.web.ui.live import StatusHub
-from wirewarden.web.ui.viewer import Viewer
 
 
-def signed_in(container: Container, monkeypatch: pytest.MonkeyPatch, role: str) -> TestClient:
-    viewer = Viewer(1, "alice", role, "csrf-test-token")
-    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
-    return TestClient(create_app(container, run_loop=False))
-
-
-@pytest.fixture
-def admin(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    with signed_in(container, monkeypatch, "admin") as client:
+def signed_in(container: Container, role: str) -> Iterator[TestClient]:
+    """A browser-like client signed in through the dashboard as a new user of `role`."""
+    name = f"alice-{role}"
+    container.users.create(UserCreate(name=name, role=role, password=PASSWORD), SYSTEM)  # type: ignore[arg-type]
+    with TestClient(create_app(container, run_loop=False)) as client:
+        sign_in(client, name)
         yield client
 
 
 @pytest.fixture
-def member(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    with signed_in(container, monkeypatch, "member") as client:
-        yield client
+def admin(container: Container) -> Iterator[TestClient]:
+    yield from signed_in(container, "admin")
+
+
+@pytest.fixture
+def member(container: Container) -> Iterator[TestClient]:
+    yield from signed_in(container, "member")
 
 
 @pytest.fixture
@@ -77,7 +78,8 @@ def test_chart_data_checks_the_range(admin: TestClient, peers: dict[str, PeerOut
 def test_a_member_sees_only_own_peers_and_no_interface_chart(
     member: TestClient, peers: dict[str, PeerOut]
 ) -> None:
-    assert member.get(f"/ui/traffic/peers/{peers['ann'].id}.json").status_code == 403
+    # Not theirs: 404, exactly like a missing peer (services/access.py).
+    assert member.get(f"/ui/traffic/peers/{peers['ann'].id}.json").status_code == 404
     assert member.get("/ui/traffic/interfaces/wg0.json").status_code == 403
 
 

@@ -49,6 +49,16 @@ class Snapshot:
     # Bytes/s of the peers that moved bytes in the traffic collector's last period.
     rates: dict[int, tuple[float, float]] = field(default_factory=dict)
     rates_changed: bool = False
+    all_totals: dict[str, Any] | None = None
+
+    def totals_for(self, ids: Collection[int] | None) -> dict[str, Any]:
+        """Totals over `ids` (None: every peer). Every administrator's dashboard shows the
+        same all-peer totals: they are summed once per snapshot, not once per socket."""
+        if ids is not None:
+            return self.totals(ids)
+        if self.all_totals is None:
+            self.all_totals = self.totals(None)
+        return self.all_totals
 
     def totals(self, ids: Collection[int] | None) -> dict[str, Any]:
         per_iface: dict[str, dict[str, int]] = {}
@@ -128,7 +138,7 @@ class Subscriber:
         if ids:
             out["peers"] = {i: status_json(snap.status[i]) for i in ids if i in snap.status}
         if self.overview and (self.fresh or snap.changed or snap.rates_changed):
-            out["totals"] = snap.totals(self.allowed)
+            out["totals"] = snap.totals_for(self.allowed)
         self.fresh = False
         return out or None
 

@@ -47,7 +47,8 @@ def peer_chart(app: App, viewer: Signed, peer_id: int, range: Range = "24h") -> 
 
 
 @router.get("/ui/traffic/interfaces/{name}.json")
-def interface_chart(app: App, _: Admin, name: str, range: Range = "24h") -> JSONResponse:
+def interface_chart(app: App, viewer: Admin, name: str, range: Range = "24h") -> JSONResponse:
+    app.interfaces.get(name, viewer.actor)  # a tenant-admin: only their tenant's interfaces
     return chart_json(app.traffic.interface_series(name, _since(range)))
 
 
