@@ -8,20 +8,19 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_dashboard_pages import PASSWORD, sign_in
 from wirewarden.bootstrap import Container
+from wirewarden.services.account_schemas import UserCreate
+from wirewarden.services.context import SYSTEM
 from wirewarden.store.dns import DnsStore
 from wirewarden.web.app import create_app
-from wirewarden.web.ui import auth
-from wirewarden.web.ui.viewer import Viewer
-
-CSRF = "csrf-test-token"
 
 
 @pytest.fixture
-def ui(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    viewer = Viewer(1, "alice", "admin", CSRF)
-    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
+def ui(container: Container) -> Iterator[TestClient]:
+    container.users.create(UserCreate(name="alice", role="admin", password=PASSWORD), SYSTEM)
     with TestClient(create_app(container, run_loop=False)) as client:
+        client.headers["x-test-csrf"] = sign_in(client, "alice")
         yield client
 
 
@@ -55,7 +54,7 @@ def test_dns_page_shows_policies_stats_and_log(ui: TestClient, container: Contai
 
 def test_policy_form_saves_and_names_bad_fields(ui: TestClient, container: Container) -> None:
     form = {
-        "csrf_token": CSRF,
+        "csrf_token": ui.headers["x-test-csrf"],
         "name": "kids",
         "deny": "games.example\n*.tiktok.com",
         "allow": "",
