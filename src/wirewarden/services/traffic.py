@@ -3,6 +3,7 @@ peers. Reading only; the collector (wirewarden.metrics) writes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from pydantic import BaseModel, Field
@@ -67,6 +68,33 @@ def _at(t: int) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+@dataclass(frozen=True)
+class Buckets:
+    """A series as parallel lists: bucket starts (Unix seconds), rx and tx bytes."""
+
+    since: int
+    until: int
+    step: int
+    t: list[int]
+    rx: list[int]
+    tx: list[int]
+
+    def series(self) -> TrafficSeries:
+        # Built without validation: every value here is already an int we computed.
+        points = [
+            TrafficPoint.model_construct(t=_at(t), rx_bytes=rx, tx_bytes=tx)
+            for t, rx, tx in zip(self.t, self.rx, self.tx, strict=True)
+        ]
+        return TrafficSeries.model_construct(
+            since=_at(self.since),
+            until=_at(self.until),
+            step=self.step,
+            rx_bytes=sum(self.rx),
+            tx_bytes=sum(self.tx),
+            points=points,
+        )
+
+
 class TrafficService:
     def __init__(self, sessions: sessionmaker[Session], store: TrafficStore, node: str) -> None:
         self.sessions, self.store, self.node = sessions, store, node
@@ -80,8 +108,7 @@ class TrafficService:
         until: datetime | None = None,
         step: int | None = None,
     ) -> TrafficSeries:
-        self._peer(peer_id)
-        return self._series("peer", peer_id, since, until, step)
+        return self.peer_buckets(peer_id, since, until, step).series()
 
     def interface_series(
         self,
@@ -90,16 +117,36 @@ class TrafficService:
         until: datetime | None = None,
         step: int | None = None,
     ) -> TrafficSeries:
-        return self._series("interface", self._interface_id(name), since, until, step)
+        return self.interface_buckets(name, since, until, step).series()
 
-    def _series(
+    def peer_buckets(
+        self,
+        peer_id: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        step: int | None = None,
+    ) -> Buckets:
+        """A peer's series as plain lists (what a chart draws, no model per point)."""
+        self._peer(peer_id)
+        return self._buckets("peer", peer_id, since, until, step)
+
+    def interface_buckets(
+        self,
+        name: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        step: int | None = None,
+    ) -> Buckets:
+        return self._buckets("interface", self._interface_id(name), since, until, step)
+
+    def _buckets(
         self,
         kind: Kind,
         series_id: int,
         since: datetime | None,
         until: datetime | None,
         step: int | None,
-    ) -> TrafficSeries:
+    ) -> Buckets:
         now = int(datetime.now(UTC).timestamp())
         lo, hi = _range(since, until, now)
         if step is not None and step < 1:
@@ -111,20 +158,10 @@ class TrafficService:
                 f"{(hi - lo) // chosen} points asked; at most {MAX_EXPLICIT_POINTS}", "step"
             )
         found = self.store.series(kind, [series_id], lo, hi, chosen, tiers_for_step(chosen))
-        points = [
-            TrafficPoint(
-                t=_at(t), rx_bytes=found.get(t, (0, 0))[0], tx_bytes=found.get(t, (0, 0))[1]
-            )
-            for t in range(lo, hi, chosen)
-        ]
-        return TrafficSeries(
-            since=_at(lo),
-            until=_at(hi),
-            step=chosen,
-            rx_bytes=sum(p.rx_bytes for p in points),
-            tx_bytes=sum(p.tx_bytes for p in points),
-            points=points,
-        )
+        times = list(range(lo, hi, chosen))
+        none = (0, 0)
+        values = [found.get(t, none) for t in times]
+        return Buckets(lo, hi, chosen, times, [v[0] for v in values], [v[1] for v in values])
 
     # ---- usage over a period (the data caps read it through UsageService)
 
@@ -185,12 +222,11 @@ class TrafficService:
 
     # ---- lookups
 
-    def _peer(self, peer_id: int) -> Peer:
-        with self.sessions() as db:
-            peer = db.get(Peer, peer_id)
-        if peer is None:
+    def _peer(self, peer_id: int) -> None:
+        with self.store.engine.connect() as conn:
+            found = conn.scalar(select(Peer.id).where(Peer.id == peer_id))
+        if found is None:
             raise NotFound(f"peer {peer_id} not found")
-        return peer
 
     def _interface_id(self, name: str) -> int:
         query = (

@@ -231,7 +231,7 @@ class TrafficStore:
                     .where(*_range(table, seg), table.c[key].in_(ids))
                     .group_by(block)
                 )
-                _merge(out, conn.execute(query))
+                _merge(out, conn.execute(query).all())
         return out
 
     def totals(
@@ -249,7 +249,7 @@ class TrafficStore:
                 )
                 if wanted is not None:
                     query = query.where(table.c[key].in_(wanted))
-                _merge(out, conn.execute(query.group_by(table.c[key])))
+                _merge(out, conn.execute(query.group_by(table.c[key])).all())
         return out
 
     def endpoints(self, peer_id: int, limit: int = 20) -> list[tuple[int, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from wirewarden.services import access
 from wirewarden.services.traffic import TopPeers, TrafficSeries
@@ -26,7 +26,7 @@ Step = Annotated[
 ]
 
 
-@router.get("/peers/{peer_id}/traffic")
+@router.get("/peers/{peer_id}/traffic", response_model=TrafficSeries)
 def peer_traffic(
     app: App,
     actor: Reader,
@@ -34,19 +34,25 @@ def peer_traffic(
     since: Since = None,
     until: Until = None,
     step: Step = None,
-) -> TrafficSeries:
+) -> Response:
     """Bytes per bucket: `rx_bytes` received from the peer (its upload), `tx_bytes` sent to it."""
     app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
-    return app.traffic.peer_series(peer_id, since, until, step)
+    return _json(app.traffic.peer_series(peer_id, since, until, step))
 
 
-@router.get("/interfaces/{name}/traffic")
+@router.get("/interfaces/{name}/traffic", response_model=TrafficSeries)
 def interface_traffic(
     app: App, actor: Reader, name: str, since: Since = None, until: Until = None, step: Step = None
-) -> TrafficSeries:
+) -> Response:
     access.require_manager(actor)  # an interface's total is everyone's traffic
     app.interfaces.get(name, actor)  # 404 outside the caller's tenant
-    return app.traffic.interface_series(name, since, until, step)
+    return _json(app.traffic.interface_series(name, since, until, step))
+
+
+def _json(series: TrafficSeries) -> Response:
+    # Serialized once here: a year of minutes is thousands of points, and FastAPI would
+    # validate each again against the response model.
+    return Response(series.model_dump_json(), media_type="application/json")
 
 
 @router.get("/traffic/top")

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from wirewarden.domain.traffic import DAY, HOUR, epoch
-from wirewarden.services.traffic import TrafficSeries
+from wirewarden.domain.traffic import DAY, HOUR
+from wirewarden.services.traffic import Buckets
 from wirewarden.web.ui.auth import Admin, App, Signed, check_peer, own_peer_ids
 from wirewarden.web.ui.templating import NO_STORE, templates
 
@@ -28,14 +28,14 @@ def _since(span: str) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=RANGES[span])
 
 
-def chart_json(series: TrafficSeries) -> JSONResponse:
+def chart_json(buckets: Buckets) -> JSONResponse:
     body: dict[str, Any] = {
-        "step": series.step,
-        "t": [epoch(p.t) for p in series.points],
-        "rx": [p.rx_bytes for p in series.points],
-        "tx": [p.tx_bytes for p in series.points],
-        "rx_bytes": series.rx_bytes,
-        "tx_bytes": series.tx_bytes,
+        "step": buckets.step,
+        "t": buckets.t,
+        "rx": buckets.rx,
+        "tx": buckets.tx,
+        "rx_bytes": sum(buckets.rx),
+        "tx_bytes": sum(buckets.tx),
     }
     return JSONResponse(body, headers=NO_STORE)
 
@@ -43,13 +43,13 @@ def chart_json(series: TrafficSeries) -> JSONResponse:
 @router.get("/ui/traffic/peers/{peer_id}.json")
 def peer_chart(app: App, viewer: Signed, peer_id: int, range: Range = "24h") -> JSONResponse:
     check_peer(app, viewer, peer_id)
-    return chart_json(app.traffic.peer_series(peer_id, _since(range)))
+    return chart_json(app.traffic.peer_buckets(peer_id, _since(range)))
 
 
 @router.get("/ui/traffic/interfaces/{name}.json")
 def interface_chart(app: App, viewer: Admin, name: str, range: Range = "24h") -> JSONResponse:
     app.interfaces.get(name, viewer.actor)  # a tenant-admin: only their tenant's interfaces
-    return chart_json(app.traffic.interface_series(name, _since(range)))
+    return chart_json(app.traffic.interface_buckets(name, _since(range)))
 
 
 @router.get("/ui/traffic/top", response_class=HTMLResponse)
