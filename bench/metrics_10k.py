@@ -409,7 +409,7 @@ class Bench:
 
     # ---- 3. a whole day
 
-    def day_growth(self, text: str, keys: list[str]) -> None:
+    def day_growth(self, text: str) -> None:
         from wirewarden.domain.wgdump import parse_all_dump
         from wirewarden.metrics.collector import Collector
         from wirewarden.store.tsdb import TrafficStore
@@ -418,7 +418,8 @@ class Bench:
         head, *rows = text.rstrip("\n").split("\n")
         small = head + "\n" + "\n".join(rows[:n]) + "\n"
         log(f"[3] one simulated day (a look a minute) of {n} active peers")
-        engine, path = self.database("day.db", keys[:n])
+        # The dump lists peers in its own order: the database gets the keys of these rows.
+        engine, path = self.database("day.db", [r.split("\t")[1] for r in rows[:n]])
         store = TrafficStore(engine)
         feed = self.dumps(small, 1.0, seed=2, step=60)
         state: dict[str, Any] = {}
@@ -454,31 +455,46 @@ class Bench:
         engine, path = self.database("history.db", keys)
         now = int(time.time())
         hour0 = now - now % HOUR
-        log(f"[4] {days} days of hourly rows for {n} peers ({n * days * 24:,} rows)")
+        first = hour0 - days * 24 * HOUR
+        day0, today = first - first % DAY + DAY, hour0 - hour0 % DAY
+        log(
+            f"[4] {days} days of history for {n} peers, as the rollups leave it: hourly rows "
+            f"({n * days * 24:,}), daily rows for the whole days, 5-minute rows for the last day"
+        )
         started = time.perf_counter()
         rng = random.Random(3)
+        hours = range(first, hour0, HOUR)
         with engine.begin() as conn:
-            for h in range(days * 24, 0, -1):
-                t = hour0 - h * HOUR
-                conn.exec_driver_sql(
-                    "INSERT INTO peer_traffic_1h (peer_id, t, rx, tx) VALUES (?, ?, ?, ?)",
-                    [(p, t, rng.randrange(10**6), rng.randrange(10**8)) for p in range(1, n + 1)],
-                )
-                conn.exec_driver_sql(
-                    "INSERT INTO interface_traffic_1h (interface_id, t, rx, tx)"
-                    " VALUES (1, ?, ?, ?)",
-                    (t, 5 * 10**8, 5 * 10**10),
-                )
-            for m in range(24 * 12, 0, -1):
-                t = hour0 - m * 300
-                conn.exec_driver_sql(
-                    "INSERT INTO peer_traffic_5m (peer_id, t, rx, tx) VALUES (?, ?, ?, ?)",
-                    [(p, t, 1000, 10_000) for p in range(1, n + 1)],
-                )
+            # In key order, a few hundred peers at a time: appends, not scattered inserts.
+            for lo in range(1, n + 1, 500):
+                chunk = range(lo, min(lo + 500, n + 1))
+                hourly = [
+                    (p, t, rng.randrange(10**6), rng.randrange(10**8)) for p in chunk for t in hours
+                ]
+                daily: dict[tuple[int, int], list[int]] = {}
+                for p, t, rx, tx in hourly:
+                    if day0 <= t < today:
+                        sums = daily.setdefault((p, t - t % DAY), [0, 0])
+                        sums[0] += rx
+                        sums[1] += tx
+                fives = [(p, t, 1000, 10_000) for p in chunk for t in range(today, hour0, 300)]
+                for table, rows in (
+                    ("peer_traffic_1h", hourly),
+                    ("peer_traffic_1d", [(p, d, rx, tx) for (p, d), (rx, tx) in daily.items()]),
+                    ("peer_traffic_5m", fives),
+                ):
+                    conn.exec_driver_sql(
+                        f"INSERT INTO {table} (peer_id, t, rx, tx) VALUES (?, ?, ?, ?)",  # noqa: S608
+                        rows,
+                    )
+            conn.exec_driver_sql(
+                "INSERT INTO interface_traffic_1h (interface_id, t, rx, tx) VALUES (1, ?, ?, ?)",
+                [(t, 5 * 10**8, 5 * 10**10) for t in hours],
+            )
             marks = [
                 ("peer:5m", hour0),
                 ("peer:1h", hour0),
-                ("peer:1d", hour0 - hour0 % DAY - (days - 1) * DAY),
+                ("peer:1d", today),
                 ("interface:5m", hour0),
                 ("interface:1h", hour0),
                 ("interface:1d", 0),
@@ -545,7 +561,7 @@ class Bench:
             text, keys = self.real_interface()
             self.collector_figures(text, keys)
             self.scrape()
-            self.day_growth(text, keys)
+            self.day_growth(text)
             self.charts(keys)
         finally:
             if self.wg_go is not None:
