@@ -533,6 +533,11 @@ class Bench:
         top_t = time.perf_counter() - w0
         self.figure("30-day chart of the interface", "-", ms(iface))
         self.figure(f"30-day top 10 of {n} peers", "-", f"{ms(top_t)} ({len(top.items)} rows)")
+        w0 = time.perf_counter()
+        service.top(datetime.now(UTC) - timedelta(days=1), None, 10)
+        self.figure(
+            f"24-hour top 10 of {n} peers (the overview's)", "-", ms(time.perf_counter() - w0)
+        )
 
     # ---- 5. /metrics
 

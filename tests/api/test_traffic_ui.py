@@ -106,8 +106,8 @@ def test_overview_has_live_rates_and_top_talkers(
 ) -> None:
     page = admin.get("/").text
     assert "data-live-rates" in page and 'data-rate="tx"' in page
-    assert "Top talkers" in page
-    assert f'<a href="/peers/{peers["ann"].id}">ann</a>' in page
+    assert "Top talkers" in page and 'hx-get="/ui/traffic/top?range=24h"' in page
+    assert f'<a href="/peers/{peers["ann"].id}">ann</a>' in admin.get("/ui/traffic/top").text
     fragment = admin.get("/ui/traffic/top", params={"range": "7d"})
     assert fragment.status_code == 200
     assert 'hx-get="/ui/traffic/top?range=7d"' in fragment.text

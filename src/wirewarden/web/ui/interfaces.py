@@ -13,7 +13,6 @@ from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, PeerCreat
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Manager, Signed
 from wirewarden.web.ui.templating import page, redirect
-from wirewarden.web.ui.traffic import top_context
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -68,7 +67,6 @@ def overview(request: Request, app: App, viewer: Signed) -> Response:
         interfaces=rows,
         totals=totals,
         metrics_period=app.settings.metrics_period,
-        **top_context(app, viewer),
     )
 
 

@@ -62,6 +62,6 @@ def top_talkers(request: Request, app: App, viewer: Signed, range: Range = "24h"
 def top_context(app: Any, viewer: Any, span: str = "24h") -> dict[str, Any]:
     """What the top-talkers table shows: the admin every peer, a member only their own."""
     own = own_peer_ids(app, viewer)
-    top = app.traffic.top(_since(span), None, 10 if own is None else 1000)
+    top = app.traffic.recent_top(RANGES[span], 10 if own is None else 1000)
     items = [p for p in top.items if own is None or p.id in own][:10]
     return {"top": items, "top_range": span, "ranges": RANGE_NAMES}
