@@ -77,6 +77,10 @@ def test_peer_traffic_usage_and_interface_traffic(
     assert usage["cap_reset_day"] == 1 and usage["cap_bytes"] is None
     assert usage["period_start"] < usage["period_end"]
 
+    seen = client.get(f"/api/v1/peers/{alice['id']}/endpoints").json()
+    assert [e["endpoint"] for e in seen] == ["198.51.100.9:51000"]
+    assert client.get("/api/v1/peers/999/endpoints").status_code == 404
+
     top = client.get("/api/v1/traffic/top").json()
     assert [(p["name"], p["total_bytes"]) for p in top["items"]] == [
         ("alice", 21_001_500),

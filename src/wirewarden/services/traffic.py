@@ -50,6 +50,11 @@ class PeriodTraffic(BaseModel):
     tx_bytes: int
 
 
+class EndpointSeen(BaseModel):
+    at: datetime = Field(description="When the collector first saw the peer at this endpoint")
+    endpoint: str
+
+
 class TopPeer(BaseModel):
     id: int
     name: str
@@ -221,6 +226,13 @@ class TrafficService:
             if pid in names
         ]
         return TopPeers(since=_at(lo), until=_at(hi), items=items)
+
+    def endpoints(self, peer_id: int, limit: int = 20) -> list[EndpointSeen]:
+        """The endpoints a peer connected from, newest first (kept 35 days)."""
+        self._peer(peer_id)
+        return [
+            EndpointSeen(at=_at(at), endpoint=ep) for at, ep in self.store.endpoints(peer_id, limit)
+        ]
 
     def recent_top(
         self, span: int, limit: int = 10, interface: str | None = None, max_age: float = 30.0

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from wirewarden.services import access
-from wirewarden.services.traffic import TopPeers, TrafficSeries
+from wirewarden.services.traffic import EndpointSeen, TopPeers, TrafficSeries
 from wirewarden.web.deps import App, Reader, RowId
 
 router = APIRouter(tags=["traffic"])
@@ -38,6 +38,15 @@ def peer_traffic(
     """Bytes per bucket: `rx_bytes` received from the peer (its upload), `tx_bytes` sent to it."""
     app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
     return _json(app.traffic.peer_series(peer_id, since, until, step))
+
+
+@router.get("/peers/{peer_id}/endpoints")
+def peer_endpoints(
+    app: App, actor: Reader, peer_id: RowId, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[EndpointSeen]:
+    """Where the peer connected from, newest first: each change the collector saw."""
+    app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
+    return app.traffic.endpoints(peer_id, limit)
 
 
 @router.get("/interfaces/{name}/traffic", response_model=TrafficSeries)
