@@ -36,9 +36,8 @@ class ProfileService:
 
     def list(self) -> list[ProfileOut]:
         with self.deps.sessions() as db:
-            counts = dict(
-                db.execute(select(Peer.acl, func.count()).group_by(Peer.acl)).tuples().all()
-            )
+            counted = db.execute(select(Peer.acl, func.count()).group_by(Peer.acl)).all()
+            counts = {acl: count for acl, count in counted}
             builtin = [
                 ProfileOut(
                     name=n, rules=[], default="allow", builtin=True, peer_count=counts.get(n, 0)

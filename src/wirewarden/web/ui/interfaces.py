@@ -129,7 +129,17 @@ def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Res
     # htmx asks for the table alone when searching, sorting or paging.
     template = "_peer_table.html" if request.headers.get("hx-request") else "interface.html"
     base = f"/interfaces/{name}"
-    return page(request, template, viewer, iface=iface, page=result, query=query, base=base)
+    profile_names = [p.name for p in app.profiles.list()]
+    return page(
+        request,
+        template,
+        viewer,
+        iface=iface,
+        page=result,
+        query=query,
+        base=base,
+        profile_names=profile_names,
+    )
 
 
 @router.get("/interfaces/{name}/peers/new", response_class=HTMLResponse)

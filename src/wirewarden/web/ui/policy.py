@@ -1,0 +1,290 @@
+"""Dashboard pages of network policy: a peer's policy and usage, bulk policy on the peer
+table, custom ACL profiles."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from wirewarden.bootstrap import Container
+from wirewarden.services.errors import ServiceError
+from wirewarden.services.schemas import AclRuleIn, PeerOut, PeerUpdate, ProfileIn
+from wirewarden.web.ui import forms
+from wirewarden.web.ui.auth import Admin, App
+from wirewarden.web.ui.templating import page, redirect
+from wirewarden.web.ui.viewer import Viewer
+
+router = APIRouter(include_in_schema=False)
+POLICY_FIELDS = ("acl", "rate_down_kbit", "rate_up_kbit", "data_cap_mb", "cap_reset_day")
+MB = 1_000_000
+
+
+# ---------------------------------------------------------------- one peer
+
+
+def policy_form_data(peer: PeerOut) -> dict[str, str]:
+    cap = peer.data_cap_bytes
+    return {
+        "acl": peer.acl,
+        "mesh": "on" if peer.mesh else "",
+        "rate_down_kbit": str(peer.rate_down_kbit or ""),
+        "rate_up_kbit": str(peer.rate_up_kbit or ""),
+        "data_cap_mb": "" if cap is None else f"{cap / MB:g}",
+        "cap_reset_day": str(peer.cap_reset_day),
+    }
+
+
+def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, object]:
+    """Form text as PATCH fields: an empty limit or cap means none (null)."""
+    payload: dict[str, object] = {
+        "acl": data.get("acl") or "full",
+        "mesh": data.get("mesh") == "on",
+    }
+    for name in ("rate_down_kbit", "rate_up_kbit"):
+        payload[name] = data.get(name) or None
+    payload["cap_reset_day"] = data.get("cap_reset_day") or 1
+    cap = data.get("data_cap_mb", "")
+    try:
+        payload["data_cap_bytes"] = round(float(cap) * MB) if cap else None
+    except ValueError:
+        errors["data_cap_mb"] = "a number of megabytes (1 MB = 1,000,000 bytes)"
+    return payload
+
+
+@router.get("/peers/{peer_id}/policy", response_class=HTMLResponse)
+def edit_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
+    peer = app.peers.get(peer_id)
+    return _policy_form(request, app, viewer, peer, policy_form_data(peer), {})
+
+
+@router.post("/peers/{peer_id}/policy", response_class=HTMLResponse)
+async def save_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
+    form = await forms.read_form(request, viewer)
+    peer = app.peers.get(peer_id)
+    data = {**forms.values(form, POLICY_FIELDS), "mesh": _checked(form, "mesh")}
+    errors: forms.Errors = {}
+    payload = policy_payload(data, errors)
+    body = forms.build(lambda: PeerUpdate.model_validate(payload), errors)
+    if body is None or errors:
+        _rename_cap_error(errors)
+        return _policy_form(request, app, viewer, peer, data, errors, 422)
+    try:
+        app.peers.update(peer_id, body, viewer.actor)
+    except ServiceError as exc:
+        status = forms.service_error(exc, errors)
+        _rename_cap_error(errors)
+        return _policy_form(request, app, viewer, peer, data, errors, status)
+    return redirect(f"/peers/{peer_id}")
+
+
+def _rename_cap_error(errors: forms.Errors) -> None:
+    if "data_cap_bytes" in errors:
+        errors["data_cap_mb"] = errors.pop("data_cap_bytes")
+
+
+def _checked(form: FormData, name: str) -> str:
+    return "on" if form.get(name) == "on" else ""
+
+
+def _policy_form(
+    request: Request,
+    app: Container,
+    viewer: Viewer,
+    peer: PeerOut,
+    data: dict[str, str],
+    errors: forms.Errors,
+    status: int = 200,
+) -> Response:
+    return page(
+        request,
+        "peer_policy_form.html",
+        viewer,
+        status,
+        peer=peer,
+        form=data,
+        errors=errors,
+        profiles=[p.name for p in app.profiles.list()],
+        back=f"/peers/{peer.id}",
+    )
+
+
+@router.post("/peers/{peer_id}/usage/reset")
+async def reset_usage(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
+    await forms.read_form(request, viewer)
+    app.usage.reset(peer_id, viewer.actor)
+    return redirect(f"/peers/{peer_id}")
+
+
+# ---------------------------------------------------------------- bulk
+
+
+@router.post("/interfaces/{name}/policy", response_class=HTMLResponse)
+async def bulk_policy(request: Request, app: App, viewer: Admin, name: str) -> Response:
+    """The same policy change for the peers ticked in the table; empty fields stay as they
+    are, 0 removes a limit or cap."""
+    form = await forms.read_form(request, viewer)
+    ids = [int(v) for v in form.getlist("peer") if isinstance(v, str) and v.isdigit()]
+    changes: dict[str, object] = {}
+    data = forms.values(form, (*POLICY_FIELDS, "mesh"))
+    if data.get("acl"):
+        changes["acl"] = data["acl"]
+    if data.get("mesh") in ("on", "off"):
+        changes["mesh"] = data["mesh"] == "on"
+    for field in ("rate_down_kbit", "rate_up_kbit"):
+        if data.get(field):
+            changes[field] = None if data[field] == "0" else data[field]
+    if data.get("data_cap_mb"):
+        try:
+            cap = float(data["data_cap_mb"])
+        except ValueError:
+            return _bulk_result(request, viewer, name, [], {"data_cap_mb": "not a number"})
+        changes["data_cap_bytes"] = None if cap == 0 else round(cap * MB)
+    errors: forms.Errors = {}
+    body = forms.build(lambda: PeerUpdate.model_validate(changes), errors)
+    if body is None or not ids:
+        if not ids:
+            errors["form"] = "Tick the peers to change in the table first."
+        return _bulk_result(request, viewer, name, [], errors)
+    done, failed = [], {}
+    for peer_id in ids:
+        try:
+            peer = app.peers.get(peer_id)
+            if peer.interface != name:
+                continue
+            done.append(app.peers.update(peer_id, body, viewer.actor).name)
+        except ServiceError as exc:
+            failed[str(peer_id)] = exc.message
+    return _bulk_result(request, viewer, name, done, failed)
+
+
+def _bulk_result(
+    request: Request, viewer: Viewer, name: str, done: list[str], errors: forms.Errors
+) -> Response:
+    status = 200 if done or not errors else 422
+    return page(
+        request, "bulk_policy_result.html", viewer, status, iface=name, done=done, errors=errors
+    )
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def rules_text(rules: list[AclRuleIn]) -> str:
+    lines = []
+    for r in rules:
+        parts = [r.action, r.proto, r.cidr, *([r.ports] if r.ports else [])]
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
+
+
+def parse_rules(text: str, errors: forms.Errors) -> list[dict[str, str]]:
+    """One rule a line: `allow|deny [any|tcp|udp|icmp] CIDR [PORT or LOW-HIGH]`."""
+    rules = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        rule = {"action": words[0]}
+        rest = words[1:]
+        if rest and rest[0] in ("any", "tcp", "udp", "icmp"):
+            rule["proto"] = rest.pop(0)
+        if not rest or len(rest) > 2:
+            errors.setdefault("rules", f"line {number}: allow|deny [proto] CIDR [ports]")
+            continue
+        rule["cidr"] = rest[0]
+        if len(rest) == 2:
+            rule["ports"] = rest[1]
+        rules.append(rule)
+    return rules
+
+
+@router.get("/acl-profiles", response_class=HTMLResponse)
+def profiles_page(request: Request, app: App, viewer: Admin) -> Response:
+    return page(
+        request,
+        "acl_profiles.html",
+        viewer,
+        nav="acl",
+        profiles=app.profiles.list(),
+        rules_text=rules_text,
+    )
+
+
+@router.get("/acl-profiles/new", response_class=HTMLResponse)
+def new_profile(request: Request, viewer: Admin) -> Response:
+    return _profile_form(request, viewer, None, {"default": "deny"}, {})
+
+
+@router.get("/acl-profiles/{name}", response_class=HTMLResponse)
+def edit_profile(request: Request, app: App, viewer: Admin, name: str) -> Response:
+    found = app.profiles.get(name)
+    data = {"name": found.name, "rules": rules_text(found.rules), "default": found.default}
+    return _profile_form(request, viewer, name, data, {})
+
+
+@router.post("/acl-profiles/new", response_class=HTMLResponse)
+async def create_profile(request: Request, app: App, viewer: Admin) -> Response:
+    return await _save_profile(request, app, viewer, None)
+
+
+@router.post("/acl-profiles/{name}", response_class=HTMLResponse)
+async def save_profile(request: Request, app: App, viewer: Admin, name: str) -> Response:
+    return await _save_profile(request, app, viewer, name)
+
+
+async def _save_profile(
+    request: Request, app: Container, viewer: Viewer, existing: str | None
+) -> Response:
+    form = await forms.read_form(request, viewer)
+    data = forms.values(form, ("name", "rules", "default"))
+    name = existing or data.get("name", "")
+    errors: forms.Errors = {}
+    rules = parse_rules(data.get("rules", ""), errors)
+    body = forms.build(
+        lambda: ProfileIn.model_validate({"rules": rules, "default": data.get("default", "deny")}),
+        errors,
+    )
+    if body is None or errors:
+        return _profile_form(request, viewer, existing, data, _rules_errors(errors), 422)
+    try:
+        app.profiles.put(name, body, viewer.actor)
+    except ServiceError as exc:
+        status = forms.service_error(exc, errors)
+        return _profile_form(request, viewer, existing, data, _rules_errors(errors), status)
+    return redirect("/acl-profiles")
+
+
+def _rules_errors(errors: forms.Errors) -> forms.Errors:
+    """Errors of one rule (rules[2]) shown on the rules box."""
+    out: forms.Errors = {}
+    for field, message in errors.items():
+        out.setdefault("rules" if field.startswith("rules") else field, message)
+    return out
+
+
+@router.post("/acl-profiles/{name}/delete")
+async def delete_profile(request: Request, app: App, viewer: Admin, name: str) -> Response:
+    await forms.read_form(request, viewer)
+    app.profiles.delete(name, viewer.actor)
+    return redirect("/acl-profiles")
+
+
+def _profile_form(
+    request: Request,
+    viewer: Viewer,
+    existing: str | None,
+    data: dict[str, str],
+    errors: forms.Errors,
+    status: int = 200,
+) -> Response:
+    return page(
+        request,
+        "acl_profile_form.html",
+        viewer,
+        status,
+        nav="acl",
+        existing=existing,
+        form=data,
+        errors=errors,
+    )

@@ -1,0 +1,143 @@
+"""Dashboard pages of network policy: a peer's policy and usage bar, bulk changes from the
+peer table, custom ACL profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wirewarden.bootstrap import Container
+from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain.firewall import Quota
+from wirewarden.services.context import SYSTEM
+from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+from wirewarden.web.app import create_app
+from wirewarden.web.ui import auth
+from wirewarden.web.ui.viewer import Viewer
+
+CSRF = "csrf-test-token"
+
+
+@pytest.fixture
+def ui(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    viewer = Viewer(1, "alice", "admin", CSRF)
+    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
+    with TestClient(create_app(container, run_loop=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def wg0(container: Container) -> str:
+    container.interfaces.create(
+        InterfaceCreate(name="wg0", address="10.9.0.1/24", endpoint="vpn.example.test"), SYSTEM
+    )
+    container.reconciler.reconcile()
+    return "wg0"
+
+
+def test_peer_policy_form_sets_every_field_and_shows_usage(
+    ui: TestClient, container: Container, dataplane: FakeDataplane, wg0: str
+) -> None:
+    peer = container.peers.create(wg0, PeerCreate(name="laptop"), SYSTEM)
+    page = ui.get(f"/peers/{peer.id}").text
+    assert "Network policy" in page and f'href="/peers/{peer.id}/policy"' in page
+    form = ui.get(f"/peers/{peer.id}/policy").text
+    assert '<option value="internet-only"' in form
+    bad = ui.post(
+        f"/peers/{peer.id}/policy",
+        data={"acl": "full", "rate_down_kbit": "-5", "data_cap_mb": "lots", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422
+    assert 'id="e-rate_down_kbit"' in bad.text and 'id="e-data_cap_mb"' in bad.text
+    saved = ui.post(
+        f"/peers/{peer.id}/policy",
+        data={
+            "acl": "internet-only",
+            "mesh": "on",
+            "rate_down_kbit": "20000",
+            "rate_up_kbit": "",
+            "data_cap_mb": "5",
+            "cap_reset_day": "3",
+            "csrf_token": CSRF,
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    after = container.peers.get(peer.id)
+    assert (after.acl, after.mesh, after.rate_down_kbit, after.rate_up_kbit) == (
+        "internet-only",
+        True,
+        20000,
+        None,
+    )
+    assert (after.data_cap_bytes, after.cap_reset_day) == (5_000_000, 3)
+    (name,) = dataplane.quotas
+    dataplane.quotas[name] = Quota(name, 5_000_000, 4_000_000)
+    page = ui.get(f"/peers/{peer.id}").text
+    assert '<meter id="usage-' in page and 'value="4000000"' in page
+    assert "over the cap" not in page
+    ui.post(f"/peers/{peer.id}/usage/reset", data={"csrf_token": CSRF})
+    container.reconciler.reconcile()
+    assert 'value="0"' in ui.get(f"/peers/{peer.id}").text
+
+
+def test_bulk_policy_from_the_peer_table(ui: TestClient, container: Container, wg0: str) -> None:
+    ids = [container.peers.create(wg0, PeerCreate(name=n), SYSTEM).id for n in ("a", "b", "c")]
+    table = ui.get("/interfaces/wg0").text
+    assert 'form="bulk-policy"' in table and 'name="peer"' in table
+    done = ui.post(
+        "/interfaces/wg0/policy",
+        data={
+            "peer": [str(ids[0]), str(ids[2])],
+            "acl": "intranet-only",
+            "rate_up_kbit": "5000",
+            "csrf_token": CSRF,
+        },
+    )
+    assert done.status_code == 200 and "Changed 2 peers: a, c" in done.text
+    got = [container.peers.get(i) for i in ids]
+    assert [p.acl for p in got] == ["intranet-only", "full", "intranet-only"]
+    assert [p.rate_up_kbit for p in got] == [5000, None, 5000]
+    ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [str(ids[0])], "rate_up_kbit": "0", "csrf_token": CSRF},
+    )
+    assert container.peers.get(ids[0]).rate_up_kbit is None
+    assert container.peers.get(ids[0]).acl == "intranet-only"  # unchanged
+    none = ui.post("/interfaces/wg0/policy", data={"acl": "full", "csrf_token": CSRF})
+    assert none.status_code == 422 and "Tick the peers" in none.text
+
+
+def test_custom_profiles_page(ui: TestClient, container: Container, wg0: str) -> None:
+    listing = ui.get("/acl-profiles").text
+    assert "internet-only" in listing and "built in" in listing
+    bad = ui.post(
+        "/acl-profiles/new",
+        data={"name": "lanweb", "rules": "allow tcp 10.20.0.0/24 99999", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422 and 'id="e-rules"' in bad.text
+    made = ui.post(
+        "/acl-profiles/new",
+        data={
+            "name": "lanweb",
+            "rules": "allow tcp 10.20.0.0/24 80\n# everything else on the LAN\ndeny 10.0.0.0/8",
+            "default": "allow",
+            "csrf_token": CSRF,
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    profile = container.profiles.get("lanweb")
+    assert [(r.action, r.proto, r.cidr, r.ports) for r in profile.rules] == [
+        ("allow", "tcp", "10.20.0.0/24", "80"),
+        ("deny", "any", "10.0.0.0/8", None),
+    ]
+    assert profile.default == "allow"
+    edit = ui.get("/acl-profiles/lanweb").text
+    assert "allow tcp 10.20.0.0/24 80" in edit
+    ui.post("/acl-profiles/lanweb", data={"rules": "deny 10.0.0.0/8", "csrf_token": CSRF})
+    assert len(container.profiles.get("lanweb").rules) == 1
+    ui.post("/acl-profiles/lanweb/delete", data={"csrf_token": CSRF})
+    assert "lanweb" not in ui.get("/acl-profiles").text
