@@ -200,3 +200,20 @@ def test_failed_apply_keeps_the_peer_in_error_until_the_reconciler_heals(
 def test_expired_peer_is_shown_expired(client: TestClient, peer: dict[str, Any]) -> None:
     response = patch(client, peer["id"], expires_at="2020-01-01T00:00:00Z")
     assert response.json()["status"] == "expired" and response.json()["expired"] is True
+
+
+def test_cap_usage_is_restored_from_the_traffic_history(
+    client: TestClient, peer: dict[str, Any], container: Container, dataplane: FakeDataplane
+) -> None:
+    """After a reboot the kernel has no quota: it comes back with what the history holds."""
+    assert patch(client, peer["id"], data_cap_bytes=10_000_000).status_code == 200
+    traffic = container.usage.traffic
+    assert traffic is not None
+    traffic.between = lambda peer_id, start, end: (3_000_000, 2_000_000)  # type: ignore[method-assign]
+    assert container.usage.restore_from_history() == 1
+    assert container.usage.restore_from_history() == 0  # nothing more to raise
+    dataplane.remove_firewall()  # the reboot
+    container.reconciler.reconcile()
+    (cap,) = [p.cap for p in container.reconciler.desired().policy.peers if p.cap]
+    assert cap.used_floor == 5_000_000
+    assert client.get(f"{PEERS}/{peer['id']}/usage").json()["used_bytes"] == 5_000_000

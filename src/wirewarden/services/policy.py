@@ -155,6 +155,24 @@ class UsageService:
                 traffic_bytes=rx + tx,
             )
 
+    def restore_from_history(self) -> int:
+        """At start: each capped peer's count this period is at least what the traffic history
+        recorded, so a quota the kernel lost (a reboot) comes back with it. Returns how many
+        peers were raised."""
+        if self.traffic is None:
+            return 0
+        now, tz, raised = datetime.now(UTC), host_tz(self.deps), 0
+        with self.deps.sessions.begin() as db:
+            for peer in db.scalars(select(Peer).where(Peer.data_cap_bytes.is_not(None))):
+                start = cap_period(now, peer.cap_reset_day, tz, peer.cap_reset_at)[0]
+                period = int(start.timestamp())
+                saved = peer.cap_used_bytes if peer.cap_used_period == period else 0
+                rx, tx = self.traffic.between(peer.id, start, now)
+                if rx + tx > saved:
+                    peer.cap_used_bytes, peer.cap_used_period = rx + tx, period
+                    raised += 1
+        return raised
+
     def reset(self, peer_id: int, actor: Actor) -> UsageOut:
         """Start a new cap period now: the peer gets its whole allowance back."""
         with self.deps.sessions() as db:

@@ -34,6 +34,8 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         resolver = container.dns_runtime if run_loop else None
         if run_loop:
+            # Data caps count on from the traffic history where the kernel lost the quotas.
+            container.usage.restore_from_history()
             container.loop.start()  # its first pass adopts what is running and heals drift
             container.collector.start()
         if resolver is not None:
