@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from wirewarden.bootstrap import Container
+from wirewarden.bootstrap import Container, build
+from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.firewall import Element, Quota
 from wirewarden.domain.tcplan import ifb_name
+from wirewarden.services.context import SYSTEM
+from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
 
 IFACES = "/api/v1/interfaces"
 PEERS = "/api/v1/peers"
@@ -217,3 +221,38 @@ def test_cap_usage_is_restored_from_the_traffic_history(
     (cap,) = [p.cap for p in container.reconciler.desired().policy.peers if p.cap]
     assert cap.used_floor == 5_000_000
     assert client.get(f"{PEERS}/{peer['id']}/usage").json()["used_bytes"] == 5_000_000
+
+
+def test_throttle_over_the_cap_slows_the_peer_instead_of_blocking(tmp_path: Path) -> None:
+    fake = FakeDataplane()
+    settings = Settings(
+        data_dir=tmp_path / "t",
+        public_host="vpn.example.test",
+        cap_action="throttle",
+        cap_throttle_kbit=512,
+    )
+    built = build(settings, dataplane=fake, stats_max_age=0)
+    try:
+        built.interfaces.create(InterfaceCreate(name="wg0", address="10.8.0.1/24"), SYSTEM)
+        peer = built.peers.create("wg0", PeerCreate(name="laptop"), SYSTEM)
+        built.reconciler.reconcile()
+        assert "drop" not in fake_script(built)  # counted, never dropped
+        built.peers.update(peer.id, PeerUpdate(data_cap_bytes=1000), SYSTEM)
+        built.reconciler.reconcile()
+        assert fake.tc.get("wg0") is None or fake.tc["wg0"].down is None  # under the cap
+        (name,) = fake.quotas
+        fake.quotas[name] = Quota(name, 1000, 5000)
+        built.reconciler.reconcile()
+        shape = fake.tc["wg0"]
+        assert shape.down is not None and list(shape.down.classes.values()) == [512]
+        assert shape.up is not None and list(shape.up.classes.values()) == [512]
+    finally:
+        built.engine.dispose()
+
+
+def fake_script(container: Container) -> str:
+    from wirewarden.domain import firewall
+
+    desired = container.reconciler.desired()
+    rs = firewall.ruleset(desired.nat, desired.uplink, desired.policy)
+    return rs.skeleton.split("chain from_peer {")[1].split("}")[0]
