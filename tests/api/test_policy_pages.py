@@ -8,23 +8,23 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_dashboard_pages import PASSWORD, sign_in
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.firewall import Quota
+from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate
 from wirewarden.web.app import create_app
-from wirewarden.web.ui import auth
-from wirewarden.web.ui.viewer import Viewer
 
-CSRF = "csrf-test-token"
+CSRF = ""  # the signed-in session's token, sent as a header by the client below
 
 
 @pytest.fixture
-def ui(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    viewer = Viewer(1, "alice", "admin", CSRF)
-    monkeypatch.setattr(auth, "resolve_viewer", lambda conn: viewer)
+def ui(container: Container) -> Iterator[TestClient]:
+    container.users.create(UserCreate(name="alice", role="admin", password=PASSWORD), SYSTEM)
     with TestClient(create_app(container, run_loop=False)) as client:
+        client.headers["x-csrf-token"] = sign_in(client, "alice")
         yield client
 
 

@@ -41,7 +41,7 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         "peer.html",
         viewer,
         peer=peer,
-        usage=app.usage.usage(peer.id) if peer.data_cap_bytes else None,
+        usage=app.usage.usage(peer.id, viewer.actor) if peer.data_cap_bytes else None,
         config_error=config_error,
         share_enabled=True,
         **extra,

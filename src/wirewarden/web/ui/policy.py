@@ -54,14 +54,14 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
 
 @router.get("/peers/{peer_id}/policy", response_class=HTMLResponse)
 def edit_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
-    peer = app.peers.get(peer_id)
+    peer = app.peers.get(peer_id, viewer.actor)
     return _policy_form(request, app, viewer, peer, policy_form_data(peer), {})
 
 
 @router.post("/peers/{peer_id}/policy", response_class=HTMLResponse)
 async def save_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
     form = await forms.read_form(request, viewer)
-    peer = app.peers.get(peer_id)
+    peer = app.peers.get(peer_id, viewer.actor)
     data = {**forms.values(form, POLICY_FIELDS), "mesh": _checked(form, "mesh")}
     errors: forms.Errors = {}
     payload = policy_payload(data, errors)
@@ -149,7 +149,7 @@ async def bulk_policy(request: Request, app: App, viewer: Admin, name: str) -> R
     done, failed = [], {}
     for peer_id in ids:
         try:
-            peer = app.peers.get(peer_id)
+            peer = app.peers.get(peer_id, viewer.actor)
             if peer.interface != name:
                 continue
             done.append(app.peers.update(peer_id, body, viewer.actor).name)
