@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DeviceDump
 from wirewarden.reconciler.engine import Reconciler
 from wirewarden.services.errors import NotFound
-from wirewarden.store.tables import AuditEvent, Node, Tenant
+from wirewarden.store.tables import AuditEvent, Node, Tenant, utcnow
 from wirewarden.store.vault import Vault
 
 ADMIN, TENANT_ADMIN, MEMBER = "admin", "tenant-admin", "member"
@@ -64,22 +64,31 @@ def node_id(db: Session, node: str) -> int:
     return found
 
 
+# Core statements built once: every change runs both, and building an ORM statement (and
+# flushing an ORM object) costs more than SQLite's work on these rows.
+_NODES, _AUDIT = cast(Table, Node.__table__), cast(Table, AuditEvent.__table__)
+_BUMP = (
+    update(_NODES).where(_NODES.c.id == bindparam("node")).values(revision=_NODES.c.revision + 1)
+)
+_INSERT_AUDIT = insert(_AUDIT)
+
+
 def bump_revision(db: Session, node: int) -> None:
-    db.execute(update(Node).where(Node.id == node).values(revision=Node.revision + 1))
+    db.execute(_BUMP, {"node": node})
 
 
 def audit(db: Session, actor: Actor, action: str, target: str, **detail: object) -> None:
     if actor.via:
         detail = {**detail, "via": actor.via}
-    db.add(
-        AuditEvent(
-            actor=actor.name[:64],
-            source=actor.source[:64],
-            action=action,
-            target=target[:128],
-            detail=detail,
-        )
-    )
+    row = {
+        "at": utcnow(),
+        "actor": actor.name[:64],
+        "source": actor.source[:64],
+        "action": action,
+        "target": target[:128],
+        "detail": detail,
+    }
+    db.execute(_INSERT_AUDIT, row)
 
 
 def ensure_defaults(sessions: sessionmaker[Session], node: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from wirewarden.dataplane.run import CommandError
@@ -26,14 +26,20 @@ def addresses_of(iface: Interface) -> tuple[str, ...]:
     return (iface.ipv4, *((iface.ipv6,) if iface.ipv6 else ()))
 
 
+# Every request on an interface or its peers starts here: the statement is built once.
+_BY_NAME = (
+    select(Interface)
+    .join(Node)
+    .where(Node.name == bindparam("node"), Interface.name == bindparam("name"))
+)
+
+
 class InterfaceService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     def find(self, db: Session, name: str, actor: Actor = SYSTEM) -> Interface:
-        iface = db.scalar(
-            select(Interface).join(Node).where(Node.name == self.deps.node, Interface.name == name)
-        )
+        iface = db.scalar(_BY_NAME, {"node": self.deps.node, "name": name})
         if iface is None:
             raise NotFound(f"interface {name!r} not found")
         access.check_interface(actor, iface)

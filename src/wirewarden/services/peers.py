@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,13 @@ from wirewarden.store.desired import policy_of, server_allowed_ips
 from wirewarden.store.tables import AclProfile, Interface, Peer, User
 
 ONLINE_SECONDS = 180  # a handshake younger than this counts as online
+
+# Statements of the create path, built once (building costs as much as running them).
+_CLASH = select(Peer.name, Peer.public_key).where(
+    Peer.interface_id == bindparam("iface"),
+    or_(Peer.name == bindparam("name"), Peer.public_key == bindparam("key")),
+)
+_HIGHEST = select(func.max(Peer.host_index)).where(Peer.interface_id == bindparam("iface"))
 
 
 def is_expired(peer: Peer, now: datetime | None = None) -> bool:
@@ -180,12 +187,9 @@ class PeerService:
         return user
 
     def _check_unique(self, db: Session, iface: Interface, data: PeerCreate) -> None:
-        same = Peer.name == data.name
-        if data.public_key:
-            same = or_(same, Peer.public_key == data.public_key)
-        clash = db.execute(
-            select(Peer.name, Peer.public_key).where(Peer.interface_id == iface.id, same)
-        ).first()
+        # A NULL key compares equal to nothing: without a key, only the name can clash.
+        params = {"iface": iface.id, "name": data.name, "key": data.public_key}
+        clash = db.execute(_CLASH, params).first()
         if clash is None:
             return
         if clash.name == data.name:
@@ -223,6 +227,7 @@ class PeerService:
             # No one sees the row before the commit that follows the kernel apply, and a failed
             # apply overwrites this: stating the likely outcome now spares an UPDATE per create.
             sync_state=APPLIED,
+            sync_error=None,  # set, so that the commit after the apply finds nothing to update
         )
 
     def _address(
@@ -248,10 +253,10 @@ class PeerService:
         return index, ipv6
 
     def _allocate(self, db: Session, iface: Interface, pool: ipam.Pool) -> int:
-        indices = select(Peer.host_index).where(Peer.interface_id == iface.id)
-        highest = db.scalar(select(func.max(Peer.host_index)).where(Peer.interface_id == iface.id))
+        highest = db.scalar(_HIGHEST, {"iface": iface.id})
         index = ipam.next_after(pool, highest)
         if index is None:  # the top of the range is used: look for a gap left by deleted peers
+            indices = select(Peer.host_index).where(Peer.interface_id == iface.id)
             index = pool.first_free(db.scalars(indices.order_by(Peer.host_index)))
         if index is None:
             raise Conflict(f"no free address left in {pool.v4.network}", "address")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +26,28 @@ from wirewarden.store.tables import ApiToken, User
 PREFIX = "ww_"
 SCOPES = ("read", "write", "admin")
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
+
+# One statement per API call, built once: the token with its owner's standing.
+_TOKENS, _USERS = cast(Table, ApiToken.__table__), cast(Table, User.__table__)
+_BY_HASH = (
+    select(
+        _TOKENS.c.id,
+        _TOKENS.c.name,
+        _TOKENS.c.scopes,
+        _TOKENS.c.revoked_at,
+        _TOKENS.c.last_used_at,
+        _TOKENS.c.user_id,
+        _USERS.c.name.label("user_name"),
+        _USERS.c.role,
+        _USERS.c.tenant_id,
+        _USERS.c.disabled,
+    )
+    .outerjoin(_USERS, _TOKENS.c.user_id == _USERS.c.id)
+    .where(_TOKENS.c.token_hash == bindparam("hash"))
+)
+_TOUCH = (
+    update(_TOKENS).where(_TOKENS.c.id == bindparam("token")).values(last_used_at=bindparam("now"))
+)
 
 __all__ = ["PREFIX", "SCOPES", "Principal", "TokenOut", "TokenService", "hash_token"]
 
@@ -112,30 +135,41 @@ class TokenService:
             audit(db, actor, "token.revoke", name)
 
     def authenticate(self, token: str) -> Principal | None:
+        """The token's principal, read on every API call (so a revocation counts at once)."""
+        principal, stale = self.lookup(token)
+        if stale is not None:
+            self.touch(stale)
+        return principal
+
+    def lookup(self, token: str) -> tuple[Principal | None, int | None]:
+        """The principal, and the token's id when its last use is due to be written: one
+        indexed read, with no write, so that callers on an event loop may run it there."""
         if not token.startswith(PREFIX):
-            return None
+            return None, None
         with self.sessions() as db:
-            row = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-            if row is None or row.revoked_at is not None:
-                return None
-            now = datetime.now(UTC)
-            if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
-                row.last_used_at = now
-                db.commit()
-            scopes = frozenset(row.scopes.split(","))
-            if row.user_id is None:
-                return Principal(f"token:{row.name}", scopes, token_name=row.name)
-            user = db.get(User, row.user_id)
-            if user is None or user.disabled:
-                return None
-            return Principal(
-                user.name,
-                scopes,
-                user_id=user.id,
-                role=user.role,
-                tenant_id=user.tenant_id,
-                token_name=row.name,
-            )
+            row = db.execute(_BY_HASH, {"hash": hash_token(token)}).first()
+        if row is None or row.revoked_at is not None:
+            return None, None
+        last = row.last_used_at
+        stale = row.id if last is None or datetime.now(UTC) - last > TOUCH_EVERY else None
+        scopes = frozenset(row.scopes.split(","))
+        if row.user_id is None:
+            return Principal(f"token:{row.name}", scopes, token_name=row.name), stale
+        if row.user_name is None or row.disabled:
+            return None, None
+        principal = Principal(
+            row.user_name,
+            scopes,
+            user_id=row.user_id,
+            role=row.role,
+            tenant_id=row.tenant_id,
+            token_name=row.name,
+        )
+        return principal, stale
+
+    def touch(self, token_id: int) -> None:
+        with self.sessions.begin() as db:
+            db.execute(_TOUCH, {"token": token_id, "now": datetime.now(UTC)})
 
 
 def _out(token: ApiToken, owner: str | None) -> TokenOut:

@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from wirewarden.bootstrap import Container
 from wirewarden.services.auth import csrf_matches
@@ -96,8 +97,8 @@ def _session_principal(
     return principal
 
 
-def _authenticator(stages: frozenset[str]) -> Callable[..., Principal]:
-    def authenticate(
+def _authenticator(stages: frozenset[str]) -> Callable[..., Coroutine[None, None, Principal]]:
+    async def authenticate(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         _cookie: Annotated[str | None, Depends(cookie)],
@@ -105,11 +106,17 @@ def _authenticator(stages: frozenset[str]) -> Callable[..., Principal]:
     ) -> Principal:
         if credentials is not None:
             # A bearer token needs no CSRF token: browsers never attach one by themselves.
-            principal = app_of(request).tokens.authenticate(credentials.credentials)
+            # Its check is one indexed read, cheaper here than a hop to the thread pool;
+            # the once-a-minute write of its last use (which may wait for a lock) goes there.
+            tokens = app_of(request).tokens
+            principal, stale = tokens.lookup(credentials.credentials)
+            if stale is not None:
+                await run_in_threadpool(tokens.touch, stale)
             if principal is None:
                 raise _unauthorized()
             return principal
-        principal = _session_principal(request, form_csrf, stages)
+        # A session is touched on every request (idle expiry): a write, off the event loop.
+        principal = await run_in_threadpool(_session_principal, request, form_csrf, stages)
         if principal is None:
             raise _unauthorized()
         return principal

@@ -15,6 +15,7 @@ from wirewarden.services.schemas import (
     PeerCreate,
     PeerOut,
 )
+from wirewarden.web.api.serialized import model_response
 from wirewarden.web.deps import App, Reader, Writer
 
 router = APIRouter(prefix="/interfaces", tags=["interfaces"])
@@ -64,6 +65,6 @@ def list_peers(
     return app.peers.list(name, q, limit, offset, actor)
 
 
-@router.post("/{name}/peers", status_code=status.HTTP_201_CREATED)
-def create_peer(app: App, actor: Writer, name: str, body: PeerCreate) -> PeerOut:
-    return app.peers.create(name, body, actor)
+@router.post("/{name}/peers", status_code=status.HTTP_201_CREATED, response_model=PeerOut)
+def create_peer(app: App, actor: Writer, name: str, body: PeerCreate) -> Response:
+    return model_response(app.peers.create(name, body, actor), status.HTTP_201_CREATED)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 
 from wirewarden.services import access
 from wirewarden.services.traffic import EndpointSeen, TopPeers, TrafficSeries
+from wirewarden.web.api.serialized import model_response
 from wirewarden.web.deps import App, Reader, RowId
 
 router = APIRouter(tags=["traffic"])
@@ -37,7 +38,7 @@ def peer_traffic(
 ) -> Response:
     """Bytes per bucket: `rx_bytes` received from the peer (its upload), `tx_bytes` sent to it."""
     app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
-    return _json(app.traffic.peer_series(peer_id, since, until, step))
+    return model_response(app.traffic.peer_series(peer_id, since, until, step))
 
 
 @router.get("/peers/{peer_id}/endpoints")
@@ -55,13 +56,7 @@ def interface_traffic(
 ) -> Response:
     access.require_manager(actor)  # an interface's total is everyone's traffic
     app.interfaces.get(name, actor)  # 404 outside the caller's tenant
-    return _json(app.traffic.interface_series(name, since, until, step))
-
-
-def _json(series: TrafficSeries) -> Response:
-    # Serialized once here: a year of minutes is thousands of points, and FastAPI would
-    # validate each again against the response model.
-    return Response(series.model_dump_json(), media_type="application/json")
+    return model_response(app.traffic.interface_series(name, since, until, step))
 
 
 @router.get("/traffic/top")
