@@ -30,6 +30,7 @@ from wirewarden.domain.dnsstate import DEFAULT_POLICY, DnsDirectory, PolicySpec
 log = logging.getLogger(__name__)
 
 SYNC_SECONDS = 1.0
+READ_SHARE = 0.05  # at most this share of the time goes to re-reading the directory
 FLUSH_SECONDS = 1.0
 PRUNE_SECONDS = 60.0
 LOG_SLICE = 500
@@ -67,6 +68,7 @@ class DnsRuntime:
         self.compiled: dict[str, tuple[tuple[int, int], CompiledList]] = {}
         self.directory: DnsDirectory | None = None
         self.loaded_at = 0.0
+        self._next_read = 0.0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -138,10 +140,18 @@ class DnsRuntime:
         loop = asyncio.get_running_loop()
         revision = await loop.run_in_executor(None, self.ports.revision)
         changed = self.directory is None or revision != self.directory.revision
-        if force or changed or self._reload.is_set():
+        due = changed and time.monotonic() >= self._next_read
+        if force or due or self._reload.is_set():
             self._reload.clear()
+            started = time.monotonic()
             directory = await loop.run_in_executor(None, self.ports.directory)
             routing = await loop.run_in_executor(None, self._compile, directory)
+            # Reading 10,000 peers takes a tenth of a second of the one interpreter; while a
+            # script adds peers one by one, a read every second would slow each API call.
+            # Until the next read a new peer gets the default policy (policy and list changes
+            # come through reload_lists at once).
+            spent = time.monotonic() - started
+            self._next_read = time.monotonic() + spent * (1 / READ_SHARE - 1)
             self.resolver.routing = routing
             if self.directory is None or self._lists_changed(directory):
                 self.cache.clear()

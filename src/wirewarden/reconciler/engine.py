@@ -29,6 +29,8 @@ class DesiredSource(Protocol):
 Lock = AbstractContextManager[object]
 # Plans made outside the lock that a concurrent change made stale, before one under it.
 STALE_RETRIES = 3
+# After a pass deferred by steady changes, the loop tries again this much later (seconds).
+DEFERRED_RETRY = 1.0
 
 
 ReportSink = Callable[[DesiredState, Report], None]
@@ -74,21 +76,28 @@ class Reconciler:
         self.last_firewall = observed.firewall
         return desired, actions
 
-    def reconcile(self) -> Report:
+    def reconcile(self, wait: bool = True) -> Report:
+        """One pass. With wait=False, a pass that keeps finding its plan made stale by
+        concurrent changes gives up (a deferred report) instead of planning under the lock."""
         started = time.perf_counter()
-        desired, report = self._reconcile()
+        desired, report = self._reconcile(wait)
         self.last_duration = time.perf_counter() - started
+        if report.deferred:
+            return report
         if self.sink is not None:
             self.sink(desired, report)
         if self.usage_sink is not None:
             self.usage_sink(desired, self.last_firewall)
         return report
 
-    def _reconcile(self) -> tuple[DesiredState, Report]:
+    def _reconcile(self, wait: bool) -> tuple[DesiredState, Report]:
         # Observing and planning happen outside the lock so API calls are not held up. A
         # change committed meanwhile bumps the revision: the plan may be stale (a peer just
         # added looks like a zombie), so plan again, still outside the lock. Under steady
-        # churn, the last attempt plans under the lock so the pass always ends.
+        # churn, the last attempt plans under the lock so the pass always ends; the
+        # periodic loop instead defers (a plan under the lock stalls every API call for as
+        # long as reading 10,000 peers takes, and each of those changes was applied by its
+        # own call anyway).
         for _ in range(STALE_RETRIES):
             desired, actions = self.plan()
             if not actions:
@@ -96,6 +105,8 @@ class Reconciler:
             with self.lock:
                 if self.source.revision() == desired.revision:
                     return desired, execute(self.dataplane, actions)
+        if not wait:
+            return desired, Report(deferred=True)
         with self.lock:
             desired, actions = self.plan()
             return desired, execute(self.dataplane, actions)
@@ -209,10 +220,12 @@ class Loop:
 
     def _pass(self) -> float:
         try:
-            report = self.reconciler.reconcile()
+            report = self.reconciler.reconcile(wait=False)
         except Exception:  # a broken pass (database gone, tool missing) must not end the loop
             log.exception("reconcile pass failed")
             return self.backoff.failed()
+        if report.deferred:
+            return DEFERRED_RETRY
         if report.ok:
             self.backoff.succeeded()
             return self.period

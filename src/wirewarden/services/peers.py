@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -152,8 +152,9 @@ class PeerService:
             iface = self.interfaces.find(db, interface, actor)
             owner = self._owner_for_new(db, iface, data.owner, actor)
             self._check_unique(db, iface, data)
-            index, ipv6 = self._address(db, iface, data.address)
-            peer = self._new_peer(iface, data, index, ipv6, preshared_key)
+            pool = ipam.pool_for(addresses_of(iface))
+            index, ipv6 = self._address(db, iface, pool, data.address)
+            peer = self._new_peer(iface, pool, data, index, ipv6, preshared_key)
             peer.owner_id = owner.id if owner else None
             db.add(peer)
             try:
@@ -197,7 +198,13 @@ class PeerService:
         raise Conflict("a peer with this public key exists", "public_key")
 
     def _new_peer(
-        self, iface: Interface, data: PeerCreate, index: int, ipv6: str | None, psk: str | None
+        self,
+        iface: Interface,
+        pool: ipam.Pool,
+        data: PeerCreate,
+        index: int,
+        ipv6: str | None,
+        psk: str | None,
     ) -> Peer:
         vault = self.deps.vault
         private = None
@@ -205,7 +212,6 @@ class PeerService:
         if public is None:
             keys = generate_keypair()
             private, public = keys.private_key, keys.public_key
-        pool = ipam.pool_for(addresses_of(iface))
         return Peer(
             interface_id=iface.id,
             name=data.name,
@@ -231,9 +237,8 @@ class PeerService:
         )
 
     def _address(
-        self, db: Session, iface: Interface, requested: str | None
+        self, db: Session, iface: Interface, pool: ipam.Pool, requested: str | None
     ) -> tuple[int, str | None]:
-        pool = ipam.pool_for(addresses_of(iface))
         v4, v6 = _parse_peer_address(requested) if requested else (None, None)
         try:
             index = pool.index_of_v4(v4) if v4 else self._allocate(db, iface, pool)
@@ -241,14 +246,13 @@ class PeerService:
                 pool.check_v6(v6)
         except ipam.AddressError as exc:
             raise Invalid(str(exc), "address") from exc
-        taken = select(Peer.id).where(Peer.interface_id == iface.id)
-        if v4 and db.scalar(taken.where(Peer.host_index == index)):
+        if v4 and db.scalar(_taken(iface).where(Peer.host_index == index)):
             raise Conflict(f"{v4} is taken", "address")
         auto_v6 = pool.v6_at(index)
         ipv6 = str(v6) if v6 else (str(auto_v6) if auto_v6 else None)
         # An automatic IPv6 follows a free IPv4 index; only a hand-picked one (here or on an
         # earlier peer) can clash, and the unique constraint catches that at the flush.
-        if v6 and db.scalar(taken.where(Peer.ipv6 == ipv6)):
+        if v6 and db.scalar(_taken(iface).where(Peer.ipv6 == ipv6)):
             raise Conflict(f"{ipv6} is taken", "address")
         return index, ipv6
 
@@ -413,6 +417,10 @@ def _owners(db: Session, peers: list[Peer]) -> dict[int, str]:
 
 def _peer_addresses(peer: Peer) -> list[str]:
     return [f"{peer.ipv4}/32", *([f"{peer.ipv6}/128"] if peer.ipv6 else [])]
+
+
+def _taken(iface: Interface) -> Select[int]:
+    return select(Peer.id).where(Peer.interface_id == iface.id)
 
 
 def _parse_peer_address(

@@ -21,6 +21,7 @@ from wirewarden.domain.names import check_name
 from wirewarden.services.context import Actor, audit
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.identity import Principal
+from wirewarden.store.db import engine_of
 from wirewarden.store.tables import ApiToken, User
 
 PREFIX = "ww_"
@@ -146,8 +147,9 @@ class TokenService:
         indexed read, with no write, so that callers on an event loop may run it there."""
         if not token.startswith(PREFIX):
             return None, None
-        with self.sessions() as db:
-            row = db.execute(_BY_HASH, {"hash": hash_token(token)}).first()
+        # A bare connection: a session around one read would double its cost.
+        with engine_of(self.sessions).connect() as conn:
+            row = conn.execute(_BY_HASH, {"hash": hash_token(token)}).first()
         if row is None or row.revoked_at is not None:
             return None, None
         last = row.last_used_at

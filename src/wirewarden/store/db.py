@@ -28,3 +28,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine behind a session factory, for hot reads and bulk writes that skip the ORM."""
+    engine: Engine = sessions.kw["bind"]
+    return engine

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain import dnswire
 from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client, DnsDirectory, DnsGuard, PolicySpec
+from wirewarden.store.db import engine_of
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
 _LOG_COLUMNS = (
@@ -69,11 +70,16 @@ def read_directory(db: Session, node: str) -> DnsDirectory:
         networks += [n for n in (_network(ipv4), _network(ipv6)) if n]
         tenant_policy[iface_id] = (name, tenant_dns)
     clients: dict[str, Client] = {}
-    rows = db.execute(
-        select(Peer.id, Peer.name, Peer.interface_id, Peer.ipv4, Peer.ipv6, Peer.dns_policy).where(
-            Peer.interface_id.in_(tenant_policy)
+    # Through the connection: the ORM's row handling would cost more than the rows.
+    rows = (
+        db.connection()
+        .execute(
+            select(
+                Peer.id, Peer.name, Peer.interface_id, Peer.ipv4, Peer.ipv6, Peer.dns_policy
+            ).where(Peer.interface_id.in_(tenant_policy))
         )
-    ).all()
+        .all()
+    )
     for peer_id, peer, iface_id, ipv4, ipv6, own in rows:
         iface, tenant_dns = tenant_policy[iface_id]
         policy = _effective(own, tenant_dns, policies)
@@ -93,7 +99,6 @@ def _effective(own: str | None, tenant: str | None, policies: dict[str, PolicySp
 
 def dns_guard(db: Session, node: str, doh: Sequence[str]) -> DnsGuard:
     """The nftables part: gateways per interface, peers exempt from anti-bypass."""
-    directory = read_directory(db, node)
     gateways: dict[str, tuple[str, ...]] = {}
     ifaces = db.execute(
         select(Interface.name, Interface.ipv4, Interface.ipv6)
@@ -102,12 +107,23 @@ def dns_guard(db: Session, node: str, doh: Sequence[str]) -> DnsGuard:
     ).all()
     for name, ipv4, ipv6 in ifaces:
         gateways[name] = tuple(h for h in (_host(ipv4), _host(ipv6)) if h)
-    exempt = sorted(
-        addr
-        for addr, client in directory.clients.items()
-        if not directory.policies.get(client.policy, PolicySpec(DEFAULT_POLICY)).anti_bypass
+    return DnsGuard(gateways, _exempt(db, node), tuple(doh))
+
+
+def _exempt(db: Session, node: str) -> tuple[str, ...]:
+    """Addresses of peers whose policy has anti-bypass off. Usually no policy does, and then
+    the peers need not be read at all (the reconciler asks on every pass with a change)."""
+    off = db.scalar(select(DnsPolicy.id).where(DnsPolicy.anti_bypass.is_(False)).limit(1))
+    if off is None:
+        return ()
+    directory = read_directory(db, node)
+    return tuple(
+        sorted(
+            addr
+            for addr, client in directory.clients.items()
+            if not directory.policies.get(client.policy, PolicySpec(DEFAULT_POLICY)).anti_bypass
+        )
     )
-    return DnsGuard(gateways, tuple(exempt), tuple(doh))
 
 
 class DnsStore:
@@ -129,7 +145,7 @@ class DnsStore:
         SQLAlchemy's per-row bind processing would cost more than the resolver itself."""
         if not records:
             return
-        engine = self.sessions.kw["bind"]
+        engine = engine_of(self.sessions)
         sqlite = engine.dialect.name == "sqlite"
         sql = _INSERT.replace("?", "%s") if not sqlite else _INSERT
         names: dict[bytes, str] = {}
