@@ -454,6 +454,23 @@ def test_failing_delete_is_finished_by_the_reconciler(
     assert peer["public_key"] not in kernel_peers(dataplane)
 
 
+def test_a_pass_reads_the_database_as_of_its_look_at_the_kernel(
+    client: TestClient, dataplane: FakeDataplane, container: Container, wg0: dict[str, Any]
+) -> None:
+    """A peer added while a pass reads the database (after it looked at the kernel) is not
+    in the pass's picture at all, so the pass neither removes it as a zombie nor plans."""
+    add_peer(client, name="first")
+    source = container.reconciler.source
+    with source.pinned() as pin:
+        managed = pin.begin()
+        late = add_peer(client, name="late")  # kernel and database, after the snapshot
+        desired = pin.read()
+    assert managed == {"wg0"}
+    assert late["public_key"] not in desired.interfaces["wg0"].peers
+    assert container.reconciler.reconcile().ok
+    assert late["public_key"] in kernel_peers(dataplane)
+
+
 def test_expired_peer_is_not_in_the_data_plane(
     client: TestClient, dataplane: FakeDataplane, container: Container, wg0: dict[str, Any]
 ) -> None:

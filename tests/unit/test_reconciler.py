@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -47,6 +49,16 @@ class Source:
 
     def revision(self) -> int:
         return self.desired.revision
+
+    @contextmanager
+    def pinned(self) -> Iterator[Source]:
+        yield self
+
+    def begin(self) -> frozenset[str]:
+        return self().managed
+
+    def read(self) -> DesiredState:
+        return self()
 
 
 class Sink:
@@ -190,34 +202,6 @@ def test_a_pass_under_constant_churn_still_ends_with_the_newest_state() -> None:
 
     report = Reconciler(Churning(state(WG0)), fake).reconcile()
     assert report.ok
-    assert fake.devices["wg0"].peers == {A: PEER_A, B: PEER_B}
-
-
-def test_the_periodic_pass_defers_under_constant_churn_instead_of_planning_under_the_lock() -> None:
-    """The loop's pass never holds the lock for a whole plan: it comes back later, and a
-    pass that finally finds the state still applies it."""
-    fake = FakeDataplane()
-    sink = Sink()
-
-    class Churning(Source):
-        churning = True
-
-        def __call__(self) -> DesiredState:
-            if self.churning:
-                self.desired = replace(self.desired, revision=self.desired.revision + 1)
-            return self.desired
-
-        def revision(self) -> int:
-            return self.desired.revision + (1 if self.churning else 0)
-
-    source = Churning(state(WG0))
-    reconciler = Reconciler(source, fake, sink)
-    report = reconciler.reconcile(wait=False)
-    assert report.deferred and not report.applied
-    assert "wg0" not in fake.devices and sink.reports == []
-    source.churning = False
-    report = reconciler.reconcile(wait=False)
-    assert report.ok and not report.deferred
     assert fake.devices["wg0"].peers == {A: PEER_A, B: PEER_B}
 
 

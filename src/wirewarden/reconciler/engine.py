@@ -21,16 +21,27 @@ from wirewarden.reconciler.ports import Dataplane
 log = logging.getLogger(__name__)
 
 
+class Pin(Protocol):
+    """The desired state pinned at one instant of the database."""
+
+    def begin(self) -> frozenset[str]:
+        """Take the snapshot now; the names of the interfaces we manage."""
+        ...
+
+    def read(self) -> DesiredState:
+        """The desired state as of begin(), however long after it this runs."""
+        ...
+
+
 class DesiredSource(Protocol):
     def __call__(self) -> DesiredState: ...
     def revision(self) -> int: ...
+    def pinned(self) -> AbstractContextManager[Pin]: ...
 
 
 Lock = AbstractContextManager[object]
 # Plans made outside the lock that a concurrent change made stale, before one under it.
 STALE_RETRIES = 3
-# After a pass deferred by steady changes, the loop tries again this much later (seconds).
-DEFERRED_RETRY = 1.0
 
 
 ReportSink = Callable[[DesiredState, Report], None]
@@ -56,7 +67,10 @@ class Reconciler:
         self.usage_sink: UsageSink | None = None
 
     def desired(self) -> DesiredState:
-        desired = self.source()
+        return self._complete(self.source())
+
+    def _complete(self, desired: DesiredState) -> DesiredState:
+        """What the database leaves open, from the host: the uplink and the local networks."""
         if desired.uplink is None and desired.interfaces:
             desired = replace(desired, uplink=self.dataplane.default_uplink())
         if desired.policy.lan_networks is None and desired.interfaces:
@@ -66,8 +80,15 @@ class Reconciler:
         return desired
 
     def plan(self) -> tuple[DesiredState, list[Action]]:
-        desired = self.desired()
-        observed = self.dataplane.observe(desired.managed)
+        # The database is pinned and the kernel observed at one instant, under the lock that
+        # every change holds while it writes both: a peer added meanwhile then can't look
+        # like a zombie (nor a removed one like a missing peer), so under steady changes a
+        # pass without drift plans nothing. Reading 10,000 peers happens after the lock.
+        with self.source.pinned() as pin:
+            with self.lock:
+                managed = pin.begin()
+                observed = self.dataplane.observe(managed)
+            desired = self._complete(pin.read())
         actions = diff(desired, observed)
         if any(isinstance(a, ApplyFirewall) for a in actions) and observed.firewall is not None:
             # A whole-table rewrite carries the quotas' counts over: take them fresh.
@@ -76,28 +97,21 @@ class Reconciler:
         self.last_firewall = observed.firewall
         return desired, actions
 
-    def reconcile(self, wait: bool = True) -> Report:
-        """One pass. With wait=False, a pass that keeps finding its plan made stale by
-        concurrent changes gives up (a deferred report) instead of planning under the lock."""
+    def reconcile(self) -> Report:
         started = time.perf_counter()
-        desired, report = self._reconcile(wait)
+        desired, report = self._reconcile()
         self.last_duration = time.perf_counter() - started
-        if report.deferred:
-            return report
         if self.sink is not None:
             self.sink(desired, report)
         if self.usage_sink is not None:
             self.usage_sink(desired, self.last_firewall)
         return report
 
-    def _reconcile(self, wait: bool) -> tuple[DesiredState, Report]:
+    def _reconcile(self) -> tuple[DesiredState, Report]:
         # Observing and planning happen outside the lock so API calls are not held up. A
         # change committed meanwhile bumps the revision: the plan may be stale (a peer just
         # added looks like a zombie), so plan again, still outside the lock. Under steady
-        # churn, the last attempt plans under the lock so the pass always ends; the
-        # periodic loop instead defers (a plan under the lock stalls every API call for as
-        # long as reading 10,000 peers takes, and each of those changes was applied by its
-        # own call anyway).
+        # churn, the last attempt plans under the lock so the pass always ends.
         for _ in range(STALE_RETRIES):
             desired, actions = self.plan()
             if not actions:
@@ -105,8 +119,6 @@ class Reconciler:
             with self.lock:
                 if self.source.revision() == desired.revision:
                     return desired, execute(self.dataplane, actions)
-        if not wait:
-            return desired, Report(deferred=True)
         with self.lock:
             desired, actions = self.plan()
             return desired, execute(self.dataplane, actions)
@@ -220,12 +232,10 @@ class Loop:
 
     def _pass(self) -> float:
         try:
-            report = self.reconciler.reconcile(wait=False)
+            report = self.reconciler.reconcile()
         except Exception:  # a broken pass (database gone, tool missing) must not end the loop
             log.exception("reconcile pass failed")
             return self.backoff.failed()
-        if report.deferred:
-            return DEFERRED_RETRY
         if report.ok:
             self.backoff.succeeded()
             return self.period

@@ -29,8 +29,6 @@ GLOBAL = ""  # key of failures that belong to no interface (firewall, forwarding
 class Report:
     applied: list[Action] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
-    # Changes kept coming while the pass planned: it applied nothing and comes back soon.
-    deferred: bool = False
 
     @property
     def ok(self) -> bool:

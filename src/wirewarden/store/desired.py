@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -92,14 +93,21 @@ class DesiredStateReader:
             return db.scalar(select(Node.revision).where(Node.name == self.node)) or 0
 
     def __call__(self) -> DesiredState:
-        now = self.clock()
+        with self.pinned() as pin:
+            pin.begin()
+            return pin.read()
+
+    @contextmanager
+    def pinned(self) -> Iterator[_Pin]:
         with self.sessions() as db:
-            revision = db.scalar(select(Node.revision).where(Node.name == self.node)) or 0
-            cached = self._cache
-            fresh = cached and (cached.valid_until is None or now < cached.valid_until)
-            if cached and fresh and cached.revision == revision:
-                return cached.state
-            state, valid_until = self._read(db, revision, now)
+            yield _Pin(self, db)
+
+    def _cached(self, revision: int, now: datetime, db: Session) -> DesiredState:
+        cached = self._cache
+        fresh = cached and (cached.valid_until is None or now < cached.valid_until)
+        if cached and fresh and cached.revision == revision:
+            return cached.state
+        state, valid_until = self._read(db, revision, now)
         self._cache = _Cached(revision, valid_until, state)
         return state
 
@@ -187,6 +195,29 @@ class DesiredStateReader:
                 end = cap_period(now, row[15] or 1, tz, row[16])[1]
                 next_expiry = end if next_expiry is None else min(next_expiry, end)
         return next_expiry
+
+
+class _Pin:
+    """One read transaction: every statement sees the database as of begin()."""
+
+    def __init__(self, reader: DesiredStateReader, db: Session) -> None:
+        self.reader, self.db = reader, db
+        self.revision, self.now = 0, reader.clock()
+
+    def begin(self) -> frozenset[str]:
+        conn = self.db.connection()
+        if conn.dialect.name == "sqlite":
+            # pysqlite opens no transaction for reads: without one each statement would see
+            # the database as of its own moment. (PostgreSQL's is opened by the session.)
+            conn.exec_driver_sql("BEGIN")
+        self.now = self.reader.clock()
+        node = self.reader.node
+        self.revision = self.db.scalar(select(Node.revision).where(Node.name == node)) or 0
+        names = select(Interface.name).join(Node).where(Node.name == node)
+        return frozenset(self.db.scalars(names))
+
+    def read(self) -> DesiredState:
+        return self.reader._cached(self.revision, self.now, self.db)
 
 
 def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:
