@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from wirewarden.dataplane.run import CommandError
@@ -54,6 +54,13 @@ class FakeDataplane:
         if name not in self.devices:
             raise CommandError(["fake", name], f"{name}: No such device", 1)
         return self.devices[name]
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        pass  # every look at the fake is instant
+
+    def capture(self, names: Iterable[str]) -> Callable[[], ObservedState]:
+        observed = self.observe(names)
+        return lambda: observed
 
     def observe(self, names: Iterable[str]) -> ObservedState:
         wanted = set(names)

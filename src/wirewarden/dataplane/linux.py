@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from wirewarden.dataplane import links, nft, sysctl, tc
 from wirewarden.dataplane.run import CommandError
@@ -24,11 +24,15 @@ from wirewarden.domain.tcplan import (
     ifb_name,
     merge_observed,
 )
+from wirewarden.domain.wgdump import parse_all_dump
 
 # Listing every set element and tc class costs about a second at 10,000 peers, so a pass
 # trusts what our own applies wrote and looks at the kernel's per-peer state this often;
 # the table skeleton (its digest), links and WireGuard peers are looked at on every pass.
 SLOW_LOOK = 30.0
+# A prefetch renews a look this close to going stale, so that the pass's observe() right
+# after it finds the look fresh.
+PREFETCH_MARGIN = 5.0
 
 
 class LinuxDataplane:
@@ -40,8 +44,28 @@ class LinuxDataplane:
         self._tc: dict[str, tuple[float, ObservedTc]] = {}
         self._shapes: dict[str, tuple[DeviceShape, DeviceShape]] = {}
 
-    def _fresh(self, stamp: float) -> bool:
-        return time.monotonic() - stamp < self.slow_look
+    def _fresh(self, stamp: float, margin: float = 0.0) -> bool:
+        return time.monotonic() - stamp < self.slow_look - margin
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """The slow looks a pass is due for, taken before it holds the lock (so API calls
+        don't wait a second for them). A result is kept only if no write of ours replaced
+        the picture meanwhile; otherwise observe() looks again under the lock."""
+        cached = self._firewall
+        if (cached is None or not self._fresh(cached[0], PREFETCH_MARGIN)) and nft.digest():
+            found = nft.observe()
+            if self._firewall is cached and found is not None:
+                self._firewall = (time.monotonic(), found)
+        for name in names:
+            seen = self._tc.get(name)
+            if seen is not None and self._fresh(seen[0], PREFETCH_MARGIN):
+                continue
+            try:
+                shaping = tc.observe(name, ifb_name(name))
+            except CommandError:
+                continue  # no such link (yet): observe() decides what that means
+            if self._tc.get(name) is seen:
+                self._tc[name] = (time.monotonic(), shaping)
 
     def _firewall_now(self) -> ObservedFirewall | None:
         digest = nft.digest()
@@ -55,25 +79,35 @@ class LinuxDataplane:
         return found
 
     def observe(self, names: Iterable[str]) -> ObservedState:
+        return self.capture(names)()
+
+    def capture(self, names: Iterable[str]) -> Callable[[], ObservedState]:
+        """Read the kernel now; the returned function makes sense of it later. The reading
+        is what a pass needs at one instant under the lock; parsing 10,000 peers' dump
+        lines (a tenth of a second) needn't be."""
         wanted = set(names)
         self.wg.reap()
         found = links.observe_links(wanted)
-        dumps = self.wg.dump_all() if found else {}
-        interfaces = {
-            name: _observed(link, dumps[name])
-            for name, link in found.items()
-            # A link without a WireGuard device behind it (a dead wireguard-go) counts as gone.
-            if name in dumps
-        }
-        gone_links = set(found) - set(interfaces)
-        for name in gone_links:
+        text = self.wg.dump_text() if found else ""
+        # Peer lines start with their interface's name too: any line names a live device.
+        devices = {line.partition("\t")[0] for line in text.splitlines()}
+        # A link without a WireGuard device behind it (a dead wireguard-go) counts as gone.
+        for name in set(found) - devices:
             links.delete_link(name)
+        live = {name: link for name, link in found.items() if name in devices}
         firewall = self._firewall_now()
-        shaping = {name: self._tc_now(name) for name in interfaces}
-        digest = None if firewall is None else firewall.digest
-        return ObservedState(
-            interfaces, digest, sysctl.forwarding_enabled(), firewall or None, shaping
-        )
+        shaping = {name: self._tc_now(name) for name in live}
+        forwarding = sysctl.forwarding_enabled()
+
+        def parse() -> ObservedState:
+            dumps = parse_all_dump(text)
+            interfaces = {
+                name: _observed(link, dumps[name]) for name, link in live.items() if name in dumps
+            }
+            digest = None if firewall is None else firewall.digest
+            return ObservedState(interfaces, digest, forwarding, firewall or None, shaping)
+
+        return parse
 
     def dump_all(self) -> dict[str, DeviceDump]:
         return self.wg.dump_all()

@@ -132,4 +132,7 @@ class WireGuard:
         return path if path.exists() else None
 
     def dump_all(self) -> dict[str, DeviceDump]:
-        return parse_all_dump(run(["wg", "show", "all", "dump"], timeout=30).stdout)
+        return parse_all_dump(self.dump_text())
+
+    def dump_text(self) -> str:
+        return run(["wg", "show", "all", "dump"], timeout=30).stdout

@@ -63,6 +63,7 @@ class Reconciler:
         self.lock: Lock = lock if lock is not None else threading.RLock()
         self.last_duration = 0.0
         self.last_firewall: firewall.ObservedFirewall | None = None
+        self.last_desired: DesiredState | None = None  # its interfaces' slow looks are prefetched
         # Told what the quotas counted after each pass (to save data usage).
         self.usage_sink: UsageSink | None = None
 
@@ -84,10 +85,13 @@ class Reconciler:
         # every change holds while it writes both: a peer added meanwhile then can't look
         # like a zombie (nor a removed one like a missing peer), so under steady changes a
         # pass without drift plans nothing. Reading 10,000 peers happens after the lock.
+        last = self.last_desired
+        self.dataplane.prefetch(last.managed if last else ())
         with self.source.pinned() as pin:
             with self.lock:
                 managed = pin.begin()
-                observed = self.dataplane.observe(managed)
+                captured = self.dataplane.capture(managed)
+            observed = captured()
             desired = self._complete(pin.read())
         actions = diff(desired, observed)
         if any(isinstance(a, ApplyFirewall) for a in actions) and observed.firewall is not None:
@@ -95,6 +99,7 @@ class Reconciler:
             observed = replace(observed, firewall=self.dataplane.observe_firewall())
             actions = diff(desired, observed)
         self.last_firewall = observed.firewall
+        self.last_desired = desired
         return desired, actions
 
     def reconcile(self) -> Report:
