@@ -128,8 +128,36 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
     store = DnsStore(container.deps.sessions, "local")
     now = time.time()
     rows: list[tuple[object, ...]] = [
-        (now, 1, "laptop", "10.8.0.2", "kids", "ads.example", 1, "blocked", "deny", 3, None, None),
-        (now, 1, "laptop", "10.8.0.2", "kids", "ads.example", 28, "blocked", "deny", 3, None, None),
+        (
+            now,
+            1,
+            "laptop",
+            "10.8.0.2",
+            "kids",
+            "ads.example",
+            1,
+            "blocked",
+            "deny",
+            3,
+            None,
+            None,
+            1,
+        ),
+        (
+            now,
+            1,
+            "laptop",
+            "10.8.0.2",
+            "kids",
+            "ads.example",
+            28,
+            "blocked",
+            "deny",
+            3,
+            None,
+            None,
+            1,
+        ),
         (
             now,
             1,
@@ -143,8 +171,24 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
             0,
             "udp://x",
             3.5,
+            1,
         ),
-        (now, 2, "phone", "10.8.0.3", "default", "www.example", 1, "cached", None, 0, None, None),
+        # three identical cache hits within one flush: one row with a count
+        (
+            now,
+            2,
+            "phone",
+            "10.8.0.3",
+            "default",
+            "www.example",
+            1,
+            "cached",
+            None,
+            0,
+            None,
+            None,
+            3,
+        ),
         (
             now - 9 * 86400,
             2,
@@ -158,6 +202,7 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
             0,
             None,
             None,
+            1,
         ),
     ]
     store.write_log(rows)
@@ -167,9 +212,13 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
     assert [i["qtype"] for i in blocked["items"]] == ["AAAA", "A"]
     assert blocked["items"][0]["rcode"] == "NXDOMAIN"
     stats = client.get(f"{DNS}/stats").json()
-    assert stats["queries"] == 4 and stats["blocked"] == 2 and stats["blocked_share"] == 0.5
+    assert stats["queries"] == 6 and stats["blocked"] == 2 and stats["blocked_share"] == 0.3333
+    assert stats["by_status"] == {"blocked": 2, "resolved": 1, "cached": 3}
     assert stats["top_blocked"] == [{"name": "ads.example", "count": 2}]
-    assert stats["top_allowed"] == [{"name": "www.example", "count": 2}]
+    assert stats["top_allowed"] == [{"name": "www.example", "count": 4}]
+    assert {g["key"]: g["queries"] for g in stats["by_peer"]} == {"laptop": 3, "phone": 3}
+    phone = client.get(f"{DNS}/queries", params={"peer_id": 2, "name": "www"}).json()["items"]
+    assert phone[0]["count"] == 3
     by_policy = {g["key"]: g for g in stats["by_policy"]}
     assert by_policy["kids"]["blocked_share"] == pytest.approx(2 / 3, abs=1e-3)
     # Retention: entries older than the cut-off go, then all but the newest N.

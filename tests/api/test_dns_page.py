@@ -41,6 +41,7 @@ def test_dns_page_shows_policies_stats_and_log(ui: TestClient, container: Contai
                 3,
                 None,
                 None,
+                1,
             )
         ]
     )

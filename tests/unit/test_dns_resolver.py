@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import weakref
 
 import dns.message
 import dns.rcode
@@ -11,7 +12,7 @@ import dns.rrset
 import pytest
 
 from wirewarden.dns.cache import AnswerCache, CacheLimits
-from wirewarden.dns.resolver import PolicyRuntime, QueryLog, Resolver, Routing
+from wirewarden.dns.resolver import PolicyRuntime, QueryLog, Record, Resolver, Routing
 from wirewarden.dns.upstream import Answer, UpstreamSet, parse_upstream, parse_upstreams
 from wirewarden.domain import dnswire, firewall
 from wirewarden.domain.dnsnft import dns_section
@@ -84,8 +85,16 @@ def ask(
     return dns.message.from_wire(out)
 
 
+_LOGGED: weakref.WeakKeyDictionary[Resolver, list[Record]] = weakref.WeakKeyDictionary()
+
+
 def statuses(resolver: Resolver) -> list[str]:
-    return [record[7] for record in resolver.log.pending]
+    """Every outcome logged so far, one per query, in time order (a counted record
+    stands for `count` queries)."""
+    logged = _LOGGED.setdefault(resolver, [])
+    logged += resolver.log.take()
+    logged.sort(key=lambda record: record[0])
+    return [record[7] for record in logged for _ in range(record[12])]
 
 
 def test_policy_by_source_address(resolver: Resolver) -> None:

@@ -157,8 +157,8 @@ def queries(
     if as_json:
         emit_json(page)
         return
-    cols = ["at", "peer", "client", "policy", "name", "qtype", "status", "reason", "rcode"]
-    table(page.items, cols, title=f"{page.total} queries")
+    cols = ["at", "peer", "client", "policy", "name", "qtype", "status", "reason", "rcode", "count"]
+    table(page.items, cols, title=f"{page.total} entries")
 
 
 @dns_app.command("stats")

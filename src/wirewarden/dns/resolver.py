@@ -35,7 +35,7 @@ BLOCK_TTL = 60
 MAX_VERDICTS = 200_000
 
 # Query log record: (at, peer_id, peer, client, policy, name, qtype, status, reason,
-# rcode, upstream, latency_ms). A tuple: the fast path makes one per query.
+# rcode, upstream, latency_ms, count): `count` identical queries, the first at `at`.
 Record = tuple[
     float,
     int | None,
@@ -49,7 +49,11 @@ Record = tuple[
     int,
     str | None,
     float | None,
+    int,
 ]
+# What fast-path answers are counted under: (client, policy, question: wire name + type
+# and class, status, reason, rcode).
+LogKey = tuple[str, str, bytes, str, str | None, int]
 Outcome = bytes | Coroutine[Any, Any, bytes | None] | None
 
 
@@ -112,10 +116,19 @@ class Routing:
 
 
 class QueryLog:
-    """Records waiting to be written; bounded, so a stuck writer costs memory, not queries."""
+    """Records waiting to be written; bounded, so a stuck writer costs memory, not queries.
+
+    Fast-path answers (cache hits, known blocked names) are counted by (client, policy,
+    question, outcome) until the next `take`, which makes one record with a count of
+    each: at tens of thousands of queries a second, a row per query cost the writer
+    more CPU than the resolver spent answering them (docs/benchmarks.md, dns_bench).
+    Answers from the slow path (upstream, stale, errors) stay a record each.
+    """
 
     def __init__(self, limit: int = 200_000) -> None:
         self.pending: deque[Record] = deque(maxlen=limit)
+        # key -> [count, first seen (epoch), peer_id, peer]
+        self.counts: dict[LogKey, list[Any]] = {}
         self.dropped = 0
         self.limit = limit
 
@@ -124,11 +137,44 @@ class QueryLog:
             self.dropped += 1
         self.pending.append(record)
 
+    def seal(self) -> None:
+        """Turn the counts so far into records (before the routing changes)."""
+        for record in self._counted():
+            self.add(record)
+
     def take(self) -> list[Record]:
-        out = []
+        """Everything since the last take, in no particular order (the writer sorts)."""
+        out: list[Record] = []
         pending = self.pending
         while pending:
             out.append(pending.popleft())
+        out += self._counted()
+        return out
+
+    def _counted(self) -> list[Record]:
+        out: list[Record] = []
+        counts, self.counts = self.counts, {}
+        for (client, policy, question, status, reason, rcode), seen in counts.items():
+            count, at, peer_id, peer = seen
+            qtype = (question[-4] << 8) | question[-3]
+            name = question[:-4]
+            out.append(
+                (
+                    at,
+                    peer_id,
+                    peer,
+                    client,
+                    policy,
+                    name,
+                    qtype,
+                    status,
+                    reason,
+                    rcode,
+                    None,
+                    None,
+                    count,
+                )
+            )
         return out
 
 
@@ -200,26 +246,16 @@ class Resolver:
         pname = policy.compiled.name
         counts = self.counters.by
         counts[(pname, status)] = counts.get((pname, status), 0) + 1
-        peer_id, peer = (client.peer_id, client.peer) if client else (None, None)
         log = self.log
-        if len(log.pending) >= log.limit:
+        logkey = (ip, pname, key[0], status, reason, out[3] & 0xF)
+        seen = log.counts.get(logkey)
+        if seen is not None:
+            seen[0] += 1
+        elif len(log.counts) < log.limit:
+            peer_id, peer = (client.peer_id, client.peer) if client else (None, None)
+            log.counts[logkey] = [1, time.time(), peer_id, peer]
+        else:
             log.dropped += 1
-        log.pending.append(
-            (
-                time.time(),
-                peer_id,
-                peer,
-                ip,
-                pname,
-                name,
-                (tail[0] << 8) | tail[1],
-                status,
-                reason,
-                out[3] & 0xF,
-                None,
-                None,
-            )
-        )
         return out
 
     def _parsed(self, data: bytes, ip: str, tcp: bool) -> Outcome:
@@ -303,6 +339,7 @@ class Resolver:
                 rcode,
                 upstream,
                 latency,
+                1,
             )
         )
 

@@ -152,6 +152,7 @@ class DnsRuntime:
             # come through reload_lists at once).
             spent = time.monotonic() - started
             self._next_read = time.monotonic() + spent * (1 / READ_SHARE - 1)
+            self.log.seal()  # counts so far belong to the old routing's peers and policies
             self.resolver.routing = routing
             if self.directory is None or self._lists_changed(directory):
                 self.cache.clear()
@@ -243,7 +244,9 @@ class DnsRuntime:
 
     def _write(self, records: list[Record]) -> None:
         """Write in slices, yielding the GIL between them: the writer's Python work must
-        not hold up the event loop for the length of a whole second's batch."""
+        not hold up the event loop for the length of a whole second's batch. Sorted by
+        time first, so row ids follow time (the log is read newest id first)."""
+        records.sort(key=_first)
         for start in range(0, len(records), LOG_SLICE):
             self.ports.write_log(records[start : start + LOG_SLICE])
             time.sleep(0)
@@ -266,6 +269,10 @@ class DnsRuntime:
             "log_dropped": self.log.dropped,
             "lists_loaded": {s: len(c.deny) for s, (_, c) in self.compiled.items()},
         }
+
+
+def _first(record: Record) -> float:
+    return record[0]
 
 
 def default_spec() -> PolicySpec:

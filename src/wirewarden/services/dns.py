@@ -238,25 +238,27 @@ class DnsService:
         policy: str | None = None,
     ) -> DnsStats:
         since = since or datetime.now(UTC) - timedelta(days=1)
-        blocked = func.sum(case((DnsQuery.status == "blocked", 1), else_=0))
+        # A row stands for `count` identical queries.
+        queries = func.sum(DnsQuery.count)
+        blocked = func.sum(case((DnsQuery.status == "blocked", DnsQuery.count), else_=0))
 
         def where(q: Any) -> Any:
             return self._filtered(q, peer_id, policy, since, None)
 
         with self.deps.sessions() as db:
-            counted = where(select(DnsQuery.status, func.count()).group_by(DnsQuery.status))
+            counted = where(select(DnsQuery.status, queries).group_by(DnsQuery.status))
             by_status: dict[str, int] = {status: n for status, n in db.execute(counted).all()}
             top_blocked = self._top(db, where(select(DnsQuery.name)), True)
             top_allowed = self._top(db, where(select(DnsQuery.name)), False)
             peers = db.execute(
                 where(
-                    select(DnsQuery.peer_id, DnsQuery.peer, func.count(), blocked).group_by(
+                    select(DnsQuery.peer_id, DnsQuery.peer, queries, blocked).group_by(
                         DnsQuery.peer_id, DnsQuery.peer
                     )
                 )
             ).all()
             policies = db.execute(
-                where(select(DnsQuery.policy, func.count(), blocked).group_by(DnsQuery.policy))
+                where(select(DnsQuery.policy, queries, blocked).group_by(DnsQuery.policy))
             ).all()
         total = sum(by_status.values())
         blocked_total = by_status.get("blocked", 0)
@@ -287,7 +289,7 @@ class DnsService:
     @staticmethod
     def _top(db: Session, base: Select[Any], blocked: bool) -> list[NameCount]:
         cond = DnsQuery.status == "blocked" if blocked else DnsQuery.status != "blocked"
-        count = func.count().label("n")
+        count = func.sum(DnsQuery.count).label("n")
         rows = db.execute(
             base.add_columns(count)
             .where(cond)

@@ -95,6 +95,7 @@ class DnsQueryOut(BaseModel):
     rcode: str
     upstream: str | None
     latency_ms: float | None
+    count: int = 1  # identical queries answered alike within one log flush (from `at` on)
 
 
 class NameCount(BaseModel):

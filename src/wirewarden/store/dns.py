@@ -28,9 +28,11 @@ _LOG_COLUMNS = (
     "rcode",
     "upstream",
     "latency_ms",
+    "count",
 )
 # Built from constants only (no input reaches it).
-_INSERT = f"INSERT INTO dns_queries ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_MARKS = ", ".join("?" * len(_LOG_COLUMNS))
+_INSERT = f"INSERT INTO dns_queries ({', '.join(_LOG_COLUMNS)}) VALUES ({_MARKS})"  # noqa: S608
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
@@ -141,8 +143,9 @@ class DnsStore:
             return read_directory(db, self.node)
 
     def write_log(self, records: Sequence[tuple[Any, ...]]) -> None:
-        """Insert a batch with the driver's executemany: at thousands of queries a second,
-        SQLAlchemy's per-row bind processing would cost more than the resolver itself."""
+        """Insert a batch of records (resolver.Record, the count last) with the driver's
+        executemany: at thousands of rows a second, SQLAlchemy's per-row bind processing
+        would cost more than the resolver itself."""
         if not records:
             return
         engine = engine_of(self.sessions)
@@ -164,6 +167,7 @@ class DnsStore:
             rcode,
             up,
             ms,
+            count,
         ) in records:
             if sqlite:
                 whole = int(at)
@@ -189,6 +193,7 @@ class DnsStore:
                     RCODES.get(rcode) or str(rcode),
                     up,
                     ms,
+                    count,
                 )
             )
         with engine.begin() as conn:

@@ -220,6 +220,9 @@ class DnsQuery(Base):
     rcode: Mapped[str] = mapped_column(String(16))
     upstream: Mapped[str | None] = mapped_column(String(255))
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    # Identical queries (client, name, type, outcome) answered from the cache or the
+    # block set within one flush of the log share a row; `at` is the first of them.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 # ---- traffic metrics (issue 5): a small time-series store, one table per resolution.
