@@ -92,7 +92,7 @@ def statuses(resolver: Resolver) -> list[str]:
     """Every outcome logged so far, one per query, in time order (a counted record
     stands for `count` queries)."""
     logged = _LOGGED.setdefault(resolver, [])
-    logged += resolver.log.take()
+    logged += resolver.log.take().records()
     logged.sort(key=lambda record: record[0])
     return [record[7] for record in logged for _ in range(record[12])]
 

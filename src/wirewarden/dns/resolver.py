@@ -127,8 +127,12 @@ class QueryLog:
 
     def __init__(self, limit: int = 200_000) -> None:
         self.pending: deque[Record] = deque(maxlen=limit)
-        # key -> [count, first seen (epoch), peer_id, peer]
-        self.counts: dict[LogKey, list[Any]] = {}
+        # Counts and (first seen, peer_id, peer) by key: ints and tuples of plain values,
+        # which the garbage collector stops tracking (lists would be scanned, and promoted
+        # to the oldest generation, forcing full collections: pauses of tens of ms).
+        self.counts: dict[LogKey, int] = {}
+        self.firsts: dict[LogKey, tuple[float, int | None, str | None]] = {}
+        self.sealed: list[Window] = []
         self.dropped = 0
         self.limit = limit
 
@@ -138,43 +142,43 @@ class QueryLog:
         self.pending.append(record)
 
     def seal(self) -> None:
-        """Turn the counts so far into records (before the routing changes)."""
-        for record in self._counted():
-            self.add(record)
+        """Close the counts so far (before the routing changes: they belong to the old
+        routing's peers and policies); they go with the next `take`."""
+        if self.counts:
+            self.sealed.append((self.counts, self.firsts))
+            self.counts, self.firsts = {}, {}
 
-    def take(self) -> list[Record]:
-        """Everything since the last take, in no particular order (the writer sorts)."""
-        out: list[Record] = []
-        pending = self.pending
-        while pending:
-            out.append(pending.popleft())
-        out += self._counted()
-        return out
+    def take(self) -> LogBatch:
+        """Everything since the last take. Cheap on purpose: this runs on the event loop,
+        and the writer thread makes the records (LogBatch.records)."""
+        pending = list(self.pending)
+        self.pending.clear()
+        self.seal()
+        windows, self.sealed = self.sealed, []
+        return LogBatch(pending, windows)
 
-    def _counted(self) -> list[Record]:
-        out: list[Record] = []
-        counts, self.counts = self.counts, {}
-        for (client, policy, question, status, reason, rcode), seen in counts.items():
-            count, at, peer_id, peer = seen
-            qtype = (question[-4] << 8) | question[-3]
-            name = question[:-4]
-            out.append(
-                (
-                    at,
-                    peer_id,
-                    peer,
-                    client,
-                    policy,
-                    name,
-                    qtype,
-                    status,
-                    reason,
-                    rcode,
-                    None,
-                    None,
-                    count,
-                )
-            )
+
+Window = tuple[dict[LogKey, int], dict[LogKey, tuple[float, int | None, str | None]]]
+
+
+@dataclass
+class LogBatch:
+    pending: list[Record]
+    windows: list[Window]
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.windows)
+
+    def records(self) -> list[Record]:
+        """All of it as records, in no particular order (the writer sorts)."""
+        out = self.pending
+        for counts, firsts in self.windows:
+            for key, count in counts.items():
+                client, policy, question, status, reason, rcode = key
+                at, peer_id, peer = firsts[key]
+                qtype, name = (question[-4] << 8) | question[-3], question[:-4]
+                record = (at, peer_id, peer, client, policy, name, qtype, status, reason, rcode)
+                out.append((*record, None, None, count))
         return out
 
 
@@ -250,10 +254,11 @@ class Resolver:
         logkey = (ip, pname, key[0], status, reason, out[3] & 0xF)
         seen = log.counts.get(logkey)
         if seen is not None:
-            seen[0] += 1
+            log.counts[logkey] = seen + 1
         elif len(log.counts) < log.limit:
-            peer_id, peer = (client.peer_id, client.peer) if client else (None, None)
-            log.counts[logkey] = [1, time.time(), peer_id, peer]
+            log.counts[logkey] = 1
+            who = (client.peer_id, client.peer) if client else (None, None)
+            log.firsts[logkey] = (time.time(), *who)
         else:
             log.dropped += 1
         return out

@@ -18,6 +18,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
@@ -331,9 +332,9 @@ def _check_text(head: str) -> None:
         raise NotABlocklist("the source is binary, not a blocklist")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Why a name is blocked, and how to answer it."""
+class Verdict(NamedTuple):
+    """Why a name is blocked, and how to answer it. A tuple of strings: the resolver
+    keeps one per name asked, and the garbage collector need not track them."""
 
     reason: str  # "deny", "list <source>", "anti-bypass"
     answer: str  # "nxdomain", "null-ip", "nodata"

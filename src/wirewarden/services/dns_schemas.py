@@ -95,7 +95,7 @@ class DnsQueryOut(BaseModel):
     rcode: str
     upstream: str | None
     latency_ms: float | None
-    count: int = 1  # identical queries answered alike within one log flush (from `at` on)
+    count: int = 1  # identical queries answered alike within one log flush (5 s, from `at`)
 
 
 class NameCount(BaseModel):

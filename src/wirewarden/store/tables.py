@@ -221,7 +221,7 @@ class DnsQuery(Base):
     upstream: Mapped[str | None] = mapped_column(String(255))
     latency_ms: Mapped[float | None] = mapped_column(Float)
     # Identical queries (client, name, type, outcome) answered from the cache or the
-    # block set within one flush of the log share a row; `at` is the first of them.
+    # block set within one flush of the log (5 s) share a row; `at` is the first of them.
     count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
