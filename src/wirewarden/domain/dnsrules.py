@@ -18,6 +18,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import NamedTuple
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
@@ -200,12 +202,16 @@ def _sorted_unique(values: array[int], drop: frozenset[int] = frozenset()) -> ar
 
 
 class SortedRuns:
-    """Hashes sorted as they arrive, in runs merged pairwise like a binary counter.
+    """Hashes sorted as they arrive, in runs merged FANIN at a time, like a counter.
 
     A reload compiles beside the resolver's event loop in one process: no single C call
     (a sort, a set) may hold the GIL for long, or queries stall. Each merge is Timsort on
-    two sorted runs (linear, in C); the largest call is the last merge.
+    sorted runs (it finds them and merges, in C); the largest call is the last merge.
+    Every merge boxes each value into a Python int and back, which is most of its cost:
+    merging 8 runs at a time instead of 2 makes about a third as many passes.
     """
+
+    FANIN = 8
 
     def __init__(self) -> None:
         self.runs: list[array[int]] = []
@@ -215,16 +221,22 @@ class SortedRuns:
         unique -= drop
         if not unique:
             return
-        self.runs.append(array("q", sorted(unique)))
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
-            top = self.runs.pop()
-            self.runs[-1] = array("q", sorted(self.runs[-1] + top))
+        runs, fanin = self.runs, self.FANIN
+        runs.append(array("q", sorted(unique)))
+        # The newest FANIN runs are of one level when the oldest of them is not much larger.
+        while len(runs) >= fanin and len(runs[-fanin]) <= 2 * len(runs[-1]):
+            merged = _merge(runs[-fanin:])
+            del runs[-fanin:]
+            runs.append(merged)
 
     def result(self) -> array[int]:
-        while len(self.runs) > 1:
-            top = self.runs.pop()
-            self.runs[-1] = array("q", sorted(self.runs[-1] + top))
+        if len(self.runs) > 1:
+            self.runs = [_merge(self.runs)]
         return self.runs[0] if self.runs else array("q")
+
+
+def _merge(runs: list[array[int]]) -> array[int]:
+    return array("q", sorted(chain.from_iterable(runs)))
 
 
 class DomainSet:
@@ -298,6 +310,7 @@ _FAST = re.compile(
     re.MULTILINE,
 )
 _LOCAL_HASHES = frozenset(hash(n) for n in HOSTS_LOCAL)
+_NAME, _OTHER = itemgetter(0), itemgetter(1)
 
 
 def compile_chunks(source: str, chunks: Iterable[str]) -> tuple[CompiledList, ParsedList]:
@@ -309,10 +322,10 @@ def compile_chunks(source: str, chunks: Iterable[str]) -> tuple[CompiledList, Pa
         if index == 0:
             _check_text(chunk)
         found = _FAST.findall(chunk.lower())
-        names.add((hash(name) for name, _ in found if name), _LOCAL_HASHES)
-        for _, line in found:
-            if line:
-                parse_line(line, out)
+        # map/filter: the per-line steps run in C (a generator cost 0.6 s a million lines).
+        names.add(map(hash, filter(None, map(_NAME, found))), _LOCAL_HASHES)
+        for line in filter(None, map(_OTHER, found)):
+            parse_line(line, out)
         names.add(hash(name) for name, wildcard in out.deny if not wildcard)
         under.add(hash(name) for name, wildcard in out.deny if wildcard)
         out.deny.clear()
