@@ -116,6 +116,45 @@ def test_second_query_is_a_cache_hit_with_decreasing_ttl(resolver: Resolver, clo
     assert resolver.upstreams.asked == ["www.example."]  # type: ignore[attr-defined]
 
 
+def test_packet_cache_same_bytes_same_answer_but_the_id(resolver: Resolver, clock: Clock) -> None:
+    """A repeated query (same source, same bytes after the id) is answered from the
+    packet cache: within the same second of the entry's age only, and never across a
+    change of routing (policies, clients)."""
+    query = dns.message.make_query("www.example", "A")
+
+    def asked(ident: int) -> dns.message.Message:
+        query.id = ident
+        out = resolver.handle(query.to_wire(), "10.8.0.2", False)
+        if not isinstance(out, bytes):
+            assert out is not None
+            out = asyncio.run(out)
+        assert out is not None
+        return dns.message.from_wire(out)
+
+    assert asked(1).answer[0].ttl == 300  # resolved upstream
+    clock.now += 10.2
+    second = asked(2)  # a cache hit through the full fast path, now kept as a packet
+    assert len(resolver.routing.packets) == 1 and second.answer[0].ttl == 290
+    clock.now += 0.5
+    third = asked(3)  # the packet cache
+    assert third.id == 3 and third.answer[0].ttl == 290
+    assert third.to_wire()[2:] == second.to_wire()[2:]
+    clock.now += 0.5  # the entry's age is now 11 s: the TTL changed, the packet is stale
+    assert asked(4).answer[0].ttl == 289
+    assert statuses(resolver) == ["resolved", "cached", "cached", "cached"]
+    assert resolver.counters.by[("kids", "cached")] == 3
+    # A new routing (here: the peer's policy now denies the name) starts without packets.
+    kids = compile_policy("kids", ["www.example"], [], "nxdomain", True)
+    resolver.routing = Routing(
+        clients=resolver.routing.clients,
+        policies={**resolver.routing.policies, "kids": PolicyRuntime(kids)},
+    )
+    assert asked(5).rcode() == dns.rcode.NXDOMAIN
+    assert asked(6).rcode() == dns.rcode.NXDOMAIN  # blocked: through the fast path...
+    assert asked(7).rcode() == dns.rcode.NXDOMAIN  # ...and then the packet cache
+    assert statuses(resolver)[-3:] == ["blocked", "blocked", "blocked"]
+
+
 def test_negative_answers_are_cached_for_the_soa_minimum(resolver: Resolver, clock: Clock) -> None:
     assert ask(resolver, "nxname.example").rcode() == dns.rcode.NXDOMAIN
     clock.now += 59
