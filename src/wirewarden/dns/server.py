@@ -92,7 +92,11 @@ class UdpListener:
         handle = self.resolver.handle
         answers: list[tuple[bytes, Any]] = []
         for data, addr in burst:
-            out = handle(data, addr[0], False)
+            try:
+                out = handle(data, addr[0], False)
+            except Exception:  # a bug must cost one answer, never the rest of the burst
+                log.exception("DNS: answering a query from %s failed", addr[0])
+                continue
             if isinstance(out, bytes):
                 answers.append((out, addr))
             elif out is not None:
