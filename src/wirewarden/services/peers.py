@@ -24,6 +24,7 @@ from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
 from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
 from wirewarden.services.sync_status import APPLIED, ERROR
+from wirewarden.store.db import insert_row
 from wirewarden.store.desired import policy_of, server_allowed_ips
 from wirewarden.store.tables import AclProfile, Interface, Peer, User
 
@@ -156,9 +157,8 @@ class PeerService:
             index, ipv6 = self._address(db, iface, pool, data.address)
             peer = self._new_peer(iface, pool, data, index, ipv6, preshared_key)
             peer.owner_id = owner.id if owner else None
-            db.add(peer)
             try:
-                db.flush()
+                insert_row(db, peer)
             except IntegrityError as exc:
                 raise Conflict("the address or public key is already taken", "address") from exc
             bump_revision(db, iface.node_id)
