@@ -34,6 +34,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 
 CLI = Actor("cli", "local")
+SWITCH_INTERVAL = 0.001  # seconds; see serve()
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file", envvar="WIREWARDEN_CONFIG")
 ]
@@ -116,6 +117,10 @@ def serve() -> None:
                 f"First admin: [bold]{first[0]}[/], password (shown once, change it after "
                 f"signing in): [bold]{first[1]}[/]"
             )
+        # The reconciler, collector and resolver threads run Python for a tenth of a second
+        # at a time at 10,000 peers; a request thread back from each database or socket
+        # call would wait up to the default 5 ms for the interpreter.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
 
 
