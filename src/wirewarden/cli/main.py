@@ -15,6 +15,7 @@ from wirewarden.bootstrap import Container, build, configure_logging
 from wirewarden.cli.output import console, emit_json, errors, record, table
 from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, load_settings
+from wirewarden.dns.runtime import SWITCH_INTERVAL
 from wirewarden.services import backup as backups
 from wirewarden.services.account_schemas import UserCreate, UserUpdate
 from wirewarden.services.context import Actor
@@ -34,7 +35,6 @@ app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 
 CLI = Actor("cli", "local")
-SWITCH_INTERVAL = 0.001  # seconds; see serve()
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file", envvar="WIREWARDEN_CONFIG")
 ]
@@ -119,7 +119,8 @@ def serve() -> None:
             )
         # The reconciler, collector and resolver threads run Python for a tenth of a second
         # at a time at 10,000 peers; a request thread back from each database or socket
-        # call would wait up to the default 5 ms for the interpreter.
+        # call would wait up to the default 5 ms for the interpreter. (The resolver sets the
+        # same when it starts; this covers serve without DNS.)
         sys.setswitchinterval(SWITCH_INTERVAL)
         uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
 
