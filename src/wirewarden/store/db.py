@@ -42,21 +42,24 @@ def insert_row(db: Session, row: DeclarativeBase) -> None:
 
     For a hot path: the unit of work's flush of one new row costs several times the
     statement. Unset columns get their Python-side defaults, on the row and in the object,
-    so the object holds exactly what was stored; later changes to it are UPDATEs."""
+    so the object holds exactly what was stored; later changes to it are UPDATEs. A column
+    with only a server default is left to the database (and loaded when first read)."""
     table = cast(Table, row.__table__)
     values: dict[str, Any] = {}
     for column in table.columns:
         if column.key in row.__dict__:
             values[column.key] = row.__dict__[column.key]
-        elif not column.primary_key:
-            default = column.default
-            value = None
-            if isinstance(default, CallableColumnDefault):
-                value = default.arg(None)  # type: ignore[arg-type]  # our defaults take no context
-            elif isinstance(default, ScalarElementColumnDefault):
-                value = default.arg
-            setattr(row, column.key, value)
-            values[column.key] = value
+            continue
+        default = column.default
+        if column.primary_key or (default is None and column.server_default is not None):
+            continue
+        value = None
+        if isinstance(default, CallableColumnDefault):
+            value = default.arg(None)  # type: ignore[arg-type]  # our defaults take no context
+        elif isinstance(default, ScalarElementColumnDefault):
+            value = default.arg
+        setattr(row, column.key, value)
+        values[column.key] = value
     keys = [c for c in table.primary_key.columns]
     new = db.execute(insert(table).returning(*keys), values).one()
     for column, value in zip(keys, new, strict=True):
