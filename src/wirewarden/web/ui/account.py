@@ -70,10 +70,7 @@ async def change_password(request: Request, app: App, viewer: Signed) -> Respons
 @router.post("/account/2fa/enrol", response_class=HTMLResponse)
 async def start_enrol(request: Request, app: App, viewer: Signed) -> Response:
     await forms.read_form(request, viewer)
-    enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
-    return enrol_form(
-        request, viewer.csrf, enrolment.secret, enrolment.qr_svg, "/account/2fa/confirm", "/account"
-    )
+    return enrol_form(request, app, viewer, "/account/2fa/confirm", "/account")
 
 
 @router.post("/account/2fa/confirm", response_class=HTMLResponse)
@@ -82,12 +79,10 @@ async def confirm_enrol(request: Request, app: App, viewer: Signed) -> Response:
     try:
         codes = app.auth.confirm_totp(viewer.user_id, data.get("code", ""), viewer.actor)
     except ServiceError as exc:
-        enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
         return enrol_form(
             request,
-            viewer.csrf,
-            enrolment.secret,
-            enrolment.qr_svg,
+            app,
+            viewer,
             "/account/2fa/confirm",
             "/account",
             errors={"code": exc.message},

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from wirewarden.bootstrap import Container
 from wirewarden.services.auth import LoginResult
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.identity import Principal
@@ -22,6 +23,7 @@ from wirewarden.web.session import clear_session_cookie, set_session_cookie
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, principal_of, viewer_from
 from wirewarden.web.ui.templating import page, redirect
+from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
 # Before there is a session, a double-submitted cookie stops other sites from posting the
@@ -155,37 +157,30 @@ def enrol_page(request: Request, app: App) -> Response:
     if principal is None or principal.user_id is None:
         return redirect("/login")
     viewer = viewer_from(principal, request)
-    enrolment = app.auth.enrol_totp(principal.user_id, viewer.actor)
-    return enrol_form(
-        request,
-        viewer.csrf,
-        enrolment.secret,
-        enrolment.qr_svg,
-        "/login/enrol",
-        safe_next(request.query_params.get("next")),
-        required=True,
-    )
+    next_url = safe_next(request.query_params.get("next"))
+    return enrol_form(request, app, viewer, "/login/enrol", next_url, required=True)
 
 
 def enrol_form(
     request: Request,
-    csrf: str,
-    secret: str,
-    qr_svg: str,
+    app: Container,
+    viewer: Viewer,
     action: str,
     next_url: str,
     required: bool = False,
     errors: forms.Errors | None = None,
     status: int = 200,
 ) -> Response:
+    """The enrolment page with a new secret (a failed attempt's secret is never shown again)."""
+    enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
     return page(
         request,
         "totp_enrol.html",
         None,
         status,
-        csrf=csrf,
-        secret=secret,
-        qr_b64=base64.b64encode(qr_svg.encode()).decode(),
+        csrf=viewer.csrf,
+        secret=enrolment.secret,
+        qr_b64=base64.b64encode(enrolment.qr_svg.encode()).decode(),
         action=action,
         next=next_url,
         required=required,
@@ -206,13 +201,10 @@ async def enrol(request: Request, app: App) -> Response:
             principal.user_id, data.get("code", ""), viewer.actor, principal.session_id
         )
     except ServiceError as exc:
-        # A new secret: the one on the page is no longer shown after a failed attempt.
-        enrolment = app.auth.enrol_totp(principal.user_id, viewer.actor)
         return enrol_form(
             request,
-            viewer.csrf,
-            enrolment.secret,
-            enrolment.qr_svg,
+            app,
+            viewer,
             "/login/enrol",
             next_url,
             required=True,
