@@ -74,7 +74,7 @@ _INSERT_AUDIT = insert(_AUDIT)
 
 
 def bump_revision(db: Session, node: int) -> None:
-    db.execute(_BUMP, {"node": node})
+    db.connection().execute(_BUMP, {"node": node})
 
 
 def audit(db: Session, actor: Actor, action: str, target: str, **detail: object) -> None:
@@ -88,7 +88,7 @@ def audit(db: Session, actor: Actor, action: str, target: str, **detail: object)
         "target": target[:128],
         "detail": detail,
     }
-    db.execute(_INSERT_AUDIT, row)
+    db.connection().execute(_INSERT_AUDIT, row)
 
 
 def ensure_defaults(sessions: sessionmaker[Session], node: str) -> None:

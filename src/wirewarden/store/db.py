@@ -61,7 +61,7 @@ def insert_row(db: Session, row: DeclarativeBase) -> None:
         setattr(row, column.key, value)
         values[column.key] = value
     keys = [c for c in table.primary_key.columns]
-    new = db.execute(insert(table).returning(*keys), values).one()
+    new = db.connection().execute(insert(table).returning(*keys), values).one()
     for column, value in zip(keys, new, strict=True):
         setattr(row, column.key, value)
     make_transient_to_detached(row)

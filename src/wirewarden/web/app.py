@@ -25,6 +25,7 @@ from wirewarden.web.api import (
     traffic,
     users,
 )
+from wirewarden.web.changes import ChangeThread
 from wirewarden.web.deps import LoginRequired, Reader
 from wirewarden.web.security import SecurityHeaders
 
@@ -41,6 +42,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         if resolver is not None:
             resolver.start()
         yield
+        changes.close()
         if resolver is not None:
             resolver.stop()
         if run_loop:
@@ -57,6 +59,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.container = container
+    app.state.changes = changes = ChangeThread()
     for module in (interfaces, peers, policy, dns, traffic, shares, auth, users, tokens, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(share.router)

@@ -23,6 +23,7 @@ from wirewarden.bootstrap import Container
 from wirewarden.services.auth import csrf_matches
 from wirewarden.services.context import Actor
 from wirewarden.services.identity import FULL, Principal
+from wirewarden.web.changes import ChangeThread
 
 SESSION_COOKIE = "ww_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -50,6 +51,11 @@ class LoginRequired(Exception):
 # that costs more than the dependency itself.
 async def container(request: Request) -> Container:
     return app_of(request)
+
+
+async def change_thread(request: Request) -> ChangeThread:
+    found: ChangeThread = request.app.state.changes
+    return found
 
 
 def app_of(request: Request) -> Container:
@@ -176,6 +182,7 @@ def signed_in(
 # A database row id in a path: out of range is a 422, not an overflow deeper down.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 App = Annotated[Container, Depends(container)]
+Changes = Annotated[ChangeThread, Depends(change_thread)]
 Reader = Annotated[Actor, Depends(scoped("read"))]
 Writer = Annotated[Actor, Depends(scoped("write"))]
 Admin = Annotated[Actor, Depends(scoped("admin"))]

@@ -16,7 +16,7 @@ from wirewarden.services.schemas import (
     PeerOut,
 )
 from wirewarden.web.api.serialized import model_response
-from wirewarden.web.deps import App, Reader, Writer
+from wirewarden.web.deps import App, Changes, Reader, Writer
 
 router = APIRouter(prefix="/interfaces", tags=["interfaces"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -66,5 +66,8 @@ def list_peers(
 
 
 @router.post("/{name}/peers", status_code=status.HTTP_201_CREATED, response_model=PeerOut)
-def create_peer(app: App, actor: Writer, name: str, body: PeerCreate) -> Response:
-    return model_response(app.peers.create(name, body, actor), status.HTTP_201_CREATED)
+async def create_peer(
+    app: App, changes: Changes, actor: Writer, name: str, body: PeerCreate
+) -> Response:
+    created = await changes.run(app.peers.create, name, body, actor)
+    return model_response(created, status.HTTP_201_CREATED)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import PlainTextResponse
 
 from wirewarden.services.schemas import PeerOut, PeerUpdate
-from wirewarden.web.deps import App, Reader, RowId, Writer
+from wirewarden.web.deps import App, Changes, Reader, RowId, Writer
 
 router = APIRouter(prefix="/peers", tags=["peers"])
 
@@ -17,13 +17,15 @@ def get_peer(app: App, actor: Reader, peer_id: RowId) -> PeerOut:
 
 
 @router.patch("/{peer_id}")
-def update_peer(app: App, actor: Writer, peer_id: RowId, body: PeerUpdate) -> PeerOut:
-    return app.peers.update(peer_id, body, actor)
+async def update_peer(
+    app: App, changes: Changes, actor: Writer, peer_id: RowId, body: PeerUpdate
+) -> PeerOut:
+    return await changes.run(app.peers.update, peer_id, body, actor)
 
 
 @router.delete("/{peer_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_peer(app: App, actor: Writer, peer_id: RowId) -> Response:
-    app.peers.delete(peer_id, actor)
+async def delete_peer(app: App, changes: Changes, actor: Writer, peer_id: RowId) -> Response:
+    await changes.run(app.peers.delete, peer_id, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
