@@ -657,6 +657,12 @@ class Bench:
             t0 = time.perf_counter()
             rec.reconcile()
             noop_cached = time.perf_counter() - t0
+            noop_steps = dict(times)
+            noop_profile = cProfile.Profile() if self.args.profile else None
+            if noop_profile is not None:
+                noop_profile.enable()
+                rec.reconcile()
+                noop_profile.disable()
             forget_desired(rec)
             t0 = time.perf_counter()
             rec.reconcile()
@@ -680,6 +686,7 @@ class Bench:
             "steps_last_round_s": last,
             "noop_pass_cached_s": noop_cached,
             "noop_pass_reread_s": noop_reread,
+            "noop_steps_s": noop_steps,
         }
         log(
             f"  full `wg syncconf` onto the populated device (the anchors' per-change cost): "
@@ -693,16 +700,18 @@ class Bench:
             f"  of which wg addconf (set_peers) {set_peers:.2f} s = "
             f"{set_peers / med_sync:.2f}x syncconf"
         )
-        log("  steps of the last pass: " + ", ".join(f"{k} {v:.3f} s" for k, v in last.items()))
+        log("  steps of the last pass: " + _steps(last))
         log(
             f"  pass with nothing to do: {ms(noop_cached)} (desired cached), "
             f"{ms(noop_reread)} (re-read)"
         )
-        if profile is not None:
-            buf = io.StringIO()
-            pstats.Stats(profile, stream=buf).sort_stats("cumulative").print_stats(25)
-            log("  cProfile of the first reconcile pass (top 25 cumulative):")
-            log(buf.getvalue())
+        log("  steps of the pass with nothing to do (cached): " + _steps(noop_steps))
+        for what, prof in (("the first reconcile pass", profile), ("a no-op pass", noop_profile)):
+            if prof is not None:
+                buf = io.StringIO()
+                pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+                log(f"  cProfile of {what} (top 25 cumulative):")
+                log(buf.getvalue())
 
     def serve_cold_start(self, total: int) -> None:
         log(f"\n[6] serve cold start with {total} peers until the kernel holds them all")
@@ -867,6 +876,10 @@ class Bench:
         if self.args.json:
             Path(self.args.json).write_text(json.dumps(r, indent=2) + "\n")
             log(f"results written to {self.args.json}")
+
+
+def _steps(times: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f} s" for k, v in times.items())
 
 
 def inner(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from wirewarden.domain.state import PeerState
-from wirewarden.domain.uapi import ZERO_KEY, errno_of, remove_peers, set_peers
+from wirewarden.domain.uapi import ZERO_KEY, errno_of, remove_peers, set_peers, set_peers_chunks
 
 KEY_A = base64.b64encode(bytes(range(32))).decode()
 KEY_B = base64.b64encode(bytes([7]) * 32).decode()
@@ -49,3 +49,16 @@ def test_errno_of_replies() -> None:
     assert errno_of("errno=-22\n\n") == -22
     assert errno_of("") == -1
     assert errno_of("errno=x\n\n") == -1
+
+
+def test_set_peers_in_pieces_is_the_same_message() -> None:
+    peers = [
+        PeerState(key, (f"10.8.0.{i}/32", f"fd00::{i}/128"), persistent_keepalive=i)
+        for i, key in enumerate([KEY_A, KEY_B] * 3, start=2)
+    ]
+    whole = set_peers(peers)
+    for size in (1, 5, 6, 7, 1000):
+        pieces = list(set_peers_chunks(peers, size))
+        assert "".join(pieces) == whole
+        assert whole.endswith("\n\n") and not whole.endswith("\n\n\n")
+    assert len(list(set_peers_chunks(peers, 6))) == 7  # 6 peers of 6 lines, then the end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 from wirewarden.dataplane.run import CommandError
@@ -15,14 +16,16 @@ def socket_path(uapi_dir: Path, name: str) -> Path:
     return uapi_dir / f"{name}.sock"
 
 
-def send_set(path: Path, message: str, timeout: float = 60.0) -> None:
-    """Send one `set=1` message and raise CommandError unless the device answers errno=0."""
+def send_set(path: Path, message: Iterable[str], timeout: float = 60.0) -> None:
+    """Send one `set=1` message (its pieces in order) and raise CommandError unless the
+    device answers errno=0."""
     argv = ["uapi", str(path), "set"]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            sock.sendall(message.encode())
+            for piece in [message] if isinstance(message, str) else message:
+                sock.sendall(piece.encode())
             reply = _read_reply(sock)
     except OSError as exc:
         raise CommandError(argv, str(exc)) from exc

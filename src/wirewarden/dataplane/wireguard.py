@@ -106,7 +106,7 @@ class WireGuard:
     def set_peers(self, name: str, peers: Iterable[PeerState]) -> None:
         sock = self._userspace_socket(name)
         if sock is not None:
-            uapi.send_set(sock, messages.set_peers(peers))
+            uapi.send_set(sock, messages.set_peers_chunks(peers))
             return
         # addconf takes the keys on stdin and replaces each listed peer's AllowedIPs,
         # leaving every other peer (and its session) untouched.

@@ -7,7 +7,7 @@ messages after parsing a config. Writing them ourselves spares a process per cha
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from wirewarden.domain.state import PeerState
 
@@ -20,6 +20,12 @@ def key_hex(key: str) -> str:
 
 def set_peers(peers: Iterable[PeerState]) -> str:
     """A `set` message that makes each listed peer exactly as given, others untouched."""
+    return "".join(set_peers_chunks(peers))
+
+
+def set_peers_chunks(peers: Iterable[PeerState], lines_per_chunk: int = 2048) -> Iterator[str]:
+    """The same message in pieces: wireguard-go applies each line as it arrives, so a piece
+    sent while the next is built overlaps our work with the device's."""
     lines = ["set=1"]
     for peer in peers:
         lines += [
@@ -29,7 +35,10 @@ def set_peers(peers: Iterable[PeerState]) -> str:
             "replace_allowed_ips=true",
         ]
         lines += [f"allowed_ip={network}" for network in peer.allowed_ips]
-    return "\n".join(lines) + "\n\n"
+        if len(lines) >= lines_per_chunk:
+            yield "\n".join(lines) + "\n"
+            lines = []
+    yield "\n".join(lines) + "\n\n" if lines else "\n"
 
 
 def remove_peers(public_keys: Iterable[str]) -> str:
