@@ -27,8 +27,9 @@ left in it is killed at the end, also on failure or Ctrl-C; the only traffic is 
 7. the steady-state pass with nothing to do, and serve's cold start until the kernel holds
    every peer again.
 
-It prints figures, never asserts. Peers are created by one client (`--concurrency 1`):
-concurrent creates race in address allocation today and some answer 409. `/run/wireguard`
+It prints figures, never asserts. Peers are created by one client (`--concurrency 1`), as
+the earlier runs were; creates are serialized on the host lock, so more clients add little.
+`/run/wireguard`
 (wireguard-go's UAPI sockets, a host-wide directory) is a private tmpfs inside the
 benchmark, so other namespaces' userspace interfaces are neither seen nor touched.
 """

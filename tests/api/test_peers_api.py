@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.keys import generate_keypair, public_key_of
 from wirewarden.domain.state import PeerState
+from wirewarden.services.context import SYSTEM
+from wirewarden.services.schemas import PeerCreate
 
 IFACES = "/api/v1/interfaces"
 PEERS = "/api/v1/peers"
@@ -78,6 +81,23 @@ def test_create_applies_the_peer_before_answering(
     assert kernel.allowed_ips == ("10.8.0.2/32",)
     assert kernel.preshared_key is not None
     assert client.get(f"{PEERS}/{peer['id']}").json()["public_key"] == peer["public_key"]
+
+
+def test_concurrent_creates_all_succeed_with_distinct_addresses(
+    container: Container, dataplane: FakeDataplane, wg0: dict[str, Any]
+) -> None:
+    # Several clients (API threads, the CLI) at once: none is refused for a taken address.
+    def create(worker: int) -> list[str]:
+        made = []
+        for i in range(8):
+            peer = container.peers.create("wg0", PeerCreate(name=f"w{worker}-{i}"), SYSTEM)
+            made.append(peer.address)
+        return made
+
+    with ThreadPoolExecutor(6) as pool:
+        addresses = [a for made in pool.map(create, range(6)) for a in made]
+    assert len(set(addresses)) == 48
+    assert len(kernel_peers(dataplane)) == 48
 
 
 def test_addresses_are_allocated_in_order_and_gaps_reused(

@@ -18,11 +18,17 @@ T = TypeVar("T")
 
 class ChangeThread:
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="changes")
+        self._pool: ThreadPoolExecutor | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="changes")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Waits for the change under way; a later run() starts a new thread (an app may be
+        started and stopped more than once, as tests do)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
