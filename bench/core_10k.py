@@ -43,7 +43,6 @@ import http.client
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import re
@@ -53,13 +52,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from netns_run import interrupt, log, machine, ms, pct, run_in_netns, sh
 
 HERE = Path(__file__).resolve()
 UAPI_DIR = Path("/run/wireguard")
@@ -71,138 +71,12 @@ STATS_MAX_AGE = 2.0  # bootstrap.build's default DumpCache age, which serve uses
 # ---------------------------------------------------------------- small helpers
 
 
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), nearest-rank on the sorted values."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def sh(argv: list[str], *, check: bool = True, timeout: float = 120, **kw: Any) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, check=False, **kw
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
-    return result.stdout
-
-
 def tool(name: str) -> str:
     beside = Path(sys.executable).with_name(name)
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
         raise SystemExit(f"{name} not found (beside {sys.executable} or on PATH)")
     return found
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    wg_go = sh(["wireguard-go", "--version"]).splitlines()[0].strip()
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {wg_go}"
-    )
-
-
-# ---------------------------------------------------------------- outer: the namespace
-
-
-def netns_pids(ns: str) -> list[int]:
-    out = sh(["ip", "netns", "pids", ns], check=False)
-    return [int(p) for p in out.split() if p.isdigit()]
-
-
-def kill_netns_processes(ns: str, grace: float = 5.0) -> None:
-    pids = netns_pids(ns)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and netns_pids(ns):
-        time.sleep(0.1)
-    for _ in range(20):
-        left = netns_pids(ns)
-        if not left:
-            return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    log(f"warning: processes still in {ns}: {netns_pids(ns)}")
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def outer(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        log("this benchmark needs root (network namespaces, wireguard-go, nft)")
-        return 2
-    for name in ("ip", "wg", "wireguard-go", "nft", "unshare"):
-        if shutil.which(name) is None:
-            log(f"{name} is not on PATH")
-            return 2
-    tag = secrets.token_hex(3)
-    ns = f"wwbench-{tag}"
-    workdir = Path(tempfile.mkdtemp(prefix=f"wwbench-{tag}-"))
-    workdir.chmod(0o700)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)  # explicit: a background job may inherit SIGINT ignored
-    rc = 1
-    child: subprocess.Popen[bytes] | None = None
-    try:
-        sh(["ip", "netns", "add", ns])
-        sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-        # A private mount namespace with its own /run/wireguard, so wireguard-go sockets
-        # of other namespaces on this host are neither listed by `wg show all` nor hit.
-        inner_argv = [sys.executable, str(HERE), "--inner", "--workdir", str(workdir)]
-        inner_argv += sys.argv[1:]
-        script = (
-            "mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 wwbench /run/wireguard"
-            ' && exec "$@"'
-        )
-        private = ["unshare", "--mount", "--propagation", "private"]
-        child = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *private, "sh", "-c", script, "sh", *inner_argv],
-            cwd=HERE.parents[1],
-        )
-        rc = child.wait()
-    except KeyboardInterrupt:
-        log("\ninterrupted: cleaning up")
-        rc = 130
-        if child is not None and child.poll() is None:
-            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-                child.send_signal(signal.SIGTERM)  # lets the inner side stop serve itself
-                child.wait(timeout=15)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        kill_netns_processes(ns)
-        sh(["ip", "netns", "del", ns], check=False)
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-        gone = ns not in sh(["ip", "netns", "list"], check=False)
-        log(f"cleanup: namespace {ns} {'removed' if gone else 'STILL PRESENT'}")
-    return rc
 
 
 # ---------------------------------------------------------------- inner: the benchmark
@@ -884,8 +758,8 @@ def _steps(times: dict[str, float]) -> str:
 
 
 def inner(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     Bench(args).run()
     return 0
 
@@ -914,7 +788,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
-        return inner(args) if args.inner else outer(args)
+        if args.inner:
+            return inner(args)
+        return run_in_netns(HERE, "wwbench", ("wg", "wireguard-go", "nft"), keep=args.keep)
     except KeyboardInterrupt:
         return 130
 

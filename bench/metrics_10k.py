@@ -37,39 +37,22 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
-import secrets
-import shutil
 import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from netns_run import interrupt, log, machine, ms, pct, run_in_netns, sh
+
 HERE = Path(__file__).resolve()
 IFNAME = "wwm0"
 DAY, HOUR = 86400, 3600
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def sh(
-    argv: list[str], *, check: bool = True, timeout: float = 120, stdin: str | None = None
-) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, check=False, input=stdin
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
-    return result.stdout
 
 
 def peer_ip(i: int) -> str:
@@ -89,99 +72,6 @@ def used_bytes(engine: Any, path: Path) -> int:
     finally:
         con.close()
     return int((pages - free) * size)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    )
-
-
-# ---------------------------------------------------------------- outer: the namespace
-
-
-def netns_pids(ns: str) -> list[int]:
-    out = sh(["ip", "netns", "pids", ns], check=False)
-    return [int(p) for p in out.split() if p.isdigit()]
-
-
-def kill_netns_processes(ns: str) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in netns_pids(ns):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and netns_pids(ns):
-            time.sleep(0.1)
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def outer(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        log("this benchmark needs root (a network namespace and wireguard-go)")
-        return 2
-    for name in ("ip", "wg", "wireguard-go", "unshare"):
-        if shutil.which(name) is None:
-            log(f"{name} is not on PATH")
-            return 2
-    tag = secrets.token_hex(3)
-    ns = f"wwmbench-{tag}"
-    workdir = Path(tempfile.mkdtemp(prefix=f"wwmbench-{tag}-"))
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
-    rc = 1
-    child: subprocess.Popen[bytes] | None = None
-    try:
-        sh(["ip", "netns", "add", ns])
-        sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-        inner_argv = [sys.executable, str(HERE), "--inner", "--workdir", str(workdir)]
-        inner_argv += sys.argv[1:]
-        script = (
-            "mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 wwmbench /run/wireguard"
-            ' && exec "$@"'
-        )
-        private = ["unshare", "--mount", "--propagation", "private"]
-        child = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *private, "sh", "-c", script, "sh", *inner_argv],
-            cwd=HERE.parents[1],
-        )
-        rc = child.wait()
-    except KeyboardInterrupt:
-        log("\ninterrupted: cleaning up")
-        rc = 130
-        if child is not None and child.poll() is None:
-            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-                child.send_signal(signal.SIGTERM)
-                child.wait(timeout=15)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        kill_netns_processes(ns)
-        sh(["ip", "netns", "del", ns], check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
-        gone = ns not in sh(["ip", "netns", "list"], check=False)
-        log(f"cleanup: namespace {ns} {'removed' if gone else 'STILL PRESENT'}")
-    return rc
 
 
 # ---------------------------------------------------------------- inner: the benchmark
@@ -230,13 +120,13 @@ class Bench:
         server = generate_keypair()
         sh(
             ["wg", "set", IFNAME, "private-key", "/dev/stdin", "listen-port", "51999"],
-            stdin=server.private_key + "\n",
+            input=server.private_key + "\n",
         )
         keys = [generate_keypair().public_key for _ in range(n)]
         conf = "".join(
             f"[Peer]\nPublicKey = {k}\nAllowedIPs = {peer_ip(i)}/32\n" for i, k in enumerate(keys)
         )
-        sh(["wg", "addconf", IFNAME, "/dev/stdin"], stdin=conf, timeout=300)
+        sh(["wg", "addconf", IFNAME, "/dev/stdin"], input=conf, timeout=300)
         walls, wg_cpu, go_cpu = [], [], []
         text = ""
         for _ in range(self.args.dumps):
@@ -595,9 +485,9 @@ def main() -> int:
     args = parse_args()
     try:
         if not args.inner:
-            return outer(args)
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+            return run_in_netns(HERE, "wwmbench", ("wg", "wireguard-go"))
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
         Bench(args).run()
         return 0
     except KeyboardInterrupt:
