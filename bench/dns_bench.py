@@ -13,7 +13,14 @@ Everything listens on 127.0.0.1 only. It measures, with dnsperf:
   4. a reload of that list under full query load: dnsperf's lost-query count.
 
 The WireWarden side is the real DnsRuntime (uvloop thread, fast path, cache, query
-log written to a SQLite database), run in a child process of this script.
+log written to a SQLite database by its writer process, as in `serve`), run in a child
+process of this script.
+
+Diagnostics: `--probe` has the resolver print, each second, its event loop's worst lag,
+its CPU time and its garbage collections (each one over 2 ms with its CPU time);
+`--log-thread` writes the query log from a thread of the resolver's process instead (the
+old way; the probe then also shows the writes), `--log-discard` not at all; `--only
+cached|blocked` runs one of the two QPS parts.
 """
 
 from __future__ import annotations
@@ -32,12 +39,16 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 FAKE_PORT, WW_PORT, UNBOUND_PORT = 5399, 5353, 5354
+PROBE = False  # --probe: the resolver prints its loop lag each second (stderr)
+LOG_DISCARD = False  # --log-discard: the query log is not written (to measure its cost)
+LOG_THREAD = False  # --log-thread: the log written by a thread, not a child process
 
 
 def rss_kb(pid: int) -> int:
@@ -77,10 +88,11 @@ def serve_wirewarden(args: argparse.Namespace) -> None:
     from wirewarden.domain.dnsstate import DnsDirectory, PolicySpec
     from wirewarden.store import schema
     from wirewarden.store.db import make_sessions
-    from wirewarden.store.dns import DnsStore
+    from wirewarden.store.dns import DnsStore, log_ports
 
     work = Path(args.work)
-    engine = create_engine(f"sqlite:///{work / 'ww.db'}")
+    url = f"sqlite:///{work / 'ww.db'}"
+    engine = create_engine(url)
     schema.upgrade(engine)
     store = DnsStore(make_sessions(engine), "bench")
     lists = ListStore(work / "lists")
@@ -91,7 +103,14 @@ def serve_wirewarden(args: argparse.Namespace) -> None:
     def directory() -> DnsDirectory:
         return DnsDirectory(revision[0], (), (), {}, {"default": spec})
 
-    ports = Ports(lambda: revision[0], directory, store.write_log, store.prune_log)
+    write_log = store.write_log
+    if args.log_discard:
+        write_log = lambda records: None  # noqa: E731
+    if args.probe:
+        write_log = _timed_writer(write_log)
+    ports = Ports(lambda: revision[0], directory, write_log, store.prune_log)
+    if not args.log_thread and not args.log_discard:  # as `serve` does (bootstrap.build_dns)
+        ports.log_process = partial(log_ports, url, "bench")
     config = DnsConfig(
         port=args.port, extra_listen=(HOST,), allow_any_source=True, cache=CacheLimits()
     )
@@ -104,10 +123,72 @@ def serve_wirewarden(args: argparse.Namespace) -> None:
     wanted = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, wanted)  # before any thread starts
     runtime.start()
+    if args.probe:
+        _start_probe(runtime)
     print(json.dumps({"ready": True, "rss_kb": rss_kb(os.getpid())}), flush=True)
     while signal.sigwait(wanted) == signal.SIGHUP:
         threading.Thread(target=reload).start()
     runtime.stop()
+
+
+_WRITES: list[tuple[float, float, int]] = []  # (start, seconds, rows) of each write_log call
+
+
+def _timed_writer(write: Any) -> Any:
+    def timed(records: Any) -> None:
+        started = time.monotonic()
+        write(records)
+        _WRITES.append((started, time.monotonic() - started, len(records)))
+
+    return timed
+
+
+def _start_probe(runtime: Any) -> None:
+    """An event-loop lag probe (--probe): a 1 ms timer on the resolver's loop; each
+    second, its worst lateness, the log writer's busy time and rows go to stderr."""
+    import asyncio
+    import gc
+
+    gcs: list[tuple[int, float]] = []  # (generation, seconds) of each collection
+    started = [0.0, 0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0], started[1] = time.perf_counter(), time.thread_time()
+        else:
+            took = time.perf_counter() - started[0]
+            gcs.append((info["generation"], took))
+            if took > 0.002:
+                cpu = round((time.thread_time() - started[1]) * 1000, 1)
+                slow = {"gen": info["generation"], "ms": round(took * 1000, 1), "cpu_ms": cpu}
+                print("gc", round(time.time() % 1000, 2), slow, file=sys.stderr, flush=True)
+
+    gc.callbacks.append(on_gc)
+
+    async def probe() -> None:
+        worst, window = 0.0, time.monotonic()
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.001)
+            worst = max(worst, time.monotonic() - before - 0.001)
+            if before - window >= 1.0:
+                writes = [w for w in _WRITES if w[0] >= window]
+                _WRITES[:] = []
+                line = {
+                    "t": round(time.time() % 1000, 1),
+                    "lag_ms": round(worst * 1000, 1),
+                    "write_ms": round(sum(w[1] for w in writes) * 1000),
+                    "rows": sum(w[2] for w in writes),
+                    "cpu_s": round(time.process_time(), 2),
+                    "gc_max_ms": round(max((g[1] for g in gcs), default=0) * 1000, 1),
+                    "gc2": sum(1 for g in gcs if g[0] == 2),
+                    "gcs": len(gcs),
+                }
+                gcs[:] = []
+                print("probe", json.dumps(line), file=sys.stderr, flush=True)
+                worst, window = 0.0, before
+
+    asyncio.run_coroutine_threadsafe(probe(), runtime._loop)
 
 
 def load_only(args: argparse.Namespace) -> None:
@@ -245,6 +326,9 @@ class Proc:
 def start_wirewarden(work: Path, list_path: Path) -> tuple[Proc, int]:
     argv = [sys.executable, __file__, "serve", "--work", str(work), "--list", str(list_path)]
     argv += ["--port", str(WW_PORT), "--upstream", f"udp://{HOST}:{FAKE_PORT}"]
+    argv += ["--probe"] if PROBE else []
+    argv += ["--log-discard"] if LOG_DISCARD else []
+    argv += ["--log-thread"] if LOG_THREAD else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = Proc(argv, stdout=subprocess.PIPE, text=True, env=env)
     line = proc.proc.stdout.readline()  # type: ignore[union-attr]
@@ -321,10 +405,16 @@ def run(args: argparse.Namespace) -> None:
             for port in (WW_PORT, UNBOUND_PORT):
                 dnsperf(port, cached, None)  # warm the caches: one pass over every name
             for label, data in (("cached", cached), ("blocked", blocked)):
+                if args.only and label != args.only:
+                    continue
                 for who, port in (("wirewarden", WW_PORT), ("unbound", UNBOUND_PORT)):
+                    if PROBE:
+                        print("phase", label, who, round(time.time() % 1000, 1), flush=True)
                     results[f"{label}_{who}"] = dnsperf(port, data, args.seconds, "-v")
                     print(label, who, results[f"{label}_{who}"], flush=True)
                     # Latency below saturation: at full speed p99 is mostly dnsperf's queue.
+                    if PROBE:
+                        print("phase paced", label, who, round(time.time() % 1000, 1), flush=True)
                     paced = dnsperf(port, data, args.seconds / 2, "-v", "-Q", str(args.paced_qps))
                     results[f"{label}_{who}_paced"] = paced
                     print(label, who, f"at {args.paced_qps}/s", paced, flush=True)
@@ -422,8 +512,14 @@ def main() -> None:
     parser.add_argument("--shape", choices=SHAPES, default=SHAPES[-1])
     parser.add_argument("--skip-qps", action="store_true", help="only the 1M-list parts")
     parser.add_argument("--skip-million", action="store_true", help="only the QPS parts")
+    parser.add_argument("--probe", action="store_true", help="print the resolver's loop lag")
+    parser.add_argument("--log-discard", action="store_true", help="do not write the query log")
+    parser.add_argument("--log-thread", action="store_true", help="query log writer in a thread")
+    parser.add_argument("--only", choices=["cached", "blocked"], help="one of the QPS parts")
     parser.add_argument("--paced-qps", type=int, default=5000, help="rate for the p99 runs")
     args = parser.parse_args()
+    global PROBE, LOG_DISCARD, LOG_THREAD
+    PROBE, LOG_DISCARD, LOG_THREAD = args.probe, args.log_discard, args.log_thread
     modes = {"bench": run, "serve": serve_wirewarden, "load": load_only, "structures": structures}
     modes[args.mode](args)
 

@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -44,7 +45,7 @@ from wirewarden.services.users import UserService
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine, make_sessions
 from wirewarden.store.desired import DesiredStateReader, split_csv
-from wirewarden.store.dns import DnsStore, dns_guard
+from wirewarden.store.dns import DnsStore, dns_guard, log_ports, shared_database
 from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
 
@@ -196,6 +197,8 @@ def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRunti
         ),
     )
     ports = Ports(store.revision, store.directory, store.write_log, store.prune_log)
+    if shared_database(settings.db_url):
+        ports.log_process = partial(log_ports, settings.db_url, settings.node_name)
     return DnsRuntime(config, UpstreamSet(upstreams), lists, ports)
 
 

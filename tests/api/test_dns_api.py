@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from wirewarden.bootstrap import Container
 from wirewarden.dns.lists import ListStore
-from wirewarden.store.dns import DnsStore, read_directory
+from wirewarden.dns.logwriter import ProcessLogWriter
+from wirewarden.dns.resolver import LogBatch, LogKey
+from wirewarden.store.dns import DnsStore, log_ports, read_directory
+from wirewarden.store.tables import DnsQuery
 
 DNS = "/api/v1/dns"
 
@@ -285,3 +291,89 @@ def test_prometheus_counts_answers_by_policy_and_outcome(
     text = client.get("/metrics").text
     assert 'wirewarden_dns_queries_total{policy="default",status="blocked"} 2.0' in text
     assert "wirewarden_dns_cache_entries 0.0" in text
+
+
+def test_query_log_written_by_the_writer_process(client: TestClient, container: Container) -> None:
+    """What the resolver hands its log writer process shows in the log and the stats, and
+    the process prunes by age; counted cache hits keep their count."""
+    now = time.time()
+    question = b"\x03www\x07example\x00\x00\x1c\x00\x01"  # www.example AAAA IN, as on the wire
+    counted: LogKey = ("10.8.0.2", "default", question, "cached", None, 0)
+    batch = LogBatch(
+        [
+            (
+                now - 1,
+                1,
+                "laptop",
+                "10.8.0.2",
+                "default",
+                "ads.example",
+                1,
+                "blocked",
+                "deny",
+                3,
+                None,
+                None,
+                1,
+            ),
+            (
+                now - 9 * 86400,
+                None,
+                None,
+                "10.8.0.9",
+                "default",
+                "old.example",
+                1,
+                "resolved",
+                None,
+                0,
+                "udp://x",
+                2.0,
+                1,
+            ),
+        ],
+        [({counted: 7}, {counted: (now, 1, "laptop")})],
+    )
+    url = container.settings.db_url
+
+    async def hand_over() -> None:
+        writer = ProcessLogWriter(partial(log_ports, url, "local"))
+        assert await writer.submit(batch) == 0
+        await writer.prune(now - 7 * 86400, 1_000_000)
+        await writer.close()
+
+    asyncio.run(hand_over())
+    items = client.get(f"{DNS}/queries").json()["items"]
+    assert [(i["name"], i["qtype"], i["status"], i["count"]) for i in items] == [
+        ("www.example", "AAAA", "cached", 7),
+        ("ads.example", "A", "blocked", 1),
+    ]
+    assert items[0]["peer"] == "laptop" and items[1]["rcode"] == "NXDOMAIN"
+    stats = client.get(f"{DNS}/stats").json()
+    assert stats["queries"] == 8 and stats["by_status"] == {"blocked": 1, "cached": 7}
+
+
+def test_query_log_writer_process_comes_back(container: Container) -> None:
+    """A writer process that died is replaced at the next batch; the log goes on (what
+    the dead one had not written yet is lost)."""
+    url = container.settings.db_url
+
+    def batch(name: str) -> LogBatch:
+        record = (time.time(), None, None, "10.8.0.9", "default", name, 1, "resolved")
+        return LogBatch([(*record, None, 0, "udp://x", 1.0, 1)], [])
+
+    async def hand_over() -> None:
+        writer = ProcessLogWriter(partial(log_ports, url, "local"))
+        await writer.submit(batch("killed.example"))
+        assert writer.process is not None
+        writer.process.kill()
+        await asyncio.get_running_loop().run_in_executor(None, writer.process.join)
+        await writer.submit(batch("lost-or-not.example"))  # may go to the dead pipe
+        await asyncio.sleep(0.1)  # lets the transport see the broken pipe
+        await writer.submit(batch("after.example"))
+        await writer.close()
+
+    asyncio.run(hand_over())
+    with container.deps.sessions() as db:
+        names = set(db.scalars(select(DnsQuery.name)))
+    assert "after.example" in names

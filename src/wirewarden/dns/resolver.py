@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -188,15 +188,23 @@ class LogBatch:
 
     def records(self) -> list[Record]:
         """All of it as records, in no particular order (the writer sorts)."""
-        out = self.pending
+        out = list(self.pending)
         for counts, firsts in self.windows:
-            for key, count in counts.items():
-                client, policy, question, status, reason, rcode = key
-                at, peer_id, peer = firsts[key]
-                qtype, name = (question[-4] << 8) | question[-3], question[:-4]
-                record = (at, peer_id, peer, client, policy, name, qtype, status, reason, rcode)
-                out.append((*record, None, None, count))
+            out += counted_records((key, count, firsts[key]) for key, count in counts.items())
         return out
+
+
+def counted_records(
+    counted: Iterable[tuple[LogKey, int, tuple[float, int | None, str | None]]],
+) -> list[Record]:
+    """Records of counted fast-path answers: (key, count, (first seen, peer_id, peer))."""
+    out: list[Record] = []
+    for key, count, (at, peer_id, peer) in counted:
+        client, policy, question, status, reason, rcode = key
+        qtype, name = (question[-4] << 8) | question[-3], question[:-4]
+        record = (at, peer_id, peer, client, policy, name, qtype, status, reason, rcode)
+        out.append((*record, None, None, count))
+    return out
 
 
 class Counters:

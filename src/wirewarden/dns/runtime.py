@@ -17,13 +17,21 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wirewarden.dns.cache import AnswerCache, CacheLimits
 from wirewarden.dns.lists import ListStatus, ListStore
-from wirewarden.dns.resolver import LogBatch, PolicyRuntime, QueryLog, Record, Resolver, Routing
+from wirewarden.dns.logwriter import (
+    LogPortsFactory,
+    LogWriter,
+    ProcessLogWriter,
+    PruneLog,
+    ThreadLogWriter,
+    WriteLog,
+)
+from wirewarden.dns.resolver import PolicyRuntime, QueryLog, Resolver, Routing
 from wirewarden.dns.server import Listeners
 from wirewarden.dns.upstream import UpstreamSet
 from wirewarden.domain.dnsrules import CompiledList, compile_policy
@@ -34,8 +42,9 @@ log = logging.getLogger(__name__)
 SYNC_SECONDS = 1.0
 READ_SHARE = 0.05  # at most this share of the time goes to re-reading the directory
 PRUNE_SECONDS = 60.0
-LOG_SLICE = 500
 SWITCH_INTERVAL = 0.0005
+YOUNG_GC_SECONDS = 0.02  # a young collection at least this often
+MIDDLE_GC_EVERY = 10  # and the middle generation every this many of them (0.2 s)
 
 
 @dataclass
@@ -58,8 +67,10 @@ class Ports:
 
     revision: Callable[[], int]
     directory: Callable[[], DnsDirectory]
-    write_log: Callable[[list[Record]], None]
-    prune_log: Callable[[float, int], int]
+    write_log: WriteLog
+    prune_log: PruneLog
+    # The same two in a child process (logwriter.py: why); None writes in a thread.
+    log_process: LogPortsFactory | None = None
 
 
 class DnsRuntime:
@@ -70,6 +81,11 @@ class DnsRuntime:
         self.log = QueryLog()
         self.cache = AnswerCache(config.cache)
         self.resolver = Resolver(upstreams, self.cache, self.log)
+        self.writer: LogWriter = (
+            ProcessLogWriter(ports.log_process)
+            if ports.log_process is not None
+            else ThreadLogWriter(ports.write_log, ports.prune_log)
+        )
         self.compiled: dict[str, tuple[tuple[int, int], CompiledList]] = {}
         self.directory: DnsDirectory | None = None
         self.loaded_at = 0.0
@@ -123,6 +139,7 @@ class DnsRuntime:
         # out of the collector's sight, a full collection scans only what came since. Full
         # collections over the whole heap stalled every query for 30-90 ms (dns_bench).
         gc.freeze()
+        young = _YoungCollections(self._loop)
         self._ready.set()
         first_refresh = asyncio.create_task(self._refresh_due())  # lists without a copy yet
         tasks = [
@@ -133,11 +150,14 @@ class DnsRuntime:
             asyncio.create_task(self._every(60.0, self._refresh_due)),
         ]
         await self._stop.wait()
+        young.stop()
         for task in tasks:
             task.cancel()
         await listeners.close()
         with contextlib.suppress(Exception):
             await self._flush()
+        with contextlib.suppress(Exception):
+            await self.writer.close()
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         while True:
@@ -255,23 +275,23 @@ class DnsRuntime:
     async def _flush(self) -> None:
         batch = self.log.take()
         if batch:
-            await asyncio.get_running_loop().run_in_executor(None, self._write, batch)
-
-    def _write(self, batch: LogBatch) -> None:
-        """Write in slices, yielding the GIL between them: the writer's Python work must
-        not hold up the event loop for the length of a whole second's batch. Sorted by
-        time first, so row ids follow time (the log is read newest id first)."""
-        records = batch.records()
-        records.sort(key=_first)
-        for start in range(0, len(records), LOG_SLICE):
-            self.ports.write_log(records[start : start + LOG_SLICE])
-            time.sleep(0)
+            self.log.dropped += await self._to_writer(lambda: self.writer.submit(batch)) or 0
 
     async def _prune(self) -> None:
         cutoff = time.time() - self.config.retention_seconds
-        await asyncio.get_running_loop().run_in_executor(
-            None, self.ports.prune_log, cutoff, self.config.max_log_rows
-        )
+        await self._to_writer(lambda: self.writer.prune(cutoff, self.config.max_log_rows))
+
+    async def _to_writer(self, job: Callable[[], Awaitable[int | None]]) -> int | None:
+        """Run a job on the writer; when the writer process cannot be started, go on
+        writing in a thread (slower answers under load beat a lost log)."""
+        try:
+            return await job()
+        except Exception:
+            if isinstance(self.writer, ThreadLogWriter):
+                raise
+            log.exception("DNS: no query log writer process; writing in a thread instead")
+            self.writer = ThreadLogWriter(self.ports.write_log, self.ports.prune_log)
+            return await job()
 
     # ------------------------------------------------------------- status
 
@@ -287,8 +307,29 @@ class DnsRuntime:
         }
 
 
-def _first(record: Record) -> float:
-    return record[0]
+class _YoungCollections:
+    """Collects the youngest generation every 20 ms instead of at its allocation count.
+
+    The fast path replaces objects (packet-cache entries, their keys) rather than adding
+    them: each new one is counted, each old one freed is counted off, so the count stays
+    under its threshold while the young list grows to tens of thousands. The collection
+    that finally came scanned them all at once: 15-25 ms of CPU with every query waiting
+    (dns_bench, `--probe`). Collected every 20 ms, a young list is a few hundred objects;
+    the cache's tuples of plain values are untracked at their first collection and are
+    never scanned again, so little survives to the older generations.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.rounds = loop, 0
+        self.timer = loop.call_later(YOUNG_GC_SECONDS, self._collect)
+
+    def _collect(self) -> None:
+        self.rounds += 1
+        gc.collect(1 if self.rounds % MIDDLE_GC_EVERY == 0 else 0)
+        self.timer = self.loop.call_later(YOUNG_GC_SECONDS, self._collect)
+
+    def stop(self) -> None:
+        self.timer.cancel()
 
 
 def default_spec() -> PolicySpec:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain import dnswire
 from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client, DnsDirectory, DnsGuard, PolicySpec
-from wirewarden.store.db import engine_of
+from wirewarden.store.db import engine_of, make_engine, make_sessions
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
 _LOG_COLUMNS = (
@@ -208,6 +208,22 @@ class DnsStore:
             if newest > max_rows:
                 gone += _count(db.execute(delete(DnsQuery).where(DnsQuery.id <= newest - max_rows)))
             return gone
+
+
+def log_ports(
+    url: str, node: str
+) -> tuple[Callable[[list[Any]], None], Callable[[float, int], int]]:
+    """The query log's write and prune on an engine of their own: what the resolver's log
+    writer process runs (dns/logwriter.py)."""
+    store = DnsStore(make_sessions(make_engine(url)), node)
+    return store.write_log, store.prune_log
+
+
+def shared_database(url: str) -> bool:
+    """Whether another process can open the same database (not an in-memory SQLite)."""
+    parsed = make_url(url)
+    in_memory = parsed.database in (None, "", ":memory:")
+    return parsed.get_backend_name() != "sqlite" or not in_memory
 
 
 def _count(result: object) -> int:
