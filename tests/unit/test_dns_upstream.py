@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.dnsfake import answer, udp_wire
+from tests.dnsfake import address_for, answer, udp_wire
 from wirewarden.dns.upstream import UpstreamSet, parse_upstreams
 
 pytestmark = pytest.mark.anyio
@@ -142,3 +142,160 @@ async def test_an_upstream_servfail_moves_to_the_next(plain: int) -> None:
     got = await upstreams.query(ask("nxname.example"))
     assert got is not None and dns.message.from_wire(got.wire).rcode() == dns.rcode.NXDOMAIN
     assert got.upstream.endswith(f":{plain}")
+
+
+class _DotServer:
+    """A DoT server on loopback that counts connections and can answer a batch of
+    queries in reverse order, close after some answers, or see the client go away."""
+
+    def __init__(self, context: ssl.SSLContext, batch: int = 1, answers_per_conn: int = 0):
+        self.context, self.batch, self.answers_per_conn = context, batch, answers_per_conn
+        self.connections = 0
+        self.client_closed = 0
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> _DotServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        answered = 0
+        try:
+            while True:
+                batch = []
+                for _ in range(self.batch):
+                    size = struct.unpack("!H", await reader.readexactly(2))[0]
+                    batch.append(await reader.readexactly(size))
+                for query in reversed(batch):  # out of order when batch > 1
+                    response = answer(query)
+                    assert response is not None
+                    out = response.to_wire()
+                    writer.write(struct.pack("!H", len(out)) + out)
+                    answered += 1
+                await writer.drain()
+                if self.answers_per_conn and answered >= self.answers_per_conn:
+                    return  # the server's own idle/limit close
+        except asyncio.IncompleteReadError:
+            self.client_closed += 1
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        """Stop listening and end every open connection."""
+        if self.server is not None:
+            self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+
+@pytest.fixture
+def tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting the test CA) for the name dns.test."""
+    cert, key = _certificate(tmp_path, "dns.test")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    return server_ctx, ssl.create_default_context(cafile=str(cert))
+
+
+def _address(message: dns.message.Message) -> str:
+    return str(message.answer[0][0])
+
+
+async def test_dot_keeps_one_connection_for_many_queries(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = await _DotServer(tls_pair[0]).start()
+    upstreams = UpstreamSet(
+        parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test"), _tls=tls_pair[1]
+    )
+    try:
+        for i in range(5):
+            got = await upstreams.query(ask(f"host{i}.example"))
+            assert got is not None
+            assert _address(dns.message.from_wire(got.wire)) == address_for(f"host{i}.example")[0]
+        assert server.connections == 1
+    finally:
+        await upstreams.close()
+        server.close()
+
+
+async def test_dot_pipelined_answers_out_of_order_match_their_queries(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = await _DotServer(tls_pair[0], batch=4).start()  # answers each 4 in reverse
+    upstreams = UpstreamSet(
+        parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test"), _tls=tls_pair[1]
+    )
+    names = [f"pipe{i}.example" for i in range(8)]
+    try:
+        got = await asyncio.gather(*(upstreams.query(ask(n)) for n in names))
+        for name, answered in zip(names, got, strict=True):
+            assert answered is not None
+            response = dns.message.from_wire(answered.wire)
+            assert str(response.question[0].name) == name + "."
+            assert _address(response) == address_for(name)[0]
+        assert server.connections == 1
+    finally:
+        await upstreams.close()
+        server.close()
+
+
+async def test_dot_reconnects_when_the_server_closes(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = await _DotServer(tls_pair[0], answers_per_conn=2).start()
+    upstreams = UpstreamSet(
+        parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test"), _tls=tls_pair[1]
+    )
+    try:
+        for i in range(5):
+            assert await upstreams.query(ask(f"again{i}.example")) is not None
+        assert server.connections == 3  # 2 + 2 + 1 answers
+        assert upstreams.upstreams[0].failed == 0  # the closes cost no answer
+    finally:
+        await upstreams.close()
+        server.close()
+
+
+async def test_dot_closes_an_idle_connection_and_opens_a_new_one(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = await _DotServer(tls_pair[0]).start()
+    spec = parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test")
+    upstreams = UpstreamSet(spec, _tls=tls_pair[1], dot_idle=0.05)
+    try:
+        assert await upstreams.query(ask("first.example")) is not None
+        for _ in range(100):  # until the server sees the client go (bounded)
+            if server.client_closed:
+                break
+            await asyncio.sleep(0.02)
+        assert server.client_closed == 1
+        assert await upstreams.query(ask("second.example")) is not None
+        assert server.connections == 2
+    finally:
+        await upstreams.close()
+        server.close()
+
+
+async def test_dot_fails_closed_when_the_server_goes_away(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server = await _DotServer(tls_pair[0]).start()
+    spec = parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test")
+    upstreams = UpstreamSet(spec, _tls=tls_pair[1], timeout=0.5)
+    try:
+        assert await upstreams.query(ask("up.example")) is not None
+        server.close()
+        await asyncio.sleep(0.05)  # lets the client's reader see the connection end
+        # The kept connection is gone with the server, and no new one can be opened.
+        assert await upstreams.query(ask("down.example")) is None
+        assert upstreams.upstreams[0].failed == 1
+    finally:
+        await upstreams.close()

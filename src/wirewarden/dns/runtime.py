@@ -158,6 +158,8 @@ class DnsRuntime:
             await self._flush()
         with contextlib.suppress(Exception):
             await self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.resolver.upstreams.close()
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         while True:

@@ -79,30 +79,42 @@ class UdpListener:
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self) -> None:
-        recv = self.sock.recvfrom
-        burst: list[tuple[bytes, Any]] = []
+        # One pass reads and answers (no list of the burst), and the answers go out
+        # together after it; locals, because this runs for every datagram.
+        recv, handle = self.sock.recvfrom, self.resolver.handle
+        answers: list[tuple[bytes, Any]] = []
         for _ in range(BURST):
             try:
-                burst.append(recv(MAX_UDP))
+                data, addr = recv(MAX_UDP)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # an ICMP error queued on the socket: not fatal
                 log.debug("udp receive: %s", exc)
                 break
-        handle = self.resolver.handle
-        answers: list[tuple[bytes, Any]] = []
-        for data, addr in burst:
             try:
                 out = handle(data, addr[0], False)
             except Exception:  # a bug must cost one answer, never the rest of the burst
                 log.exception("DNS: answering a query from %s failed", addr[0])
                 continue
-            if isinstance(out, bytes):
+            if out.__class__ is bytes:
                 answers.append((out, addr))
             elif out is not None:
-                self.tasks.start(self._later(out, addr))
-        for answer, addr in answers:
-            self._send(answer, addr)
+                self.tasks.start(self._later(out, addr))  # type: ignore[arg-type]
+        if not answers:
+            return
+        if self.backlog:
+            self.backlog.extend(answers)
+            return
+        sendto = self.sock.sendto
+        for at, (answer, addr) in enumerate(answers):
+            try:
+                sendto(answer, addr)
+            except (BlockingIOError, InterruptedError):
+                self.backlog.extend(answers[at:])
+                self.loop.add_writer(self.sock.fileno(), self._writable)
+                return
+            except OSError as exc:  # e.g. the address went away with its link
+                log.debug("udp send to %s: %s", addr, exc)
 
     def _send(self, out: bytes, addr: Any) -> None:
         if self.backlog:

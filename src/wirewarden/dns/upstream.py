@@ -1,4 +1,5 @@
-"""Upstream resolvers: plain DNS (UDP, TCP when truncated) and DNS over TLS, with health.
+"""Upstream resolvers: plain DNS (UDP, TCP when truncated) and DNS over TLS (on a kept,
+pipelined connection: dot.py), with health.
 
 Upstreams are tried in the configured order, skipping those marked down after
 repeated failures (a down one is tried again after a pause, and as a last resort
@@ -19,6 +20,8 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.rcode
+
+from wirewarden.dns.dot import IDLE_SECONDS, DotClient
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,9 @@ class UpstreamSet:
     upstreams: list[Upstream]
     timeout: float = ATTEMPT_TIMEOUT
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
+    dot_idle: float = IDLE_SECONDS
+    # Kept DoT connections by upstream label, opened on the resolver's loop when needed.
+    _dot: dict[str, DotClient] = field(default_factory=dict, repr=False)
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -127,18 +133,22 @@ class UpstreamSet:
 
     async def _ask(self, upstream: Upstream, request: dns.message.Message) -> dns.message.Message:
         if upstream.scheme == "tls":
-            return await dns.asyncquery.tls(
-                request,
-                upstream.host,
-                timeout=self.timeout,
-                port=upstream.port,
-                ssl_context=self._context(),
-                server_hostname=upstream.tls_name or upstream.host,
-            )
+            client = self._dot.get(upstream.label)
+            if client is None:
+                name, context = upstream.tls_name or upstream.host, self._context()
+                client = DotClient(upstream.host, upstream.port, name, context, self.dot_idle)
+                self._dot[upstream.label] = client
+            return await client.query(request, self.timeout)
         response, _ = await dns.asyncquery.udp_with_fallback(
             request, upstream.host, timeout=self.timeout, port=upstream.port
         )
         return response
+
+    async def close(self) -> None:
+        """Close kept connections (DoT)."""
+        for client in self._dot.values():
+            await client.close()
+        self._dot.clear()
 
     def status(self) -> list[dict[str, object]]:
         now = time.monotonic()
