@@ -139,19 +139,23 @@ def test_packet_cache_same_bytes_same_answer_but_the_id(resolver: Resolver, cloc
     third = asked(3)  # the packet cache
     assert third.id == 3 and third.answer[0].ttl == 290
     assert third.to_wire()[2:] == second.to_wire()[2:]
-    clock.now += 0.5  # the entry's age is now 11 s: the TTL changed, the packet is stale
+    clock.now += 0.5  # the entry's age is now 11 s: the TTL changed, the packet is renewed
     assert asked(4).answer[0].ttl == 289
-    assert statuses(resolver) == ["resolved", "cached", "cached", "cached"]
-    assert resolver.counters.by[("kids", "cached")] == 3
+    assert asked(5).answer[0].ttl == 289
+    clock.now += 300  # past the entry's TTL: asked upstream again, not from the packet
+    assert asked(6).answer[0].ttl == 300
+    assert statuses(resolver) == ["resolved", "cached", "cached", "cached", "cached", "resolved"]
+    assert resolver.counters.by[("kids", "cached")] == 4
+    assert resolver.upstreams.asked == ["www.example.", "www.example."]  # type: ignore[attr-defined]
     # A new routing (here: the peer's policy now denies the name) starts without packets.
     kids = compile_policy("kids", ["www.example"], [], "nxdomain", True)
     resolver.routing = Routing(
         clients=resolver.routing.clients,
         policies={**resolver.routing.policies, "kids": PolicyRuntime(kids)},
     )
-    assert asked(5).rcode() == dns.rcode.NXDOMAIN
-    assert asked(6).rcode() == dns.rcode.NXDOMAIN  # blocked: through the fast path...
-    assert asked(7).rcode() == dns.rcode.NXDOMAIN  # ...and then the packet cache
+    assert asked(7).rcode() == dns.rcode.NXDOMAIN
+    assert asked(8).rcode() == dns.rcode.NXDOMAIN  # blocked: through the fast path...
+    assert asked(9).rcode() == dns.rcode.NXDOMAIN  # ...and then the packet cache
     assert statuses(resolver)[-3:] == ["blocked", "blocked", "blocked"]
 
 

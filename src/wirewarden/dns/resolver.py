@@ -24,7 +24,7 @@ import dns.message
 import dns.rdataclass
 import dns.rdatatype
 
-from wirewarden.dns.cache import AnswerCache, Key
+from wirewarden.dns.cache import AnswerCache, Entry, Key
 from wirewarden.dns.upstream import UpstreamSet
 from wirewarden.domain import dnswire
 from wirewarden.domain.dnsrules import CompiledPolicy, Verdict
@@ -102,6 +102,8 @@ class Packet(NamedTuple):
     counter: tuple[str, str]  # (policy, status)
     peer_id: int | None
     peer: str | None
+    entry: Entry | None = None  # the cache entry it came from (None: a block)
+    end: int = 0  # where the question ends in the query
 
 
 @dataclass
@@ -236,18 +238,38 @@ class Resolver:
             # The same bytes from the same source, answered within the same second of the
             # cached entry's age (or blocked, under the same routing): the same answer
             # but for the id. A packet cache as in dnsdist; it halves the per-query work.
-            hit = self.routing.packets.get((ip, data[2:]))
-            if hit is not None and hit.until > self.cache.clock():
-                self._tally(hit.counter, hit.logkey, hit.peer_id, hit.peer)
-                if hit.counter[1] == "cached":
-                    self.cache.hits += 1
-                return data[:2] + hit.tail
+            packet = (ip, data[2:])
+            hit = self.routing.packets.get(packet)
+            if hit is not None:
+                now = self.cache.clock()
+                if hit.until > now:
+                    self._tally(hit.counter, hit.logkey, hit.peer_id, hit.peer)
+                    if hit.entry is not None:
+                        self.cache.hits += 1
+                    return data[:2] + hit.tail
+                if hit.entry is not None and hit.entry.expires > now:
+                    return self._aged(data, packet, hit, hit.entry, now)
         fast = dnswire.fast_question(data)
         if fast is not None:
             out = self._fast(data, ip, tcp, fast)
             if out is not None:
                 return out
         return self._parsed(data, ip, tcp)
+
+    def _aged(
+        self, data: bytes, packet: tuple[str, bytes], hit: Packet, entry: Entry, now: float
+    ) -> bytes:
+        """A packet whose cache entry is still fresh but a second older: its TTLs patched
+        again, with what the fast path had found kept (policy, verdict, log key)."""
+        self.cache.hits += 1
+        elapsed = int(now - entry.stored)
+        out = dnswire.patch_cached(entry.wire, data, hit.end, entry.ttls, elapsed)
+        until = min(entry.expires, entry.stored + elapsed + 1)
+        self.routing.packets[packet] = Packet(
+            out[2:], until, hit.logkey, hit.counter, hit.peer_id, hit.peer, entry, hit.end
+        )
+        self._tally(hit.counter, hit.logkey, hit.peer_id, hit.peer)
+        return out
 
     def _fast(
         self, data: bytes, ip: str, tcp: bool, fast: tuple[bytes, bytes, int, bool, bool, int]
@@ -271,7 +293,7 @@ class Resolver:
                 return None  # the full path builds it once and keeps it
             out = dnswire.patch_cached(wire, data, end, (), 0)
             status, reason = "blocked", verdict.reason  # type: ignore[attr-defined]
-            until = _FOREVER
+            until, kept = _FOREVER, None
         else:
             cache = self.cache
             entry = cache.entries.get(key)
@@ -285,6 +307,7 @@ class Resolver:
                 return None
             status, reason = "cached", None
             until = min(entry.expires, entry.stored + elapsed + 1)  # the TTLs change then
+            kept = entry
         logkey = (ip, policy.compiled.name, key[0], status, reason, out[3] & 0xF)
         counter = (logkey[1], status)
         peer_id, peer = (client.peer_id, client.peer) if client else (None, None)
@@ -293,7 +316,9 @@ class Resolver:
             packets = routing.packets
             if len(packets) >= MAX_PACKETS:
                 packets.clear()
-            packets[(ip, data[2:])] = Packet(out[2:], until, logkey, counter, peer_id, peer)
+            packets[(ip, data[2:])] = Packet(
+                out[2:], until, logkey, counter, peer_id, peer, kept, end
+            )
         return out
 
     def _tally(
