@@ -4,11 +4,13 @@ certificate check, health marking, and failing closed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ssl
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -204,37 +206,40 @@ def tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server_ctx, ssl.create_default_context(cafile=str(cert))
 
 
+@contextlib.asynccontextmanager
+async def _dot(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext], server: dict[str, int], **upstream: Any
+) -> AsyncIterator[tuple[_DotServer, UpstreamSet]]:
+    """A DoT server (options as _DotServer's) and an upstream set asking only it."""
+    dot = await _DotServer(tls[0], **server).start()
+    spec = parse_upstreams(f"tls://127.0.0.1:{dot.port}#dns.test")
+    upstreams = UpstreamSet(spec, _tls=tls[1], **upstream)
+    try:
+        yield dot, upstreams
+    finally:
+        await upstreams.close()
+        dot.close()
+
+
 def _address(message: dns.message.Message) -> str:
     return str(message.answer[0][0])
 
 
-async def test_dot_keeps_one_connection_for_many_queries(
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> None:
-    server = await _DotServer(tls_pair[0]).start()
-    upstreams = UpstreamSet(
-        parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test"), _tls=tls_pair[1]
-    )
-    try:
+TlsPair = tuple[ssl.SSLContext, ssl.SSLContext]
+
+
+async def test_dot_keeps_one_connection_for_many_queries(tls_pair: TlsPair) -> None:
+    async with _dot(tls_pair, {}) as (server, upstreams):
         for i in range(5):
             got = await upstreams.query(ask(f"host{i}.example"))
             assert got is not None
             assert _address(dns.message.from_wire(got.wire)) == address_for(f"host{i}.example")[0]
         assert server.connections == 1
-    finally:
-        await upstreams.close()
-        server.close()
 
 
-async def test_dot_pipelined_answers_out_of_order_match_their_queries(
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> None:
-    server = await _DotServer(tls_pair[0], batch=4).start()  # answers each 4 in reverse
-    upstreams = UpstreamSet(
-        parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test"), _tls=tls_pair[1]
-    )
+async def test_dot_pipelined_answers_out_of_order_match_their_queries(tls_pair: TlsPair) -> None:
     names = [f"pipe{i}.example" for i in range(8)]
-    try:
+    async with _dot(tls_pair, {"batch": 4}) as (server, upstreams):  # each 4 answered reversed
         got = await asyncio.gather(*(upstreams.query(ask(n)) for n in names))
         for name, answered in zip(names, got, strict=True):
             assert answered is not None
@@ -242,35 +247,18 @@ async def test_dot_pipelined_answers_out_of_order_match_their_queries(
             assert str(response.question[0].name) == name + "."
             assert _address(response) == address_for(name)[0]
         assert server.connections == 1
-    finally:
-        await upstreams.close()
-        server.close()
 
 
-async def test_dot_reconnects_when_the_server_closes(
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> None:
-    server = await _DotServer(tls_pair[0], answers_per_conn=2).start()
-    upstreams = UpstreamSet(
-        parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test"), _tls=tls_pair[1]
-    )
-    try:
+async def test_dot_reconnects_when_the_server_closes(tls_pair: TlsPair) -> None:
+    async with _dot(tls_pair, {"answers_per_conn": 2}) as (server, upstreams):
         for i in range(5):
             assert await upstreams.query(ask(f"again{i}.example")) is not None
         assert server.connections == 3  # 2 + 2 + 1 answers
         assert upstreams.upstreams[0].failed == 0  # the closes cost no answer
-    finally:
-        await upstreams.close()
-        server.close()
 
 
-async def test_dot_closes_an_idle_connection_and_opens_a_new_one(
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> None:
-    server = await _DotServer(tls_pair[0]).start()
-    spec = parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test")
-    upstreams = UpstreamSet(spec, _tls=tls_pair[1], dot_idle=0.05)
-    try:
+async def test_dot_closes_an_idle_connection_and_opens_a_new_one(tls_pair: TlsPair) -> None:
+    async with _dot(tls_pair, {}, dot_idle=0.05) as (server, upstreams):
         assert await upstreams.query(ask("first.example")) is not None
         for _ in range(100):  # until the server sees the client go (bounded)
             if server.client_closed:
@@ -279,23 +267,13 @@ async def test_dot_closes_an_idle_connection_and_opens_a_new_one(
         assert server.client_closed == 1
         assert await upstreams.query(ask("second.example")) is not None
         assert server.connections == 2
-    finally:
-        await upstreams.close()
-        server.close()
 
 
-async def test_dot_fails_closed_when_the_server_goes_away(
-    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> None:
-    server = await _DotServer(tls_pair[0]).start()
-    spec = parse_upstreams(f"tls://127.0.0.1:{server.port}#dns.test")
-    upstreams = UpstreamSet(spec, _tls=tls_pair[1], timeout=0.5)
-    try:
+async def test_dot_fails_closed_when_the_server_goes_away(tls_pair: TlsPair) -> None:
+    async with _dot(tls_pair, {}, timeout=0.5) as (server, upstreams):
         assert await upstreams.query(ask("up.example")) is not None
         server.close()
         await asyncio.sleep(0.05)  # lets the client's reader see the connection end
         # The kept connection is gone with the server, and no new one can be opened.
         assert await upstreams.query(ask("down.example")) is None
         assert upstreams.upstreams[0].failed == 1
-    finally:
-        await upstreams.close()
