@@ -46,6 +46,8 @@ _FRAME = struct.Struct("!I")
 
 
 class LogWriter(Protocol):
+    async def start(self) -> None: ...
+
     async def submit(self, batch: LogBatch) -> int:
         """Hand over a batch; returns how many records were dropped instead."""
 
@@ -70,6 +72,9 @@ class ThreadLogWriter:
 
     def __init__(self, write_log: WriteLog, prune_log: PruneLog) -> None:
         self.write_log, self.prune_log = write_log, prune_log
+
+    async def start(self) -> None:
+        return None
 
     async def submit(self, batch: LogBatch) -> int:
         await asyncio.get_running_loop().run_in_executor(None, self._write, batch)
@@ -220,6 +225,9 @@ class ProcessLogWriter:
         transport, protocol = await loop.connect_write_pipe(_Pipe, pipe)
         self.process, self.transport, self.pipe = process, transport, protocol
         return transport
+
+    async def start(self) -> None:
+        await self._connect()
 
     async def submit(self, batch: LogBatch) -> int:
         transport = await self._connect()

@@ -144,6 +144,9 @@ class DnsRuntime:
         first_refresh = asyncio.create_task(self._refresh_due())  # lists without a copy yet
         tasks = [
             first_refresh,
+            # The writer process starts now, so the first window's rows need not wait
+            # for an interpreter to start and import what it writes with.
+            asyncio.create_task(self._to_writer(lambda: self.writer.start())),
             asyncio.create_task(self._every(SYNC_SECONDS, lambda: self._sync(listeners))),
             asyncio.create_task(self._every(self.config.log_window, self._flush)),
             asyncio.create_task(self._every(PRUNE_SECONDS, self._prune)),
