@@ -209,6 +209,12 @@ def counted_records(
     return out
 
 
+def _same_ttls_until(entry: Entry, elapsed: int) -> float:
+    """Until when an answer patched `elapsed` whole seconds after it was cached stays the
+    same: the TTLs in it drop at the next second, and it is gone when the entry expires."""
+    return min(entry.expires, entry.stored + elapsed + 1)
+
+
 class Counters:
     """Answers by policy and outcome, for stats and Prometheus."""
 
@@ -264,7 +270,7 @@ class Resolver:
         self.cache.hits += 1
         elapsed = int(now - entry.stored)
         out = dnswire.patch_cached(entry.wire, data, hit.end, entry.ttls, elapsed)
-        until = min(entry.expires, entry.stored + elapsed + 1)
+        until = _same_ttls_until(entry, elapsed)
         self.routing.packets[packet] = Packet(
             out[2:], until, hit.logkey, hit.counter, hit.peer_id, hit.peer, entry, hit.end
         )
@@ -306,7 +312,7 @@ class Resolver:
             if not tcp and len(out) > (min(udp, 4096) if edns else dnswire.PLAIN_UDP):
                 return None
             status, reason = "cached", None
-            until = min(entry.expires, entry.stored + elapsed + 1)  # the TTLs change then
+            until = _same_ttls_until(entry, elapsed)
             kept = entry
         logkey = (ip, policy.compiled.name, key[0], status, reason, out[3] & 0xF)
         counter = (logkey[1], status)

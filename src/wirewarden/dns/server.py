@@ -100,23 +100,12 @@ class UdpListener:
                 answers.append((out, addr))
             elif out is not None:
                 self.tasks.start(self._later(out, addr))  # type: ignore[arg-type]
-        if not answers:
-            return
-        if self.backlog:
-            self.backlog.extend(answers)
-            return
-        sendto = self.sock.sendto
-        for at, (answer, addr) in enumerate(answers):
-            try:
-                sendto(answer, addr)
-            except (BlockingIOError, InterruptedError):
-                self.backlog.extend(answers[at:])
-                self.loop.add_writer(self.sock.fileno(), self._writable)
-                return
-            except OSError as exc:  # e.g. the address went away with its link
-                log.debug("udp send to %s: %s", addr, exc)
+        send = self._send
+        for answer, addr in answers:
+            send(answer, addr)
 
     def _send(self, out: bytes, addr: Any) -> None:
+        """Send now, or after what is already waiting for room in the kernel."""
         if self.backlog:
             self.backlog.append((out, addr))
             return
