@@ -4,8 +4,11 @@ Every name answers: A 198.18.0.<n> / AAAA 2001:db8::<n> where n is derived from 
 name (so answers differ per name), TTL 300; names starting with `nx` are NXDOMAIN
 with an SOA (negative TTL 60); names starting with `big` get enough TXT records to
 overflow 512 bytes (TC over UDP, whole over TCP). Counts the questions it gets.
+With `--root`, it also answers as the root server a recursive resolver primes from
+(`. NS` is `a.root-servers.net.`, whose address is the fake's own), so root hints can
+point a real Unbound at it: every other name is then answered authoritatively from here.
 
-Run: python -m tests.dnsfake HOST PORT [--log FILE]
+Run: python -m tests.dnsfake HOST PORT [--log FILE] [--root]
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import zlib
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
 TTL = 300
+ROOT_NS = "a.root-servers.net."
 
 
 def address_for(name: str) -> tuple[str, str]:
@@ -32,7 +37,8 @@ def address_for(name: str) -> tuple[str, str]:
     return f"198.18.0.{n}", f"2001:db8::{n:x}"
 
 
-def answer(wire: bytes) -> dns.message.Message | None:
+def answer(wire: bytes, root: str | None = None) -> dns.message.Message | None:
+    """The response to a query; with `root` (the fake's own address) it is the root."""
     try:
         query = dns.message.from_wire(wire)
     except Exception:
@@ -51,6 +57,9 @@ def answer(wire: bytes) -> dns.message.Message | None:
         )
         response.authority.append(soa)
         return response
+    if root is not None and name in (".", ROOT_NS):
+        _root_answer(response, root)
+        return response
     v4, v6 = address_for(name)
     if name.startswith("big") and q.rdtype == dns.rdatatype.TXT:
         texts = [f'"{"x" * 200} {i}"' for i in range(6)]
@@ -60,6 +69,16 @@ def answer(wire: bytes) -> dns.message.Message | None:
     elif q.rdtype == dns.rdatatype.AAAA:
         response.answer.append(dns.rrset.from_text(q.name, TTL, "IN", "AAAA", v6))
     return response
+
+
+def _root_answer(response: dns.message.Message, root: str) -> None:
+    q = response.question[0]
+    glue = dns.rrset.from_text(ROOT_NS, TTL, "IN", "AAAA" if ":" in root else "A", root)
+    if q.name == dns.name.root and q.rdtype == dns.rdatatype.NS:
+        response.answer.append(dns.rrset.from_text(".", TTL, "IN", "NS", ROOT_NS))
+        response.additional.append(glue)
+    elif q.name != dns.name.root and q.rdtype == glue.rdtype:
+        response.answer.append(glue)
 
 
 def udp_wire(response: dns.message.Message) -> bytes:
@@ -72,28 +91,31 @@ def udp_wire(response: dns.message.Message) -> bytes:
 
 
 class Udp(asyncio.DatagramProtocol):
-    def __init__(self, counter: list[int]) -> None:
-        self.counter = counter
+    def __init__(self, counter: list[int], root: str | None = None) -> None:
+        self.counter, self.root = counter, root
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.counter[0] += 1
-        response = answer(data)
+        response = answer(data, self.root)
         if response is not None:
             self.transport.sendto(udp_wire(response), addr)
 
 
 async def tcp_client(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: list[int]
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    counter: list[int],
+    root: str | None = None,
 ) -> None:
     try:
         while True:
             size = struct.unpack("!H", await reader.readexactly(2))[0]
             data = await reader.readexactly(size)
             counter[0] += 1
-            response = answer(data)
+            response = answer(data, root)
             if response is None:
                 break
             out = response.to_wire(max_size=65535)
@@ -105,11 +127,12 @@ async def tcp_client(
         writer.close()
 
 
-async def serve(host: str, port: int, log: str | None) -> None:
+async def serve(host: str, port: int, log: str | None, root: bool = False) -> None:
     counter = [0]
+    me = host if root else None
     loop = asyncio.get_running_loop()
-    await loop.create_datagram_endpoint(lambda: Udp(counter), local_addr=(host, port))
-    await asyncio.start_server(lambda r, w: tcp_client(r, w, counter), host, port)
+    await loop.create_datagram_endpoint(lambda: Udp(counter, me), local_addr=(host, port))
+    await asyncio.start_server(lambda r, w: tcp_client(r, w, counter, me), host, port)
     print(f"fake DNS on {host}:{port}", flush=True)
     while True:
         await asyncio.sleep(0.5)
@@ -123,9 +146,10 @@ def main() -> None:
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("--log")
+    parser.add_argument("--root", action="store_true", help="also be the root server")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.host, args.port, args.log))
+        asyncio.run(serve(args.host, args.port, args.log, args.root))
     except KeyboardInterrupt:
         sys.exit(0)
 

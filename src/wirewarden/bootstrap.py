@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from wirewarden.config import Settings
+from wirewarden.config import Settings, SettingsError
 from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
+from wirewarden.dataplane.unbound import LocalUnbound, UnboundOptions, find_binary
 from wirewarden.dataplane.wireguard import WireGuard
 from wirewarden.dns.cache import CacheLimits
 from wirewarden.dns.doh import load_doh_addresses, system_upstreams
 from wirewarden.dns.lists import ListStore
 from wirewarden.dns.prometheus import DnsExporter
-from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Ports, lists_dir
-from wirewarden.dns.upstream import UpstreamSet, parse_upstreams
+from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports, lists_dir
+from wirewarden.dns.upstream import UNBOUND, Upstream, UpstreamSet, parse_upstreams
 from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DesiredState
 from wirewarden.metrics.collector import Collector
@@ -184,7 +185,11 @@ def policy_config(settings: Settings) -> PolicyConfig:
 def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRuntime | None:
     if not settings.dns_enabled:
         return None
-    upstreams = parse_upstreams(settings.dns_upstreams or system_upstreams())
+    try:
+        upstreams = parse_upstreams(settings.dns_upstreams or system_upstreams())
+    except ValueError as exc:
+        raise SettingsError(f"WIREWARDEN_DNS_UPSTREAMS: {exc}") from exc
+    helpers: list[Helper] = [local_unbound(settings, u) for u in upstreams if u.scheme == UNBOUND]
     config = DnsConfig(
         port=settings.dns_port,
         extra_listen=tuple(a.strip() for a in settings.dns_listen.split(",") if a.strip()),
@@ -199,7 +204,26 @@ def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRunti
     ports = Ports(store.revision, store.directory, store.write_log, store.prune_log)
     if shared_database(settings.db_url):
         ports.log_process = partial(log_ports, settings.db_url, settings.node_name)
-    return DnsRuntime(config, UpstreamSet(upstreams), lists, ports)
+    return DnsRuntime(config, UpstreamSet(upstreams), lists, ports, helpers)
+
+
+def local_unbound(settings: Settings, upstream: Upstream) -> LocalUnbound:
+    """The Unbound an `unbound` upstream names, run by the resolver (not started here:
+    every CLI command builds the container)."""
+    options = UnboundOptions(
+        settings.data_dir / "dns" / "unbound",
+        host=upstream.host,
+        port=upstream.port,
+        dnssec=settings.dns_unbound_dnssec,
+    )
+    if settings.dns_unbound_root_hints is not None:
+        options = replace(options, root_hints=settings.dns_unbound_root_hints)
+    if find_binary(options.binary) is None:
+        raise SettingsError(
+            f"WIREWARDEN_DNS_UPSTREAMS names {upstream.label}, but the unbound binary is not "
+            "installed (apt install unbound dns-root-data), or drop it from the list"
+        )
+    return LocalUnbound(options)
 
 
 def auth_config(settings: Settings) -> AuthConfig:

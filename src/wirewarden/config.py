@@ -9,6 +9,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class SettingsError(ValueError):
+    """Settings that parse but cannot work here (the message names the variable)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WIREWARDEN_", extra="ignore")
 
@@ -45,9 +49,15 @@ class Settings(BaseSettings):
     assets_dir: Path | None = None
     # DNS filtering resolver on every interface gateway (see docs/dns.md).
     dns_enabled: bool = True
-    # Comma separated udp://host[:port] and tls://host[:port][#name]; empty: the
-    # nameservers of /etc/resolv.conf, as plain DNS.
+    # Comma separated udp://host[:port], tls://host[:port][#name] and `unbound` (or
+    # unbound://127.0.0.1:5335: a local Unbound serve starts); empty: the nameservers of
+    # /etc/resolv.conf, as plain DNS.
     dns_upstreams: str = ""
+    # The local Unbound validates DNSSEC when a root trust anchor is at hand.
+    dns_unbound_dnssec: bool = True
+    # Its root hints; unset: dns-root-data's /usr/share/dns/root.hints when present,
+    # else the addresses built into Unbound.
+    dns_unbound_root_hints: Path | None = None
     dns_port: int = Field(default=53, ge=1, le=65535)
     # Addresses to answer on besides the gateways (e.g. 127.0.0.1), comma separated.
     dns_listen: str = ""

@@ -58,3 +58,22 @@ def spawn_detached(
             env=env,
             start_new_session=True,
         )
+
+
+def spawn_child(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a long-lived child that `serve` supervises and stops itself (unlike
+    spawn_detached): its stdout and stderr on one pipe for the caller to log. It gets a
+    session of its own all the same, so a Ctrl-C on serve's terminal reaches serve alone,
+    and serve stops the child after what uses it. Raises CommandError when it cannot start."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(argv, "command not found (is it installed?)") from exc
+    except OSError as exc:
+        raise CommandError(argv, str(exc)) from exc

@@ -17,9 +17,10 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from wirewarden.dns.cache import AnswerCache, CacheLimits
 from wirewarden.dns.lists import ListStatus, ListStore
@@ -73,11 +74,26 @@ class Ports:
     log_process: LogPortsFactory | None = None
 
 
+class Helper(Protocol):
+    """A process the resolver relies on (the local Unbound): started before it, stopped
+    after it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class DnsRuntime:
     def __init__(
-        self, config: DnsConfig, upstreams: UpstreamSet, lists: ListStore, ports: Ports
+        self,
+        config: DnsConfig,
+        upstreams: UpstreamSet,
+        lists: ListStore,
+        ports: Ports,
+        helpers: Sequence[Helper] = (),
     ) -> None:
         self.config, self.lists, self.ports = config, lists, ports
+        self.helpers = tuple(helpers)
         self.log = QueryLog()
         self.cache = AnswerCache(config.cache)
         self.resolver = Resolver(upstreams, self.cache, self.log)
@@ -100,6 +116,8 @@ class DnsRuntime:
     # --------------------------------------------------------------- control
 
     def start(self) -> None:
+        for helper in self.helpers:
+            helper.start()
         self._thread = threading.Thread(target=self._run, name="dns", daemon=True)
         self._thread.start()
         self._ready.wait(timeout=30)
@@ -110,6 +128,8 @@ class DnsRuntime:
             loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout=15)
+        for helper in reversed(self.helpers):
+            helper.stop()
 
     def reload_lists(self) -> None:
         """Recompile lists whose copies changed (after a refresh from the API or CLI)."""

@@ -22,17 +22,20 @@ import dns.message
 import dns.rcode
 
 from wirewarden.dns.dot import IDLE_SECONDS, DotClient
+from wirewarden.domain.unbound import DEFAULT_HOST, DEFAULT_PORT
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_TIMEOUT = 2.0
 FAILURES_TO_DOWN = 3
 DOWN_SECONDS = 30.0
+# The local Unbound serve starts (dataplane/unbound.py): asked as plain DNS on loopback.
+UNBOUND = "unbound"
 
 
 @dataclass
 class Upstream:
-    scheme: str  # "udp" or "tls"
+    scheme: str  # "udp", "tls", or "unbound" (plain DNS to the local Unbound we run)
     host: str
     port: int
     tls_name: str | None = None
@@ -64,27 +67,35 @@ class Upstream:
 
 
 def parse_upstream(text: str) -> Upstream:
-    """`udp://host[:port]` or `tls://host[:port][#name]`; hosts are IP addresses (a
-    resolver cannot ask itself where its upstream is). Raises ValueError."""
+    """`udp://host[:port]`, `tls://host[:port][#name]`, or `unbound[://host:port]` (a
+    local Unbound we start, on a loopback address); hosts are IP addresses (a resolver
+    cannot ask itself where its upstream is). Raises ValueError."""
+    if text.strip() == UNBOUND:
+        return Upstream(UNBOUND, DEFAULT_HOST, DEFAULT_PORT)
     parts = urlsplit(text.strip())
-    if parts.scheme not in ("udp", "tls"):
-        raise ValueError(f"{text!r}: the scheme must be udp:// or tls://")
+    if parts.scheme not in ("udp", "tls", UNBOUND):
+        raise ValueError(f"{text!r}: the scheme must be udp://, tls:// or unbound://")
     try:
         host = parts.hostname or ""
         ipaddress.ip_address(host)
-        port = parts.port or (853 if parts.scheme == "tls" else 53)
+        port = parts.port or {"tls": 853, UNBOUND: DEFAULT_PORT}.get(parts.scheme, 53)
     except ValueError as exc:
         raise ValueError(f"{text!r}: the host must be an IP address with an optional port") from exc
     if parts.path not in ("", "/") or parts.query:
         raise ValueError(f"{text!r}: unexpected path or query")
     name = parts.fragment or None
-    if parts.scheme == "udp" and name:
+    if parts.scheme != "tls" and name:
         raise ValueError(f"{text!r}: a #name is only for tls:// upstreams")
+    if parts.scheme == UNBOUND and not ipaddress.ip_address(host).is_loopback:
+        raise ValueError(f"{text!r}: the local Unbound listens on a loopback address only")
     return Upstream(parts.scheme, host, port, name if parts.scheme == "tls" else None)
 
 
 def parse_upstreams(text: str) -> list[Upstream]:
-    return [parse_upstream(part) for part in text.split(",") if part.strip()]
+    upstreams = [parse_upstream(part) for part in text.split(",") if part.strip()]
+    if sum(u.scheme == UNBOUND for u in upstreams) > 1:
+        raise ValueError(f"{text!r}: one local Unbound at most")
+    return upstreams
 
 
 @dataclass
