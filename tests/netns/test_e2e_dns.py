@@ -1,6 +1,9 @@
 """End-to-end test of the DNS filtering resolver: `serve` in the server namespace, two peers
 brought up from exported configs, a fake authoritative upstream and the blocklists served
-over HTTP from the inet namespace. One topology for every check, to keep the run short."""
+over HTTP from the inet namespace. One topology for every check, to keep the run short.
+
+The upstreams are the local Unbound `serve` starts (its root hints name the fake, which
+also plays the root), then the fake itself as plain DNS."""
 
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def _serve_lists(topology: Topology) -> tuple[str, str]:
 
 
 def _start_upstream(topology: Topology) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "tests.dnsfake", topology.inet_ip, "53"]
+    argv = [sys.executable, "-m", "tests.dnsfake", topology.inet_ip, "53", "--root"]
     proc = topology.inet.popen(argv, log_path=topology.log_path("dnsfake.log"))
     topology.inet.wait_listening(topology.inet_ip, 53, running=lambda: proc.poll() is None)
     return proc
@@ -88,7 +91,13 @@ def setup(topology: Topology) -> Iterator[Setup]:
     topology.inet.wait_listening(topology.inet_ip, 853)
     hosts_url, adblock_url = _serve_lists(topology)
     product = Product(topology)
-    product.env["WIREWARDEN_DNS_UPSTREAMS"] = f"udp://{topology.inet_ip}:53"
+    hints = topology.workdir / "root.hints"
+    hints.write_text(
+        f". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A {topology.inet_ip}\n"
+    )
+    product.env["WIREWARDEN_DNS_UPSTREAMS"] = f"unbound,udp://{topology.inet_ip}:53"
+    product.env["WIREWARDEN_DNS_UNBOUND_ROOT_HINTS"] = str(hints)
+    product.env["WIREWARDEN_DNS_UNBOUND_DNSSEC"] = "false"  # the fake root signs nothing
     product.env["PYTHONPATH"] = str(ROOT)
     try:
         product.start()
@@ -191,9 +200,18 @@ def test_dns_filtering_end_to_end(setup: Setup) -> None:
     stats = setup.product.api("GET", "/dns/stats")
     assert stats["blocked"] > 0 and stats["queries"] > stats["blocked"]
 
+    # The answers came by the local Unbound, the first upstream.
+    local = setup.product.api("GET", "/dns/status")["upstreams"][0]
+    assert local["upstream"] == "unbound://127.0.0.1:5335" and local["answered"] > 0, local
+
     # Upstream down: fail closed, SERVFAIL (never another resolver).
     setup.upstream.terminate()
     setup.upstream.wait(timeout=5)
     assert dig(adult, "fresh.normal.example").status == "SERVFAIL"
     assert dig(adult, "deny.example").status == "NXDOMAIN"  # blocking needs no upstream
+
+    # serve stops its Unbound with it.
+    setup.product.stop()
+    conf = str(setup.product.data_dir.resolve() / "dns" / "unbound" / "unbound.conf")
+    assert conf not in setup.product.server.run(["ps", "-eo", "args"]).stdout
     print(f"[e2e] dns checks: {time.monotonic() - started:.1f}s")

@@ -115,7 +115,7 @@ class Supervised:
         self._wait_ready(proc)
         status = proc.wait()
         reader.join(timeout=2)
-        return f"exited with status {status}"
+        return f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
         while proc.poll() is None and not self._stopping.is_set():
