@@ -19,8 +19,9 @@ process of this script.
 Diagnostics: `--probe` has the resolver print, each second, its event loop's worst lag,
 its CPU time and its garbage collections (each one over 2 ms with its CPU time);
 `--log-thread` writes the query log from a thread of the resolver's process instead (the
-old way; the probe then also shows the writes), `--log-discard` not at all; `--only
-cached|blocked` runs one of the two QPS parts.
+old way; the probe then also shows the writes), `--log-discard` not at all; `--echo`
+answers every query with its own bytes (the listener and sockets alone: the ceiling any
+work on the answer path could reach); `--only cached|blocked` runs one of the two QPS parts.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 FAKE_PORT, WW_PORT, UNBOUND_PORT = 5399, 5353, 5354
 PROBE = False  # --probe: the resolver prints its loop lag each second (stderr)
-LOG_DISCARD = False  # --log-discard: the query log is not written (to measure its cost)
-LOG_THREAD = False  # --log-thread: the log written by a thread, not a child process
+SERVE_FLAGS = ("probe", "log_discard", "log_thread", "echo")  # passed on to `serve`
+SERVING: list[str] = []  # those given, as arguments of `serve`
 
 
 def rss_kb(pid: int) -> int:
@@ -115,6 +116,8 @@ def serve_wirewarden(args: argparse.Namespace) -> None:
         port=args.port, extra_listen=(HOST,), allow_any_source=True, cache=CacheLimits()
     )
     runtime = DnsRuntime(config, UpstreamSet(parse_upstreams(args.upstream)), lists, ports)
+    if args.echo:  # the listener reads `resolver.handle` at each burst
+        runtime.resolver.handle = lambda data, ip, tcp: data  # type: ignore[method-assign]
 
     def reload() -> None:
         lists.fetch(args.list)  # the list changed on disk: validate, copy, then swap
@@ -326,9 +329,7 @@ class Proc:
 def start_wirewarden(work: Path, list_path: Path) -> tuple[Proc, int]:
     argv = [sys.executable, __file__, "serve", "--work", str(work), "--list", str(list_path)]
     argv += ["--port", str(WW_PORT), "--upstream", f"udp://{HOST}:{FAKE_PORT}"]
-    argv += ["--probe"] if PROBE else []
-    argv += ["--log-discard"] if LOG_DISCARD else []
-    argv += ["--log-thread"] if LOG_THREAD else []
+    argv += SERVING
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = Proc(argv, stdout=subprocess.PIPE, text=True, env=env)
     line = proc.proc.stdout.readline()  # type: ignore[union-attr]
@@ -515,11 +516,13 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="print the resolver's loop lag")
     parser.add_argument("--log-discard", action="store_true", help="do not write the query log")
     parser.add_argument("--log-thread", action="store_true", help="query log writer in a thread")
+    parser.add_argument("--echo", action="store_true", help="answer each query with itself")
     parser.add_argument("--only", choices=["cached", "blocked"], help="one of the QPS parts")
     parser.add_argument("--paced-qps", type=int, default=5000, help="rate for the p99 runs")
     args = parser.parse_args()
-    global PROBE, LOG_DISCARD, LOG_THREAD
-    PROBE, LOG_DISCARD, LOG_THREAD = args.probe, args.log_discard, args.log_thread
+    global PROBE
+    PROBE = args.probe
+    SERVING[:] = [f"--{flag.replace('_', '-')}" for flag in SERVE_FLAGS if getattr(args, flag)]
     modes = {"bench": run, "serve": serve_wirewarden, "load": load_only, "structures": structures}
     modes[args.mode](args)
 
