@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import dns.edns
 import dns.message
+import dns.name
 import dns.rcode
 import pytest
 from cryptography import x509
@@ -144,6 +146,46 @@ async def test_an_upstream_servfail_moves_to_the_next(plain: int) -> None:
     got = await upstreams.query(ask("nxname.example"))
     assert got is not None and dns.message.from_wire(got.wire).rcode() == dns.rcode.NXDOMAIN
     assert got.upstream.endswith(f":{plain}")
+
+
+class _Failing(asyncio.DatagramProtocol):
+    """A validating resolver that cannot answer: SERVFAIL, with EDE 6 (DNSSEC Bogus) for
+    names under bogus.example and EDE 22 (No Reachable Authority) for the rest."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        bogus = query.question[0].name.is_subdomain(dns.name.from_text("bogus.example"))
+        code = dns.edns.EDECode.DNSSEC_BOGUS if bogus else dns.edns.EDECode.NO_REACHABLE_AUTHORITY
+        response = dns.message.make_response(query)
+        response.set_rcode(dns.rcode.SERVFAIL)
+        response.use_edns(0, options=[dns.edns.EDEOption(code)])
+        self.transport.sendto(response.to_wire(), addr)
+
+
+async def test_a_dnssec_servfail_is_the_answer_other_servfails_move_on(plain: int) -> None:
+    loop = asyncio.get_running_loop()
+    failing, _ = await loop.create_datagram_endpoint(_Failing, local_addr=("127.0.0.1", 0))
+    port = failing.get_extra_info("sockname")[1]
+    try:
+        upstreams = UpstreamSet(
+            parse_upstreams(f"udp://127.0.0.1:{port},udp://127.0.0.1:{plain}"), timeout=0.5
+        )
+        # A bogus name is not asked again elsewhere: another upstream may not validate.
+        bogus = await upstreams.query(ask("www.bogus.example"))
+        assert bogus is not None and bogus.upstream.endswith(f":{port}")
+        message = dns.message.from_wire(bogus.wire)
+        assert message.rcode() == dns.rcode.SERVFAIL
+        assert [o.code for o in message.options] == [dns.edns.EDECode.DNSSEC_BOGUS]
+        assert upstreams.upstreams[0].failed == 0
+        # Any other SERVFAIL: the next upstream answers.
+        other = await upstreams.query(ask("www.example"))
+        assert other is not None and other.upstream.endswith(f":{plain}")
+        assert upstreams.upstreams[0].failed == 1
+    finally:
+        failing.close()
 
 
 class _DotServer:

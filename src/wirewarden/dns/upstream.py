@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import dns.asyncquery
+import dns.edns
 import dns.exception
 import dns.message
 import dns.rcode
@@ -31,6 +32,10 @@ FAILURES_TO_DOWN = 3
 DOWN_SECONDS = 30.0
 # The local Unbound serve starts (dataplane/unbound.py): asked as plain DNS on loopback.
 UNBOUND = "unbound"
+# Extended DNS Errors (RFC 8914) a validating resolver gives with SERVFAIL when a name's
+# DNSSEC fails (unsupported algorithm or digest, indeterminate, bogus, expired, not yet
+# valid, DNSKEY/RRSIG/NSEC missing, no zone key bit).
+DNSSEC_FAILURES = frozenset({1, 2, 5, 6, 7, 8, 9, 10, 11, 12})
 
 
 @dataclass
@@ -98,6 +103,15 @@ def parse_upstreams(text: str) -> list[Upstream]:
     return upstreams
 
 
+def dnssec_failed(response: dns.message.Message) -> bool:
+    """A SERVFAIL that says the name failed validation: the upstream's answer, to pass on
+    (asking another upstream, maybe one that does not validate, would undo the check)."""
+    return response.rcode() == dns.rcode.SERVFAIL and any(
+        isinstance(option, dns.edns.EDEOption) and option.code in DNSSEC_FAILURES
+        for option in response.options
+    )
+
+
 @dataclass
 class Answer:
     wire: bytes
@@ -133,7 +147,8 @@ class UpstreamSet:
                 upstream.fail(f"{type(exc).__name__}: {exc}", time.monotonic())
                 log.debug("upstream %s failed: %s", upstream.label, exc)
                 continue
-            if response.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
+            failed = response.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED)
+            if failed and not dnssec_failed(response):
                 upstream.fail(dns.rcode.to_text(response.rcode()), time.monotonic())
                 continue
             elapsed = time.monotonic() - started

@@ -83,6 +83,9 @@ def render_unbound_conf(conf: UnboundConf) -> str:
         "    edns-buffer-size: 1232",
         f"    do-not-query-localhost: {'no' if conf.query_localhost else 'yes'}",
         f'    module-config: "{"validator iterator" if validate else "iterator"}"',
+        # Extended DNS Errors: a SERVFAIL for a name that fails DNSSEC says so, and our
+        # resolver passes it on instead of asking the next upstream (dns/upstream.py).
+        "    ede: yes",
     ]
     if conf.trust_anchor is not None:
         lines.append(f"    auto-trust-anchor-file: {_quoted(conf.trust_anchor)}")
