@@ -71,6 +71,12 @@ def answer(wire: bytes, root: str | None = None) -> dns.message.Message | None:
     return response
 
 
+def root_hints(address: str) -> str:
+    """A root hints file naming the fake (run with `--root`) at `address` as the root."""
+    kind = "AAAA" if ":" in address else "A"
+    return f". 3600000 NS {ROOT_NS}\n{ROOT_NS} 3600000 {kind} {address}\n"
+
+
 def _root_answer(response: dns.message.Message, root: str) -> None:
     q = response.question[0]
     glue = dns.rrset.from_text(ROOT_NS, TTL, "IN", "AAAA" if ":" in root else "A", root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ from wirewarden.config import Settings, SettingsError
 from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
-from wirewarden.dataplane.unbound import LocalUnbound, UnboundOptions, find_binary
+from wirewarden.dataplane.unbound import ROOT_HINTS, LocalUnbound, UnboundOptions, find_binary
 from wirewarden.dataplane.wireguard import WireGuard
 from wirewarden.dns.cache import CacheLimits
 from wirewarden.dns.doh import load_doh_addresses, system_upstreams
@@ -215,9 +215,8 @@ def local_unbound(settings: Settings, upstream: Upstream) -> LocalUnbound:
         host=upstream.host,
         port=upstream.port,
         dnssec=settings.dns_unbound_dnssec,
+        root_hints=settings.dns_unbound_root_hints or ROOT_HINTS,
     )
-    if settings.dns_unbound_root_hints is not None:
-        options = replace(options, root_hints=settings.dns_unbound_root_hints)
     if find_binary(options.binary) is None:
         raise SettingsError(
             f"WIREWARDEN_DNS_UPSTREAMS names {upstream.label}, but the unbound binary is not "

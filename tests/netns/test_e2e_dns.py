@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.dnsfake import address_for
+from tests.dnsfake import address_for, root_hints
 from tests.netns.product import Product
 from tests.netns.topology import Client, Topology, wait_until
 
@@ -92,9 +92,7 @@ def setup(topology: Topology) -> Iterator[Setup]:
     hosts_url, adblock_url = _serve_lists(topology)
     product = Product(topology)
     hints = topology.workdir / "root.hints"
-    hints.write_text(
-        f". 3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A {topology.inet_ip}\n"
-    )
+    hints.write_text(root_hints(topology.inet_ip))
     product.env["WIREWARDEN_DNS_UPSTREAMS"] = f"unbound,udp://{topology.inet_ip}:53"
     product.env["WIREWARDEN_DNS_UNBOUND_ROOT_HINTS"] = str(hints)
     product.env["WIREWARDEN_DNS_UNBOUND_DNSSEC"] = "false"  # the fake root signs nothing

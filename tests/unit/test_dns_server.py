@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from tests.ports import free_port
 from wirewarden.dns.server import Listeners
 
 
@@ -20,12 +21,6 @@ class Echo:
         return None if data == b"drop" else b"ok:" + data
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
 def test_udp_burst_answers_each_query_and_survives_a_failing_one(address: str) -> None:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -33,7 +28,7 @@ def test_udp_burst_answers_each_query_and_survives_a_failing_one(address: str) -
         pytest.skip("no IPv6")
 
     async def run() -> list[bytes]:
-        port = _free_port()
+        port = free_port()
         listeners = Listeners(Echo(), port)  # type: ignore[arg-type]
         await listeners.update({address})
         assert address in listeners.open, listeners.errors

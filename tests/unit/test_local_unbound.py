@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.dnsfake import address_for
+from tests.dnsfake import address_for, root_hints
+from tests.ports import free_port
 from wirewarden.dataplane.unbound import LocalUnbound, UnboundOptions, find_binary
 from wirewarden.dns.lists import ListStore
 from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Ports
@@ -37,20 +37,6 @@ pytestmark = [
     pytest.mark.skipif(find_binary("unbound") is None, reason="unbound not installed"),
     pytest.mark.skipif(os.geteuid() != 0, reason="the fake root needs port 53 (root)"),
 ]
-
-
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (Unbound opens both)."""
-    for _ in range(50):
-        port = random.randint(20000, 60000)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-            try:
-                u.bind(("127.0.0.1", port))
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def _pids_running(conf_path: str) -> list[int]:
@@ -67,6 +53,18 @@ def _pids_running(conf_path: str) -> list[int]:
         if conf_path.encode() in argv and state not in ("Z", "X"):
             found.append(int(entry.name))
     return found
+
+
+def _options(directory: Path, hints: Path) -> UnboundOptions:
+    """Unbound recursing from the fake root: on loopback, and nothing to validate with."""
+    return UnboundOptions(
+        directory,
+        port=free_port(),
+        dnssec=False,  # the fake root signs nothing
+        root_hints=hints,
+        query_localhost=True,  # the fake root is on loopback
+        anchor_tool=None,
+    )
 
 
 def _wait(check: object, timeout: float, what: str) -> None:
@@ -104,10 +102,7 @@ def fake_root(tmp_path: Path) -> Iterator[Path]:
     try:
         _wait(lambda: b"fake DNS" in (tmp_path / "fake-root.log").read_bytes(), 10, "the fake root")
         hints = tmp_path / "root.hints"
-        hints.write_text(
-            ".                   3600000 NS a.root-servers.net.\n"
-            f"a.root-servers.net. 3600000 A  {address}\n"
-        )
+        hints.write_text(root_hints(address))
         yield hints
     finally:
         proc.terminate()
@@ -118,17 +113,10 @@ def fake_root(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def rig(tmp_path: Path, fake_root: Path) -> Iterator[Rig]:
     """Our resolver with the local Unbound as its only upstream, as `serve` runs them."""
-    options = UnboundOptions(
-        tmp_path / "unbound",
-        port=_free_port(),
-        dnssec=False,  # the fake root signs nothing
-        root_hints=fake_root,
-        query_localhost=True,  # the fake root is on loopback
-        anchor_tool=None,
-    )
+    options = _options(tmp_path / "unbound", fake_root)
     unbound = LocalUnbound(options)
     upstreams = parse_upstreams(f"unbound://127.0.0.1:{options.port}")
-    port = _free_port()
+    port = free_port()
     ports = Ports(
         revision=lambda: 1,
         directory=lambda: DnsDirectory(1, (), ()),
@@ -171,14 +159,7 @@ def test_a_killed_unbound_is_started_again(rig: Rig) -> None:
 
 
 def test_an_unbound_left_by_a_killed_serve_is_replaced(tmp_path: Path, fake_root: Path) -> None:
-    options = UnboundOptions(
-        tmp_path / "u",
-        port=_free_port(),
-        dnssec=False,
-        root_hints=fake_root,
-        query_localhost=True,
-        anchor_tool=None,
-    )
+    options = _options(tmp_path / "u", fake_root)
     conf = LocalUnbound(options).write_conf()
     binary = find_binary("unbound")
     assert binary is not None

@@ -75,14 +75,14 @@ def parse_upstream(text: str) -> Upstream:
     """`udp://host[:port]`, `tls://host[:port][#name]`, or `unbound[://host:port]` (a
     local Unbound we start, on a loopback address); hosts are IP addresses (a resolver
     cannot ask itself where its upstream is). Raises ValueError."""
-    if text.strip() == UNBOUND:
+    if (spec := text.strip()) == UNBOUND:
         return Upstream(UNBOUND, DEFAULT_HOST, DEFAULT_PORT)
-    parts = urlsplit(text.strip())
+    parts = urlsplit(spec)
     if parts.scheme not in ("udp", "tls", UNBOUND):
         raise ValueError(f"{text!r}: the scheme must be udp://, tls:// or unbound://")
     try:
         host = parts.hostname or ""
-        ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host)
         port = parts.port or {"tls": 853, UNBOUND: DEFAULT_PORT}.get(parts.scheme, 53)
     except ValueError as exc:
         raise ValueError(f"{text!r}: the host must be an IP address with an optional port") from exc
@@ -91,7 +91,7 @@ def parse_upstream(text: str) -> Upstream:
     name = parts.fragment or None
     if parts.scheme != "tls" and name:
         raise ValueError(f"{text!r}: a #name is only for tls:// upstreams")
-    if parts.scheme == UNBOUND and not ipaddress.ip_address(host).is_loopback:
+    if parts.scheme == UNBOUND and not address.is_loopback:
         raise ValueError(f"{text!r}: the local Unbound listens on a loopback address only")
     return Upstream(parts.scheme, host, port, name if parts.scheme == "tls" else None)
 
