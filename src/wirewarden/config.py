@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wirewarden.domain import addresses
 
 
 class SettingsError(ValueError):
@@ -25,6 +27,15 @@ class Settings(BaseSettings):
     uplink: str | None = None
     # Host clients dial when an interface has no endpoint of its own.
     public_host: str | None = None
+
+    @field_validator("public_host")
+    @classmethod
+    def _public_host(cls, value: str | None) -> str | None:
+        # It is written into every client config: the same strict check as an endpoint.
+        if value:
+            addresses.endpoint(value)
+        return value or None
+
     reconcile_period: float = Field(default=10.0, gt=0)
     master_key: str | None = None
     # The server's LAN networks (comma separated) for intranet-only / internet-only;

@@ -9,6 +9,7 @@ from wirewarden.dataplane.run import CommandError
 from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
 from wirewarden.domain.state import (
     DeviceDump,
+    HostFootprint,
     ObservedInterface,
     ObservedLink,
     ObservedState,
@@ -40,6 +41,8 @@ class FakeDataplane:
     quotas: dict[str, Quota] = field(default_factory=dict)
     tc: dict[str, ObservedTc] = field(default_factory=dict)
     lans: tuple[str, ...] = ()
+    # The host's own networks, busy ports and foreign links, as a test sets them.
+    host: HostFootprint = field(default_factory=HostFootprint)
     shapes: dict[str, tuple[DeviceShape, DeviceShape]] = field(default_factory=dict)
     # Runtime figures `dump_all` reports, by (interface, public key); zeros where unset.
     counters: dict[tuple[str, str], PeerStats] = field(default_factory=dict)
@@ -76,7 +79,12 @@ class FakeDataplane:
         }
         shaping = {name: self.tc.get(name, ObservedTc()) for name in interfaces}
         return ObservedState(
-            interfaces, self.digest, self.forwarding, self.observe_firewall(), shaping
+            interfaces,
+            self.digest,
+            self.forwarding,
+            self.observe_firewall(),
+            shaping,
+            self.host.networks,
         )
 
     def observe_firewall(self) -> ObservedFirewall | None:
@@ -150,6 +158,9 @@ class FakeDataplane:
 
     def local_networks(self, exclude: frozenset[str]) -> tuple[str, ...]:
         return self.lans
+
+    def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
+        return self.host
 
     def dump_all(self) -> dict[str, DeviceDump]:
         return {

@@ -4,23 +4,65 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from wirewarden.dataplane.run import CommandError, run
 from wirewarden.domain.state import ObservedLink
+
+
+def _all_links() -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = json.loads(run(["ip", "-j", "address", "show"]).stdout or "[]")
+    return entries
 
 
 def observe_links(names: set[str]) -> dict[str, ObservedLink]:
     """The named links that exist, with state, MTU and addresses, in one `ip` call."""
     if not names:
         return {}
-    entries: list[dict[str, Any]] = json.loads(run(["ip", "-j", "address", "show"]).stdout or "[]")
-    found: dict[str, ObservedLink] = {}
-    for entry in entries:
-        name = entry.get("ifname")
-        if name in names:
-            found[name] = _link(entry)
-    return found
+    return {e["ifname"]: _link(e) for e in _all_links() if e.get("ifname") in names}
+
+
+class HostLinks(NamedTuple):
+    ours: dict[str, ObservedLink]  # the named links, as observe_links gives them
+    # Networks of every other link: addresses and routes, default routes aside (they
+    # overlap everything).
+    networks: tuple[str, ...]
+    names: frozenset[str]  # every link of the host
+
+
+def observe_host(names: set[str]) -> HostLinks:
+    entries = _all_links()
+    found = {e["ifname"]: _link(e) for e in entries if e.get("ifname") in names}
+    nets = {
+        str(ipaddress.ip_interface(address).network)
+        for e in entries
+        if e.get("ifname") not in names
+        for address in _link(e).addresses
+    }
+    for family in ("-4", "-6"):
+        routes: list[dict[str, Any]] = json.loads(
+            run(["ip", "-j", family, "route", "show"]).stdout or "[]"
+        )
+        nets.update(
+            str(ipaddress.ip_network(r["dst"], strict=False))
+            for r in routes
+            if r.get("dev") not in names and r.get("dst", "default") != "default"
+        )
+    every = frozenset(str(e["ifname"]) for e in entries if e.get("ifname"))
+    return HostLinks(found, tuple(sorted(nets)), every)
+
+
+def udp_ports() -> frozenset[int]:
+    """Local UDP ports some socket holds, IPv4 and IPv6, from /proc/net/udp{,6}."""
+    ports: set[int] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)  # the header
+                ports.update(int(line.split()[1].rsplit(":", 1)[1], 16) for line in lines)
+        except FileNotFoundError:
+            continue  # no IPv6 in this kernel
+    return frozenset(ports)
 
 
 def _link(entry: dict[str, Any]) -> ObservedLink:

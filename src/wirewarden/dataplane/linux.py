@@ -11,6 +11,7 @@ from wirewarden.dataplane.wireguard import WireGuard
 from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
 from wirewarden.domain.state import (
     DeviceDump,
+    HostFootprint,
     ObservedInterface,
     ObservedLink,
     ObservedState,
@@ -87,7 +88,7 @@ class LinuxDataplane:
         lines (a tenth of a second) needn't be."""
         wanted = set(names)
         self.wg.reap()
-        found = links.observe_links(wanted)
+        found, host_networks, _ = links.observe_host(wanted)
         text = self.wg.dump_text() if found else ""
         # Peer lines start with their interface's name too: any line names a live device.
         devices = {line.partition("\t")[0] for line in text.splitlines()}
@@ -105,7 +106,9 @@ class LinuxDataplane:
                 name: _observed(link, dumps[name]) for name, link in live.items() if name in dumps
             }
             digest = None if firewall is None else firewall.digest
-            return ObservedState(interfaces, digest, forwarding, firewall or None, shaping)
+            return ObservedState(
+                interfaces, digest, forwarding, firewall or None, shaping, host_networks
+            )
 
         return parse
 
@@ -211,6 +214,16 @@ class LinuxDataplane:
 
     def local_networks(self, exclude: frozenset[str]) -> tuple[str, ...]:
         return links.private_networks(set(exclude))
+
+    def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
+        devices = parse_all_dump(self.wg.dump_text())
+        host = links.observe_host(set(ours))
+        own_ports = {d.listen_port for name, d in devices.items() if name in ours}
+        return HostFootprint(
+            networks=host.networks,
+            udp_ports=links.udp_ports() - {p for p in own_ports if p is not None},
+            links=host.names - set(devices),
+        )
 
     def remove_firewall(self) -> None:
         nft.delete_table()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Literal
 
+from wirewarden.domain import addresses
+
 FULL, INTERNET_ONLY, INTRANET_ONLY = "full", "internet-only", "intranet-only"
 BUILTIN_PROFILES = (FULL, INTERNET_ONLY, INTRANET_ONLY)
 PROTOCOLS = ("any", "tcp", "udp", "icmp")
@@ -108,8 +110,8 @@ def parse_rule(raw: dict[str, object], where: str = "rules") -> AclRule:
         raise PolicyError(f"{where}: action must be 'allow' or 'deny'", where)
     cidr = str(raw.get("cidr", ""))
     try:
-        net = str(ipaddress.ip_network(cidr, strict=True))
-    except ValueError as exc:
+        net = str(addresses.network(cidr))
+    except addresses.AddressError as exc:
         raise PolicyError(f"{where}: {cidr!r} is not a valid network ({exc})", where) from exc
     proto = str(raw.get("proto", "any"))
     if proto not in PROTOCOLS:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from wirewarden.domain import firewall
+from wirewarden.domain.keys import InvalidKeyError, parse_key
 from wirewarden.domain.state import InterfaceState, NatNetwork, PeerState
 
 FULL_TUNNEL = ("0.0.0.0/0", "::/0")
@@ -28,8 +29,42 @@ class ClientConfig:
     name: str | None = None
 
 
+class UnsafeValue(ValueError):
+    """A value that would change a config's meaning: never written, whatever validated it."""
+
+
+# wg-quick splits a line at '#' (comment) and '=' (key), and runs PreUp/PostUp lines as
+# root: a value holding a line break, a '#' or an '=' could add a key of its own. Keys
+# (base64, ending in '=') are checked as keys instead.
+_UNSAFE = frozenset("\n\r#=\x00\x0b\x0c\x85\u2028\u2029")
+_KEYS = frozenset({"PrivateKey", "PublicKey", "PresharedKey"})
+
+
+def _kv(key: str, value: object) -> str:
+    text = str(value)
+    if key in _KEYS:
+        if not _is_key(text):
+            raise UnsafeValue(f"{key} is not a WireGuard key")
+    elif any(c in _UNSAFE for c in text) or not text.isprintable():
+        raise UnsafeValue(f"{key} holds characters a config line may not: {text[:80]!r}")
+    return f"{key} = {text}"
+
+
+def _is_key(text: str) -> bool:
+    try:
+        return parse_key(text) == text
+    except InvalidKeyError:
+        return False
+
+
+def _comment(text: str) -> str:
+    if not text.isprintable():
+        raise UnsafeValue(f"a comment holds characters a config line may not: {text[:80]!r}")
+    return f"# {text}"
+
+
 def _line(key: str, value: object | None) -> list[str]:
-    return [] if value is None or value == "" else [f"{key} = {value}"]
+    return [] if value is None or value == "" else [_kv(key, value)]
 
 
 def _join(values: Iterable[str]) -> str:
@@ -37,13 +72,14 @@ def _join(values: Iterable[str]) -> str:
 
 
 def client_config(cfg: ClientConfig) -> str:
-    lines = [f"# {cfg.name}"] if cfg.name else []
-    lines += ["[Interface]", f"PrivateKey = {cfg.private_key}", f"Address = {_join(cfg.addresses)}"]
+    lines = [_comment(cfg.name)] if cfg.name else []
+    lines += ["[Interface]", *_line("PrivateKey", cfg.private_key)]
+    lines += _line("Address", _join(cfg.addresses))
     lines += _line("DNS", _join(cfg.dns))
     lines += _line("MTU", cfg.mtu)
-    lines += ["", "[Peer]", f"PublicKey = {cfg.server_public_key}"]
+    lines += ["", "[Peer]", *_line("PublicKey", cfg.server_public_key)]
     lines += _line("PresharedKey", cfg.preshared_key)
-    lines += [f"Endpoint = {cfg.endpoint}", f"AllowedIPs = {_join(cfg.allowed_ips)}"]
+    lines += _line("Endpoint", cfg.endpoint) + _line("AllowedIPs", _join(cfg.allowed_ips))
     lines += _line("PersistentKeepalive", cfg.persistent_keepalive or None)
     return "\n".join(lines) + "\n"
 
@@ -51,21 +87,21 @@ def client_config(cfg: ClientConfig) -> str:
 def server_config(iface: InterfaceState, peer_names: dict[str, str] | None = None) -> str:
     """The interface in wg-quick form, for export or for `wg syncconf` comparisons."""
     names = peer_names or {}
-    lines = ["[Interface]", f"PrivateKey = {iface.private_key}"]
-    lines += [f"Address = {_join(iface.addresses)}", f"ListenPort = {iface.listen_port}"]
-    lines += [f"MTU = {iface.mtu}"]
+    lines = ["[Interface]", *_line("PrivateKey", iface.private_key)]
+    lines += _line("Address", _join(iface.addresses)) + _line("ListenPort", iface.listen_port)
+    lines += _line("MTU", iface.mtu)
     for key in sorted(iface.peers):
         lines.append("")
         if key in names:
-            lines.append(f"# Name = {names[key]}")
+            lines.append(_comment(f"Name = {names[key]}"))
         lines += wg_peer_section(iface.peers[key])
     return "\n".join(lines) + "\n"
 
 
 def wg_peer_section(peer: PeerState) -> list[str]:
-    lines = ["[Peer]", f"PublicKey = {peer.public_key}"]
+    lines = ["[Peer]", *_line("PublicKey", peer.public_key)]
     lines += _line("PresharedKey", peer.preshared_key)
-    lines += [f"AllowedIPs = {_join(peer.allowed_ips)}"]
+    lines += _line("AllowedIPs", _join(peer.allowed_ips))
     lines += _line("PersistentKeepalive", peer.persistent_keepalive or None)
     return lines
 

@@ -54,6 +54,18 @@ class ObservedInterface:
 
 
 @dataclass(frozen=True)
+class HostFootprint:
+    """What of the host is not ours to take: read before an interface is made or changed."""
+
+    # Networks of the addresses and routes (default routes aside) of links not ours.
+    networks: tuple[str, ...] = ()
+    # UDP ports some socket of the host holds (our own devices' ports left out).
+    udp_ports: frozenset[int] = frozenset()
+    # Links that exist and are not WireGuard devices (a WireGuard one can be adopted).
+    links: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class NatNetwork:
     """A VPN network whose traffic is forwarded and masqueraded out of the uplink."""
 
@@ -84,6 +96,8 @@ class ObservedState:
     firewall: ObservedFirewall | None = None
     # tc per WireGuard interface that has (or had) speed limits.
     tc: dict[str, ObservedTc] = field(default_factory=dict)
+    # Networks of links not ours: no address of an interface may overlap one.
+    host_networks: tuple[str, ...] = ()
 
 
 class PeerStats(NamedTuple):

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from wirewarden.domain import addresses
 from wirewarden.domain.keys import InvalidKeyError, parse_key, public_key_of
 
 T = TypeVar("T")
@@ -47,7 +47,6 @@ _PEER = "Peer"
 _HEADER = re.compile(r"\[\s*(?P<name>[^\]]*?)\s*\]")
 _DIGITS = re.compile(r"[0-9]+")
 _IP_LIKE = re.compile(r"[0-9.:a-fA-F]+")
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 _DECLARED_NAME = re.compile(
     r"(?:(?:friendly[ _-]?)?name\s*[:=]|client(?:\s*[:=]|\s)|begin\s)\s*(?P<name>.+)",
     re.IGNORECASE,
@@ -347,15 +346,15 @@ def _key(entry: _Entry) -> str:
 
 def _address(entry: _Entry) -> str:
     try:
-        return str(ipaddress.ip_interface(entry.value))
-    except ValueError as exc:
+        return str(addresses.interface(entry.value))
+    except addresses.AddressError as exc:
         raise _error(entry, f"{entry.value!r} is not a valid address") from exc
 
 
 def _network(entry: _Entry) -> str:
     try:
-        return str(ipaddress.ip_network(entry.value, strict=False))
-    except ValueError as exc:
+        return str(addresses.network(entry.value, strict=False))
+    except addresses.AddressError as exc:
         raise _error(
             entry, f"{entry.value!r} is not a valid address or CIDR range (e.g. 10.8.0.2/32)"
         ) from exc
@@ -405,7 +404,7 @@ def _endpoint(entry: _Entry) -> str:
     value = entry.value
     if value.startswith("["):
         host, closing, port = value[1:].partition("]:")
-        if not closing or not _is_ip(host, version=6):
+        if not closing or not addresses.is_ip(host, version=6):
             raise _error(entry, f"{value!r} is not a valid endpoint; write IPv6 as [address]:port")
     else:
         host, colon, port = value.rpartition(":")
@@ -417,7 +416,7 @@ def _endpoint(entry: _Entry) -> str:
             raise _error(
                 entry, f"{value!r}: an IPv6 endpoint needs brackets, e.g. [2001:db8::1]:51820"
             )
-        if not _is_ip(host, version=4) and not _is_hostname(host):
+        if not addresses.is_ip(host, version=4) and not addresses.is_hostname(host):
             raise _error(entry, f"{host!r} is not a valid host name or IP address")
     _port(entry, port)
     return value
@@ -425,27 +424,11 @@ def _endpoint(entry: _Entry) -> str:
 
 def _dns(entry: _Entry) -> str:
     value = entry.value
-    if _is_ip(value) or _is_hostname(value):
+    if addresses.is_ip(value) or addresses.is_hostname(value):
         return value
     # wg-quick treats any non-IP as a search domain; a mistyped IP would silently become one.
     kind = "IP address" if _IP_LIKE.fullmatch(value) else "search domain"
     raise _error(entry, f"{value!r} is not a valid {kind}")
-
-
-def _is_ip(text: str, version: int | None = None) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return version is None or address.version == version
-
-
-def _is_hostname(text: str) -> bool:
-    labels = text.removesuffix(".").split(".")
-    # An all-numeric name is a mistyped IPv4 address, never a real host.
-    if all(label.isdigit() for label in labels):
-        return False
-    return len(text) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 # --- peer names ----------------------------------------------------------------------

@@ -15,6 +15,14 @@ class CreateInterface:
 
 
 @dataclass(frozen=True)
+class Refuse:
+    """Leave an interface as it is: applying it would take something of the host's."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RemoveInterface:
     name: str
 
@@ -80,7 +88,8 @@ class EnableForwarding:
 
 
 Action = (
-    CreateInterface
+    Refuse
+    | CreateInterface
     | RemoveInterface
     | ConfigureLink
     | ConfigureDevice

@@ -13,6 +13,7 @@ from wirewarden.reconciler.actions import (
     ConfigureLink,
     CreateInterface,
     EnableForwarding,
+    Refuse,
     RemoveInterface,
     RemovePeers,
     SetPeers,
@@ -51,8 +52,14 @@ def execute(dataplane: Dataplane, actions: list[Action]) -> Report:
     return report
 
 
+class Refused(Exception):
+    """The planner would not apply an interface (its reason is the message)."""
+
+
 def apply_one(dp: Dataplane, action: Action) -> None:
     match action:
+        case Refuse(_name, reason):
+            raise Refused(reason)
         case CreateInterface(name):
             dp.create_interface(name)
         case RemoveInterface(name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from wirewarden.domain import firewall, tcplan
+from wirewarden.domain import addresses, firewall, tcplan
 from wirewarden.domain.dnsnft import dns_section
 from wirewarden.domain.state import (
     DesiredState,
@@ -21,6 +21,7 @@ from wirewarden.reconciler.actions import (
     ConfigureLink,
     CreateInterface,
     EnableForwarding,
+    Refuse,
     RemoveInterface,
     RemovePeers,
     SetPeers,
@@ -57,7 +58,9 @@ def diff(desired: DesiredState, observed: ObservedState) -> list[Action]:
         if name in observed.interfaces:
             actions.append(RemoveInterface(name))
     for name in sorted(desired.interfaces):
-        actions += diff_interface(desired.interfaces[name], observed.interfaces.get(name))
+        want, have = desired.interfaces[name], observed.interfaces.get(name)
+        refused = refuse_on_host(want, have, observed.host_networks)
+        actions += [refused] if refused else diff_interface(want, have)
     actions += diff_firewall(desired, observed)
     actions += diff_tc(desired, observed)
     return actions
@@ -109,6 +112,19 @@ def diff_tc(desired: DesiredState, observed: ObservedState) -> list[Action]:
         if not changes.empty:
             actions.append(ApplyTc(name, changes, down, up))
     return actions
+
+
+def refuse_on_host(
+    want: InterfaceState, have: ObservedInterface | None, host_networks: tuple[str, ...]
+) -> Refuse | None:
+    """Refuse to add an address that overlaps a network of the host's own links: applied,
+    it would take the host's gateway or LAN (checked at create too; the host may change)."""
+    present = _addresses(have.link.addresses) if have else set()
+    for address in sorted(_addresses(want.addresses) - present):
+        clash = addresses.host_clash(ipaddress.ip_interface(address).network, host_networks)
+        if clash:
+            return Refuse(want.name, f"{address} overlaps {clash}, a network of this host")
+    return None
 
 
 def diff_interface(want: InterfaceState, have: ObservedInterface | None) -> list[Action]:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ParamSpec
+
+from wirewarden.domain.render import UnsafeValue
+
+P = ParamSpec("P")
+
 
 class ServiceError(Exception):
     status = 400
@@ -48,3 +55,12 @@ class Unavailable(ServiceError):
     """The data plane refused a change that cannot be left to the reconciler."""
 
     status = 503
+
+
+def rendered(render: Callable[P, str], *args: P.args, **kwargs: P.kwargs) -> str:
+    """A config rendered, or a 409 when a stored value (kept from before values were checked
+    strictly) would change its meaning: the renderer refuses, the user fixes the value."""
+    try:
+        return render(*args, **kwargs)
+    except UnsafeValue as exc:
+        raise Conflict(f"the stored configuration cannot be exported safely: {exc}") from exc

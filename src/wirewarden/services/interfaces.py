@@ -9,12 +9,13 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from wirewarden.dataplane.run import CommandError
-from wirewarden.domain import ipam
+from wirewarden.domain import addresses, ipam
 from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
+from wirewarden.domain.state import HostFootprint
 from wirewarden.services import access
 from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision, node_id, page_of
-from wirewarden.services.errors import Conflict, NotFound, Unavailable
+from wirewarden.services.errors import Conflict, Invalid, NotFound, Unavailable, rendered
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.tables import Interface, Node, Peer, Tenant
 
@@ -90,15 +91,19 @@ class InterfaceService:
         """Store a new interface and, unless `reconcile` is False (the caller reconciles once
         it has added the peers too, as an import does), apply it before answering."""
         access.require_manager(actor)
+        host = self._host(data.name)
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
             if any(i.name == data.name for i in others):
                 raise Conflict(f"interface {data.name!r} already exists", "name")
-            port = data.listen_port or _free_port(others)
+            port = data.listen_port or _free_port(others, host)
             _check_port(others, port, None)
-            ipv4, ipv6 = _split_address(data.address) if data.address else (_free_v4(others), None)
+            ipv4, ipv6 = (
+                _split_address(data.address) if data.address else (_free_v4(others, host), None)
+            )
             _check_overlap(others, ipv4, ipv6, None)
+            _check_host(data.name, (ipv4, ipv6), port, host)
             keys = (
                 KeyPair(private_key, public_key_of(private_key))
                 if private_key
@@ -128,6 +133,7 @@ class InterfaceService:
     def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
         changes = data.model_dump(exclude_unset=True)
         access.require_manager(actor)
+        host = self._host(name)
         with self.deps.sessions.begin() as db:
             iface = self.find(db, name, actor)
             others = db.scalars(
@@ -135,12 +141,14 @@ class InterfaceService:
                     Interface.node_id == iface.node_id, Interface.id != iface.id
                 )
             ).all()
-            if data.listen_port is not None:
+            if data.listen_port is not None and data.listen_port != iface.listen_port:
                 _check_port(others, data.listen_port, iface.id)
+                _check_host(name, (), data.listen_port, host)
                 iface.listen_port = data.listen_port
             if data.address is not None:
                 ipv4, ipv6 = _split_address(data.address)
                 _check_overlap(others, ipv4, ipv6, iface.id)
+                _check_host(name, (ipv4, ipv6), None, host)
                 _check_peers_fit(db, iface, ipv4, ipv6)
                 _renumber_peers(db, iface, ipv4)
                 iface.ipv4, iface.ipv6 = ipv4, ipv6
@@ -187,7 +195,15 @@ class InterfaceService:
         state = desired.interfaces.get(name)
         if state is None:
             raise Conflict(f"interface {name!r} is disabled")
-        return server_config(state, names)
+        return rendered(server_config, state, names)
+
+    def _host(self, name: str) -> HostFootprint:
+        """What the host holds outside our interfaces (and `name`, which may be adopted)."""
+        with self.deps.sessions() as db:
+            ours = db.scalars(
+                select(Interface.name).join(Node).where(Node.name == self.deps.node)
+            ).all()
+        return self.deps.reconciler.dataplane.host_footprint(frozenset({*ours, name}))
 
     def _reconciled(self, name: str) -> InterfaceOut:
         # Interface changes are rare and touch links, addresses and the firewall: a full pass
@@ -202,8 +218,8 @@ def _split_address(text: str) -> tuple[str, str | None]:
     return next(p for p in parts if ":" not in p), v6
 
 
-def _free_port(others: Sequence[Interface]) -> int:
-    taken = {i.listen_port for i in others}
+def _free_port(others: Sequence[Interface], host: HostFootprint) -> int:
+    taken = {i.listen_port for i in others} | host.udp_ports
     port = FIRST_PORT
     while port in taken:
         port += 1
@@ -216,12 +232,21 @@ def _check_port(others: Sequence[Interface], port: int, self_id: int | None) -> 
             raise Conflict(f"port {port} is used by interface {other.name!r}", "listen_port")
 
 
-def _free_v4(others: Sequence[Interface]) -> str:
+def _free_v4(others: Sequence[Interface], host: HostFootprint) -> str:
     used = [ipaddress.ip_interface(i.ipv4).network for i in others]
     for net in DEFAULT_POOL.subnets(new_prefix=24):
-        if not any(net.overlaps(u) for u in used):
+        if not any(net.overlaps(u) for u in used) and not addresses.host_clash(net, host.networks):
             return f"{net.network_address + 1}/24"
     raise Conflict("no free /24 left in 10.8.0.0/16; give an address", "address")
+
+
+def _check_host(
+    name: str, nets: tuple[str | None, ...], port: int | None, host: HostFootprint
+) -> None:
+    refusal = addresses.host_refusal(name, [n for n in nets if n], port, host)
+    if refusal:
+        field, reason = refusal
+        raise Invalid(reason, field)
 
 
 def _check_overlap(

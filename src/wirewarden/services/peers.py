@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.dataplane.run import CommandError
-from wirewarden.domain import ipam, tcplan
+from wirewarden.domain import addresses, ipam, tcplan
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
 from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
@@ -19,7 +19,7 @@ from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.services import access
 from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision, page_of
 from wirewarden.services.dns import policy_exists
-from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
+from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
 from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
@@ -394,7 +394,7 @@ class PeerService:
                 persistent_keepalive=peer.persistent_keepalive,
                 name=peer.name,
             )
-            return client_config(cfg), f"{iface.name}-{peer.name}.conf"
+            return rendered(client_config, cfg), f"{iface.name}-{peer.name}.conf"
 
     def qr(self, peer_id: int, actor: Actor = SYSTEM) -> str:
         return config_qr_svg(self.config(peer_id, actor)[0])
@@ -407,8 +407,12 @@ class PeerService:
                 "or WIREWARDEN_PUBLIC_HOST",
                 "endpoint",
             )
-        has_port = (host.startswith("[") and "]:" in host) or (host.count(":") == 1)
-        return host if has_port else f"{host}:{iface.listen_port}"
+        try:
+            name, port = addresses.endpoint(host)
+        except addresses.AddressError as exc:
+            # Stored before endpoints were checked strictly: never written into a config.
+            raise Conflict(f"the endpoint cannot be used: {exc}", "endpoint") from exc
+        return addresses.format_endpoint(name, port or iface.listen_port)
 
 
 def _owners(db: Session, peers: list[Peer]) -> dict[int, str]:
@@ -433,8 +437,8 @@ def _parse_peer_address(
     v6: ipaddress.IPv6Address | None = None
     for part in split(text):
         try:
-            iface = ipaddress.ip_interface(part)
-        except ValueError as exc:
+            iface = addresses.interface(part)
+        except addresses.AddressError as exc:
             raise Invalid(f"{part!r} is not an IP address", "address") from exc
         if iface.network.prefixlen != iface.network.max_prefixlen:
             raise Invalid(f"{part!r}: a peer address is a single host (/32 or /128)", "address")

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from wirewarden.domain import addresses
 from wirewarden.domain.keys import parse_key
 from wirewarden.domain.names import check_ifname, check_name
 from wirewarden.store.desired import split_csv
 
 T = TypeVar("T")
-_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-HOSTNAME_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")
 
 
 def _csv(value: object) -> object:
@@ -33,13 +31,7 @@ def split(text: str) -> list[str]:
 
 def parse_networks(text: str) -> list[str]:
     """Comma-separated CIDRs, each normalised; host bits are not allowed."""
-    out = []
-    for part in split(text):
-        try:
-            out.append(str(ipaddress.ip_network(part, strict=True)))
-        except ValueError as exc:
-            raise ValueError(f"{part!r} is not a valid network ({exc})") from exc
-    return out
+    return [str(addresses.network(part)) for part in split(text)]
 
 
 def parse_interface_address(text: str) -> tuple[str, str | None]:
@@ -47,10 +39,7 @@ def parse_interface_address(text: str) -> tuple[str, str | None]:
     v4: ipaddress.IPv4Interface | None = None
     v6: ipaddress.IPv6Interface | None = None
     for part in split(text):
-        try:
-            iface = ipaddress.ip_interface(part)
-        except ValueError as exc:
-            raise ValueError(f"{part!r} is not an address with a prefix, like 10.8.0.1/24") from exc
+        iface = addresses.interface(part)
         if isinstance(iface, ipaddress.IPv4Interface):
             if v4 is not None:
                 raise ValueError("give at most one IPv4 and one IPv6 network")
@@ -63,6 +52,10 @@ def parse_interface_address(text: str) -> tuple[str, str | None]:
         raise ValueError("an IPv4 network is required, like 10.8.0.1/24")
     if v6 is not None and v6.network.num_addresses < v4.network.num_addresses:
         raise ValueError("the IPv6 network must be at least as large as the IPv4 one")
+    for net in (v4.network, *((v6.network,) if v6 else ())):
+        reason = addresses.reserved_reason(net)
+        if reason:
+            raise ValueError(reason)
     return str(v4), (str(v6) if v6 else None)
 
 
@@ -88,36 +81,14 @@ def _v6_gateway(iface: ipaddress.IPv6Interface) -> ipaddress.IPv6Interface:
 
 
 def parse_dns(text: str) -> str:
-    for part in split(text):
-        try:
-            ipaddress.ip_address(part)
-        except ValueError as exc:
-            raise ValueError(f"{part!r} is not an IP address") from exc
-    return ", ".join(split(text))
+    """Comma-separated nameserver addresses, each in its canonical spelling."""
+    return ", ".join(str(addresses.ip(part)) for part in split(text))
 
 
 def parse_endpoint(text: str) -> str:
     """host, host:port, [v6] or [v6]:port; the host is a DNS name or an IP address."""
-    host, port = text, None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-        ipaddress.IPv6Address(host)
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise ValueError("the port must be between 1 and 65535")
-    if not (HOSTNAME_RE.fullmatch(host) or _is_ip(host)):
-        raise ValueError(f"{host!r} is not a host name or IP address")
+    addresses.endpoint(text)
     return text
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _aware(value: datetime | None) -> datetime | None:
