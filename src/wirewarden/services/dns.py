@@ -26,6 +26,7 @@ from wirewarden.services.dns_schemas import (
 )
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import Page
+from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Node, Peer, Tenant
 
 TOP = 10
@@ -98,6 +99,14 @@ class DnsService:
         except ValueError as exc:
             raise Invalid(f"policy name {exc}", "name") from exc
         self._fetch_new(data.blocklists)
+        out, created = self._store_policy(name, data, actor)
+        self._changed()
+        return out, created
+
+    @retry_on_busy
+    def _store_policy(
+        self, name: str, data: DnsPolicyIn, actor: Actor
+    ) -> tuple[DnsPolicyOut, bool]:
         with self.deps.sessions.begin() as db:
             row = db.scalar(select(DnsPolicy).where(DnsPolicy.name == name))
             created = row is None
@@ -109,9 +118,7 @@ class DnsService:
             bump_all(db)
             audit(db, actor, "dns.policy.put", name, **data.model_dump())
             db.flush()
-            out = self._out(db, row)
-        self._changed()
-        return out, created
+            return self._out(db, row), created
 
     def _fetch_new(self, sources: Iterable[str]) -> None:
         for source in sources:
@@ -121,6 +128,7 @@ class DnsService:
             if status.error:
                 raise Invalid(f"{source}: {status.error}", "blocklists")
 
+    @retry_on_busy
     def delete_policy(self, name: str, actor: Actor) -> None:
         access.require_admin(actor)
         if name == DEFAULT_POLICY:
@@ -138,6 +146,7 @@ class DnsService:
             audit(db, actor, "dns.policy.delete", name)
         self._changed()
 
+    @retry_on_busy
     def set_tenant_policy(self, tenant: str, policy: str | None, actor: Actor) -> None:
         access.require_admin(actor)
         with self.deps.sessions.begin() as db:

@@ -18,7 +18,7 @@ from wirewarden.services.dns_schemas import (
     TenantDnsIn,
 )
 from wirewarden.services.schemas import Page
-from wirewarden.web.deps import App, Reader, Writer
+from wirewarden.web.deps import App, Limit, Offset, Reader, Writer
 
 router = APIRouter(prefix="/dns", tags=["dns"])
 
@@ -81,8 +81,8 @@ def queries(
     name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[DnsQueryOut]:
     return app.dns.queries(
         peer_id=peer_id,
