@@ -52,7 +52,8 @@ def loopback_server() -> Iterator[tuple[int, list[str]]]:
 @pytest.fixture
 def secret_file(tmp_path: Path) -> Path:
     path = tmp_path / "shadow"
-    path.write_text(f"{SECRET}:$6$hash:19000:0:99999:7:::\nroot:x:0:0\n")
+    # One line parses as a hosts entry: the file is taken for a list, the rest is "junk".
+    path.write_text(f"10.1.2.3 db.internal.example\n{SECRET}:$6$hash:19000:0:99999:7:::\n")
     path.chmod(0o600)
     return path
 
