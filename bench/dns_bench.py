@@ -96,10 +96,12 @@ def serve_wirewarden(args: argparse.Namespace) -> None:
     engine = create_engine(url)
     schema.upgrade(engine)
     store = DnsStore(make_sessions(engine), "bench")
-    lists = ListStore(work / "lists")
-    lists.fetch(args.list)
+    # The list file is a local list: named inside the store's local-lists directory.
+    source = Path(args.list).name
+    lists = ListStore(work / "lists", local_dir=Path(args.list).parent)
+    lists.fetch(source)
     revision = [1]
-    spec = PolicySpec("default", blocklists=(args.list,), anti_bypass=True)
+    spec = PolicySpec("default", blocklists=(source,), anti_bypass=True)
 
     def directory() -> DnsDirectory:
         return DnsDirectory(revision[0], (), (), {}, {"default": spec})
@@ -120,7 +122,7 @@ def serve_wirewarden(args: argparse.Namespace) -> None:
         runtime.resolver.handle = lambda data, ip, tcp: data  # type: ignore[method-assign]
 
     def reload() -> None:
-        lists.fetch(args.list)  # the list changed on disk: validate, copy, then swap
+        lists.fetch(source)  # the list changed on disk: validate, copy, then swap
         runtime.reload_lists()
 
     wanted = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
@@ -202,10 +204,11 @@ def load_only(args: argparse.Namespace) -> None:
     # The copy was fetched (validated and kept) by the parent: this is a start of `serve`
     # loading the last good copy from disk.
     store = ListStore(Path(args.work) / "lists-load")
-    status = store.status(args.list)
+    source = Path(args.list).name  # fetched by the parent as a local list of that name
+    status = store.status(source)
     before = rss_kb(os.getpid())
     started = time.perf_counter()
-    compiled = store.load(args.list)
+    compiled = store.load(source)
     policy = compile_policy("p", (), (), "nxdomain", True, [compiled] if compiled else [])
     seconds = time.perf_counter() - started
     after = rss_kb(os.getpid())
@@ -432,7 +435,9 @@ def run(args: argparse.Namespace) -> None:
         write_million(million, args.list_size)
         from wirewarden.dns.lists import ListStore
 
-        fetched = ListStore(work / "lists-load").fetch(str(million))
+        # A local list is a name inside the store's local-lists directory.
+        store = ListStore(work / "lists-load", local_dir=million.parent)
+        fetched = store.fetch(million.name)
         assert fetched.error is None, fetched.error
         load = subprocess.run(
             [sys.executable, __file__, "load", "--work", str(work), "--list", str(million)],

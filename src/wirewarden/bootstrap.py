@@ -21,7 +21,7 @@ from wirewarden.dns.cache import CacheLimits
 from wirewarden.dns.doh import load_doh_addresses, system_upstreams
 from wirewarden.dns.lists import ListStore
 from wirewarden.dns.prometheus import DnsExporter
-from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports, lists_dir
+from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports, lists_dir, local_lists_dir
 from wirewarden.dns.upstream import UNBOUND, Upstream, UpstreamSet, parse_upstreams
 from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DesiredState
@@ -78,6 +78,8 @@ class Container:
 def prepare_data_dir(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)
+    # Local blocklists are read from here only (dns/lists.py), so it exists from the start.
+    local_lists_dir(settings.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.database_url is None:
         # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
         db_file = settings.data_dir / "wirewarden.db"
@@ -139,7 +141,12 @@ def build(
     peers = PeerService(deps, interfaces)
     passwords = Passwords(settings.password_min_length)
     reconciler.usage_sink = UsageRecorder(deps)
-    lists = ListStore(lists_dir(settings.data_dir))
+    lists = ListStore(
+        lists_dir(settings.data_dir),
+        local_dir=local_lists_dir(settings.data_dir),
+        allow_private=settings.dns_lists_allow_private,
+        max_bytes=settings.dns_list_max_mb * 2**20,
+    )
     runtime = build_dns(settings, DnsStore(sessions, settings.node_name), lists)
     if runtime is not None:
         telemetry.registry.register(DnsExporter(runtime))

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # Addresses to answer on besides the gateways (e.g. 127.0.0.1), comma separated.
     dns_listen: str = ""
     dns_refresh_hours: float = Field(default=24.0, gt=0)
+    # Blocklist URLs may name loopback, link-local or this host's own addresses (a list
+    # server on the gateway itself); off, such a fetch is refused before it connects.
+    dns_lists_allow_private: bool = False
+    # A fetched or local blocklist larger than this is refused (counted while streaming).
+    dns_list_max_mb: int = Field(default=128, ge=1, le=4096)
     dns_log_retention_days: float = Field(default=7.0, gt=0)
     dns_log_max_rows: int = Field(default=1_000_000, ge=1000)
     dns_serve_stale_seconds: int = Field(default=3600, ge=0)

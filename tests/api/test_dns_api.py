@@ -19,6 +19,7 @@ from wirewarden.bootstrap import Container
 from wirewarden.dns.lists import ListStore
 from wirewarden.dns.logwriter import ProcessLogWriter
 from wirewarden.dns.resolver import LogBatch, LogKey
+from wirewarden.dns.runtime import local_lists_dir
 from wirewarden.store.dns import DnsStore, log_ports, read_directory
 from wirewarden.store.tables import DnsQuery
 
@@ -71,7 +72,8 @@ def test_put_creates_then_replaces(client: TestClient, container: Container) -> 
         ({"allow": ["*.*.x"]}, "allow"),
         ({"block_answer": "refuse"}, "block_answer"),
         ({"blocklists": ["ftp://lists.example/x"]}, "blocklists"),
-        ({"blocklists": ["relative/path.txt"]}, "blocklists"),
+        ({"blocklists": ["/etc/hosts"]}, "blocklists"),  # local lists: names in local-lists/
+        ({"blocklists": ["../up.txt"]}, "blocklists"),
         ({"unknown": 1}, "unknown"),
     ],
 )
@@ -84,20 +86,21 @@ def test_bad_policies_are_422_naming_the_field(
 
 
 def test_blocklist_files_are_checked_and_the_last_good_copy_kept(
-    client: TestClient, tmp_path: Path
+    client: TestClient, container: Container
 ) -> None:
-    good = tmp_path / "list.txt"
+    local = local_lists_dir(container.settings.data_dir)  # local lists are read from here only
+    good = local / "list.txt"
     good.write_text("# a list\n0.0.0.0 ads.example\n||tracker.example^\njunk junk\n")
-    response = client.put(f"{DNS}/policies/p1", json={"blocklists": [str(good)]})
+    response = client.put(f"{DNS}/policies/p1", json={"blocklists": ["list.txt"]})
     assert response.status_code == 201, response.text
     (status,) = response.json()["lists"]
     assert (status["entries"], status["junk"], status["error"]) == (2, 1, None)
 
-    html = tmp_path / "page.txt"
+    html = local / "page.txt"
     html.write_text("<!DOCTYPE html><html><body>login</body></html>\n")
-    bad = client.put(f"{DNS}/policies/p2", json={"blocklists": [str(html)]})
+    bad = client.put(f"{DNS}/policies/p2", json={"blocklists": ["page.txt"]})
     assert bad.status_code == 422 and "HTML" in bad.text and bad.json()["field"] == "blocklists"
-    missing = client.put(f"{DNS}/policies/p2", json={"blocklists": [str(tmp_path / "no.txt")]})
+    missing = client.put(f"{DNS}/policies/p2", json={"blocklists": ["no.txt"]})
     assert missing.status_code == 422
 
     good.write_text("<html>the source went bad</html>\n")
@@ -200,7 +203,7 @@ def list_server() -> Iterator[str]:
 
 
 def test_http_lists_use_etags_and_keep_the_last_copy(tmp_path: Path, list_server: str) -> None:
-    store = ListStore(tmp_path)
+    store = ListStore(tmp_path, allow_private=True)  # the test's list server is on loopback
     first = store.fetch(list_server)
     assert first.entries == 1 and first.error is None and first.etag == '"v1"'
     second = store.fetch(list_server)

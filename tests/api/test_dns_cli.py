@@ -32,8 +32,10 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 
 def test_policy_lists_and_assignment(run: CliRunner, tmp_path: Path) -> None:
-    blocklist = tmp_path / "list.txt"
-    blocklist.write_text("0.0.0.0 ads.example\n||tracker.example^\nnot a rule\n")
+    # Local lists are read from <data dir>/dns/local-lists/ only, by name.
+    local = tmp_path / "data" / "dns" / "local-lists"
+    local.mkdir(parents=True)
+    (local / "list.txt").write_text("0.0.0.0 ads.example\n||tracker.example^\nnot a rule\n")
     made = run.invoke(
         app,
         [
@@ -42,7 +44,7 @@ def test_policy_lists_and_assignment(run: CliRunner, tmp_path: Path) -> None:
             "set",
             "kids",
             "-b",
-            str(blocklist),
+            "list.txt",
             "--deny",
             "*.games.example",
             "--block-answer",

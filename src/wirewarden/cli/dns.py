@@ -41,7 +41,10 @@ def policy_show(name: str, as_json: cli.JsonOpt = False) -> None:
 def policy_set(
     name: str,
     blocklist: Annotated[
-        list[str] | None, typer.Option("--blocklist", "-b", help="URL or absolute path")
+        list[str] | None,
+        typer.Option(
+            "--blocklist", "-b", help="URL, or a file name in <data dir>/dns/local-lists/"
+        ),
     ] = None,
     deny: Annotated[list[str] | None, typer.Option(help="example.com or *.example.com")] = None,
     allow: Annotated[list[str] | None, typer.Option(help="Wins over deny and lists")] = None,

@@ -22,6 +22,7 @@ from wirewarden.services.context import Actor
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.importer import Importer
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
+from wirewarden.store.datalock import DataDirBusy, DataDirLock
 
 T = TypeVar("T")
 app = typer.Typer(help="WireWarden: a WireGuard VPN control plane.", no_args_is_help=True)
@@ -99,12 +100,27 @@ def _invalid(exc: ValidationError) -> typer.Exit:
 @app.command()
 def serve() -> None:
     """Run the API and the reconciler (SQLite in ./data by default)."""
+    cfg = settings()
+    configure_logging(cfg.log_level)
+    # Held for serve's lifetime: `restore` refuses to swap the database under a running
+    # serve, and a second serve on the same data dir would fight the first over the kernel.
+    owner = DataDirLock(cfg.data_dir)
+    try:
+        owner.acquire()
+    except DataDirBusy as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        _serve(cfg)
+    finally:
+        owner.release()
+
+
+def _serve(cfg: Settings) -> None:
     import uvicorn
 
     from wirewarden.web.app import create_app
 
-    cfg = settings()
-    configure_logging(cfg.log_level)
     with container() as c:
         first = c.users.ensure_first_admin(cfg.admin_password, Actor("system", "first start"))
         c.auth.purge_expired()
@@ -534,12 +550,17 @@ def restore_cmd(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
 ) -> None:
-    """Replace the database and master key with a backup's (stop serve first)."""
+    """Replace the database and master key with a backup's (stop serve first).
+
+    The backup is checked first (integrity, schema, that its key opens every stored secret);
+    a backup that fails a check, or a running serve, leaves the install as it was."""
     cfg = settings()
     if not yes:
         typer.confirm("Replace the current database and master key?", abort=True)
     try:
-        manifest = backups.restore(cfg.db_url, cfg.master_key_path, file)
+        manifest = backups.restore(
+            cfg.db_url, cfg.master_key_path, file, cfg.data_dir, cfg.master_key
+        )
     except ServiceError as exc:
         errors.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(1) from exc

@@ -1,4 +1,18 @@
-"""A lock held by one writer to this host's data plane across threads and processes."""
+"""A lock held by one writer to this host's data plane across threads and processes.
+
+Lock order (every code path, in serve, the CLI and the agent):
+
+1. this host lock, then
+2. the database's write lock (SQLite's, taken by a transaction's first write; on
+   PostgreSQL the row locks of the rows it writes).
+
+Never the other way round: code that will need the host lock takes it before its first
+write, and never waits for it inside a write transaction (a read-only snapshot, such as
+the reconciler's pinned read, may be open: it blocks no writer). A writer holding the
+database while waiting for this lock deadlocks with one holding this lock and waiting for
+the database, until the database's busy timeout fails one of them. Passes that only write
+the database (the reconciler's report sinks, the traffic collector, DNS policy changes,
+sessions and tokens) take no host lock at all."""
 
 from __future__ import annotations
 

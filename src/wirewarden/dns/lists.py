@@ -1,6 +1,11 @@
 """Blocklists on disk: fetched (HTTP with ETag / If-Modified-Since, or a local file),
 validated, and kept as the last good copy.
 
+A local list is a file in `<data dir>/dns/local-lists/`, named relative to it: no other
+file of the host can be read through a list (its lines would come back as examples of
+what did not parse). URLs are http(s), fetched through fetchguard (no loopback, link-local
+or own address unless allowed) and cut off past a size cap while streaming.
+
 A source that fails (unreachable, an HTTP error, an HTML page, no rule in it)
 leaves the previous copy in place and records the error, so a restart or an
 outage still filters with what was last good.
@@ -12,6 +17,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +28,14 @@ from pathlib import Path
 
 import httpx
 
+from wirewarden.dns.fetchguard import GuardedTransport
 from wirewarden.domain.dnsrules import CompiledList, NotABlocklist, compile_chunks
 
 MAX_BYTES = 128 * 1024 * 1024
+LOCAL_LISTS = "local-lists"  # beside the copies' directory, in <data dir>/dns/
+# A local list's name: path segments of plain characters; none starts with a dot, so
+# neither `..` nor a hidden file can be named.
+_LOCAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,7}")
 # Whole lines of about this many characters per parse step (one regex call holds the GIL).
 CHUNK = 1 << 18
 Progress = Callable[[int, int | None], None]
@@ -34,16 +46,22 @@ def is_url(source: str) -> bool:
 
 
 def check_source(source: str) -> str:
-    """A blocklist source as stored: an http(s) URL or an absolute file path."""
+    """A blocklist source as stored: an http(s) URL or the name of a local list."""
     text = source.strip()
     if is_url(text):
-        parsed = httpx.URL(text)
+        try:
+            parsed = httpx.URL(text)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"{source!r} is not a valid URL") from exc
         if not parsed.host:
             raise ValueError(f"{source!r} is not a valid URL")
         return text
-    if text.startswith("/") and "\x00" not in text:
+    if _LOCAL_NAME.fullmatch(text):
         return text
-    raise ValueError(f"{source!r}: a blocklist is an http(s) URL or an absolute file path")
+    raise ValueError(
+        f"{source!r}: a blocklist is an http(s) URL or the name of a file in "
+        f"<data dir>/dns/{LOCAL_LISTS}/"
+    )
 
 
 @dataclass
@@ -77,9 +95,20 @@ def read_chunks(path: Path) -> Iterator[str]:
 
 
 class ListStore:
-    def __init__(self, directory: Path, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        timeout: float = 30.0,
+        *,
+        local_dir: Path | None = None,
+        allow_private: bool = False,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
         self.dir = directory
         self.timeout = timeout
+        self.local_dir = local_dir or directory.parent / LOCAL_LISTS
+        self.allow_private = allow_private
+        self.max_bytes = max_bytes
         # What a fetch compiled to validate a copy, handed to the next load of that copy
         # (so a refresh inside `serve` compiles a big list once, not twice).
         self._fresh: dict[str, tuple[tuple[int, int] | None, CompiledList]] = {}
@@ -156,16 +185,18 @@ class ListStore:
     def _download(self, source: str, status: ListStatus, progress: Progress | None) -> Path | None:
         """A temp file with the new content, or None when the copy is still current."""
         if not is_url(source):
-            return self._copy_file(Path(source), progress)
+            return self._copy_file(source, progress)
         headers = {"User-Agent": "wirewarden"}
         copy, _ = self._paths(source)
         if copy.exists() and status.etag:
             headers["If-None-Match"] = status.etag
         if copy.exists() and status.last_modified:
             headers["If-Modified-Since"] = status.last_modified
-        with httpx.stream(
-            "GET", source, headers=headers, timeout=self.timeout, follow_redirects=True
-        ) as response:
+        transport = GuardedTransport(self.allow_private)
+        with (
+            httpx.Client(transport=transport, timeout=self.timeout, follow_redirects=True) as web,
+            web.stream("GET", source, headers=headers) as response,
+        ):
             if response.status_code == 304:
                 return None
             if response.status_code != 200:
@@ -179,15 +210,24 @@ class ListStore:
             status.last_modified = response.headers.get("last-modified")
             return fresh
 
-    def _copy_file(self, path: Path, progress: Progress | None) -> Path:
-        size = path.stat().st_size
+    def _copy_file(self, name: str, progress: Progress | None) -> Path:
+        fd = self._open_local(check_source(name))
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            return self._spool(iter(lambda: handle.read(CHUNK), b""), size, progress)
 
-        def chunks() -> Iterator[bytes]:
-            with path.open("rb") as handle:
-                while block := handle.read(CHUNK):
-                    yield block
-
-        return self._spool(chunks(), size, progress)
+    def _open_local(self, name: str) -> int:
+        """A local list opened for reading, only if it is a regular file inside local_dir."""
+        base = self.local_dir.resolve()
+        real = (base / name).resolve(strict=True)  # FileNotFoundError: "no such file"
+        if not real.is_relative_to(base):
+            raise ValueError(f"{name!r} leads out of <data dir>/dns/{LOCAL_LISTS}/")
+        # O_NOFOLLOW: a symlink put in place since the check is refused, not followed.
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError(f"{name!r} is not a regular file")
+        return fd
 
     def _spool(self, blocks: Iterator[bytes], total: int | None, progress: Progress | None) -> Path:
         fd, name = tempfile.mkstemp(dir=self.dir, suffix=".part")
@@ -196,8 +236,11 @@ class ListStore:
             with os.fdopen(fd, "wb") as out:
                 for block in blocks:
                     done += len(block)
-                    if done > MAX_BYTES:
-                        raise ValueError(f"the list is larger than {MAX_BYTES // 2**20} MiB")
+                    if done > self.max_bytes:
+                        raise ValueError(
+                            f"the list is larger than {self.max_bytes // 2**20} MiB "
+                            "(WIREWARDEN_DNS_LIST_MAX_MB)"
+                        )
                     out.write(block)
                     if progress:
                         progress(done, total)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wirewarden.dns.cache import AnswerCache, CacheLimits
-from wirewarden.dns.lists import ListStatus, ListStore
+from wirewarden.dns.lists import LOCAL_LISTS, ListStatus, ListStore
 from wirewarden.dns.logwriter import (
     LogPortsFactory,
     LogWriter,
@@ -359,6 +359,11 @@ class _YoungCollections:
 
 def default_spec() -> PolicySpec:
     return PolicySpec(DEFAULT_POLICY)
+
+
+def local_lists_dir(data_dir: Path) -> Path:
+    """Where an admin puts local blocklists, named in policies relative to it."""
+    return data_dir / "dns" / LOCAL_LISTS
 
 
 def lists_dir(data_dir: Path) -> Path:

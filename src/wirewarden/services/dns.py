@@ -26,6 +26,7 @@ from wirewarden.services.dns_schemas import (
 )
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import Page
+from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Node, Peer, Tenant
 
 TOP = 10
@@ -45,10 +46,13 @@ def bump_all(db: Session) -> None:
     db.execute(update(Node).values(revision=Node.revision + 1))
 
 
-def _list_out(status: ListStatus) -> BlocklistOut:
+def _list_out(status: ListStatus, actor: Actor = SYSTEM) -> BlocklistOut:
     data = asdict(status)
     data.pop("etag", None)
     data.pop("last_modified", None)
+    if not actor.is_admin:
+        # Lines of the list itself: for whoever manages the lists, not for every reader.
+        data["junk_examples"] = []
     return BlocklistOut(**data)
 
 
@@ -66,7 +70,7 @@ class DnsService:
             raise NotFound(f"DNS policy {name!r} not found")
         return row
 
-    def _out(self, db: Session, row: DnsPolicy) -> DnsPolicyOut:
+    def _out(self, db: Session, row: DnsPolicy, actor: Actor = SYSTEM) -> DnsPolicyOut:
         peers = db.scalar(select(func.count()).where(Peer.dns_policy == row.name)) or 0
         return DnsPolicyOut(
             name=row.name,
@@ -75,19 +79,19 @@ class DnsService:
             allow=list(row.allow),
             block_answer=row.block_answer,
             anti_bypass=row.anti_bypass,
-            lists=[_list_out(self.lists.status(s)) for s in row.blocklists],
+            lists=[_list_out(self.lists.status(s), actor) for s in row.blocklists],
             peers=peers,
             updated_at=row.updated_at,
         )
 
-    def list_policies(self) -> list[DnsPolicyOut]:
+    def list_policies(self, actor: Actor = SYSTEM) -> list[DnsPolicyOut]:
         with self.deps.sessions() as db:
             rows = db.scalars(select(DnsPolicy).order_by(DnsPolicy.name)).all()
-            return [self._out(db, row) for row in rows]
+            return [self._out(db, row, actor) for row in rows]
 
-    def get_policy(self, name: str) -> DnsPolicyOut:
+    def get_policy(self, name: str, actor: Actor = SYSTEM) -> DnsPolicyOut:
         with self.deps.sessions() as db:
-            return self._out(db, self._find(db, name))
+            return self._out(db, self._find(db, name), actor)
 
     def put_policy(self, name: str, data: DnsPolicyIn, actor: Actor) -> tuple[DnsPolicyOut, bool]:
         """Create or replace a policy; (policy, created). Lists new to this node are
@@ -98,6 +102,14 @@ class DnsService:
         except ValueError as exc:
             raise Invalid(f"policy name {exc}", "name") from exc
         self._fetch_new(data.blocklists)
+        out, created = self._store_policy(name, data, actor)
+        self._changed()
+        return out, created
+
+    @retry_on_busy
+    def _store_policy(
+        self, name: str, data: DnsPolicyIn, actor: Actor
+    ) -> tuple[DnsPolicyOut, bool]:
         with self.deps.sessions.begin() as db:
             row = db.scalar(select(DnsPolicy).where(DnsPolicy.name == name))
             created = row is None
@@ -109,9 +121,7 @@ class DnsService:
             bump_all(db)
             audit(db, actor, "dns.policy.put", name, **data.model_dump())
             db.flush()
-            out = self._out(db, row)
-        self._changed()
-        return out, created
+            return self._out(db, row), created
 
     def _fetch_new(self, sources: Iterable[str]) -> None:
         for source in sources:
@@ -121,6 +131,7 @@ class DnsService:
             if status.error:
                 raise Invalid(f"{source}: {status.error}", "blocklists")
 
+    @retry_on_busy
     def delete_policy(self, name: str, actor: Actor) -> None:
         access.require_admin(actor)
         if name == DEFAULT_POLICY:
@@ -138,6 +149,7 @@ class DnsService:
             audit(db, actor, "dns.policy.delete", name)
         self._changed()
 
+    @retry_on_busy
     def set_tenant_policy(self, tenant: str, policy: str | None, actor: Actor) -> None:
         access.require_admin(actor)
         with self.deps.sessions.begin() as db:
@@ -162,8 +174,8 @@ class DnsService:
             rows = db.scalars(select(DnsPolicy.blocklists)).all()
         return sorted({s for lists in rows for s in lists})
 
-    def list_status(self) -> list[BlocklistOut]:
-        return [_list_out(self.lists.status(s)) for s in self.sources()]
+    def list_status(self, actor: Actor = SYSTEM) -> list[BlocklistOut]:
+        return [_list_out(self.lists.status(s), actor) for s in self.sources()]
 
     def refresh(
         self,
@@ -184,7 +196,7 @@ class DnsService:
             if actor is not None:
                 audit(db, actor, "dns.lists.refresh", ",".join(wanted))
         self.reload()
-        return [_list_out(r) for r in results]
+        return [_list_out(r, actor or SYSTEM) for r in results]
 
     # ---- query log and stats
 

@@ -17,6 +17,7 @@ from wirewarden.services import access
 from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision, node_id, page_of
 from wirewarden.services.errors import Conflict, Invalid, NotFound, Unavailable, rendered
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
+from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import Interface, Node, Peer, Tenant
 
 FIRST_PORT = 51820
@@ -91,7 +92,13 @@ class InterfaceService:
         """Store a new interface and, unless `reconcile` is False (the caller reconciles once
         it has added the peers too, as an import does), apply it before answering."""
         access.require_manager(actor)
-        host = self._host(data.name)
+        self._insert(data, actor, private_key, self._host(data.name))
+        return self._reconciled(data.name) if reconcile else self.get(data.name)
+
+    @retry_on_busy
+    def _insert(
+        self, data: InterfaceCreate, actor: Actor, private_key: str | None, host: HostFootprint
+    ) -> None:
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
@@ -128,12 +135,15 @@ class InterfaceService:
             db.add(iface)
             bump_revision(db, nid)
             audit(db, actor, "interface.create", data.name, address=ipv4, port=port)
-        return self._reconciled(data.name) if reconcile else self.get(data.name)
 
     def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
-        changes = data.model_dump(exclude_unset=True)
         access.require_manager(actor)
-        host = self._host(name)
+        self._update(name, data, actor, self._host(name))
+        return self._reconciled(name)
+
+    @retry_on_busy
+    def _update(self, name: str, data: InterfaceUpdate, actor: Actor, host: HostFootprint) -> None:
+        changes = data.model_dump(exclude_unset=True)
         with self.deps.sessions.begin() as db:
             iface = self.find(db, name, actor)
             others = db.scalars(
@@ -160,12 +170,16 @@ class InterfaceService:
             iface.sync_state = "pending"
             bump_revision(db, iface.node_id)
             audit(db, actor, "interface.update", name, **{k: str(v) for k, v in changes.items()})
-        return self._reconciled(name)
 
     def delete(self, name: str, actor: Actor, teardown: bool = True) -> None:
         """Delete the interface; teardown=False forgets it but leaves the device running."""
         access.require_manager(actor)
-        with self.deps.sessions() as db, self.deps.reconciler.lock:
+        self._delete(name, actor, teardown)
+        self.deps.reconciler.reconcile()
+
+    @retry_on_busy
+    def _delete(self, name: str, actor: Actor, teardown: bool) -> None:
+        with self.deps.reconciler.lock, self.deps.sessions() as db:
             iface = self.find(db, name, actor)
             try:
                 if teardown:
@@ -176,8 +190,12 @@ class InterfaceService:
             db.delete(iface)
             bump_revision(db, iface.node_id)
             audit(db, actor, "interface.delete", name)
-            db.commit()
-        self.deps.reconciler.reconcile()
+            try:
+                db.commit()
+            except Exception:
+                # Still stored, but torn down: the next pass brings the device back.
+                self.deps.trigger()
+                raise
 
     def set_enabled(self, name: str, enabled: bool, actor: Actor) -> InterfaceOut:
         return self.update(name, InterfaceUpdate(enabled=enabled), actor)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from wirewarden.dataplane.run import CommandError
 from wirewarden.domain import addresses, ipam, tcplan
@@ -24,7 +25,7 @@ from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
 from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
 from wirewarden.services.sync_status import APPLIED, ERROR
-from wirewarden.store.db import insert_row
+from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import policy_of, server_allowed_ips
 from wirewarden.store.tables import AclProfile, Interface, Peer, User
 
@@ -140,6 +141,7 @@ class PeerService:
 
     # ---- changing
 
+    @retry_on_busy
     def create(
         self, interface: str, data: PeerCreate, actor: Actor, preshared_key: str | None = None
     ) -> PeerOut:
@@ -266,16 +268,21 @@ class PeerService:
             raise Conflict(f"no free address left in {pool.v4.network}", "address")
         return index
 
+    @retry_on_busy
     def update(self, peer_id: int, data: PeerUpdate, actor: Actor) -> PeerOut:
         changes = data.model_dump(exclude_unset=True)
         access.check_member_fields(actor, set(changes), access.MEMBER_UPDATE_FIELDS)
-        with self.deps.sessions() as db:
+        # The host lock before the first write (dataplane/lock.py: host lock, then the
+        # database): the revision bump below takes SQLite's write lock, and waiting for the
+        # host lock while holding it deadlocked with every writer that holds the host lock.
+        with self.deps.reconciler.lock, self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
             if data.name and data.name != peer.name:
                 clash = select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
                 if db.scalar(clash):
                     raise Conflict(f"peer {data.name!r} already exists", "name")
             old = self.policy_of(peer, iface)
+            before = self.peer_state(peer) if old is not None else None  # to undo with
             self._check_policy(db, peer, data, changes)
             if data.dns_policy is not None and not policy_exists(db, data.dns_policy):
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
@@ -290,7 +297,11 @@ class PeerService:
                 f"{iface.name}/{peer.name}",
                 **{k: str(v) for k, v in changes.items()},
             )
-            self._apply_and_commit(db, peer, iface, old)
+            try:
+                self._apply_and_commit(db, peer, iface, old, before)
+            except (StaleDataError, ObjectDeletedError) as exc:
+                # Deleted by another writer (a replica, another process) since we read it.
+                raise NotFound(f"peer {peer_id} not found") from exc
             return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
 
     def policy_of(self, peer: Peer, iface: Interface) -> PeerPolicy | None:
@@ -323,26 +334,46 @@ class PeerService:
     def set_enabled(self, peer_id: int, enabled: bool, actor: Actor) -> PeerOut:
         return self.update(peer_id, PeerUpdate(enabled=enabled), actor)
 
+    @retry_on_busy
     def delete(self, peer_id: int, actor: Actor) -> None:
-        with self.deps.sessions() as db, self.deps.reconciler.lock:
+        with self.deps.reconciler.lock, self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
+            policy = self.policy_of(peer, iface)
+            before = self.peer_state(peer) if policy is not None else None
+            key, where = peer.public_key, (iface.name, iface.enabled)
             db.delete(peer)
             bump_revision(db, iface.node_id)
             audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
             try:
                 if iface.enabled:  # a disabled interface has no device to remove it from
-                    self.deps.reconciler.remove_peer(iface.name, peer.public_key)
+                    self.deps.reconciler.remove_peer(iface.name, key)
             except CommandError:
                 self.deps.trigger()  # the zombie pass removes it once the data plane answers
-            db.commit()
+            try:
+                db.commit()
+            except Exception:
+                # Still stored (a full disk, a busy database): it must stay in the kernel.
+                db.rollback()
+                self._undo(where, key, before, policy, policy)
+                raise
 
     def _apply_and_commit(
-        self, db: Session, peer: Peer, iface: Interface, old: PeerPolicy | None = None
+        self,
+        db: Session,
+        peer: Peer,
+        iface: Interface,
+        old: PeerPolicy | None = None,
+        before: PeerState | None = None,
     ) -> None:
         """Apply to the kernel, then commit, under the host lock (see Reconciler.reconcile).
 
         A failed apply leaves the previous rules in force (one `nft -f` transaction) and the
-        peer in the error state; the reconciler's next pass retries."""
+        peer in the error state; the reconciler's next pass retries. A failed commit (a full
+        disk, a busy database) puts the kernel back as it was (`before`: the peer as the
+        kernel held it, None where it held none; `old`: its policy then), so nothing the
+        database does not hold stays applied."""
+        key, where = peer.public_key, (iface.name, iface.enabled)
+        new = self.policy_of(peer, iface)
         with self.deps.reconciler.lock:
             try:
                 if not iface.enabled:
@@ -351,7 +382,6 @@ class PeerService:
                     self.deps.reconciler.apply_peer(iface.name, self.peer_state(peer))
                 else:
                     self.deps.reconciler.remove_peer(iface.name, peer.public_key)
-                new = self.policy_of(peer, iface)
                 if old != new:
                     self.deps.reconciler.apply_policy(old, new, self.deps.policy.leaf_qdisc)
             except CommandError as exc:
@@ -362,7 +392,34 @@ class PeerService:
                     # Only on a real change: setting even an equal value makes the commit
                     # flush the object, which costs a new peer's create a fifth of its time.
                     peer.sync_state, peer.sync_error = APPLIED, None
-            db.commit()
+            try:
+                db.commit()
+            except Exception:
+                db.rollback()
+                self._undo(where, key, before, new, old)
+                raise
+
+    def _undo(
+        self,
+        where: tuple[str, bool],
+        key: str,
+        before: PeerState | None,
+        applied: PeerPolicy | None,
+        previous: PeerPolicy | None,
+    ) -> None:
+        """Put one peer back in the kernel as it was before a change that was not stored."""
+        reconciler = self.deps.reconciler
+        name, enabled = where  # taken before the rollback, which expires the objects
+        try:
+            if enabled:
+                if before is None:
+                    reconciler.remove_peer(name, key)
+                else:
+                    reconciler.apply_peer(name, before)
+            if applied != previous:
+                reconciler.apply_policy(applied, previous, self.deps.policy.leaf_qdisc)
+        except CommandError:
+            self.deps.trigger()  # the reconciler converges to the database once it answers
 
     def peer_state(self, peer: Peer) -> PeerState:
         return PeerState(

@@ -23,6 +23,7 @@ from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revisio
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
 from wirewarden.services.traffic import TrafficService
+from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import AclProfile, Interface, Node, Peer
 
 
@@ -173,6 +174,7 @@ class UsageService:
                     raised += 1
         return raised
 
+    @retry_on_busy
     def reset(self, peer_id: int, actor: Actor) -> UsageOut:
         """Start a new cap period now: the peer gets its whole allowance back."""
         with self.deps.sessions() as db:
@@ -200,6 +202,7 @@ class UsageRecorder:
         self.deps = deps
         self._saved: dict[int, tuple[int, int]] = {}
 
+    @retry_on_busy
     def __call__(self, desired: DesiredState, seen: ObservedFirewall | None) -> None:
         if seen is None:
             return

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.state import DesiredState
 from wirewarden.reconciler.executor import GLOBAL, Report
+from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import Interface, Node, Peer
 
 APPLIED, PENDING, ERROR = "applied", "pending", "error"
@@ -18,6 +19,7 @@ class SyncStatusWriter:
     def __init__(self, sessions: sessionmaker[Session], node: str) -> None:
         self.sessions, self.node = sessions, node
 
+    @retry_on_busy
     def __call__(self, desired: DesiredState, report: Report) -> None:
         # Every interface of the node, the disabled ones too: for them "applied" means the
         # pass left no device behind, which is what the user asked for.

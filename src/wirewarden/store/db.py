@@ -1,17 +1,49 @@
-"""Engine and sessions; SQLite runs in WAL mode with foreign keys on."""
+"""Engine and sessions; SQLite runs in WAL mode with foreign keys on.
+
+Write transactions on SQLite need no `BEGIN IMMEDIATE`: pysqlite opens the transaction
+right before a session's first INSERT/UPDATE/DELETE (reads before it run outside any
+transaction), so the write lock is the first lock the transaction asks for and waits for
+it under the busy timeout; there is no read snapshot to upgrade, the case where SQLite
+fails at once. Busy errors that outlast the timeout (and PostgreSQL's serialization and
+deadlock failures) are retried as whole transactions by `retry_on_busy`.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+import errno
+import functools
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Engine, Table, create_engine, event, insert
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# How long one statement waits for another writer. Writers hold the lock for milliseconds
+# (dataplane/lock.py keeps them from waiting on each other): a wait this long means a
+# stuck writer, better answered by a retry of the whole transaction than a longer wait.
+BUSY_TIMEOUT_S = 10
+BUSY_ATTEMPTS = 3
+# SQLite primary result codes; PostgreSQL SQLSTATEs (serialization_failure,
+# deadlock_detected, lock_not_available; disk_full).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+_PG_RETRY = frozenset({"40001", "40P01", "55P03"})
+_PG_FULL = "53100"
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -23,7 +55,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL with NORMAL is durable across process crashes; only a power loss may drop the last commit.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.close()
 
 
@@ -66,3 +98,51 @@ def insert_row(db: Session, row: DeclarativeBase) -> None:
         setattr(row, column.key, value)
     make_transient_to_detached(row)
     db.add(row)
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    return getattr(exc, "orig", None) or exc  # SQLAlchemy's DBAPIError wraps the driver's
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Another writer held the database too long (or PostgreSQL chose this transaction as
+    a serialization or deadlock victim): the whole transaction may simply run again."""
+    orig = _driver_error(exc)
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return "is locked" in str(orig)
+    return str(getattr(orig, "sqlstate", None)) in _PG_RETRY
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    orig = _driver_error(exc)
+    if isinstance(orig, OSError):
+        return orig.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF == _SQLITE_FULL
+        return "database or disk is full" in str(orig)
+    return str(getattr(orig, "sqlstate", None)) == _PG_FULL
+
+
+def retry_on_busy(fn: Callable[P, T]) -> Callable[P, T]:
+    """Run a function that is one whole transaction (it opens, commits or rolls back its
+    own session) again when the database was busy, a few times with a jittered pause;
+    the last busy error is raised (the web layer answers it with a 503 and Retry-After)."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if attempt == BUSY_ATTEMPTS or not is_busy(exc):
+                    raise
+                log.warning("%s: database busy, attempt %d: %s", fn.__qualname__, attempt, exc)
+                time.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311  (jitter)
+        raise AssertionError("unreachable")
+
+    return run

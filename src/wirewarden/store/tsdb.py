@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple, cast
 from sqlalchemy import Connection, Engine, Table, delete, func, literal_column, select
 
 from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to
+from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import (
     INTERFACE_TRAFFIC,
     PEER_TRAFFIC,
@@ -33,15 +34,28 @@ Kind = Literal["peer", "interface"]
 KINDS: tuple[Kind, ...] = ("peer", "interface")
 TABLES: dict[Kind, dict[str, Table]] = {"peer": PEER_TRAFFIC, "interface": INTERFACE_TRAFFIC}
 KEYS: dict[Kind, str] = {"peer": "peer_id", "interface": "interface_id"}
+PARENTS: dict[Kind, str] = {"peer": "peers", "interface": "interfaces"}
 ENDPOINT_KEEP = 35 * 86400
 COUNTERS = cast(Table, PeerCounters.__table__)
 ENDPOINTS = cast(Table, PeerEndpoint.__table__)
 ROLLUPS = cast(Table, TrafficRollup.__table__)
+# Every per-peer (per-interface) row is written only while its peer (interface) exists,
+# checked by the statement itself: one deleted since the pass read the directory loses its
+# own row, not the whole sample to a FOREIGN KEY failure. (An upsert's SELECT needs its
+# WHERE for SQLite's parser; the casts type the parameters for PostgreSQL.)
+_EXISTS = " WHERE EXISTS (SELECT 1 FROM {parent} WHERE id = CAST(? AS BIGINT))"
 SAVE_COUNTERS = (
     "INSERT INTO peer_counters (peer_id, public_key, rx, tx, handshake, endpoint, updated)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer_id) DO UPDATE SET"
+    " SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT),"
+    " CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT)"
+    + _EXISTS.format(parent="peers")
+    + " ON CONFLICT (peer_id) DO UPDATE SET"
     " public_key = excluded.public_key, rx = excluded.rx, tx = excluded.tx,"
     " handshake = excluded.handshake, endpoint = excluded.endpoint, updated = excluded.updated"
+)
+SAVE_ENDPOINT = (
+    "INSERT INTO peer_endpoints (peer_id, at, endpoint)"
+    " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT)" + _EXISTS.format(parent="peers")
 )
 
 
@@ -111,34 +125,35 @@ class TrafficStore:
                 r.peer_id: Counters(r.public_key, r.rx, r.tx, r.handshake, r.endpoint) for r in rows
             }
 
+    @retry_on_busy
     def record(self, batch: Batch) -> None:
         with self.engine.begin() as conn:
             minute = floor_to(batch.t, TIERS[0].step)
             for kind, deltas in (("peer", batch.peers), ("interface", batch.interfaces)):
                 if deltas:
-                    self._add(conn, TABLES[kind]["raw"], KEYS[kind], minute, deltas)  # type: ignore[index]
+                    self._add(conn, kind, minute, deltas)  # type: ignore[arg-type]
             if batch.counters:
                 self._save_counters(conn, batch.t, batch.counters)
             if batch.endpoints:
-                conn.execute(
-                    ENDPOINTS.insert(),
-                    [{"peer_id": p, "at": batch.t, "endpoint": e} for p, e in batch.endpoints],
-                )
+                sql = SAVE_ENDPOINT.replace("?", self._mark)
+                conn.exec_driver_sql(sql, [(p, batch.t, e, p) for p, e in batch.endpoints])
 
-    def _add(self, conn: Connection, table: Table, key: str, t: int, deltas: list[Delta]) -> None:
-        name = table.name
+    def _add(self, conn: Connection, kind: Kind, t: int, deltas: list[Delta]) -> None:
+        name, key = TABLES[kind]["raw"].name, KEYS[kind]
         sql = (
-            f"INSERT INTO {name} ({key}, t, rx, tx) VALUES ({self._marks(4)})"  # noqa: S608
-            f" ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
+            f"INSERT INTO {name} ({key}, t, rx, tx)"
+            " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT)"
+            + _EXISTS.format(parent=PARENTS[kind])
+            + f" ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
             f" tx = {name}.tx + excluded.tx"
-        )
-        conn.exec_driver_sql(sql, [(d.id, t, d.rx, d.tx) for d in deltas])
+        ).replace("?", self._mark)
+        conn.exec_driver_sql(sql, [(d.id, t, d.rx, d.tx, d.id) for d in deltas])
 
     def _save_counters(
         self, conn: Connection, t: int, counters: list[tuple[int, Counters]]
     ) -> None:
         sql = SAVE_COUNTERS.replace("?", self._mark)
-        conn.exec_driver_sql(sql, [(pid, *c, t) for pid, c in counters])
+        conn.exec_driver_sql(sql, [(pid, *c, t, pid) for pid, c in counters])
 
     # ---- rollups and retention
 

@@ -50,9 +50,9 @@ class Vault:
 def load_or_create_key(path: Path, env_value: str | None = None) -> bytes:
     """The master key from the environment, else the 0600 file, created on first start."""
     if env_value:
-        return _decode(env_value)
+        return decode_key(env_value)
     if path.exists():
-        return _decode(path.read_text())
+        return decode_key(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     key = AESGCM.generate_key(bit_length=256)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -61,8 +61,12 @@ def load_or_create_key(path: Path, env_value: str | None = None) -> bytes:
     return key
 
 
-def _decode(text: str) -> bytes:
+def decode_key(text: str) -> bytes:
+    """A master key as written in its file or the environment: base64 of 32 bytes."""
     try:
-        return base64.b64decode(text.strip(), validate=True)
+        key = base64.b64decode(text.strip(), validate=True)
     except ValueError as exc:
         raise VaultError("the master key is not valid base64") from exc
+    if len(key) != 32:
+        raise VaultError("the master key must be 32 bytes")
+    return key

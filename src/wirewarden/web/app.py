@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError, TooManyAttempts, Unauthorized
-from wirewarden.web import apidocs, metrics, share, ui
+from wirewarden.web import apidocs, failures, metrics, share, ui
 from wirewarden.web.api import (
     audit,
     auth,
@@ -68,6 +68,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(LoginRequired, _login_redirect)  # type: ignore[arg-type]
+    failures.install(app)  # busy database: 503 with Retry-After; full disk: 507
     ui.install(app, _service_error)  # the dashboard; its error pages are HTML outside /api
 
     @app.get("/healthz", tags=["health"])

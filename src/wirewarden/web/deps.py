@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -181,6 +181,11 @@ def signed_in(
 
 # A database row id in a path: out of range is a 422, not an overflow deeper down.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# Paging of every list route. The database takes 64-bit offsets; past 2**31 rows no page
+# holds anything, and a bound here makes a huge one a 422 naming the field, not a 500.
+MAX_OFFSET = 2**31
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 App = Annotated[Container, Depends(container)]
 Changes = Annotated[ChangeThread, Depends(change_thread)]
 Reader = Annotated[Actor, Depends(scoped("read"))]

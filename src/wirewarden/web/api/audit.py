@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from wirewarden.services.account_schemas import AuditOut
 from wirewarden.services.schemas import Page
-from wirewarden.web.deps import Admin, App
+from wirewarden.web.deps import Admin, App, Limit, Offset
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Text = Annotated[str | None, Query(max_length=128)]
@@ -26,7 +26,7 @@ def list_audit(
     target: Annotated[str | None, Query(max_length=128, description="Substring")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[AuditOut]:
     return app.audit_log.list(actor, who, action, target, since, until, limit, offset)

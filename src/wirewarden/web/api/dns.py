@@ -18,19 +18,19 @@ from wirewarden.services.dns_schemas import (
     TenantDnsIn,
 )
 from wirewarden.services.schemas import Page
-from wirewarden.web.deps import App, Reader, Writer
+from wirewarden.web.deps import App, Limit, Offset, Reader, Writer
 
 router = APIRouter(prefix="/dns", tags=["dns"])
 
 
 @router.get("/policies")
-def list_policies(app: App, _: Reader) -> list[DnsPolicyOut]:
-    return app.dns.list_policies()
+def list_policies(app: App, actor: Reader) -> list[DnsPolicyOut]:
+    return app.dns.list_policies(actor)
 
 
 @router.get("/policies/{name}")
-def get_policy(app: App, _: Reader, name: str) -> DnsPolicyOut:
-    return app.dns.get_policy(name)
+def get_policy(app: App, actor: Reader, name: str) -> DnsPolicyOut:
+    return app.dns.get_policy(name, actor)
 
 
 @router.put("/policies/{name}")
@@ -56,8 +56,8 @@ def set_tenant_policy(app: App, actor: Writer, tenant: str, body: TenantDnsIn) -
 
 
 @router.get("/blocklists")
-def list_blocklists(app: App, _: Reader) -> list[BlocklistOut]:
-    return app.dns.list_status()
+def list_blocklists(app: App, actor: Reader) -> list[BlocklistOut]:
+    return app.dns.list_status(actor)
 
 
 class RefreshIn(BaseModel):
@@ -81,8 +81,8 @@ def queries(
     name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[DnsQueryOut]:
     return app.dns.queries(
         peer_id=peer_id,

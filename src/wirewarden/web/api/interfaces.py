@@ -16,11 +16,9 @@ from wirewarden.services.schemas import (
     PeerOut,
 )
 from wirewarden.web.api.serialized import model_response
-from wirewarden.web.deps import App, Changes, Reader, Writer
+from wirewarden.web.deps import App, Changes, Limit, Offset, Reader, Writer
 
 router = APIRouter(prefix="/interfaces", tags=["interfaces"])
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 NameFilter = Annotated[str | None, Query(max_length=64, description="Substring of the name")]
 
 

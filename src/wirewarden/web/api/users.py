@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from wirewarden.services.account_schemas import PasswordSet, UserCreate, UserOut, UserUpdate
 from wirewarden.services.schemas import Page
-from wirewarden.web.deps import Admin, App
+from wirewarden.web.deps import Admin, App, Limit, Offset
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -18,8 +18,8 @@ def list_users(
     app: App,
     actor: Admin,
     q: Annotated[str | None, Query(max_length=64, description="Substring of the name")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[UserOut]:
     return app.users.list(actor, q, limit, offset)
 

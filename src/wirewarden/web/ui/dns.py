@@ -41,7 +41,7 @@ def _dns_page(
         viewer,
         status_code=status_code,
         nav="dns",
-        policies=app.dns.list_policies(),
+        policies=app.dns.list_policies(viewer.actor),
         stats=app.dns.stats(),
         queries=queries,
         filters={

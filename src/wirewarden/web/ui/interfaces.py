@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.peer_table import PeerQuery, PeerTable
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, PeerCreate
+from wirewarden.web.deps import MAX_OFFSET
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Manager, Signed
 from wirewarden.web.ui.templating import page, redirect
@@ -73,8 +74,9 @@ def overview(request: Request, app: App, viewer: Signed) -> Response:
 def table_query(request: Request) -> PeerQuery:
     params = request.query_params
     size = _int(params.get("size"), 50)
-    number = max(1, _int(params.get("page"), 1))
     size = size if size in PAGE_SIZES else 50
+    # Bounded like the API's offset (web/deps.py): a huge page is past the end, not a 500.
+    number = min(max(1, _int(params.get("page"), 1)), MAX_OFFSET // size)
     return PeerQuery(
         q=params.get("q", ""),
         sort=params.get("sort", "name"),

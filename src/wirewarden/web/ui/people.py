@@ -11,6 +11,7 @@ from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import ADMIN, MEMBER, ROLES
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.tokens import SCOPES
+from wirewarden.web.deps import MAX_OFFSET
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Manager, Signed
 from wirewarden.web.ui.templating import page, redirect
@@ -168,7 +169,7 @@ def audit_page(request: Request, app: App, viewer: Signed) -> Response:
     params = request.query_params
     filters = {k: params.get(k, "").strip()[:64] for k in ("who", "action", "target")}
     try:
-        number = max(1, int(params.get("page", "1")))
+        number = min(max(1, int(params.get("page", "1"))), MAX_OFFSET // AUDIT_PAGE)
     except ValueError:
         number = 1
     events = app.audit_log.list(
