@@ -32,7 +32,7 @@ from wirewarden.reconciler.executor import Report
 from wirewarden.reconciler.ports import Dataplane
 from wirewarden.services.audit_log import AuditLog
 from wirewarden.services.auth import AuthConfig, AuthService
-from wirewarden.services.context import Deps, ensure_defaults
+from wirewarden.services.context import Allocation, Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.passwords import Passwords
@@ -86,6 +86,13 @@ def prepare_data_dir(settings: Settings) -> None:
         os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def allocation_of(settings: Settings) -> Allocation:
+    first, _, last = settings.interface_ports.partition("-")
+    if not 1 <= int(first) <= int(last) <= 65535:
+        raise SettingsError("WIREWARDEN_INTERFACE_PORTS: give a range like 51820-52819")
+    return Allocation(settings.interface_pool, int(first), int(last))
+
+
 def build(
     settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
 ) -> Container:
@@ -136,6 +143,7 @@ def build(
         stats=stats,
         trigger=loop.trigger,
         policy=policy_config(settings),
+        allocation=allocation_of(settings),
     )
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
             addresses.endpoint(value)
         return value or None
 
+    # Where an interface created without an address or port gets one: /24s of this IPv4
+    # network, and the first free UDP port of this range.
+    interface_pool: IPv4Network = IPv4Network("10.8.0.0/16")
+    interface_ports: str = Field(default="51820-52819", pattern=r"^[0-9]{1,5}-[0-9]{1,5}$")
     reconcile_period: float = Field(default=10.0, gt=0)
     master_key: str | None = None
     # The server's LAN networks (comma separated) for intranet-only / internet-only;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
@@ -55,6 +56,16 @@ class Deps:
     stats: Callable[[], dict[str, DeviceDump]]
     trigger: Callable[[], None] = lambda: None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    allocation: Allocation = field(default_factory=lambda: Allocation())
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Where a new interface's network and port come from when none is given."""
+
+    pool: IPv4Network = field(default_factory=lambda: IPv4Network("10.8.0.0/16"))
+    first_port: int = 51820
+    last_port: int = 52819
 
 
 def node_id(db: Session, node: str) -> int:

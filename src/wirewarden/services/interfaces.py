@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.dataplane.run import CommandError
@@ -14,14 +15,20 @@ from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
 from wirewarden.domain.state import HostFootprint
 from wirewarden.services import access
-from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision, node_id, page_of
+from wirewarden.services.context import (
+    SYSTEM,
+    Actor,
+    Allocation,
+    Deps,
+    audit,
+    bump_revision,
+    node_id,
+    page_of,
+)
 from wirewarden.services.errors import Conflict, Invalid, NotFound, Unavailable, rendered
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import Interface, Node, Peer, Tenant
-
-FIRST_PORT = 51820
-DEFAULT_POOL = ipaddress.ip_network("10.8.0.0/16")
 
 
 def addresses_of(iface: Interface) -> tuple[str, ...]:
@@ -101,13 +108,19 @@ class InterfaceService:
     ) -> None:
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
+            # The node's row is written first: that write lock (SQLite's database lock, a
+            # PostgreSQL row lock) makes concurrent allocations on a node take turns, each
+            # reading what the one before it committed.
+            bump_revision(db, nid)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
             if any(i.name == data.name for i in others):
                 raise Conflict(f"interface {data.name!r} already exists", "name")
-            port = data.listen_port or _free_port(others, host)
+            port = data.listen_port or _free_port(others, host, self.deps.allocation)
             _check_port(others, port, None)
             ipv4, ipv6 = (
-                _split_address(data.address) if data.address else (_free_v4(others, host), None)
+                _split_address(data.address)
+                if data.address
+                else (_free_v4(others, host, self.deps.allocation), None)
             )
             _check_overlap(others, ipv4, ipv6, None)
             _check_host(data.name, (ipv4, ipv6), port, host)
@@ -133,7 +146,12 @@ class InterfaceService:
                 mtu=data.mtu,
             )
             db.add(iface)
-            bump_revision(db, nid)
+            try:
+                db.flush()
+            except IntegrityError as exc:
+                # A writer that skipped the node lock: the constraints still hold.
+                field = "listen_port" if "port" in str(exc.orig) else "name"
+                raise Conflict(f"the {field} was taken meanwhile; try again", field) from exc
             audit(db, actor, "interface.create", data.name, address=ipv4, port=port)
 
     def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
@@ -146,6 +164,7 @@ class InterfaceService:
         changes = data.model_dump(exclude_unset=True)
         with self.deps.sessions.begin() as db:
             iface = self.find(db, name, actor)
+            bump_revision(db, iface.node_id)  # first: allocations on a node take turns
             others = db.scalars(
                 select(Interface).where(
                     Interface.node_id == iface.node_id, Interface.id != iface.id
@@ -168,7 +187,6 @@ class InterfaceService:
             if "endpoint" in changes and changes["endpoint"] is None:
                 iface.endpoint = None
             iface.sync_state = "pending"
-            bump_revision(db, iface.node_id)
             audit(db, actor, "interface.update", name, **{k: str(v) for k, v in changes.items()})
 
     def delete(self, name: str, actor: Actor, teardown: bool = True) -> None:
@@ -236,12 +254,15 @@ def _split_address(text: str) -> tuple[str, str | None]:
     return next(p for p in parts if ":" not in p), v6
 
 
-def _free_port(others: Sequence[Interface], host: HostFootprint) -> int:
+def _free_port(others: Sequence[Interface], host: HostFootprint, pool: Allocation) -> int:
     taken = {i.listen_port for i in others} | host.udp_ports
-    port = FIRST_PORT
-    while port in taken:
-        port += 1
-    return port
+    for port in range(pool.first_port, pool.last_port + 1):
+        if port not in taken:
+            return port
+    raise Conflict(
+        f"no free port left in {pool.first_port}-{pool.last_port}; give a listen_port",
+        "listen_port",
+    )
 
 
 def _check_port(others: Sequence[Interface], port: int, self_id: int | None) -> None:
@@ -250,12 +271,13 @@ def _check_port(others: Sequence[Interface], port: int, self_id: int | None) -> 
             raise Conflict(f"port {port} is used by interface {other.name!r}", "listen_port")
 
 
-def _free_v4(others: Sequence[Interface], host: HostFootprint) -> str:
+def _free_v4(others: Sequence[Interface], host: HostFootprint, pool: Allocation) -> str:
     used = [ipaddress.ip_interface(i.ipv4).network for i in others]
-    for net in DEFAULT_POOL.subnets(new_prefix=24):
+    size = max(24, pool.pool.prefixlen)
+    for net in pool.pool.subnets(new_prefix=size):
         if not any(net.overlaps(u) for u in used) and not addresses.host_clash(net, host.networks):
-            return f"{net.network_address + 1}/24"
-    raise Conflict("no free /24 left in 10.8.0.0/16; give an address", "address")
+            return f"{net.network_address + 1}/{size}"
+    raise Conflict(f"no free /{size} left in {pool.pool}; give an address", "address")
 
 
 def _check_host(
