@@ -81,9 +81,7 @@ def test_share_links_use_the_public_url(make: Make) -> None:
     # Whatever Host the creator's request carried.
     with client(container, base_url="http://127.0.0.1:8000") as admin:
         csrf = login(admin).json()["csrf_token"]
-        made = admin.post(
-            f"/api/v1/peers/{peer.id}/share", json={}, headers={"X-CSRF-Token": csrf}
-        )
+        made = admin.post(f"/api/v1/peers/{peer.id}/share", json={}, headers={"X-CSRF-Token": csrf})
         assert made.status_code == 201, made.text
         link = made.json()["url"]
         assert link.startswith("https://vpn.example.com/s/")

@@ -73,7 +73,11 @@ def test_default_public_url_follows_the_listen_address_and_tls(tmp_path: Path) -
     assert (local.public_url, local.tls, local.hsts) == ("http://127.0.0.1:8000", "off", False)
     # Beyond loopback without a certificate: a self-signed one, so https, but no HSTS.
     wide = reach(Settings(http="203.0.113.7:8443"))
-    assert (wide.public_url, wide.tls, wide.hsts) == ("https://203.0.113.7:8443", "self-signed", False)
+    assert (wide.public_url, wide.tls, wide.hsts) == (
+        "https://203.0.113.7:8443",
+        "self-signed",
+        False,
+    )
     # Every address: the name clients dial (its port is the VPN's, not the dashboard's).
     named = reach(Settings(http="[::]:443", public_host="vpn.example.com:51820"))
     assert named.public_url == "https://vpn.example.com"
