@@ -66,4 +66,5 @@ setup_assets() {
 # unbound (with dns-root-data) is optional for serve: only WIREWARDEN_DNS_UPSTREAMS=unbound
 # needs it (docs/dns.md), so it is not installed for everyone. Tests run a real one.
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
-TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv)
+# caddy: tests/netns/test_reach.py puts the dashboard behind it (packaging/caddy).
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy)

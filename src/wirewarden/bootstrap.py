@@ -7,11 +7,13 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from wirewarden.config import Settings, SettingsError
+from wirewarden.dataplane.hostinfo import outbound_address
 from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
@@ -23,6 +25,7 @@ from wirewarden.dns.lists import ListStore
 from wirewarden.dns.prometheus import DnsExporter
 from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports, lists_dir, local_lists_dir
 from wirewarden.dns.upstream import UNBOUND, Upstream, UpstreamSet, parse_upstreams
+from wirewarden.domain import addresses, urls
 from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DesiredState
 from wirewarden.metrics.collector import Collector
@@ -34,6 +37,7 @@ from wirewarden.services.audit_log import AuditLog
 from wirewarden.services.auth import AuthConfig, AuthService
 from wirewarden.services.context import Allocation, Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
+from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.passwords import Passwords
 from wirewarden.services.peers import PeerService
@@ -42,13 +46,51 @@ from wirewarden.services.shares import ShareService
 from wirewarden.services.sync_status import SyncStatusWriter
 from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
-from wirewarden.services.users import UserService
+from wirewarden.services.users import FIRST_ADMIN, UserService
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine, make_sessions
 from wirewarden.store.desired import DesiredStateReader, split_csv
 from wirewarden.store.dns import DnsStore, dns_guard, log_ports, shared_database
 from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
+
+TlsMode = Literal["off", "files", "self-signed"]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How the dashboard is reached: its public URL, whether serve speaks TLS itself (and
+    with which certificate), HSTS, and the proxies whose forwarded headers count."""
+
+    public_url: str
+    tls: TlsMode
+    hsts: bool
+    trusted_proxies: tuple[str, ...]
+
+
+LOCAL = Reach("http://127.0.0.1:8000", "off", hsts=False, trusted_proxies=())
+
+
+def reach(settings: Settings) -> Reach:
+    host, port = settings.host_port
+    if settings.tls_cert is not None:
+        tls: TlsMode = "files"
+    elif urls.is_loopback(host) or not settings.tls_self_signed:
+        # On loopback only this host (or a proxy on it, which does TLS) can connect.
+        tls = "off"
+    else:
+        tls = "self-signed"
+    public = settings.public_url
+    if public is None:
+        if urls.is_unspecified(host):
+            # Listening everywhere: the name clients already dial, else the address
+            # this host goes out by (a VPS's public address).
+            # (public_host may carry a port; the dashboard keeps its own.)
+            named = settings.public_host or outbound_address() or "127.0.0.1"
+            host = addresses.endpoint(named)[0]
+        public = urls.base("http" if tls == "off" else "https", host, port)
+    hsts = settings.hsts if settings.hsts is not None else tls == "files"
+    return Reach(public, tls, hsts, tuple(settings.proxies))
 
 
 @dataclass
@@ -73,6 +115,10 @@ class Container:
     shares: ShareService
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
     dns_runtime: DnsRuntime | None = None
+    reach: Reach = LOCAL
+    initial_password: InitialPassword | None = None
+    # Built with the real data plane: its changes need CAP_NET_ADMIN.
+    kernel: bool = False
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -97,6 +143,8 @@ def build(
     settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
 ) -> Container:
     prepare_data_dir(settings)
+    kernel = dataplane is None
+    reached = reach(settings)
     engine = make_engine(settings.db_url)
     schema.upgrade(engine)
     sessions = make_sessions(engine)
@@ -163,6 +211,10 @@ def build(
     collector = Collector(stats.timed, store, settings.node_name, settings.metrics_period)
     telemetry.watch(collector)
     traffic = TrafficService(sessions, store, settings.node_name)
+    initial = InitialPassword(settings.data_dir, FIRST_ADMIN)
+    auth = AuthService(
+        sessions, vault, passwords, auth_config(settings), on_sign_in=initial.signed_in
+    )
     return Container(
         settings,
         engine,
@@ -179,10 +231,13 @@ def build(
         traffic,
         telemetry,
         users=UserService(sessions, passwords, settings.default_device_limit),
-        auth=AuthService(sessions, vault, passwords, auth_config(settings)),
+        auth=auth,
         audit_log=AuditLog(sessions),
-        shares=ShareService(sessions, peers, settings.share_link_hours),
+        shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
         dns_runtime=runtime,
+        reach=reached,
+        initial_password=initial,
+        kernel=kernel,
     )
 
 
@@ -256,3 +311,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic says "Context impl SQLiteImpl" and each step at INFO on every start: only
+    # worth seeing when debugging.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)

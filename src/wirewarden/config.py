@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wirewarden.domain import addresses
+from wirewarden.domain import addresses, urls
 
 
 class SettingsError(ValueError):
@@ -21,6 +21,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # Where the dashboard and API listen (host:port, [v6]:port); `serve --listen` overrides.
     http: str = "127.0.0.1:8000"
     wg_implementation: Literal["auto", "kernel", "wireguard-go"] = "auto"
     node_name: str = "local"
@@ -41,6 +42,53 @@ class Settings(BaseSettings):
     # network, and the first free UDP port of this range.
     interface_pool: IPv4Network = IPv4Network("10.8.0.0/16")
     interface_ports: str = Field(default="51820-52819", pattern=r"^[0-9]{1,5}-[0-9]{1,5}$")
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        addresses.endpoint(value, port_required=True)
+        return value
+
+    # ---- reaching the dashboard from another machine (README "On a VPS")
+    # The address people and agents open the dashboard at: share links and everything else
+    # that prints a URL use it. Unset: made from the listen address (or, listening on every
+    # address, public_host or this host's outbound address) and whether serve speaks TLS.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return urls.public_url(value) if value else None
+
+    # A certificate and its key (PEM files) for HTTPS; both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Listening beyond loopback without tls_cert: make a self-signed certificate on the first
+    # start (kept in the data dir). false: plain HTTP there too (a proxy on a private network).
+    tls_self_signed: bool = True
+    # Strict-Transport-Security on HTTPS answers. Unset: on when tls_cert is set (a real
+    # certificate), off otherwise (a browser could never click through a self-signed one).
+    hsts: bool | None = None
+    # Reverse proxies whose X-Forwarded-For/-Proto/-Host are believed (comma separated
+    # addresses or CIDRs). Empty: none, so no client can forge its source address.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for item in split_list(value):
+            try:
+                addresses.network(item, strict=False)
+            except addresses.AddressError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("WIREWARDEN_TLS_CERT and WIREWARDEN_TLS_KEY go together")
+        return self
+
     reconcile_period: float = Field(default=10.0, gt=0)
     master_key: str | None = None
     # The server's LAN networks (comma separated) for intranet-only / internet-only;
@@ -116,18 +164,28 @@ class Settings(BaseSettings):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.http.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        host, port = addresses.endpoint(self.http, port_required=True)
+        assert port is not None
+        return host, port
+
+    @property
+    def proxies(self) -> list[str]:
+        return split_list(self.trusted_proxies)
 
 
-def load_settings(toml_path: Path | None = None) -> Settings:
-    """Environment wins over the TOML file, which wins over the defaults."""
+def split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def load_settings(toml_path: Path | None = None, **overrides: Any) -> Settings:
+    """Command-line options win over the environment, which wins over the TOML file,
+    which wins over the defaults."""
     if toml_path is None or not toml_path.exists():
-        return Settings()
+        return Settings(**overrides) if overrides else Settings()
     import tomllib
 
     with toml_path.open("rb") as handle:
         values = tomllib.load(handle)
     env_set = Settings()
-    merged = {**values, **env_set.model_dump(exclude_unset=True)}
+    merged = {**values, **env_set.model_dump(exclude_unset=True), **overrides}
     return Settings(**merged)

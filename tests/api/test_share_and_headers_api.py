@@ -6,6 +6,7 @@ import html
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,8 +28,10 @@ def test_share_link_works_once(
 ) -> None:
     created = client.post(f"/api/v1/peers/{peer_id}/share", json={})
     assert created.status_code == 201
-    url = created.json()["url"]
-    assert url.startswith("/s/") and len(url) > 40
+    link = created.json()["url"]
+    # Absolute, at the public URL (here made from the listen address): it goes into chats.
+    assert link.startswith("http://127.0.0.1:8000/s/") and len(link) > 60
+    url = link.removeprefix("http://127.0.0.1:8000")
     # Looking at the link (a chat preview) does not use it up.
     landing = anon.get(url)
     assert landing.status_code == 200 and "Reveal" in landing.text
@@ -52,7 +55,8 @@ def test_share_link_works_once(
 def test_share_link_as_a_file_for_scripts(
     client: TestClient, anon: TestClient, container: Container, peer_id: int
 ) -> None:
-    url = client.post(f"/api/v1/peers/{peer_id}/share", json={"hours": 1}).json()["url"]
+    link = client.post(f"/api/v1/peers/{peer_id}/share", json={"hours": 1}).json()["url"]
+    url = urlsplit(link).path
     response = anon.post(url + "?format=conf")
     assert response.status_code == 200
     assert response.text == container.peers.config(peer_id)[0]
@@ -62,7 +66,7 @@ def test_share_link_as_a_file_for_scripts(
 def test_share_link_expires(
     client: TestClient, anon: TestClient, container: Container, peer_id: int
 ) -> None:
-    url = client.post(f"/api/v1/peers/{peer_id}/share", json={}).json()["url"]
+    url = urlsplit(client.post(f"/api/v1/peers/{peer_id}/share", json={}).json()["url"]).path
     shares = container.shares
     real = shares.clock
     shares.clock = lambda: real() + timedelta(hours=24, seconds=1)

@@ -15,6 +15,7 @@ from wirewarden.bootstrap import Container, build, configure_logging
 from wirewarden.cli.output import console, emit_json, errors, record, table
 from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, SettingsError, load_settings
+from wirewarden.dataplane.hostinfo import NEEDS_NET_ADMIN, has_net_admin
 from wirewarden.dns.runtime import SWITCH_INTERVAL
 from wirewarden.services import backup as backups
 from wirewarden.services.account_schemas import UserCreate, UserUpdate
@@ -52,21 +53,44 @@ def main_options(config: ConfigOpt = None) -> None:
     State.config = config
 
 
-def settings() -> Settings:
-    return load_settings(State.config)
+def settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(State.config, **overrides)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]).upper()
+            where = f"WIREWARDEN_{field}" if field else "settings"
+            errors.print(f"[red]invalid {where}:[/] {err['msg']}")
+        raise typer.Exit(2) from exc
+
+
+def require_net_admin(what: str) -> None:
+    """One clear refusal, before anything half-happens in the kernel or the database."""
+    if not has_net_admin():
+        errors.print(
+            f"[red]error:[/] wirewarden {what} {NEEDS_NET_ADMIN} (it changes WireGuard "
+            "links, addresses and nftables); run it with sudo"
+        )
+        raise typer.Exit(1)
 
 
 @contextmanager
-def container() -> Iterator[Container]:
-    """The local control plane, with friendly errors instead of tracebacks."""
+def container(cfg: Settings | None = None, kernel: str | None = None) -> Iterator[Container]:
+    """The local control plane, with friendly errors instead of tracebacks. `kernel` names
+    a command that changes the data plane: refused without CAP_NET_ADMIN."""
     try:
-        built = build(settings())
+        built = build(cfg or settings())
     except SettingsError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     except Exception as exc:
         errors.print(f"[red]error:[/] cannot open the data dir or database: {exc}")
         raise typer.Exit(1) from exc
+    if kernel is not None and built.kernel:
+        try:
+            require_net_admin(kernel)
+        finally:
+            built.engine.dispose()
     try:
         yield built
     except ServiceError as exc:
@@ -97,11 +121,18 @@ def _invalid(exc: ValidationError) -> typer.Exit:
 # ---- serve
 
 
+ListenOpt = Annotated[
+    str | None,
+    typer.Option("--listen", help="HOST:PORT ([v6]:PORT) to listen on, instead of WIREWARDEN_HTTP"),
+]
+
+
 @app.command()
-def serve() -> None:
-    """Run the API and the reconciler (SQLite in ./data by default)."""
-    cfg = settings()
+def serve(listen: ListenOpt = None) -> None:
+    """Run the dashboard, the API and the reconciler (SQLite in ./data by default)."""
+    cfg = settings(**({"http": listen} if listen is not None else {}))
     configure_logging(cfg.log_level)
+    require_net_admin("serve")
     # Held for serve's lifetime: `restore` refuses to swap the database under a running
     # serve, and a second serve on the same data dir would fight the first over the kernel.
     owner = DataDirLock(cfg.data_dir)
@@ -119,29 +150,36 @@ def serve() -> None:
 def _serve(cfg: Settings) -> None:
     import uvicorn
 
+    from wirewarden.cli.serving import announce, first_admin, prepare_tls
     from wirewarden.web.app import create_app
 
-    with container() as c:
+    with container(cfg) as c:
+        try:
+            tls = prepare_tls(cfg, c.reach)
+        except SettingsError as exc:
+            errors.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
         first = c.users.ensure_first_admin(cfg.admin_password, Actor("system", "first start"))
         c.auth.purge_expired()
         host, port = cfg.host_port
-        console.print(
-            f"WireWarden on [bold]http://{host}:{port}[/] (sign in there; API docs: /docs, "
-            f"data: {cfg.data_dir})"
-        )
-        if first and cfg.admin_password:
-            console.print(f"First admin [bold]{first[0]}[/] created with WIREWARDEN_ADMIN_PASSWORD")
-        elif first:
-            console.print(
-                f"First admin: [bold]{first[0]}[/], password (shown once, change it after "
-                f"signing in): [bold]{first[1]}[/]"
-            )
+        announce(cfg, c.reach, tls)
+        first_admin(c, first, from_setting=bool(cfg.admin_password))
         # The reconciler, collector and resolver threads run Python for a tenth of a second
         # at a time at 10,000 peers; a request thread back from each database or socket
         # call would wait up to the default 5 ms for the interpreter. (The resolver sets the
         # same when it starts; this covers serve without DNS.)
         sys.setswitchinterval(SWITCH_INTERVAL)
-        uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
+        uvicorn.run(
+            create_app(c),
+            host=host,
+            port=port,
+            log_level=cfg.log_level.lower(),
+            # Forwarded headers are the app's business (web/proxy.py, from
+            # WIREWARDEN_TRUSTED_PROXIES): uvicorn's own default would trust 127.0.0.1.
+            proxy_headers=False,
+            ssl_certfile=str(tls.cert) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
+        )
 
 
 @app.command()
@@ -182,7 +220,7 @@ def interface_add(
             name=name, address=address, listen_port=port, endpoint=endpoint, dns=dns, mtu=mtu
         )
     )
-    with container() as c:
+    with container(kernel="interface add") as c:
         record(c.interfaces.create(body, CLI), as_json)
 
 
@@ -210,7 +248,7 @@ def interface_rm(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = 
     """Delete an interface and all its peers, tearing the link down."""
     if not yes:
         typer.confirm(f"Delete interface {name} and all its peers?", abort=True)
-    with container() as c:
+    with container(kernel="interface rm") as c:
         c.interfaces.delete(name, CLI)
     console.print(f"deleted {name}")
 
@@ -218,14 +256,14 @@ def interface_rm(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = 
 @interface_app.command("down")
 def interface_down(name: str) -> None:
     """Take an interface down (kept in the database; `up` brings it back)."""
-    with container() as c:
+    with container(kernel="interface down") as c:
         c.interfaces.set_enabled(name, False, CLI)
     console.print(f"{name} is down")
 
 
 @interface_app.command("up")
 def interface_up(name: str) -> None:
-    with container() as c:
+    with container(kernel="interface up") as c:
         out = c.interfaces.set_enabled(name, True, CLI)
     console.print(f"{name} is up ({out.status})")
 
@@ -255,7 +293,7 @@ def peer_add(
             name=name, address=address, allowed_ips=allowed_ips, persistent_keepalive=keepalive
         )
     )
-    with container() as c:
+    with container(kernel="peer add") as c:
         record(c.peers.create(interface, body, CLI), as_json)
 
 
@@ -312,13 +350,13 @@ def peer_qr(name: str, interface: IfaceOpt) -> None:
 
 @peer_app.command("rm")
 def peer_rm(name: str, interface: IfaceOpt) -> None:
-    with container() as c:
+    with container(kernel="peer rm") as c:
         c.peers.delete(c.peers.find_by_name(interface, name).id, CLI)
     console.print(f"deleted {name}")
 
 
 def _set_peer(name: str, interface: str, change: PeerUpdate) -> None:
-    with container() as c:
+    with container(kernel="peer " + ("enable" if change.enabled else "disable")) as c:
         out = c.peers.update(c.peers.find_by_name(interface, name).id, change, CLI)
     console.print(f"{name}: enabled={out.enabled} ({out.status})")
 
@@ -527,7 +565,7 @@ def import_config(
     endpoint: Annotated[str | None, typer.Option(help="Public host[:port] clients dial")] = None,
 ) -> None:
     """Adopt an existing wg-quick server config, running or not."""
-    with container() as c:
+    with container(kernel="import") as c:
         result = Importer(c.interfaces, c.peers).run(
             name or file.stem, file.read_text(), endpoint, CLI
         )

@@ -88,12 +88,15 @@ class AuthService:
         passwords: Passwords,
         config: AuthConfig,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_sign_in: Callable[[str], None] = lambda _user: None,
     ) -> None:
         self.db = sessions
         self.vault = vault
         self.passwords = passwords
         self.config = config
         self.clock = clock
+        # Told the user's name after each accepted password (first_admin.InitialPassword).
+        self.on_sign_in = on_sign_in
         window, lockout = config.window.total_seconds(), config.lockout.total_seconds()
         self.by_name = Throttle(config.max_failures, window, lockout)
         self.by_source = Throttle(config.max_failures_per_source, window, lockout)
@@ -126,7 +129,9 @@ class AuthService:
                     if not self._second_factor(db, user, code):
                         self._failed(db, user, key, source, "code")
                     stage = FULL
-                return self._open(db, user, stage, source, user_agent)
+                opened = self._open(db, user, stage, source, user_agent)
+                self.on_sign_in(user.name)
+                return opened
         raise AssertionError("unreachable")  # _failed always raises
 
     def complete_totp(self, token: str, code: str, source: str) -> LoginResult:

@@ -40,11 +40,14 @@ class ShareService:
         self,
         sessions: sessionmaker[Session],
         peers: PeerService,
+        public_url: str,
         default_hours: int = 24,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = sessions
         self.peers = peers
+        # Absolute links: they are pasted into chats and mails, far from the dashboard.
+        self.base = public_url.rstrip("/")
         self.default_hours = default_hours
         self.clock = clock
 
@@ -65,7 +68,7 @@ class ShareService:
                 )
             )
             audit(db, actor, "share.create", f"{iface.name}/{peer.name}", expires_at=str(expires))
-        return ShareOut(url=PATH + token, expires_at=expires)
+        return ShareOut(url=self.base + PATH + token, expires_at=expires)
 
     def is_open(self, token: str) -> bool:
         with self.db() as db:

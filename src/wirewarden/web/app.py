@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError, TooManyAttempts, Unauthorized
-from wirewarden.web import apidocs, failures, metrics, share, ui
+from wirewarden.web import apidocs, failures, metrics, proxy, share, ui
 from wirewarden.web.api import (
     audit,
     auth,
@@ -65,7 +65,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     app.include_router(share.router)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts=container.reach.hsts)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(LoginRequired, _login_redirect)  # type: ignore[arg-type]
     failures.install(app)  # busy database: 503 with Retry-After; full disk: 507
@@ -83,6 +83,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     def docs(_: Reader) -> HTMLResponse:
         return HTMLResponse(apidocs.render(app.openapi()))
 
+    proxy.install(app, container.reach.trusted_proxies)  # last: it must run first
     return app
 
 

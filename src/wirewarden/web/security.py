@@ -29,9 +29,14 @@ HEADERS = {
 }
 
 
+# A year, the usual value; no includeSubDomains: other services of the domain are not ours.
+HSTS = "max-age=31536000"
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,6 +48,10 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
+                # Only over HTTPS (the scheme a trusted proxy reported counts): browsers ignore
+                # it on plain HTTP, and HTTP is what a fresh install on loopback speaks.
+                if self.hsts and scope.get("scheme") == "https":
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 if not scope.get("path", "").startswith("/static/"):
                     # Pages and answers hold private data and secrets (configs, tokens, codes):
                     # nothing for caches, nor for the back button after a logout.

@@ -234,7 +234,9 @@ def same_origin(conn: HTTPConnection) -> bool:
     host = conn.headers.get("host")
     if not origin or not host:
         return False
-    return origin.split("://", 1)[-1] == host
+    # The public URL counts too: a proxy may pass the socket on with a Host of its own.
+    public: str = conn.app.state.container.reach.public_url
+    return origin.split("://", 1)[-1] == host or origin.lower() == public
 
 
 def parse_watch(text: str, allowed: set[int] | None) -> tuple[set[int], bool]:

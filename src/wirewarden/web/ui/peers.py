@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
@@ -64,10 +65,13 @@ def peer_qr(app: App, viewer: Signed, peer_id: int) -> Response:
 @router.post("/peers/{peer_id}/share", response_class=HTMLResponse)
 async def share_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
     await forms.read_form(request, viewer)
-    share = app.shares.create(peer_id, viewer.actor)
-    url = str(request.base_url).rstrip("/") + share.url
+    # The public URL (WIREWARDEN_PUBLIC_URL), not this request's Host: the link is for
+    # someone else, who may not reach the dashboard the way its creator does.
+    share = await run_in_threadpool(app.shares.create, peer_id, viewer.actor)
     peer = _peer(app, viewer, peer_id)
-    return _peer_page(request, app, viewer, peer, share_url=url, share_expires=share.expires_at)
+    return _peer_page(
+        request, app, viewer, peer, share_url=share.url, share_expires=share.expires_at
+    )
 
 
 @router.post("/peers/{peer_id}/enable")

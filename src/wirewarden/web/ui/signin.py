@@ -19,7 +19,7 @@ from wirewarden.services.auth import LoginResult
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.identity import Principal
 from wirewarden.web.deps import SESSION_COOKIE, source_of
-from wirewarden.web.session import clear_session_cookie, set_session_cookie
+from wirewarden.web.session import clear_session_cookie, is_https, set_session_cookie
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, principal_of, viewer_from
 from wirewarden.web.ui.templating import page, redirect
@@ -64,7 +64,13 @@ def _login_form(
         login_csrf=token,
     )
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+        path="/login",
+        max_age=3600,
     )
     return response
 
