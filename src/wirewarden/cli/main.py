@@ -101,6 +101,7 @@ def serve() -> None:
     """Run the API and the reconciler (SQLite in ./data by default)."""
     import uvicorn
 
+    from wirewarden.web.accesslog import server_log_config
     from wirewarden.web.app import create_app
 
     cfg = settings()
@@ -125,7 +126,14 @@ def serve() -> None:
         # call would wait up to the default 5 ms for the interpreter. (The resolver sets the
         # same when it starts; this covers serve without DNS.)
         sys.setswitchinterval(SWITCH_INTERVAL)
-        uvicorn.run(create_app(c), host=host, port=port, log_level=cfg.log_level.lower())
+        uvicorn.run(
+            create_app(c),
+            host=host,
+            port=port,
+            log_level=cfg.log_level.lower(),
+            # Share-link tokens are redacted from the access log (web/accesslog.py).
+            log_config=server_log_config(cfg.log_level),
+        )
 
 
 @app.command()

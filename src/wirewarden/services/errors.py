@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class ServiceError(Exception):
     status = 400
+    retry_after: int | None = None  # seconds, for failures that pass with time (429, 503)
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -48,3 +49,13 @@ class Unavailable(ServiceError):
     """The data plane refused a change that cannot be left to the reconciler."""
 
     status = 503
+
+
+class Busy(ServiceError):
+    """Too much of one costly kind of work at once (password hashing); try again shortly."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
