@@ -120,16 +120,16 @@ class AuthService:
                 user = db.scalar(select(User).where(User.name == key))
                 if user is None or user.disabled:
                     self.passwords.verify_dummy()  # the same time as a wrong password
-                    self._failed(db, None, key, source, "password")
+                    self._failed(db, None, source, "password")
                 elif not self.passwords.verify(user.password_hash, password):
-                    self._failed(db, user, key, source, "password")
+                    self._failed(db, user, source, "password")
                 else:
                     if self.passwords.needs_rehash(user.password_hash):
                         user.password_hash = self.passwords.hash(password)
                     stage = self._stage_after_password(user)
                     if stage == TOTP_STAGE and code:
                         if not self._second_factor(db, user, code):
-                            self._failed(db, user, key, source, "code")
+                            self._failed(db, user, source, "code")
                         stage = FULL
                     return self._open(db, user, stage, source, user_agent, keys)
         except Busy:
@@ -152,7 +152,7 @@ class AuthService:
             # Counted and committed before the code is looked at, like a password.
             self._count_attempt(db, keys)
             if not self._second_factor(db, user, code):
-                self._failed(db, user, user.name, source, "code")
+                self._failed(db, user, source, "code")
             row.revoked_at = self.clock()
             return self._open(db, user, FULL, source, row.user_agent, keys)
 
@@ -206,7 +206,7 @@ class AuthService:
             wait = int((until - now).total_seconds()) + 1
             raise TooManyAttempts("too many failed sign-ins; try again later", wait)
 
-    def _failed(self, db: Session, user: User | None, key: str, source: str, why: str) -> None:
+    def _failed(self, db: Session, user: User | None, source: str, why: str) -> None:
         # The attempt is already counted. An unknown name is not recorded: people type
         # passwords into the name field.
         target = user.name if user else "(unknown user)"
