@@ -195,7 +195,9 @@ def build(
     )
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)
-    passwords = Passwords(settings.password_min_length)
+    passwords = Passwords(
+        settings.password_min_length, concurrency=settings.password_hash_concurrency
+    )
     reconciler.usage_sink = UsageRecorder(deps)
     lists = ListStore(
         lists_dir(settings.data_dir),

@@ -151,12 +151,32 @@ class Settings(BaseSettings):
     login_window_minutes: int = Field(default=15, gt=0)
     login_lockout_minutes: int = Field(default=15, gt=0)
     share_link_hours: int = Field(default=24, gt=0)
+    # Argon2 checks running at once (each holds 64 MiB and two lanes); more wait their turn
+    # a few seconds, then get 503: a flood of sign-ins cannot take the memory.
+    password_hash_concurrency: int = Field(default=2, gt=0)
+    # ---- request bodies (web/bodygate.py): every body is counted as it streams in
+    # The largest request body accepted (413 above it), API and forms alike.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Fields one posted form may have (a page of the peer table ticked, with room to spare);
+    # no form takes files.
+    max_form_fields: int = Field(default=500, gt=0)
     # Members may own this many peers unless their account says otherwise.
     default_device_limit: int = Field(default=5, ge=0)
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'wirewarden.db').resolve()}"
+
+    @property
+    def http_on_loopback(self) -> bool:
+        """`serve` listens on a loopback address only (nobody else can connect)."""
+        host = self.host_port[0]
+        if host == "localhost":
+            return True
+        try:
+            return addresses.ip(host).is_loopback
+        except addresses.AddressError:
+            return False  # a host name: it may resolve to any address
 
     @property
     def master_key_path(self) -> Path:

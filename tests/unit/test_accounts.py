@@ -1,4 +1,4 @@
-"""Password hashing, TOTP windows, recovery codes, the throttle, and role permissions."""
+"""Password hashing, TOTP windows, recovery codes, and role permissions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from wirewarden.domain.throttle import Throttle
 from wirewarden.services import access, totp
 from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor
 from wirewarden.services.errors import Forbidden, Invalid, NotFound
@@ -137,35 +136,6 @@ def test_recovery_code_hash_ignores_case_dashes_and_spaces() -> None:
     assert totp.hash_recovery_code(code) == totp.hash_recovery_code(f" {squashed} ")
     assert totp.hash_recovery_code(code) != totp.hash_recovery_code(totp.new_recovery_codes()[0])
     assert code not in totp.hash_recovery_code(code)
-
-
-# ---- throttle
-
-
-def test_throttle_locks_after_max_failures_in_the_window() -> None:
-    throttle = Throttle(max_failures=3, window=60, lockout=300)
-    assert not throttle.fail("alice", 0) and not throttle.fail("alice", 10)
-    assert throttle.locked_for("alice", 11) == 0
-    assert throttle.fail("alice", 20)
-    assert throttle.locked_for("alice", 21) == pytest.approx(299)
-    assert throttle.locked_for("bob", 21) == 0
-    assert throttle.locked_for("alice", 321) == 0  # the lockout ends
-
-
-def test_throttle_forgets_failures_outside_the_window() -> None:
-    throttle = Throttle(max_failures=3, window=60, lockout=300)
-    throttle.fail("alice", 0)
-    throttle.fail("alice", 10)
-    assert not throttle.fail("alice", 100)  # the first two fell out of the window
-    throttle.reset("alice")
-    assert not throttle.fail("alice", 101)
-
-
-def test_throttle_memory_stays_bounded() -> None:
-    throttle = Throttle(max_failures=5, window=60, lockout=60)
-    for i in range(30_000):
-        throttle.fail(f"spray{i}", i * 0.01)  # 300 s of spraying names
-    assert len(throttle._failures) <= 10_001 + 6_000
 
 
 # ---- permissions per role

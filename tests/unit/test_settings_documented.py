@@ -1,4 +1,4 @@
-"""Every setting is documented: its WIREWARDEN_ variable appears in the README or docs/."""
+"""Every setting is documented by its variable name (README's table or a docs/ page)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_setting_is_documented() -> None:
-    text = (ROOT / "README.md").read_text()
-    text += "".join(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))
-    missing = [n for n in Settings.model_fields if f"WIREWARDEN_{n.upper()}" not in text]
-    assert missing == [], f"undocumented settings: {missing}"
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
+    missing = [
+        f"WIREWARDEN_{name.upper()}"
+        for name in Settings.model_fields
+        if f"WIREWARDEN_{name.upper()}" not in text
+    ]
+    assert not missing, f"undocumented settings: {missing}"

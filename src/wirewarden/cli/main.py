@@ -151,6 +151,7 @@ def _serve(cfg: Settings) -> None:
     import uvicorn
 
     from wirewarden.cli.serving import announce, first_admin, prepare_tls
+    from wirewarden.web.accesslog import server_log_config
     from wirewarden.web.app import create_app
 
     with container(cfg) as c:
@@ -179,6 +180,8 @@ def _serve(cfg: Settings) -> None:
             proxy_headers=False,
             ssl_certfile=str(tls.cert) if tls else None,
             ssl_keyfile=str(tls.key) if tls else None,
+            # Share-link tokens are redacted from the access log (web/accesslog.py).
+            log_config=server_log_config(cfg.log_level),
         )
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -31,11 +29,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from wirewarden.domain.throttle import Throttle
 from wirewarden.services import totp
 from wirewarden.services.account_schemas import SessionOut, TotpEnrolment
 from wirewarden.services.context import ADMIN, SYSTEM, Actor, audit
 from wirewarden.services.errors import (
+    Busy,
     Conflict,
     Forbidden,
     Invalid,
@@ -45,6 +43,7 @@ from wirewarden.services.errors import (
 )
 from wirewarden.services.identity import ALL_SCOPES, FULL, Principal
 from wirewarden.services.passwords import Passwords
+from wirewarden.store import throttle
 from wirewarden.store.tables import RecoveryCode, User, UserSession
 from wirewarden.store.vault import Vault
 
@@ -97,10 +96,11 @@ class AuthService:
         self.clock = clock
         # Told the user's name after each accepted password (first_admin.InitialPassword).
         self.on_sign_in = on_sign_in
-        window, lockout = config.window.total_seconds(), config.lockout.total_seconds()
-        self.by_name = Throttle(config.max_failures, window, lockout)
-        self.by_source = Throttle(config.max_failures_per_source, window, lockout)
-        self._lock = threading.Lock()
+        self.name_limits = throttle.Limits(config.max_failures, config.window, config.lockout)
+        self.source_limits = throttle.Limits(
+            config.max_failures_per_source, config.window, config.lockout
+        )
+        self._next_purge = clock()  # stale throttle rows are dropped once a window
 
     # ---- signing in
 
@@ -113,25 +113,36 @@ class AuthService:
         code: str | None = None,
     ) -> LoginResult:
         key = name.strip().lower()
-        self._check_throttle(key, source)
+        keys = self._keys(key, source)
         with self.db() as db:
-            user = db.scalar(select(User).where(User.name == key))
-            if user is None or user.disabled:
-                self.passwords.verify_dummy()  # the same time as a wrong password
-                self._failed(db, None, key, source, "password")
-            elif not self.passwords.verify(user.password_hash, password):
-                self._failed(db, user, key, source, "password")
-            else:
-                if self.passwords.needs_rehash(user.password_hash):
-                    user.password_hash = self.passwords.hash(password)
-                stage = self._stage_after_password(user)
-                if stage == TOTP_STAGE and code:
-                    if not self._second_factor(db, user, code):
-                        self._failed(db, user, key, source, "code")
-                    stage = FULL
-                opened = self._open(db, user, stage, source, user_agent)
-                self.on_sign_in(user.name)
-                return opened
+            # Counted (and committed) before the password is checked: the slow Argon2 check
+            # must not hold the count's row (or SQLite's write lock) meanwhile.
+            self._count_attempt(db, keys)
+        try:
+            with self.db() as db:
+                user = db.scalar(select(User).where(User.name == key))
+                if user is None or user.disabled:
+                    self.passwords.verify_dummy()  # the same time as a wrong password
+                    self._failed(db, None, source, "password")
+                elif not self.passwords.verify(user.password_hash, password):
+                    self._failed(db, user, source, "password")
+                else:
+                    if self.passwords.needs_rehash(user.password_hash):
+                        user.password_hash = self.passwords.hash(password)
+                    stage = self._stage_after_password(user)
+                    if stage == TOTP_STAGE and code:
+                        if not self._second_factor(db, user, code):
+                            self._failed(db, user, source, "code")
+                        stage = FULL
+                    opened = self._open(db, user, stage, source, user_agent, keys)
+                    self.on_sign_in(user.name)
+                    return opened
+        except Busy:
+            # No password was tried: the attempt does not count against anyone.
+            with self.db.begin() as db:
+                for counted, _ in keys:
+                    throttle.forgive(db, counted)
+            raise
         raise AssertionError("unreachable")  # _failed always raises
 
     def complete_totp(self, token: str, code: str, source: str) -> LoginResult:
@@ -142,11 +153,13 @@ class AuthService:
                 raise Unauthorized("sign in again")
             user = db.get(User, row.user_id)
             assert user is not None
-            self._check_throttle(user.name, source)
+            keys = self._keys(user.name, source)
+            # Counted and committed before the code is looked at, like a password.
+            self._count_attempt(db, keys)
             if not self._second_factor(db, user, code):
-                self._failed(db, user, user.name, source, "code")
+                self._failed(db, user, source, "code")
             row.revoked_at = self.clock()
-            return self._open(db, user, FULL, source, row.user_agent)
+            return self._open(db, user, FULL, source, row.user_agent, keys)
 
     def _stage_after_password(self, user: User) -> str:
         if user.totp_enabled:
@@ -178,25 +191,42 @@ class AuthService:
             return True
         return False
 
-    def _check_throttle(self, key: str, source: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            wait = max(self.by_name.locked_for(key, now), self.by_source.locked_for(source, now))
-        if wait > 0:
-            raise TooManyAttempts("too many failed sign-ins; try again later", int(wait) + 1)
+    def _keys(self, name: str, source: str) -> list[tuple[str, throttle.Limits]]:
+        return [
+            (throttle.throttle_key("name", name), self.name_limits),
+            (throttle.throttle_key("source", source), self.source_limits),
+        ]
 
-    def _failed(self, db: Session, user: User | None, key: str, source: str, why: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            locked = self.by_name.fail(key, now) | self.by_source.fail(source, now)
-        # An unknown name is not recorded: people type passwords into the name field.
+    def _count_attempt(self, db: Session, keys: list[tuple[str, throttle.Limits]]) -> None:
+        """Count one attempt on each key, atomically, and commit it; TooManyAttempts when a
+        key is locked out. Unknown names count like known ones: a lockout tells nothing."""
+        now = self.clock()
+        if now >= self._next_purge:
+            throttle.purge(db, now, self.name_limits)
+            self._next_purge = now + self.config.window
+        ends = [throttle.count_attempt(db, key, now, limits) for key, limits in keys]
+        db.commit()
+        until = max((end for end in ends if end is not None), default=None)
+        if until is not None:
+            wait = int((until - now).total_seconds()) + 1
+            raise TooManyAttempts("too many failed sign-ins; try again later", wait)
+
+    def _failed(self, db: Session, user: User | None, source: str, why: str) -> None:
+        # The attempt is already counted. An unknown name is not recorded: people type
+        # passwords into the name field.
         target = user.name if user else "(unknown user)"
-        audit(db, Actor(target, source), "auth.login.failed", target, reason=why, locked=locked)
+        audit(db, Actor(target, source), "auth.login.failed", target, reason=why)
         db.commit()
         raise Unauthorized(BAD_LOGIN if why == "password" else "invalid code")
 
     def _open(
-        self, db: Session, user: User, stage: str, source: str, user_agent: str
+        self,
+        db: Session,
+        user: User,
+        stage: str,
+        source: str,
+        user_agent: str,
+        keys: list[tuple[str, throttle.Limits]],
     ) -> LoginResult:
         now = self.clock()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -214,9 +244,15 @@ class AuthService:
                 expires_at=now + lifetime,
             )
         )
+        (name_key, _), (source_key, _) = keys
+        # The right password (and code) was no failure: the source gets its attempt back,
+        # and a full sign-in clears the account's count.
+        throttle.forgive(db, source_key)
         if stage == FULL:
-            with self._lock:
-                self.by_name.reset(user.name)
+            throttle.clear(db, name_key)
+        else:
+            throttle.forgive(db, name_key)
+        if stage == FULL:
             user.last_login_at = now
             audit(db, self._actor_of(user, source), "auth.login", user.name)
         db.commit()

@@ -12,6 +12,7 @@ P = ParamSpec("P")
 
 class ServiceError(Exception):
     status = 400
+    retry_after: int | None = None  # seconds, for failures that pass with time (429, 503)
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -64,3 +65,13 @@ def rendered(render: Callable[P, str], *args: P.args, **kwargs: P.kwargs) -> str
         return render(*args, **kwargs)
     except UnsafeValue as exc:
         raise Conflict(f"the stored configuration cannot be exported safely: {exc}") from exc
+
+
+class Busy(ServiceError):
+    """Too much of one costly kind of work at once (password hashing); try again shortly."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -3,11 +3,18 @@
 Hashes carry their parameters, so raising them here upgrades each stored hash at that
 user's next successful login (`needs_rehash`). Unknown names are checked against a dummy
 hash so that a wrong name and a wrong password take the same time.
+
+Each hash or check holds 64 MiB: at most `concurrency` run at once (60 sign-ins at once
+took 1 GB before). The others wait up to SLOT_WAIT seconds in their worker thread, then
+fail with Busy (503, Retry-After): callers must run these methods off the event loop.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -15,9 +22,12 @@ from importlib import resources
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from wirewarden.services.errors import Invalid
+from wirewarden.services.errors import Busy, Invalid
 
 MAX_LENGTH = 1024  # Argon2 takes any length; this bounds the work one request can ask for
+# A queue this long means more sign-ins than the machine can check: refusing is kinder to
+# the thread pool (and the other routes sharing it) than waiting on.
+SLOT_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,9 +46,12 @@ def common_passwords() -> frozenset[str]:
 
 
 class Passwords:
-    def __init__(self, min_length: int = 10, params: HashParams | None = None) -> None:
+    def __init__(
+        self, min_length: int = 10, params: HashParams | None = None, concurrency: int = 2
+    ) -> None:
         p = params or HashParams()
         self.min_length = min_length
+        self._slots = threading.BoundedSemaphore(concurrency)
         self.hasher = PasswordHasher(
             time_cost=p.time_cost,
             memory_cost=p.memory_cost,
@@ -49,17 +62,28 @@ class Passwords:
         )
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
 
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if not self._slots.acquire(timeout=SLOT_WAIT):
+            raise Busy("too many sign-ins at once; try again in a moment")
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     def hash(self, password: str) -> str:
-        return self.hasher.hash(password)
+        with self._slot():
+            return self.hasher.hash(password)
 
     def verify(self, stored: str, password: str) -> bool:
         if len(password) > MAX_LENGTH:
             self.verify_dummy()
             return False
-        try:
-            return self.hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
+        with self._slot():
+            try:
+                return self.hasher.verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                return False
 
     def verify_dummy(self) -> None:
         """Spend what a real check costs, for a name that does not exist."""

@@ -2,7 +2,9 @@
 
 The link's token (256 random bits) is in the URL only; the database keeps its SHA-256.
 Opening it marks it used in the same statement that checks it (so two racing opens cannot
-both win), and writes an audit event.
+both win), and writes an audit event. A link lives only as long as its creator's account:
+disabling the creator ends their open links (UserService), deleting it deletes them (the
+foreign key), and a link whose creator is disabled by any other path does not open.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.qr import config_qr_svg
@@ -21,7 +23,7 @@ from wirewarden.services.auth import hash_secret
 from wirewarden.services.context import Actor, audit
 from wirewarden.services.errors import NotFound
 from wirewarden.services.peers import PeerService
-from wirewarden.store.tables import ShareLink
+from wirewarden.store.tables import ShareLink, User
 
 PATH = "/s/"
 GONE = "this link has expired or was already used"
@@ -63,6 +65,7 @@ class ShareService:
                     token_hash=hash_secret(token),
                     peer_id=peer_id,
                     created_by=actor.name[:64],
+                    created_by_id=actor.user_id,
                     created_at=self.clock(),
                     expires_at=expires,
                 )
@@ -72,8 +75,8 @@ class ShareService:
 
     def is_open(self, token: str) -> bool:
         with self.db() as db:
-            link = db.scalar(select(ShareLink).where(ShareLink.token_hash == hash_secret(token)))
-            return link is not None and link.used_at is None and link.expires_at > self.clock()
+            found = db.scalar(select(ShareLink.id).where(*_usable(token, self.clock())))
+            return found is not None
 
     def redeem(self, token: str, source: str) -> SharedConfig:
         """The config and QR, once; NotFound afterwards or after expiry."""
@@ -81,11 +84,7 @@ class ShareService:
         with self.db.begin() as db:
             taken = db.execute(
                 update(ShareLink)
-                .where(
-                    ShareLink.token_hash == hash_secret(token),
-                    ShareLink.used_at.is_(None),
-                    ShareLink.expires_at > now,
-                )
+                .where(*_usable(token, now))
                 .values(used_at=now, used_from=source[:64])
                 .returning(ShareLink.peer_id)
             ).scalar()
@@ -96,3 +95,23 @@ class ShareService:
             text, filename = self.peers.config(taken)
             audit(db, Actor("share-link", source), "share.open", f"{iface.name}/{peer.name}")
         return SharedConfig(peer.name, filename, text, config_qr_svg(text))
+
+
+def _usable(token: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The link of this token, unused, unexpired, made by the system or an enabled user."""
+    enabled = select(User.id).where(User.id == ShareLink.created_by_id, ~User.disabled)
+    return (
+        ShareLink.token_hash == hash_secret(token),
+        ShareLink.used_at.is_(None),
+        ShareLink.expires_at > now,
+        ShareLink.created_by_id.is_(None) | enabled.exists(),
+    )
+
+
+def end_links_of(db: Session, user_id: int) -> int:
+    """Delete the unused links a user made (they are disabled): none of them opens again,
+    even once the account is enabled. Used ones stay as the record of who opened them."""
+    done = db.execute(
+        delete(ShareLink).where(ShareLink.created_by_id == user_id, ShareLink.used_at.is_(None))
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor, audi
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.passwords import Passwords, generate_password
 from wirewarden.services.schemas import Page
+from wirewarden.services.shares import end_links_of
 from wirewarden.store.tables import Peer, Tenant, User, UserSession
 
 FIRST_ADMIN = "admin"
@@ -138,6 +139,8 @@ class UserService:
                 user.disabled = bool(changes["disabled"])
                 if user.disabled:
                     _end_sessions(db, user)
+                    # A link they handed out must not outlive their access.
+                    changes["share_links_ended"] = end_links_of(db, user.id)
             audit(db, actor, "user.update", name, **{k: str(v) for k, v in changes.items()})
             return self.to_out(db, user)
 
@@ -172,7 +175,8 @@ class UserService:
             if user.id == actor.user_id:
                 raise Forbidden("you cannot delete yourself")
             self._keep_an_admin(db, user)
-            # Their devices stay (owner cleared by the foreign key); their tokens go with them.
+            # Their devices stay (owner cleared by the foreign key); their tokens and share
+            # links go with them.
             db.delete(user)
             audit(db, actor, "user.delete", name)
 

@@ -345,7 +345,23 @@ class ShareLink(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), index=True)
     created_by: Mapped[str] = mapped_column(String(64))
+    # The user who made the link (None: the CLI or a system token); their links end when
+    # they are disabled, and go with them when they are deleted.
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     used_from: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Sign-in attempts per key ("name:<name>" or "source:<address>") in the current window;
+    counted in the database so that every request and every replica sees one count."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
-from wirewarden.services.errors import Invalid, ServiceError, TooManyAttempts, Unauthorized
-from wirewarden.web import apidocs, failures, metrics, proxy, share, ui
+from wirewarden.services.errors import Invalid, ServiceError, Unauthorized
+from wirewarden.web import apidocs, deps, failures, metrics, proxy, share, ui
 from wirewarden.web.api import (
     audit,
     auth,
@@ -25,6 +25,7 @@ from wirewarden.web.api import (
     traffic,
     users,
 )
+from wirewarden.web.bodygate import BodyGate
 from wirewarden.web.changes import ChangeThread
 from wirewarden.web.deps import LoginRequired, Reader
 from wirewarden.web.security import SecurityHeaders
@@ -64,6 +65,10 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(share.router)
     app.include_router(metrics.router)
+    # Innermost: a refused body is answered (and timed, and given the headers) like any other.
+    app.add_middleware(
+        BodyGate, max_bytes=container.settings.max_body_bytes, identify=deps.identify
+    )
     app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
     app.add_middleware(SecurityHeaders, hsts=container.reach.hsts)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
@@ -96,9 +101,9 @@ async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         detail = exc.message
     body = {"detail": detail, **({"field": exc.field} if exc.field else {})}
     headers = {}
-    if isinstance(exc, TooManyAttempts):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
-    elif isinstance(exc, Unauthorized):
+    if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=exc.status, headers=headers)
 

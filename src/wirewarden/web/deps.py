@@ -13,11 +13,14 @@ Contract for the dashboard (see docs/auth.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection
 
 from wirewarden.bootstrap import Container
 from wirewarden.services.auth import csrf_matches
@@ -30,6 +33,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+ANY_STAGE = frozenset({FULL, "totp", "enrol"})
+PRINCIPAL_STATE = "wirewarden.principal"  # identify()'s answer, kept in the request's state
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `wirewarden token create`")
 cookie = APIKeyCookie(
@@ -58,7 +63,7 @@ async def change_thread(request: Request) -> ChangeThread:
     return found
 
 
-def app_of(request: Request) -> Container:
+def app_of(request: HTTPConnection) -> Container:
     """The container, for code that is not a dependency (or runs in a sync one)."""
     found: Container = request.app.state.container
     return found
@@ -68,13 +73,19 @@ def source_of(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+async def read_form(request: Request) -> FormData:
+    """The posted form, parsed within the settings' limits (no files: no form takes one).
+    The body gate (web/bodygate.py) has already capped the bytes and withheld them from a
+    request without credentials."""
+    settings = app_of(request).settings
+    return await request.form(max_files=0, max_fields=settings.max_form_fields)
+
+
 async def _form_csrf(request: Request) -> str | None:
-    """The csrf_token field of a posted HTML form (read here: it needs an await)."""
-    if request.method in SAFE_METHODS:
-        return None
+    """The csrf_token field of a posted HTML form; only read once a session checked out."""
     if not request.headers.get("content-type", "").startswith(FORM_TYPES):
         return None
-    value = (await request.form()).get(CSRF_FIELD)
+    value = (await read_form(request)).get(CSRF_FIELD)
     return value if isinstance(value, str) else None
 
 
@@ -86,45 +97,56 @@ def _unauthorized() -> HTTPException:
     )
 
 
-def _session_principal(
-    request: Request, form_csrf: str | None, stages: frozenset[str]
-) -> Principal | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    principal = app_of(request).auth.authenticate_session(token, stages)
-    if principal is None:
-        return None
-    if request.method not in SAFE_METHODS:
-        given = request.headers.get(CSRF_HEADER) or form_csrf
-        if not csrf_matches(principal.csrf_token, given):
-            # The browser sends the cookie by itself on cross-site posts; the token it can't.
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+async def identify(conn: HTTPConnection) -> Principal | None:
+    """Who the request's credentials name: its bearer token, else its session cookie at any
+    stage (the dependencies below check the stage). Remembered on the request, so the body
+    gate's check and the route's dependency cost one lookup between them."""
+    state: dict[str, object] = conn.scope.setdefault("state", {})
+    if PRINCIPAL_STATE in state:
+        return cast(Principal | None, state[PRINCIPAL_STATE])
+    principal = await _lookup(conn)
+    state[PRINCIPAL_STATE] = principal
     return principal
 
 
+async def _lookup(conn: HTTPConnection) -> Principal | None:
+    app = app_of(conn)
+    scheme, credentials = get_authorization_scheme_param(conn.headers.get("authorization"))
+    if scheme.lower() == "bearer" and credentials:
+        # A bearer token needs no CSRF token: browsers never attach one by themselves.
+        # Its check is one indexed read, cheaper here than a hop to the thread pool;
+        # the once-a-minute write of its last use (which may wait for a lock) goes there.
+        principal, stale = app.tokens.lookup(credentials)
+        if stale is not None:
+            await run_in_threadpool(app.tokens.touch, stale)
+        return principal
+    token = conn.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    # A session is touched on every request (idle expiry): a write, off the event loop.
+    return await run_in_threadpool(app.auth.authenticate_session, token, ANY_STAGE)
+
+
+async def _check_csrf(request: Request, principal: Principal) -> None:
+    if principal.kind != "session" or request.method in SAFE_METHODS:
+        return
+    given = request.headers.get(CSRF_HEADER) or await _form_csrf(request)
+    if not csrf_matches(principal.csrf_token, given):
+        # The browser sends the cookie by itself on cross-site posts; the token it can't.
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+
+
 def _authenticator(stages: frozenset[str]) -> Callable[..., Coroutine[None, None, Principal]]:
+    # The two credentials are parameters for the OpenAPI description; identify() reads them.
     async def authenticate(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         _cookie: Annotated[str | None, Depends(cookie)],
-        form_csrf: Annotated[str | None, Depends(_form_csrf)],
     ) -> Principal:
-        if credentials is not None:
-            # A bearer token needs no CSRF token: browsers never attach one by themselves.
-            # Its check is one indexed read, cheaper here than a hop to the thread pool;
-            # the once-a-minute write of its last use (which may wait for a lock) goes there.
-            tokens = app_of(request).tokens
-            principal, stale = tokens.lookup(credentials.credentials)
-            if stale is not None:
-                await run_in_threadpool(tokens.touch, stale)
-            if principal is None:
-                raise _unauthorized()
-            return principal
-        # A session is touched on every request (idle expiry): a write, off the event loop.
-        principal = await run_in_threadpool(_session_principal, request, form_csrf, stages)
-        if principal is None:
+        principal = await identify(request)
+        if principal is None or principal.stage not in stages:
             raise _unauthorized()
+        await _check_csrf(request, principal)
         return principal
 
     return authenticate
@@ -133,7 +155,7 @@ def _authenticator(stages: frozenset[str]) -> Callable[..., Coroutine[None, None
 # Every /api/v1 route goes through this: a full session (cookie + CSRF on changes) or a token.
 authenticate = _authenticator(frozenset({FULL}))
 # The few auth routes a half-signed-in session may use (second factor, 2FA enrolment, logout).
-authenticate_partial = _authenticator(frozenset({FULL, "totp", "enrol"}))
+authenticate_partial = _authenticator(ANY_STAGE)
 
 
 def _check_scope(principal: Principal, scope: str) -> None:
@@ -164,18 +186,13 @@ async def _partial_writes(
     return principal
 
 
-async def _page_form_csrf(request: Request) -> str | None:
-    return await _form_csrf(request)
-
-
-def signed_in(
-    request: Request, form_csrf: Annotated[str | None, Depends(_page_form_csrf)]
-) -> Principal:
+async def signed_in(request: Request) -> Principal:
     """For dashboard pages: the signed-in user, or a redirect to the login page."""
-    principal = _session_principal(request, form_csrf, frozenset({FULL}))
-    if principal is None:
+    principal = await identify(request)
+    if principal is None or principal.kind != "session" or principal.stage != FULL:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    await _check_csrf(request, principal)
     return principal
 
 

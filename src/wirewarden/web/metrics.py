@@ -18,12 +18,36 @@ from wirewarden.web.deps import App, bearer
 router = APIRouter(tags=["health"])
 
 
+# Headers a proxy adds: their presence means the loopback peer is only the last hop, and
+# the client behind it may be anyone.
+FORWARDING_HEADERS = ("forwarded", "via", "x-real-ip", "x-client-ip", "true-client-ip")
+FORWARDING_PREFIX = "x-forwarded-"
+
+
 def _loopback(request: Request) -> bool:
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _forwarded(request: Request) -> bool:
+    return any(
+        name in FORWARDING_HEADERS or name.startswith(FORWARDING_PREFIX) for name in request.headers
+    )
+
+
+def _open_without_token(app: App, request: Request) -> bool:
+    """A local scraper needs no token only where nobody else can be local: serve listens on
+    loopback alone and the request came straight, not through a proxy on this host."""
+    settings = app.settings
+    return (
+        settings.metrics_access == "loopback"
+        and settings.http_on_loopback
+        and _loopback(request)
+        and not _forwarded(request)
+    )
 
 
 def _token_ok(app: App, token: str) -> bool:
@@ -40,16 +64,17 @@ def metrics(
     app: App,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Response:
-    """Prometheus metrics. Open to loopback clients when metrics_access is "loopback";
-    otherwise (and for everyone else) a bearer token: an API token with the read scope or
+    """Prometheus metrics. Open to direct loopback clients when metrics_access is
+    "loopback" and serve listens on loopback only; otherwise (through a proxy, or for
+    anyone else) a bearer token: an API token with the read scope or
     WIREWARDEN_METRICS_TOKEN."""
-    allowed = app.settings.metrics_access == "loopback" and _loopback(request)
+    allowed = _open_without_token(app, request)
     if not allowed and credentials is not None:
         allowed = _token_ok(app, credentials.credentials)
     if not allowed:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "metrics need a token (or a loopback client)",
+            "metrics need a token (or a direct loopback client)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return Response(app.telemetry.exposition(), media_type=CONTENT_TYPE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from wirewarden.services.errors import ServiceError
 from wirewarden.web.ui import forms
@@ -52,7 +53,8 @@ async def change_password(request: Request, app: App, viewer: Signed) -> Respons
     )
     errors: forms.Errors = {}
     try:
-        app.auth.change_password(
+        await run_in_threadpool(  # Argon2: off the event loop
+            app.auth.change_password,
             viewer.user_id,
             data.get("current_password", ""),
             data.get("new_password", ""),
@@ -95,7 +97,9 @@ async def confirm_enrol(request: Request, app: App, viewer: Signed) -> Response:
 async def new_codes(request: Request, app: App, viewer: Signed) -> Response:
     data = forms.values(await forms.read_form(request, viewer), ("password",))
     try:
-        codes = app.auth.new_recovery_codes(viewer.user_id, data.get("password", ""), viewer.actor)
+        codes = await run_in_threadpool(
+            app.auth.new_recovery_codes, viewer.user_id, data.get("password", ""), viewer.actor
+        )
     except ServiceError as exc:
         errors: forms.Errors = {}
         status = forms.service_error(exc, errors)
@@ -107,7 +111,9 @@ async def new_codes(request: Request, app: App, viewer: Signed) -> Response:
 async def disable_2fa(request: Request, app: App, viewer: Signed) -> Response:
     data = forms.values(await forms.read_form(request, viewer), ("password",))
     try:
-        app.auth.disable_totp(viewer.user_id, data.get("password", ""), viewer.actor)
+        await run_in_threadpool(
+            app.auth.disable_totp, viewer.user_id, data.get("password", ""), viewer.actor
+        )
     except ServiceError as exc:
         errors: forms.Errors = {}
         status = forms.service_error(exc, errors)

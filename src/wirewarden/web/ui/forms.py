@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 
 from wirewarden.services.auth import csrf_matches
 from wirewarden.services.errors import ServiceError
+from wirewarden.web import deps
 from wirewarden.web.ui.viewer import Viewer
 
 M = TypeVar("M", bound=BaseModel)
@@ -24,7 +25,7 @@ class CsrfRejected(Exception):
 
 async def read_form(request: Request, viewer: Viewer) -> FormData:
     """The posted form, once its CSRF token matched the viewer's session."""
-    form = await request.form()
+    form = await deps.read_form(request)
     sent = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token")
     if not csrf_matches(viewer.csrf, sent if isinstance(sent, str) else None):
         raise CsrfRejected

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import ADMIN, MEMBER, ROLES
@@ -64,7 +65,7 @@ async def create_user(request: Request, app: App, viewer: Manager) -> Response:
     if body is None:
         return _users(request, app, viewer, data, errors, 422)
     try:
-        app.users.create(body, viewer.actor)
+        await run_in_threadpool(app.users.create, body, viewer.actor)  # Argon2: off the loop
     except ServiceError as exc:
         return _users(request, app, viewer, data, errors, forms.service_error(exc, errors))
     return redirect("/users")

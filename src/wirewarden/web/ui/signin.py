@@ -13,12 +13,13 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from wirewarden.bootstrap import Container
 from wirewarden.services.auth import LoginResult
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.identity import Principal
-from wirewarden.web.deps import SESSION_COOKIE, source_of
+from wirewarden.web.deps import ANY_STAGE, SESSION_COOKIE, read_form, source_of
 from wirewarden.web.session import clear_session_cookie, is_https, set_session_cookie
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, principal_of, viewer_from
@@ -77,7 +78,7 @@ def _login_form(
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, app: App) -> Response:
-    form = await request.form()
+    form = await read_form(request)
     data = forms.values(form, ("name", "password", "next", "csrf_token"))
     next_url = safe_next(data.get("next"))
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -92,7 +93,10 @@ async def login(request: Request, app: App) -> Response:
     if errors:
         return _login_form(request, next_url, {"name": data.get("name", "")}, errors, 422)
     try:
-        result = app.auth.login(data["name"], data["password"], source_of(request), _agent(request))
+        # Argon2 takes a fifth of a second (and may wait for a free slot): never on the loop.
+        result = await run_in_threadpool(
+            app.auth.login, data["name"], data["password"], source_of(request), _agent(request)
+        )
     except ServiceError as exc:
         # One message for an unknown user and a wrong password (the service words it).
         errors["form"] = exc.message
@@ -133,7 +137,7 @@ def second_factor_page(request: Request, app: App) -> Response:
 
 @router.post("/login/2fa", response_class=HTMLResponse)
 async def second_factor(request: Request, app: App) -> Response:
-    principal = _half_open(request, app, TOTP)
+    principal = await run_in_threadpool(_half_open, request, app, TOTP)
     if principal is None:
         return redirect("/login")
     viewer = viewer_from(principal, request)
@@ -142,7 +146,9 @@ async def second_factor(request: Request, app: App) -> Response:
     next_url = safe_next(data.get("next"))
     token = request.cookies.get(SESSION_COOKIE, "")
     try:
-        result = app.auth.complete_totp(token, data.get("code", ""), source_of(request))
+        result = await run_in_threadpool(
+            app.auth.complete_totp, token, data.get("code", ""), source_of(request)
+        )
     except ServiceError as exc:
         errors = {"code": exc.message}
         return page(
@@ -196,18 +202,23 @@ def enrol_form(
 
 @router.post("/login/enrol", response_class=HTMLResponse)
 async def enrol(request: Request, app: App) -> Response:
-    principal = _half_open(request, app, ENROL)
+    principal = await run_in_threadpool(_half_open, request, app, ENROL)
     if principal is None or principal.user_id is None:
         return redirect("/login")
     viewer = viewer_from(principal, request)
     data = forms.values(await forms.read_form(request, viewer), ("code", "next"))
     next_url = safe_next(data.get("next"))
     try:
-        codes = app.auth.confirm_totp(
-            principal.user_id, data.get("code", ""), viewer.actor, principal.session_id
+        codes = await run_in_threadpool(
+            app.auth.confirm_totp,
+            principal.user_id,
+            data.get("code", ""),
+            viewer.actor,
+            principal.session_id,
         )
     except ServiceError as exc:
-        return enrol_form(
+        return await run_in_threadpool(
+            enrol_form,
             request,
             app,
             viewer,
@@ -222,11 +233,11 @@ async def enrol(request: Request, app: App) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, app: App) -> Response:
-    principal = principal_of(request, app, frozenset({"full", TOTP, ENROL}))
+    principal = await run_in_threadpool(principal_of, request, app, ANY_STAGE)
     response = redirect("/login")
     if principal is not None and principal.session_id is not None:
         viewer = viewer_from(principal, request)
         await forms.read_form(request, viewer)
-        app.auth.logout(principal.session_id, viewer.actor)
+        await run_in_threadpool(app.auth.logout, principal.session_id, viewer.actor)
     clear_session_cookie(request, response)
     return response
