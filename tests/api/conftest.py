@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
+from tests.ports import free_port
 from wirewarden.bootstrap import Container, build
 from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
@@ -104,3 +108,34 @@ def client_of(app: Any) -> Iterator[Callable[[str], TestClient]]:
     yield make
     for test_client in opened:
         test_client.close()
+
+
+# ---- a real server, for what TestClient cannot show (concurrency, the event loop) ----
+
+Serve = Callable[..., str]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start the app under a real uvicorn on 127.0.0.1 (in a thread); returns its base URL.
+    Every server is stopped after the test."""
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(asgi: Any, **config: Any) -> str:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(asgi, host="127.0.0.1", port=port, lifespan="off", **config)
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,7 +26,8 @@ def member_link(client: TestClient, browser: Any, make_user: Any) -> tuple[TestC
     assert peer.status_code == 201, peer.text
     share = alice.post(f"/api/v1/peers/{peer.json()['id']}/share", json={}, headers=headers)
     assert share.status_code == 201, share.text
-    return alice, share.json()["url"]
+    # The link is absolute (WIREWARDEN_PUBLIC_URL); the tests open its path on their server.
+    return alice, urlsplit(share.json()["url"]).path
 
 
 class Lines(logging.Handler):

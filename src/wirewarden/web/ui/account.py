@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from wirewarden.services.errors import ServiceError
 from wirewarden.web.ui import forms
@@ -47,14 +46,11 @@ def account_page(request: Request, app: App, viewer: Signed) -> Response:
 
 
 @router.post("/account/password", response_class=HTMLResponse)
-async def change_password(request: Request, app: App, viewer: Signed) -> Response:
-    data = forms.values(
-        await forms.read_form(request, viewer), ("current_password", "new_password")
-    )
+def change_password(request: Request, app: App, viewer: Signed, form: forms.Posted) -> Response:
+    data = forms.values(form, ("current_password", "new_password"))
     errors: forms.Errors = {}
     try:
-        await run_in_threadpool(  # Argon2: off the event loop
-            app.auth.change_password,
+        app.auth.change_password(
             viewer.user_id,
             data.get("current_password", ""),
             data.get("new_password", ""),
@@ -70,14 +66,13 @@ async def change_password(request: Request, app: App, viewer: Signed) -> Respons
 
 
 @router.post("/account/2fa/enrol", response_class=HTMLResponse)
-async def start_enrol(request: Request, app: App, viewer: Signed) -> Response:
-    await forms.read_form(request, viewer)
+def start_enrol(request: Request, app: App, viewer: Signed, _: forms.Posted) -> Response:
     return enrol_form(request, app, viewer, "/account/2fa/confirm", "/account")
 
 
 @router.post("/account/2fa/confirm", response_class=HTMLResponse)
-async def confirm_enrol(request: Request, app: App, viewer: Signed) -> Response:
-    data = forms.values(await forms.read_form(request, viewer), ("code",))
+def confirm_enrol(request: Request, app: App, viewer: Signed, form: forms.Posted) -> Response:
+    data = forms.values(form, ("code",))
     try:
         codes = app.auth.confirm_totp(viewer.user_id, data.get("code", ""), viewer.actor)
     except ServiceError as exc:
@@ -94,12 +89,10 @@ async def confirm_enrol(request: Request, app: App, viewer: Signed) -> Response:
 
 
 @router.post("/account/2fa/recovery-codes", response_class=HTMLResponse)
-async def new_codes(request: Request, app: App, viewer: Signed) -> Response:
-    data = forms.values(await forms.read_form(request, viewer), ("password",))
+def new_codes(request: Request, app: App, viewer: Signed, form: forms.Posted) -> Response:
+    data = forms.values(form, ("password",))
     try:
-        codes = await run_in_threadpool(
-            app.auth.new_recovery_codes, viewer.user_id, data.get("password", ""), viewer.actor
-        )
+        codes = app.auth.new_recovery_codes(viewer.user_id, data.get("password", ""), viewer.actor)
     except ServiceError as exc:
         errors: forms.Errors = {}
         status = forms.service_error(exc, errors)
@@ -108,12 +101,10 @@ async def new_codes(request: Request, app: App, viewer: Signed) -> Response:
 
 
 @router.post("/account/2fa/disable", response_class=HTMLResponse)
-async def disable_2fa(request: Request, app: App, viewer: Signed) -> Response:
-    data = forms.values(await forms.read_form(request, viewer), ("password",))
+def disable_2fa(request: Request, app: App, viewer: Signed, form: forms.Posted) -> Response:
+    data = forms.values(form, ("password",))
     try:
-        await run_in_threadpool(
-            app.auth.disable_totp, viewer.user_id, data.get("password", ""), viewer.actor
-        )
+        app.auth.disable_totp(viewer.user_id, data.get("password", ""), viewer.actor)
     except ServiceError as exc:
         errors: forms.Errors = {}
         status = forms.service_error(exc, errors)
@@ -122,14 +113,14 @@ async def disable_2fa(request: Request, app: App, viewer: Signed) -> Response:
 
 
 @router.post("/account/sessions/{session_id}/revoke")
-async def revoke_session(request: Request, app: App, viewer: Signed, session_id: int) -> Response:
-    await forms.read_form(request, viewer)
+def revoke_session(
+    request: Request, app: App, viewer: Signed, session_id: int, _: forms.Posted
+) -> Response:
     app.auth.revoke_session(viewer.user_id, session_id, viewer.actor)
     return redirect("/account")
 
 
 @router.post("/account/sessions/revoke-others", response_class=HTMLResponse)
-async def revoke_others(request: Request, app: App, viewer: Signed) -> Response:
-    await forms.read_form(request, viewer)
+def revoke_others(request: Request, app: App, viewer: Signed, _: forms.Posted) -> Response:
     count = app.auth.revoke_others(viewer.user_id, viewer.session_id, viewer.actor)
     return _account(request, app, viewer, notice=f"Signed out {count} other session(s).")

@@ -61,8 +61,7 @@ def dns_page(request: Request, app: App, viewer: Admin) -> Response:
 
 
 @router.post("/dns/policies", response_class=HTMLResponse)
-async def save_policy(request: Request, app: App, viewer: Admin) -> Response:
-    form = await forms.read_form(request, viewer)
+def save_policy(request: Request, app: App, viewer: Admin, form: forms.Posted) -> Response:
     data = forms.values(form, ("name", "blocklists", "deny", "allow", "block_answer"))
     errors: forms.Errors = {}
     body = forms.build(
@@ -85,7 +84,6 @@ async def save_policy(request: Request, app: App, viewer: Admin) -> Response:
 
 
 @router.post("/dns/blocklists/refresh", response_class=HTMLResponse)
-async def refresh_lists(request: Request, app: App, viewer: Admin) -> Response:
-    await forms.read_form(request, viewer)
+def refresh_lists(request: Request, app: App, viewer: Admin, _: forms.Posted) -> Response:
     app.dns.refresh(actor=viewer.actor)
     return redirect("/dns")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from wirewarden.services.auth import csrf_matches
 from wirewarden.services.errors import ServiceError
 from wirewarden.web import deps
+from wirewarden.web.ui.auth import current_viewer
 from wirewarden.web.ui.viewer import Viewer
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,6 +31,18 @@ async def read_form(request: Request, viewer: Viewer) -> FormData:
     if not csrf_matches(viewer.csrf, sent if isinstance(sent, str) else None):
         raise CsrfRejected
     return form
+
+
+async def _posted(request: Request, viewer: Annotated[Viewer, Depends(current_viewer)]) -> FormData:
+    return await read_form(request, viewer)
+
+
+# The posted form of a signed-in viewer, CSRF checked. Reading a body needs an await, so it
+# is read here, in a dependency on the event loop; the page handlers themselves are plain
+# functions that FastAPI runs on its thread pool, so no service call (Argon2, the database,
+# the kernel) ever runs on the loop. (The viewer dependency is cached per request: the
+# session is looked up once.)
+Posted = Annotated[FormData, Depends(_posted)]
 
 
 def values(form: FormData, fields: tuple[str, ...]) -> dict[str, str]:

@@ -99,8 +99,8 @@ def new_interface(request: Request, viewer: Manager) -> Response:
 
 
 @router.post("/interfaces/new", response_class=HTMLResponse)
-async def create_interface(request: Request, app: App, viewer: Manager) -> Response:
-    data = forms.values(await forms.read_form(request, viewer), IFACE_FIELDS)
+def create_interface(request: Request, app: App, viewer: Manager, form: forms.Posted) -> Response:
+    data = forms.values(form, IFACE_FIELDS)
     errors: forms.Errors = {}
     body = forms.build(
         lambda: InterfaceCreate.model_validate(
@@ -152,9 +152,11 @@ def new_peer(request: Request, app: App, viewer: Signed, name: str) -> Response:
 
 
 @router.post("/interfaces/{name}/peers/new", response_class=HTMLResponse)
-async def create_peer(request: Request, app: App, viewer: Signed, name: str) -> Response:
+def create_peer(
+    request: Request, app: App, viewer: Signed, name: str, form: forms.Posted
+) -> Response:
     fields = PEER_FIELDS if viewer.is_admin else MEMBER_FIELDS
-    data = forms.values(await forms.read_form(request, viewer), fields)
+    data = forms.values(form, fields)
     errors: forms.Errors = {}
     body = forms.build(
         lambda: PeerCreate.model_validate(peer_payload(data, PEER_FIELDS[1:])),

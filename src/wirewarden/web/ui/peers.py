@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
@@ -63,11 +62,12 @@ def peer_qr(app: App, viewer: Signed, peer_id: int) -> Response:
 
 
 @router.post("/peers/{peer_id}/share", response_class=HTMLResponse)
-async def share_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
-    await forms.read_form(request, viewer)
+def share_peer(
+    request: Request, app: App, viewer: Signed, peer_id: int, _: forms.Posted
+) -> Response:
     # The public URL (WIREWARDEN_PUBLIC_URL), not this request's Host: the link is for
     # someone else, who may not reach the dashboard the way its creator does.
-    share = await run_in_threadpool(app.shares.create, peer_id, viewer.actor)
+    share = app.shares.create(peer_id, viewer.actor)
     peer = _peer(app, viewer, peer_id)
     return _peer_page(
         request, app, viewer, peer, share_url=share.url, share_expires=share.expires_at
@@ -75,19 +75,16 @@ async def share_peer(request: Request, app: App, viewer: Signed, peer_id: int) -
 
 
 @router.post("/peers/{peer_id}/enable")
-async def enable_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
-    return await _set_enabled(request, app, viewer, peer_id, True)
+def enable_peer(app: App, viewer: Signed, peer_id: int, _: forms.Posted) -> Response:
+    return _set_enabled(app, viewer, peer_id, True)
 
 
 @router.post("/peers/{peer_id}/disable")
-async def disable_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
-    return await _set_enabled(request, app, viewer, peer_id, False)
+def disable_peer(app: App, viewer: Signed, peer_id: int, _: forms.Posted) -> Response:
+    return _set_enabled(app, viewer, peer_id, False)
 
 
-async def _set_enabled(
-    request: Request, app: App, viewer: Viewer, peer_id: int, enabled: bool
-) -> Response:
-    await forms.read_form(request, viewer)
+def _set_enabled(app: App, viewer: Viewer, peer_id: int, enabled: bool) -> Response:
     app.peers.set_enabled(peer_id, enabled, viewer.actor)
     return redirect(f"/peers/{peer_id}")
 
@@ -106,8 +103,9 @@ def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Respo
 
 
 @router.post("/peers/{peer_id}/edit", response_class=HTMLResponse)
-async def save_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
-    form = await forms.read_form(request, viewer)
+def save_peer(
+    request: Request, app: App, viewer: Signed, peer_id: int, form: forms.Posted
+) -> Response:
     peer = _peer(app, viewer, peer_id)
     data = forms.values(form, EDIT_FIELDS if viewer.is_admin else MEMBER_EDIT_FIELDS)
     payload = peer_payload(data, ())
@@ -151,8 +149,9 @@ def confirm_delete(request: Request, app: App, viewer: Signed, peer_id: int) -> 
 
 
 @router.post("/peers/{peer_id}/delete")
-async def delete_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
-    await forms.read_form(request, viewer)
+def delete_peer(
+    request: Request, app: App, viewer: Signed, peer_id: int, _: forms.Posted
+) -> Response:
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
     return redirect(f"/interfaces/{peer.interface}")

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import ADMIN, MEMBER, ROLES
@@ -55,8 +54,7 @@ def _users(
 
 
 @router.post("/users", response_class=HTMLResponse)
-async def create_user(request: Request, app: App, viewer: Manager) -> Response:
-    form = await forms.read_form(request, viewer)
+def create_user(request: Request, app: App, viewer: Manager, form: forms.Posted) -> Response:
     data = forms.values(form, USER_FIELDS)
     payload: dict[str, object] = dict(forms.optional(data, "tenant", "device_limit"))
     payload["totp_required"] = bool(data.get("totp_required"))
@@ -65,29 +63,30 @@ async def create_user(request: Request, app: App, viewer: Manager) -> Response:
     if body is None:
         return _users(request, app, viewer, data, errors, 422)
     try:
-        await run_in_threadpool(app.users.create, body, viewer.actor)  # Argon2: off the loop
+        app.users.create(body, viewer.actor)
     except ServiceError as exc:
         return _users(request, app, viewer, data, errors, forms.service_error(exc, errors))
     return redirect("/users")
 
 
 @router.post("/users/{name}/disable")
-async def disable_user(request: Request, app: App, viewer: Manager, name: str) -> Response:
-    await forms.read_form(request, viewer)
+def disable_user(
+    request: Request, app: App, viewer: Manager, name: str, _: forms.Posted
+) -> Response:
     app.users.set_disabled(name, True, viewer.actor)
     return redirect("/users")
 
 
 @router.post("/users/{name}/enable")
-async def enable_user(request: Request, app: App, viewer: Manager, name: str) -> Response:
-    await forms.read_form(request, viewer)
+def enable_user(
+    request: Request, app: App, viewer: Manager, name: str, _: forms.Posted
+) -> Response:
     app.users.set_disabled(name, False, viewer.actor)
     return redirect("/users")
 
 
 @router.post("/users/{name}/reset-2fa")
-async def reset_2fa(request: Request, app: App, viewer: Manager, name: str) -> Response:
-    await forms.read_form(request, viewer)
+def reset_2fa(request: Request, app: App, viewer: Manager, name: str, _: forms.Posted) -> Response:
     app.users.reset_2fa(name, viewer.actor)
     return redirect("/users")
 
@@ -99,8 +98,9 @@ def confirm_delete_user(request: Request, app: App, viewer: Manager, name: str) 
 
 
 @router.post("/users/{name}/delete")
-async def delete_user(request: Request, app: App, viewer: Manager, name: str) -> Response:
-    await forms.read_form(request, viewer)
+def delete_user(
+    request: Request, app: App, viewer: Manager, name: str, _: forms.Posted
+) -> Response:
     app.users.delete(name, viewer.actor)
     return redirect("/users")
 
@@ -139,8 +139,7 @@ def _tokens(
 
 
 @router.post("/tokens", response_class=HTMLResponse)
-async def create_token(request: Request, app: App, viewer: Signed) -> Response:
-    form = await forms.read_form(request, viewer)
+def create_token(request: Request, app: App, viewer: Signed, form: forms.Posted) -> Response:
     data = forms.values(form, ("name",))
     scopes = [s for s in form.getlist("scopes") if isinstance(s, str)]
     errors: forms.Errors = {}
@@ -156,8 +155,9 @@ async def create_token(request: Request, app: App, viewer: Signed) -> Response:
 
 
 @router.post("/tokens/{name}/revoke")
-async def revoke_token(request: Request, app: App, viewer: Signed, name: str) -> Response:
-    await forms.read_form(request, viewer)
+def revoke_token(
+    request: Request, app: App, viewer: Signed, name: str, _: forms.Posted
+) -> Response:
     app.tokens.revoke(name, viewer.actor)
     return redirect("/tokens")
 

@@ -59,8 +59,9 @@ def edit_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Resp
 
 
 @router.post("/peers/{peer_id}/policy", response_class=HTMLResponse)
-async def save_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
-    form = await forms.read_form(request, viewer)
+def save_policy(
+    request: Request, app: App, viewer: Admin, peer_id: int, form: forms.Posted
+) -> Response:
     peer = app.peers.get(peer_id, viewer.actor)
     data = {**forms.values(form, POLICY_FIELDS), "mesh": _checked(form, "mesh")}
     errors: forms.Errors = {}
@@ -110,8 +111,9 @@ def _policy_form(
 
 
 @router.post("/peers/{peer_id}/usage/reset")
-async def reset_usage(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
-    await forms.read_form(request, viewer)
+def reset_usage(
+    request: Request, app: App, viewer: Admin, peer_id: int, _: forms.Posted
+) -> Response:
     app.usage.reset(peer_id, viewer.actor)
     return redirect(f"/peers/{peer_id}")
 
@@ -120,10 +122,11 @@ async def reset_usage(request: Request, app: App, viewer: Admin, peer_id: int) -
 
 
 @router.post("/interfaces/{name}/policy", response_class=HTMLResponse)
-async def bulk_policy(request: Request, app: App, viewer: Admin, name: str) -> Response:
+def bulk_policy(
+    request: Request, app: App, viewer: Admin, name: str, form: forms.Posted
+) -> Response:
     """The same policy change for the peers ticked in the table; empty fields stay as they
     are, 0 removes a limit or cap."""
-    form = await forms.read_form(request, viewer)
     ids = [int(v) for v in form.getlist("peer") if isinstance(v, str) and v.isdigit()]
     changes: dict[str, object] = {}
     data = forms.values(form, (*POLICY_FIELDS, "mesh"))
@@ -224,19 +227,20 @@ def edit_profile(request: Request, app: App, viewer: Admin, name: str) -> Respon
 
 
 @router.post("/acl-profiles/new", response_class=HTMLResponse)
-async def create_profile(request: Request, app: App, viewer: Admin) -> Response:
-    return await _save_profile(request, app, viewer, None)
+def create_profile(request: Request, app: App, viewer: Admin, form: forms.Posted) -> Response:
+    return _save_profile(request, app, viewer, None, form)
 
 
 @router.post("/acl-profiles/{name}", response_class=HTMLResponse)
-async def save_profile(request: Request, app: App, viewer: Admin, name: str) -> Response:
-    return await _save_profile(request, app, viewer, name)
-
-
-async def _save_profile(
-    request: Request, app: Container, viewer: Viewer, existing: str | None
+def save_profile(
+    request: Request, app: App, viewer: Admin, name: str, form: forms.Posted
 ) -> Response:
-    form = await forms.read_form(request, viewer)
+    return _save_profile(request, app, viewer, name, form)
+
+
+def _save_profile(
+    request: Request, app: Container, viewer: Viewer, existing: str | None, form: FormData
+) -> Response:
     data = forms.values(form, ("name", "rules", "default"))
     name = existing or data.get("name", "")
     errors: forms.Errors = {}
@@ -264,8 +268,9 @@ def _rules_errors(errors: forms.Errors) -> forms.Errors:
 
 
 @router.post("/acl-profiles/{name}/delete")
-async def delete_profile(request: Request, app: App, viewer: Admin, name: str) -> Response:
-    await forms.read_form(request, viewer)
+def delete_profile(
+    request: Request, app: App, viewer: Admin, name: str, _: forms.Posted
+) -> Response:
     app.profiles.delete(name, viewer.actor)
     return redirect("/acl-profiles")
 
