@@ -66,4 +66,7 @@ setup_assets() {
 # unbound (with dns-root-data) is optional for serve: only WIREWARDEN_DNS_UPSTREAMS=unbound
 # needs it (docs/dns.md), so it is not installed for everyone. Tests run a real one.
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
-TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv)
+# The packaging tests: systemd for systemd-analyze verify of the units; podman (runc: this
+# host's cgroups defeat crun) and mmdebstrap to build and run the image on a local base.
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv
+    systemd podman runc mmdebstrap)
