@@ -10,6 +10,7 @@ ARG BASE=debian:bookworm-slim
 FROM ${BASE}
 
 # The tools serve drives; no recommends: plain wireguard-tools would pull a kernel image.
+# ca-certificates: blocklist downloads and DNS-over-TLS upstreams verify certificates.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       wireguard-tools wireguard-go nftables iproute2 conntrack procps \

@@ -131,3 +131,10 @@ def test_enable_under_systemd_runs_systemctl(
         "daemon-reload",
         "enable --now wirewarden-agent.service",
     ]
+
+
+def test_an_unwritable_unit_dir_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out = install("--unit-dir", str(blocker / "units"))
+    assert code == 1 and "cannot write" in out

@@ -64,7 +64,11 @@ def install(
         raise typer.Exit(2) from exc
     name = systemd.unit_name(_ROLES[role])
     path = unit_dir / name
-    write_unit(path, text)
+    try:
+        write_unit(path, text)
+    except OSError as exc:
+        errors.print(f"[red]error:[/] cannot write {path}: {exc.strerror} (as root?)")
+        raise typer.Exit(1) from exc
     console.print(f"wrote {path}")
     if not enable:
         console.print(
