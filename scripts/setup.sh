@@ -67,4 +67,7 @@ setup_assets() {
 # needs it (docs/dns.md), so it is not installed for everyone. Tests run a real one.
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
 # caddy: tests/netns/test_reach.py puts the dashboard behind it (packaging/caddy).
-TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy)
+# The packaging tests: systemd for systemd-analyze verify of the units; podman (runc: this
+# host's cgroups defeat crun) and mmdebstrap to build and run the image on a local base.
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy
+    systemd podman runc mmdebstrap)

@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     metrics_access: Literal["loopback", "token"] = "loopback"
     metrics_token: str | None = None
     log_level: str = "info"
-    # Where `npm ci` installed the dashboard's libraries; empty: the checkout's node_modules.
+    # A node_modules holding the dashboard's libraries; empty: those inside the package (a
+    # wheel), else the checkout's node_modules (a dev install).
     assets_dir: Path | None = None
     # DNS filtering resolver on every interface gateway (see docs/dns.md).
     dns_enabled: bool = True

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from wirewarden.bootstrap import Container, build, configure_logging
 from wirewarden.cli.output import console, emit_json, errors, record, table
+from wirewarden.cli.service import service_app
 from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, SettingsError, load_settings
 from wirewarden.dataplane.hostinfo import NEEDS_NET_ADMIN, has_net_admin
@@ -35,6 +36,7 @@ app.add_typer(interface_app, name="interface")
 app.add_typer(peer_app, name="peer")
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
+app.add_typer(service_app, name="service")
 
 CLI = Actor("cli", "local")
 ConfigOpt = Annotated[

@@ -32,7 +32,7 @@ JsonHandler = Callable[[Request, ServiceError], Awaitable[Response]]
 
 def install(app: FastAPI, json_errors: JsonHandler) -> None:
     settings = app.state.container.settings
-    assets.install(app, assets.find_node_modules(settings.assets_dir))
+    assets.install(app, assets.find_vendor(settings.assets_dir))
     for module in (signin, interfaces, peers, traffic, dns, policy, account, people):
         app.include_router(module.router)
     container = app.state.container

@@ -1,45 +1,56 @@
-"""Our own static files, and the front-end libraries the set-up installed from npm.
+"""Our own static files, and the front-end libraries pinned by package-lock.json.
 
 The libraries are served from our own origin (never a CDN): a dashboard on a VPN server
 is often offline from the browser's point of view, and the CSP allows scripts from 'self'
-only. Only the files named here are served, never the whole node_modules tree.
+only. Only the files named in web/vendor.py are served, never a whole node_modules tree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from wirewarden.web.vendor import VENDOR
+
 STATIC = Path(__file__).resolve().parent.parent / "static"
-VENDOR = {
-    "htmx.min.js": "htmx.org/dist/htmx.min.js",
-    "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
-    "uPlot.min.css": "uplot/dist/uPlot.min.css",
-}
+# Where the wheel build (setup.py) copies the libraries: an installed package needs no
+# node_modules.
+PACKAGED = STATIC / "vendor"
 _MEDIA = {".js": "text/javascript", ".css": "text/css"}
 
 
-def find_node_modules(configured: Path | None) -> Path | None:
-    """Where `npm ci` put the libraries: the setting, else beside the source checkout
-    (the set-up installs into the repository root), else the working directory."""
-    candidates = [configured] if configured else []
-    candidates += [parent / "node_modules" for parent in Path(__file__).resolve().parents]
-    candidates.append(Path.cwd() / "node_modules")
-    return next((c for c in candidates if c and (c / "htmx.org").is_dir()), None)
+def find_vendor(configured: Path | None) -> dict[str, Path]:
+    """Each served name's file, from the first place that has all of them: the
+    assets_dir setting (a node_modules someone chose), the package itself (a wheel
+    install), else a node_modules beside the source checkout (a dev install: the set-up
+    runs `npm ci` in the repository root) or in the working directory. Empty when none
+    has them: the pages still work, without htmx and the charts."""
+    candidates: list[dict[str, Path]] = []
+    if configured:
+        candidates.append(_in_node_modules(configured))
+    candidates.append({name: PACKAGED / name for name in VENDOR})
+    parents = [parent / "node_modules" for parent in Path(__file__).resolve().parents]
+    for node_modules in [*parents, Path.cwd() / "node_modules"]:
+        candidates.append(_in_node_modules(node_modules))
+    return next((c for c in candidates if all(p.is_file() for p in c.values())), {})
 
 
-def install(app: FastAPI, node_modules: Path | None) -> None:
+def _in_node_modules(node_modules: Path) -> dict[str, Path]:
+    return {name: node_modules / relative for name, relative in VENDOR.items()}
+
+
+def install(app: FastAPI, files: Mapping[str, Path]) -> None:
     vendor = APIRouter(include_in_schema=False)
 
     @vendor.get("/static/vendor/{name}")
     def vendor_file(name: str) -> FileResponse:
-        relative = VENDOR.get(name)
-        if relative is None or node_modules is None or not (node_modules / relative).is_file():
+        path = files.get(name)
+        if path is None:
             raise HTTPException(404, f"{name} is not installed (run scripts/setup.sh)")
-        path = node_modules / relative
         # Versioned by the lock file; a day of caching keeps page loads to one request.
         headers = {"Cache-Control": "public, max-age=86400"}
         return FileResponse(path, media_type=_MEDIA[path.suffix], headers=headers)
