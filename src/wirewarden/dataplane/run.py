@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 
+from wirewarden.domain.errors import DataplaneError
+
 DEFAULT_TIMEOUT = 15.0
 
 
-class CommandError(RuntimeError):
+class CommandError(DataplaneError):
     """A system tool that failed, timed out or is missing; carries its stderr."""
 
     def __init__(self, argv: Sequence[str], message: str, returncode: int | None = None) -> None:

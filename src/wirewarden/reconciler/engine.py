@@ -12,7 +12,7 @@ from typing import Protocol
 
 from wirewarden.domain import firewall, tcplan
 from wirewarden.domain.policy import PeerPolicy, PolicyState
-from wirewarden.domain.state import DesiredState, PeerState
+from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
 from wirewarden.reconciler.actions import Action, ApplyFirewall
 from wirewarden.reconciler.executor import Report, execute
 from wirewarden.reconciler.plan import diff
@@ -185,6 +185,17 @@ class Reconciler:
     def teardown(self, interface: str) -> None:
         with self.lock:
             self.dataplane.remove_interface(interface)
+
+    # Reads for the services, which see the data plane only through the reconciler (the
+    # services-do-not-import-dataplane contract). Neither takes the lock: a read changes
+    # nothing, and a usage page must not wait behind a long pass.
+    def observe_quotas(self, prefix: str) -> dict[str, firewall.Quota]:
+        """What the kernel's quotas named `prefix*` have counted; raises DataplaneError."""
+        return self.dataplane.observe_quotas(prefix)
+
+    def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
+        """What of the host is not ours (networks, UDP ports, links) outside `ours`."""
+        return self.dataplane.host_footprint(ours)
 
 
 class Backoff:

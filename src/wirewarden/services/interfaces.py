@@ -9,8 +9,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wirewarden.dataplane.run import CommandError
 from wirewarden.domain import addresses, ipam
+from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
 from wirewarden.domain.state import HostFootprint
@@ -202,7 +202,7 @@ class InterfaceService:
             try:
                 if teardown:
                     self.deps.reconciler.teardown(name)
-            except CommandError as exc:
+            except DataplaneError as exc:
                 # Once deleted it is no longer ours to tear down: the kernel must go first.
                 raise Unavailable(f"could not remove {name!r} from the data plane: {exc}") from exc
             db.delete(iface)
@@ -239,7 +239,7 @@ class InterfaceService:
             ours = db.scalars(
                 select(Interface.name).join(Node).where(Node.name == self.deps.node)
             ).all()
-        return self.deps.reconciler.dataplane.host_footprint(frozenset({*ours, name}))
+        return self.deps.reconciler.host_footprint(frozenset({*ours, name}))
 
     def _reconciled(self, name: str) -> InterfaceOut:
         # Interface changes are rare and touch links, addresses and the firewall: a full pass

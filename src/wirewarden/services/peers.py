@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
-from wirewarden.dataplane.run import CommandError
 from wirewarden.domain import addresses, ipam, tcplan
+from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
 from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
@@ -93,7 +93,7 @@ class PeerService:
     def _stats(self, interface: str) -> dict[str, PeerStats]:
         try:
             dump = self.deps.stats().get(interface)
-        except CommandError:
+        except DataplaneError:
             return {}
         return dump.stats if dump else {}
 
@@ -347,7 +347,7 @@ class PeerService:
             try:
                 if iface.enabled:  # a disabled interface has no device to remove it from
                     self.deps.reconciler.remove_peer(iface.name, key)
-            except CommandError:
+            except DataplaneError:
                 self.deps.trigger()  # the zombie pass removes it once the data plane answers
             try:
                 db.commit()
@@ -384,7 +384,7 @@ class PeerService:
                     self.deps.reconciler.remove_peer(iface.name, peer.public_key)
                 if old != new:
                     self.deps.reconciler.apply_policy(old, new, self.deps.policy.leaf_qdisc)
-            except CommandError as exc:
+            except DataplaneError as exc:
                 peer.sync_state, peer.sync_error = ERROR, str(exc)
                 self.deps.trigger()
             else:
@@ -418,7 +418,7 @@ class PeerService:
                     reconciler.apply_peer(name, before)
             if applied != previous:
                 reconciler.apply_policy(applied, previous, self.deps.policy.leaf_qdisc)
-        except CommandError:
+        except DataplaneError:
             self.deps.trigger()  # the reconciler converges to the database once it answers
 
     def peer_state(self, peer: Peer) -> PeerState:

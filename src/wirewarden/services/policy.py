@@ -7,7 +7,7 @@ from datetime import UTC, datetime, tzinfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from wirewarden.dataplane.run import CommandError
+from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.firewall import ObservedFirewall
 from wirewarden.domain.names import check_name
 from wirewarden.domain.policy import (
@@ -122,8 +122,8 @@ class UsageService:
         saved = peer.cap_used_bytes if peer.cap_used_period == period_start else 0
         prefix = f"cap_{peer.id}_{period_start}_"
         try:
-            seen = self.deps.reconciler.dataplane.observe_quotas(prefix)
-        except CommandError:
+            seen = self.deps.reconciler.observe_quotas(prefix)
+        except DataplaneError:
             seen = {}
         return max([saved, *(q.used for q in seen.values())])
 

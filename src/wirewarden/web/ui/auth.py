@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from starlette.requests import HTTPConnection
 
 from wirewarden.bootstrap import Container
-from wirewarden.services import access
 from wirewarden.services.identity import FULL, Principal
-from wirewarden.store.tables import Interface, Peer
+from wirewarden.services.live_status import visible_peer_ids
 from wirewarden.web.deps import SESSION_COOKIE, container
 from wirewarden.web.ui.viewer import Forbidden, SignInRequired, Viewer, source_of
 
@@ -54,16 +52,7 @@ def manager_viewer(viewer: Annotated[Viewer, Depends(current_viewer)]) -> Viewer
 
 def own_peer_ids(app: Container, viewer: Viewer) -> set[int] | None:
     """The peers a viewer may watch live: None means every peer (administrators)."""
-    actor = viewer.actor
-    if actor.is_admin:
-        return None
-    query = (
-        select(Peer.id)
-        .join(Interface, Peer.interface_id == Interface.id)
-        .where(access.interface_filter(actor), access.own_peers(actor))
-    )
-    with app.deps.sessions() as db:
-        return set(db.scalars(query))
+    return visible_peer_ids(app.deps, viewer.actor)
 
 
 def check_peer(app: Container, viewer: Viewer, peer_id: int) -> None:

@@ -19,14 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
 from starlette.requests import HTTPConnection
 
 from wirewarden.bootstrap import Container
-from wirewarden.dataplane.run import CommandError
-from wirewarden.services.context import node_id
+from wirewarden.domain.errors import DataplaneError
+from wirewarden.services.live_status import peer_keys
 from wirewarden.services.peer_table import is_online
-from wirewarden.store.tables import Interface, Node, Peer
 from wirewarden.web.ui.viewer import Viewer
 
 log = logging.getLogger(__name__)
@@ -103,24 +101,9 @@ class PeerIndex:
         self.by_key: dict[str, dict[str, int]] = {}
 
     def refresh(self) -> None:
-        deps = self.app.deps
-        with deps.sessions() as db:
-            revision = db.scalar(select(Node.revision).where(Node.name == deps.node))
-            if revision == self.revision:
-                return
-            nid = node_id(db, deps.node)
-            rows = db.execute(
-                select(Interface.name, Peer.public_key, Peer.id)
-                .join(Peer, Peer.interface_id == Interface.id)
-                .where(Interface.node_id == nid)
-            )
-            by_key: dict[str, dict[str, int]] = {}
-            names = db.scalars(select(Interface.name).where(Interface.node_id == nid))
-            for name in names:
-                by_key[name] = {}
-            for name, key, peer_id in rows:
-                by_key[name][key] = peer_id
-        self.by_key, self.revision = by_key, revision or 0
+        found = peer_keys(self.app.deps, self.revision)
+        if found is not None:
+            self.by_key, self.revision = found.by_key, found.revision
 
 
 @dataclass(eq=False)
@@ -160,7 +143,7 @@ class StatusHub:
         self.index.refresh()
         try:
             dumps = self.app.deps.stats()
-        except CommandError:
+        except DataplaneError:
             dumps = {}
         now = datetime.now(UTC).timestamp()
         status: dict[int, Status] = {}
