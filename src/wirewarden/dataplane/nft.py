@@ -81,10 +81,6 @@ def quotas() -> dict[str, Quota]:
     return dict(parse_table(json.loads(out)).quotas)
 
 
-def table_digest() -> str | None:
-    return digest()
-
-
 def apply_ruleset(script: str) -> None:
     run(["nft", "-f", "-"], stdin=script, timeout=60)
 

@@ -13,7 +13,6 @@ outage still filters with what was last good.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -248,14 +247,6 @@ class ListStore:
             Path(name).unlink(missing_ok=True)
             raise
         return Path(name)
-
-    def forget(self, keep: set[str]) -> None:
-        """Remove copies of sources no policy uses any more."""
-        wanted = {p.name for s in keep for p in self._paths(s)}
-        for path in self.dir.glob("*"):
-            if path.name not in wanted and path.suffix in (".txt", ".json", ".part"):
-                with contextlib.suppress(OSError):
-                    path.unlink()
 
 
 def _describe(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ from wirewarden.dns.resolver import PolicyRuntime, QueryLog, Resolver, Routing
 from wirewarden.dns.server import Listeners
 from wirewarden.dns.upstream import UpstreamSet
 from wirewarden.domain.dnsrules import CompiledList, compile_policy
-from wirewarden.domain.dnsstate import DEFAULT_POLICY, DnsDirectory, PolicySpec
+from wirewarden.domain.dnsstate import DEFAULT_POLICY, DnsDirectory
 
 log = logging.getLogger(__name__)
 
@@ -355,10 +355,6 @@ class _YoungCollections:
 
     def stop(self) -> None:
         self.timer.cancel()
-
-
-def default_spec() -> PolicySpec:
-    return PolicySpec(DEFAULT_POLICY)
 
 
 def local_lists_dir(data_dir: Path) -> Path:

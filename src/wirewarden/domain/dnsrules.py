@@ -296,10 +296,6 @@ class CompiledList:
     allow: DomainSet
 
 
-def compile_list(source: str, parsed: ParsedList) -> CompiledList:
-    return CompiledList(source, DomainSet.of(parsed.deny), DomainSet.of(parsed.allow))
-
-
 # The common line shapes (`0.0.0.0 name`, `||name^`, `name`), matched over a whole
 # chunk of text by one regex in C; the other lines (group 2) go through parse_line.
 # The fast shape checks labels loosely (no length limits): a malformed name in a

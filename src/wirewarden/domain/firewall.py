@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wirewarden.domain.policy import (
-    BUILTIN_PROFILES,
     FULL,
     INTERNET_ONLY,
     INTRANET_ONLY,
@@ -400,7 +399,3 @@ def delta_script(
 def over_cap(observed: Mapping[str, Quota]) -> frozenset[int]:
     """Peer ids whose current quota is used up."""
     return frozenset(int(name.split("_")[1]) for name, q in observed.items() if q.used >= q.limit)
-
-
-def builtin_or_custom(name: str, profiles: Iterable[Profile]) -> bool:
-    return name in BUILTIN_PROFILES or any(p.name == name for p in profiles)

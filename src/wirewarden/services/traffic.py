@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from wirewarden.domain.policy import cap_period
 from wirewarden.domain.traffic import (
     MAX_EXPLICIT_POINTS,
     MINUTE,
@@ -41,13 +40,6 @@ class TrafficSeries(BaseModel):
     rx_bytes: int
     tx_bytes: int
     points: list[TrafficPoint]
-
-
-class PeriodTraffic(BaseModel):
-    start: datetime
-    end: datetime
-    rx_bytes: int
-    tx_bytes: int
 
 
 class EndpointSeen(BaseModel):
@@ -177,21 +169,6 @@ class TrafficService:
         lo = floor_to(epoch(start), MINUTE)
         hi = ceil_to(epoch(end) + 1, MINUTE)
         return self.store.totals("peer", lo, hi, [peer_id]).get(peer_id, (0, 0))
-
-    def period_usage(
-        self,
-        peer_id: int,
-        reset_day: int = 1,
-        now: datetime | None = None,
-        tz: tzinfo = UTC,
-        reset_at: datetime | None = None,
-    ) -> PeriodTraffic:
-        """This billing period's traffic of a peer: from 00:00 on `reset_day` (in `tz`), or a
-        later manual reset, to now."""
-        now = now or datetime.now(UTC)
-        start, end = cap_period(now, reset_day, tz, reset_at)
-        rx, tx = self.between(peer_id, start, now)
-        return PeriodTraffic(start=start, end=end, rx_bytes=rx, tx_bytes=tx)
 
     # ---- top peers
 

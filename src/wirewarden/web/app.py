@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
@@ -27,7 +26,7 @@ from wirewarden.web.api import (
 )
 from wirewarden.web.bodygate import BodyGate
 from wirewarden.web.changes import ChangeThread
-from wirewarden.web.deps import LoginRequired, Reader
+from wirewarden.web.deps import Reader
 from wirewarden.web.security import SecurityHeaders
 
 
@@ -72,7 +71,6 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
     app.add_middleware(SecurityHeaders, hsts=container.reach.hsts)
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
-    app.add_exception_handler(LoginRequired, _login_redirect)  # type: ignore[arg-type]
     failures.install(app)  # busy database: 503 with Retry-After; full disk: 507
     ui.install(app, _service_error)  # the dashboard; its error pages are HTML outside /api
 
@@ -106,7 +104,3 @@ async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=exc.status, headers=headers)
-
-
-async def _login_redirect(_: Request, exc: LoginRequired) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)

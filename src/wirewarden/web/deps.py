@@ -1,13 +1,8 @@
 """Request dependencies: the container and who is asking (session cookie or bearer token).
 
-Contract for the dashboard (see docs/auth.md):
-- The session cookie is `ww_session` (SESSION_COOKIE); web/session.py sets and clears it.
-- `SignedIn` (a dependency) gives the signed-in user's Principal for a page, or sends the
-  browser to `/login?next=<path>` (LoginRequired, handled in web/app.py). It also checks
-  the CSRF token on POST/PUT/PATCH/DELETE exactly as the API does.
-- The CSRF token of the session is `principal.csrf_token`: put it in every form as a hidden
-  `csrf_token` field, or send it as the `X-CSRF-Token` header (htmx: `hx-headers`).
-- `principal.actor(source_of(request))` is the Actor to hand to every service call.
+The session cookie is `ww_session` (SESSION_COOKIE); web/session.py sets and clears it.
+Dashboard pages have dependencies of their own (web/ui/auth.py, web/ui/forms.py; see
+docs/auth.md) built on identify() and read_form() here.
 """
 
 from __future__ import annotations
@@ -42,14 +37,6 @@ cookie = APIKeyCookie(
     auto_error=False,
     description="A session from POST /api/v1/auth/login; changes also need X-CSRF-Token",
 )
-
-
-class LoginRequired(Exception):
-    """A page needs a signed-in user; the app answers with a redirect to /login."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
 
 
 # Dependencies that do no I/O are async: FastAPI runs a sync one on the thread pool, a hop
@@ -186,16 +173,6 @@ async def _partial_writes(
     return principal
 
 
-async def signed_in(request: Request) -> Principal:
-    """For dashboard pages: the signed-in user, or a redirect to the login page."""
-    principal = await identify(request)
-    if principal is None or principal.kind != "session" or principal.stage != FULL:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(target)
-    await _check_csrf(request, principal)
-    return principal
-
-
 # A database row id in a path: out of range is a 422, not an overflow deeper down.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # Paging of every list route. The database takes 64-bit offsets; past 2**31 rows no page
@@ -213,4 +190,3 @@ PartialWho = Annotated[Principal, Depends(authenticate_partial)]
 # The same, for changes: a token needs the write scope.
 WhoWrites = Annotated[Principal, Depends(_writes)]
 PartialWhoWrites = Annotated[Principal, Depends(_partial_writes)]
-SignedIn = Annotated[Principal, Depends(signed_in)]
