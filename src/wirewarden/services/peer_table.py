@@ -17,9 +17,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.state import PeerStats
+from wirewarden.domain.traffic import is_online as handshake_online
 from wirewarden.services import access
 from wirewarden.services.context import MEMBER, Actor, Deps
-from wirewarden.services.peers import ONLINE_SECONDS, PeerService
+from wirewarden.services.peers import PeerService
 from wirewarden.services.schemas import Page, PeerOut
 from wirewarden.store.tables import Interface, Node, Peer, User
 
@@ -67,9 +68,7 @@ class Summary:
 
 
 def is_online(stats: PeerStats | None, now: float) -> bool:
-    if stats is None or not stats.latest_handshake:
-        return False
-    return now - stats.latest_handshake < ONLINE_SECONDS
+    return stats is not None and handshake_online(stats.latest_handshake, now)
 
 
 class PeerTable:

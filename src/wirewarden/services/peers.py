@@ -17,6 +17,7 @@ from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
+from wirewarden.domain.traffic import is_online
 from wirewarden.services import access
 from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision, page_of
 from wirewarden.services.dns import policy_exists
@@ -28,8 +29,6 @@ from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import policy_of, server_allowed_ips
 from wirewarden.store.tables import AclProfile, Interface, Peer, User
-
-ONLINE_SECONDS = 180  # a handshake younger than this counts as online
 
 # Statements of the create path, built once (building costs as much as running them).
 _CLASH = select(Peer.name, Peer.public_key).where(
@@ -124,7 +123,7 @@ class PeerService:
             error=peer.sync_error,
             endpoint=live.endpoint if live else None,
             latest_handshake=datetime.fromtimestamp(handshake, UTC) if handshake else None,
-            online=bool(handshake) and now.timestamp() - handshake < ONLINE_SECONDS,
+            online=is_online(handshake, now.timestamp()),
             rx_bytes=live.rx_bytes if live else 0,
             tx_bytes=live.tx_bytes if live else 0,
             acl=peer.acl,
