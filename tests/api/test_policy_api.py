@@ -158,20 +158,30 @@ def test_custom_profile_crud_and_use(
     assert client.get(f"{PROFILES}/lanweb").status_code == 404
 
 
+RULE_0 = ["body", "rules[0]"]  # a rule the service refused, named by its place
+TCP_8 = {"cidr": "10.0.0.0/8", "proto": "tcp"}
+
+
 @pytest.mark.parametrize(
-    "rule",
+    ("rule", "where", "why"),
     [
-        {"cidr": "10.20.0.1/24"},
-        {"cidr": "not-a-network"},
-        {"cidr": "10.0.0.0/8", "proto": "tcp", "ports": "70000"},
-        {"cidr": "10.0.0.0/8", "proto": "tcp", "ports": "90-80"},
-        {"cidr": "10.0.0.0/8", "ports": "80"},
-        {"cidr": "10.0.0.0/8", "proto": "gre"},
+        ({"cidr": "10.20.0.1/24"}, RULE_0, "host bits set"),
+        ({"cidr": "not-a-network"}, RULE_0, "not a valid network"),
+        ({**TCP_8, "ports": "70000"}, RULE_0, "within 1-65535"),
+        ({**TCP_8, "ports": "90-80"}, RULE_0, "low to high"),
+        ({"cidr": "10.0.0.0/8", "ports": "80"}, RULE_0, "ports need proto"),
+        ({"cidr": "10.0.0.0/8", "proto": "gre"}, ["body", "rules", 0, "proto"], "'tcp'"),
     ],
 )
-def test_bad_profile_rules_are_refused(client: TestClient, rule: dict[str, Any]) -> None:
+def test_bad_profile_rules_are_refused(
+    client: TestClient, rule: dict[str, Any], where: list[Any], why: str
+) -> None:
+    """Refused with the rule (or its field) named and the reason said: a 422 alone would
+    pass for a refusal of anything in the body."""
     response = client.put(f"{PROFILES}/bad", json={"rules": [rule]})
     assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == where and why in error["msg"], error
 
 
 def test_overlapping_rules_are_refused(client: TestClient) -> None:
