@@ -39,7 +39,7 @@ from wirewarden.services.context import Allocation, Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
-from wirewarden.services.passwords import Passwords
+from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
 from wirewarden.services.shares import ShareService
@@ -139,6 +139,18 @@ def allocation_of(settings: Settings) -> Allocation:
     return Allocation(settings.interface_pool, int(first), int(last))
 
 
+def hash_params(settings: Settings) -> HashParams:
+    if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
+        # Argon2 needs 8 KiB per lane; said here, not as argon2's error at the first hash.
+        raise SettingsError(
+            "WIREWARDEN_ARGON2_MEMORY_KIB: at least 8 KiB per lane "
+            f"(WIREWARDEN_ARGON2_PARALLELISM={settings.argon2_parallelism})"
+        )
+    return HashParams(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+
+
 def build(
     settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
 ) -> Container:
@@ -196,7 +208,9 @@ def build(
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)
     passwords = Passwords(
-        settings.password_min_length, concurrency=settings.password_hash_concurrency
+        settings.password_min_length,
+        params=hash_params(settings),
+        concurrency=settings.password_hash_concurrency,
     )
     reconciler.usage_sink = UsageRecorder(deps)
     lists = ListStore(

@@ -152,9 +152,16 @@ class Settings(BaseSettings):
     login_window_minutes: int = Field(default=15, gt=0)
     login_lockout_minutes: int = Field(default=15, gt=0)
     share_link_hours: int = Field(default=24, gt=0)
-    # Argon2 checks running at once (each holds 64 MiB and two lanes); more wait their turn
-    # a few seconds, then get 503: a flood of sign-ins cannot take the memory.
+    # Argon2 checks running at once (each holds argon2_memory_kib and argon2_parallelism
+    # lanes); more wait their turn a few seconds, then get 503: a flood of sign-ins cannot
+    # take the memory.
     password_hash_concurrency: int = Field(default=2, gt=0)
+    # Argon2id's cost: RFC 9106's second option (3 passes over 64 MiB), one lane per core of
+    # a small VPS. Hashes carry their parameters: a change upgrades each stored hash at its
+    # user's next sign-in. Tests lower them (tests/api/conftest.py) to run fast.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=2, ge=1, le=64)
     # ---- request bodies (web/bodygate.py): every body is counted as it streams in
     # The largest request body accepted (413 above it), API and forms alike.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

@@ -20,6 +20,15 @@ from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
 from wirewarden.web.app import create_app
 
+# Argon2 at its cheapest (one pass over 8 KiB): the production cost, ~0.3 s a hash here,
+# spent on every user made and sign-in was most of these suites' time. What the hashing
+# itself must do is tested in tests/unit/test_accounts.py at the real cost.
+FAST_HASHES: dict[str, Any] = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 8,
+    "argon2_parallelism": 1,
+}
+
 
 @pytest.fixture
 def dataplane() -> FakeDataplane:
@@ -28,7 +37,7 @@ def dataplane() -> FakeDataplane:
 
 @pytest.fixture
 def container(tmp_path: Path, dataplane: FakeDataplane) -> Iterator[Container]:
-    settings = Settings(data_dir=tmp_path / "data", public_host="vpn.example.test")
+    settings = Settings(data_dir=tmp_path / "data", public_host="vpn.example.test", **FAST_HASHES)
     built = build(settings, dataplane=dataplane, stats_max_age=0)
     yield built
     built.engine.dispose()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
 
+from wirewarden.bootstrap import hash_params
+from wirewarden.config import Settings, SettingsError
 from wirewarden.services import access, totp
 from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor
 from wirewarden.services.errors import Forbidden, Invalid, NotFound
@@ -215,3 +218,14 @@ def test_members_set_only_their_device_fields() -> None:
         assert err.value.field == field
     # Managers are not limited by the member list.
     access.check_member_fields(TADMIN, {"routed_ips", "acl"}, allowed)
+
+
+def test_hash_cost_comes_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, argon2_time_cost=2, argon2_memory_kib=16, argon2_parallelism=1
+    )
+    stored = Passwords(params=hash_params(settings)).hash("correct horse battery")
+    assert stored.startswith("$argon2id$v=19$m=16,t=2,p=1$")
+    # Argon2 needs 8 KiB a lane: said by the setting's name at start, not at the first hash.
+    with pytest.raises(SettingsError, match="WIREWARDEN_ARGON2_MEMORY_KIB"):
+        hash_params(Settings(data_dir=tmp_path, argon2_memory_kib=8, argon2_parallelism=2))

@@ -1,12 +1,13 @@
 """Password hashing (Argon2id) and the password policy.
 
-Hashes carry their parameters, so raising them here upgrades each stored hash at that
-user's next successful login (`needs_rehash`). Unknown names are checked against a dummy
+Hashes carry their parameters, so raising them (WIREWARDEN_ARGON2_*) upgrades each stored hash at
+that user's next successful login (`needs_rehash`). Unknown names are checked against a dummy
 hash so that a wrong name and a wrong password take the same time.
 
-Each hash or check holds 64 MiB: at most `concurrency` run at once (60 sign-ins at once
-took 1 GB before). The others wait up to SLOT_WAIT seconds in their worker thread, then
-fail with Busy (503, Retry-After): callers must run these methods off the event loop.
+Each hash or check holds its memory cost (64 MiB by default; WIREWARDEN_ARGON2_MEMORY_KIB):
+at most `concurrency` run at once (60 sign-ins at once took 1 GB before). The others wait up
+to SLOT_WAIT seconds in their worker thread, then fail with Busy (503, Retry-After): callers
+must run these methods off the event loop.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SLOT_WAIT = 5.0
 
 @dataclass(frozen=True)
 class HashParams:
-    """RFC 9106's second recommended option (64 MiB, 3 passes), one lane per core here."""
+    """RFC 9106's second recommended option (64 MiB, 3 passes), one lane per core here.
+    The settings WIREWARDEN_ARGON2_* choose them (config.py); these are their defaults."""
 
     time_cost: int = 3
     memory_cost: int = 64 * 1024  # KiB
