@@ -1,4 +1,5 @@
-"""API tests: the ASGI app over a real SQLite file, with the in-memory data plane."""
+"""API tests: the ASGI app over a real database (SQLite, then PostgreSQL: the `database`
+fixture of tests/conftest.py), with the in-memory data plane."""
 
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ def dataplane() -> FakeDataplane:
 
 
 @pytest.fixture
-def container(tmp_path: Path, dataplane: FakeDataplane) -> Iterator[Container]:
-    settings = Settings(data_dir=tmp_path / "data", public_host="vpn.example.test")
+def container(
+    tmp_path: Path, dataplane: FakeDataplane, database_url: str | None
+) -> Iterator[Container]:
+    settings = Settings(
+        data_dir=tmp_path / "data", public_host="vpn.example.test", database_url=database_url
+    )
     built = build(settings, dataplane=dataplane, stats_max_age=0)
     yield built
     built.engine.dispose()
