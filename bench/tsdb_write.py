@@ -1,4 +1,5 @@
 """The metrics and DNS-log write paths alone, on SQLite or PostgreSQL: no namespace, no root.
+Wall time and this process's CPU time (steadier on a shared machine).
 
     .venv/bin/python bench/tsdb_write.py                          # SQLite file in a temp dir
     .venv/bin/python bench/tsdb_write.py --url postgresql+psycopg://postgres@/db?host=/tmp/s
@@ -46,10 +47,14 @@ def fill(engine: object, peers: int) -> None:
             insert(Peer),
             [
                 {
-                    "interface_id": iface.id, "name": f"p{i}", "host_index": i + 2,
-                    "ipv4": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", "ipv6": None,
-                    "public_key": f"{i:043d}=", "allowed_ips": "0.0.0.0/0",
-                }  # fmt: skip
+                    "interface_id": iface.id,
+                    "name": f"p{i}",
+                    "host_index": i + 2,
+                    "ipv4": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
+                    "ipv6": None,
+                    "public_key": f"{i:043d}=",
+                    "allowed_ips": "0.0.0.0/0",
+                }
                 for i in range(peers)
             ],
         )
@@ -71,7 +76,7 @@ def main() -> None:
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM peers ORDER BY id")]
         iface = conn.exec_driver_sql("SELECT id FROM interfaces").scalar_one()
     store = TrafficStore(engine)
-    t0, times = 1_800_000_000, []
+    t0, times, cpus = 1_800_000_000, [], []
     for n in range(args.passes):
         t = t0 + 10 * n
         batch = Batch(
@@ -82,11 +87,12 @@ def main() -> None:
                 (pid, Counters(f"{pid:043d}=", 1000 * n, 2000 * n, t, "192.0.2.1:5000"))
                 for pid in ids
             ],
-            endpoints=[(pid, f"198.51.100.{pid % 250}:{pid}") for pid in ids[:: 100]],
+            endpoints=[(pid, f"198.51.100.{pid % 250}:{pid}") for pid in ids[::100]],
         )
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         store.record(batch)
         times.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
     dns = DnsStore(make_sessions(engine), "local")
     now = time.time()
     record = (now, ids[0], "p0", "10.0.0.2", "default", "example.com.", 1, "allowed", None, 0,
@@ -102,7 +108,9 @@ def main() -> None:
     print(f"database: {engine.dialect.name}; load average {load:.2f}")
     print(
         f"record() of {len(ids)} peers: median {statistics.median(times) * 1000:.0f} ms, "
-        f"min {min(times) * 1000:.0f} ms over {len(times)} passes"
+        f"min {min(times) * 1000:.0f} ms over {len(times)} passes; CPU of this process "
+        f"median {statistics.median(cpus) * 1000:.0f} ms (the database's own on PostgreSQL "
+        "is not in it)"
     )
     print(
         f"write_log() of {len(rows)} rows: median {statistics.median(dns_times) * 1000:.1f} ms, "

@@ -8,6 +8,7 @@ than running every migration again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -83,10 +84,9 @@ class Cluster:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            try:
+            # Not running after all: the files go anyway.
+            with contextlib.suppress(subprocess.CalledProcessError):
                 _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-            except subprocess.CalledProcessError:
-                pass  # not running after all; the files go anyway
         shutil.rmtree(self.base, ignore_errors=True)
 
     def url(self, database: str) -> str:

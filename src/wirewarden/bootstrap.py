@@ -35,7 +35,7 @@ from wirewarden.services.auth import AuthConfig, AuthService
 from wirewarden.services.context import Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.interfaces import InterfaceService
-from wirewarden.services.passwords import Passwords
+from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
 from wirewarden.services.shares import ShareService
@@ -87,8 +87,15 @@ def prepare_data_dir(settings: Settings) -> None:
 
 
 def build(
-    settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
+    settings: Settings,
+    dataplane: Dataplane | None = None,
+    stats_max_age: float = 2.0,
+    hash_params: HashParams | None = None,
 ) -> Container:
+    """The whole control plane. `dataplane`, `stats_max_age` and `hash_params` are for
+    tests: a fake kernel, no stats caching, and cheap Argon2 (the default parameters cost
+    a third of a second a hash, which would dominate a test suite of sign-ins); they are
+    deliberately not settings, so no deployment can weaken its password hashes."""
     prepare_data_dir(settings)
     engine = make_engine(settings.db_url)
     schema.upgrade(engine)
@@ -139,7 +146,7 @@ def build(
     )
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)
-    passwords = Passwords(settings.password_min_length)
+    passwords = Passwords(settings.password_min_length, hash_params)
     reconciler.usage_sink = UsageRecorder(deps)
     lists = ListStore(
         lists_dir(settings.data_dir),

@@ -15,7 +15,38 @@ from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
+from wirewarden.services.passwords import HashParams
 from wirewarden.web.app import create_app
+
+# Argon2id at its minimum cost: the product's parameters (64 MiB, 3 passes) take about a
+# third of a second per hash or sign-in, which made up most of this suite's time. The
+# parameters themselves are tested in tests/unit/test_accounts.py.
+FAST_HASHES = HashParams(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def build_fast(settings: Settings, **kwargs: Any) -> Container:
+    """`bootstrap.build` with cheap password hashes (and whatever else the test passes)."""
+    return build(settings, hash_params=FAST_HASHES, **kwargs)
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None
+) -> Iterator[FakeDataplane]:
+    """The CLI on this run's database (WIREWARDEN_DATA_DIR, WIREWARDEN_DATABASE_URL), with
+    the in-memory data plane and cheap hashes; yields the fake kernel."""
+    import wirewarden.cli.main as cli_main
+
+    monkeypatch.setenv("WIREWARDEN_DATA_DIR", str(tmp_path / "data"))
+    if database_url:
+        monkeypatch.setenv("WIREWARDEN_DATABASE_URL", database_url)
+    fake = FakeDataplane()
+
+    def fast(settings: Settings) -> Container:
+        return build_fast(settings, dataplane=fake)
+
+    monkeypatch.setattr(cli_main, "build", fast)
+    yield fake
 
 
 @pytest.fixture
@@ -30,7 +61,7 @@ def container(
     settings = Settings(
         data_dir=tmp_path / "data", public_host="vpn.example.test", database_url=database_url
     )
-    built = build(settings, dataplane=dataplane, stats_max_age=0)
+    built = build_fast(settings, dataplane=dataplane, stats_max_age=0)
     yield built
     built.engine.dispose()
 

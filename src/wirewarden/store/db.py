@@ -13,13 +13,14 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import operator
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy import Connection, Dialect, Engine, Table, TextClause, create_engine, event, insert
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
@@ -98,6 +99,51 @@ def insert_row(db: Session, row: DeclarativeBase) -> None:
         setattr(row, column.key, value)
     make_transient_to_detached(row)
     db.add(row)
+
+
+class Bulk:
+    """One text() statement with named binds, run for many rows (dicts) at once by the
+    driver's executemany: compiled once per dialect into that driver's placeholders
+    (`?` for SQLite, `%(name)s` for psycopg), so the SQL stays one portable text.
+
+    Not `conn.execute(clause, rows)`: SQLAlchemy's per-row parameter handling costs several
+    times the INSERT itself at 10,000 rows (a metrics pass: 65 ms became 220-390 ms).
+    A positional driver gets each row's values in the compiled order by one C-level
+    itemgetter; a named one takes the dicts as they are."""
+
+    def __init__(self, clause: TextClause) -> None:
+        self.clause = clause
+        self._compiled: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any] | None]] = {}
+
+    def _for(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any] | None]:
+        key = f"{dialect.name}:{dialect.paramstyle}"
+        if key not in self._compiled:
+            compiled = self.clause.compile(dialect=dialect)
+            order = None
+            if compiled.positional:
+                names = list(compiled.positiontup or ())
+                # itemgetter of one name returns the bare value, not a 1-tuple.
+                order = operator.itemgetter(*names) if len(names) > 1 else _one(names[0])
+            self._compiled[key] = (compiled.string, order)
+        return self._compiled[key]
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        sql, order = self._for(conn.dialect)
+        params = [order(row) for row in rows] if order else list(rows)
+        conn.exec_driver_sql(sql, params)
+
+
+def stores_datetime_as_text(dialect: Dialect) -> bool:
+    """SQLite keeps a DateTime as text ("2026-01-02 03:04:05.000006", what SQLAlchemy's
+    type writes); PostgreSQL as timestamptz, from a datetime. For writes that skip the
+    type (Bulk)."""
+    return dialect.name == "sqlite"
+
+
+def _one(name: str) -> Callable[[Mapping[str, Any]], tuple[Any]]:
+    return lambda row: (row[name],)
 
 
 def _driver_error(exc: BaseException) -> BaseException:
