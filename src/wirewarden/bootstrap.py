@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from wirewarden.config import Settings, SettingsError
+from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
@@ -44,7 +44,13 @@ from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import UserService
 from wirewarden.store import schema
-from wirewarden.store.db import make_engine, make_sessions
+from wirewarden.store.db import (
+    DatabaseUnavailable,
+    PoolOptions,
+    make_engine,
+    make_sessions,
+    wait_for_database,
+)
 from wirewarden.store.desired import DesiredStateReader, split_csv
 from wirewarden.store.dns import DnsStore, dns_guard, log_ports, shared_database
 from wirewarden.store.tsdb import TrafficStore
@@ -97,7 +103,7 @@ def build(
     a third of a second a hash, which would dominate a test suite of sign-ins); they are
     deliberately not settings, so no deployment can weaken its password hashes."""
     prepare_data_dir(settings)
-    engine = make_engine(settings.db_url)
+    engine = open_database(settings)
     schema.upgrade(engine)
     sessions = make_sessions(engine)
     ensure_defaults(sessions, settings.node_name)
@@ -183,6 +189,27 @@ def build(
         shares=ShareService(sessions, peers, settings.share_link_hours),
         dns_runtime=runtime,
     )
+
+
+def open_database(settings: Settings) -> Engine:
+    """The engine, once the database answers (it may be starting beside us)."""
+    engine = make_engine(
+        settings.db_url,
+        PoolOptions(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout=settings.database_pool_timeout,
+            recycle=settings.database_pool_recycle,
+            connect_timeout=settings.database_connect_timeout,
+        ),
+    )
+    try:
+        wait_for_database(engine, settings.database_wait)
+    except DatabaseUnavailable as exc:
+        engine.dispose()
+        named = "WIREWARDEN_DATABASE_URL" if settings.database_url else "WIREWARDEN_DATA_DIR"
+        raise StartupError(f"{named}: {exc}") from exc
+    return engine
 
 
 def policy_config(settings: Settings) -> PolicyConfig:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from wirewarden.bootstrap import Container, build, configure_logging
 from wirewarden.cli.output import console, emit_json, errors, record, table
 from wirewarden.cli.traffic import top_view, usage_view
-from wirewarden.config import Settings, SettingsError, load_settings
+from wirewarden.config import Settings, SettingsError, StartupError, load_settings
 from wirewarden.dns.runtime import SWITCH_INTERVAL
 from wirewarden.services import backup as backups
 from wirewarden.services.account_schemas import UserCreate, UserUpdate
@@ -64,6 +64,9 @@ def container() -> Iterator[Container]:
     except SettingsError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    except StartupError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
     except Exception as exc:
         errors.print(f"[red]error:[/] cannot open the data dir or database: {exc}")
         raise typer.Exit(1) from exc

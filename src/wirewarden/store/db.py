@@ -18,9 +18,21 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, Dialect, Engine, Table, TextClause, create_engine, event, insert
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    TextClause,
+    create_engine,
+    event,
+    insert,
+    make_url,
+)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
@@ -40,14 +52,75 @@ _PG_RETRY = frozenset({"40001", "40P01", "55P03"})
 _PG_FULL = "53100"
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
+@dataclass(frozen=True)
+class PoolOptions:
+    """The connection pool of one process (config.py documents the settings).
+
+    serve's threads that use the database at once: the reconciler, the metrics collector,
+    the resolver's directory reads and the web requests (FastAPI runs sync routes in a
+    pool of 40 threads, but each holds a connection for milliseconds). 5 kept + 10 more
+    under a burst fits PostgreSQL's default 100 connections for six replicas."""
+
+    size: int = 5
+    max_overflow: int = 10
+    # How long a request waits for a free connection before a 503 (not a hang).
+    timeout: float = 10.0
+    # Connections are replaced after this long: a PostgreSQL restart or failover behind a
+    # proxy is not met with a connection that died long ago (pre-ping catches the rest).
+    recycle: float = 1800.0
+    # How long opening one PostgreSQL connection may take (an unreachable host).
+    connect_timeout: int = 5
+
+
+def make_engine(url: str, pool: PoolOptions | None = None) -> Engine:
+    p = pool or PoolOptions()
+    parsed = make_url(url)
+    sizing: dict[str, Any] = {}
+    # An in-memory SQLite lives in one connection: its pool class takes no sizes.
+    if parsed.database not in (None, "", ":memory:"):
+        sizing = {
+            "pool_size": p.size,
+            "max_overflow": p.max_overflow,
+            "pool_timeout": p.timeout,
+            "pool_recycle": p.recycle,
+        }
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}, **sizing
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(
+        url, pool_pre_ping=True, connect_args={"connect_timeout": p.connect_timeout}, **sizing
+    )
+
+
+class DatabaseUnavailable(RuntimeError):
+    """No connection could be made within the wait; the message says where and why."""
+
+
+def wait_for_database(engine: Engine, seconds: float, pause: float = 0.5) -> None:
+    """Connect, retrying for `seconds`: a database started beside serve (or restarting)
+    gets a moment. Raises DatabaseUnavailable with the last driver error."""
+    deadline = time.monotonic() + seconds
+    warned = False
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return
+        except OperationalError as exc:
+            lines = str(_driver_error(exc)).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            if time.monotonic() + pause > deadline:
+                where = engine.url.render_as_string(hide_password=True)
+                raise DatabaseUnavailable(
+                    f"cannot connect to {where} (tried for {seconds:g} s): {reason}"
+                ) from exc
+            if not warned:
+                log.warning("database not reachable yet, retrying for %g s: %s", seconds, reason)
+                warned = True
+            time.sleep(pause)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
