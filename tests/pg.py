@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -53,10 +54,28 @@ def _as_postgres(*argv: str) -> None:
     )
 
 
+# Run beside the tests in a session of its own: once the test process is gone, however it
+# ended (a kill, a CI timeout: no teardown runs then), it stops the cluster and removes it.
+WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, data, base = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while True:
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+subprocess.run(["runuser", "-u", "postgres", "--", sys.argv[4], "-D", data, "-m", "immediate",
+                "stop"], capture_output=True, timeout=60)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
+
 @dataclass
 class Cluster:
     base: Path  # the socket lives here (short: a socket path has at most 107 bytes)
     port: int
+    watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def data(self) -> Path:
@@ -80,6 +99,12 @@ class Cluster:
         except BaseException:
             cluster.stop()
             raise
+        cluster.watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(cluster.data), str(base),
+             str(BIN / "pg_ctl")],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         return cluster
 
     def stop(self) -> None:
@@ -88,6 +113,9 @@ class Cluster:
             with contextlib.suppress(subprocess.CalledProcessError):
                 _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.base, ignore_errors=True)
+        if self.watchdog is not None:
+            self.watchdog.kill()
+            self.watchdog.wait()
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{USER}@/{database}?host={self.base}&port={self.port}"
