@@ -65,5 +65,8 @@ setup_assets() {
 
 # unbound (with dns-root-data) is optional for serve: only WIREWARDEN_DNS_UPSTREAMS=unbound
 # needs it (docs/dns.md), so it is not installed for everyone. Tests run a real one.
+# postgresql likewise: serve uses it only when WIREWARDEN_DATABASE_URL names one (fleets,
+# docs/database.md; the driver, psycopg, comes with the Python package). The tests start
+# private PostgreSQL 15 clusters (tests/pg.py) to run the store and API suites on it too.
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
-TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv)
+TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv postgresql)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.linux import LinuxDataplane
@@ -44,6 +44,7 @@ from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import UserService
 from wirewarden.store import schema
+from wirewarden.store.copy import CopyReport, Progress, copy_database
 from wirewarden.store.db import (
     DatabaseUnavailable,
     PoolOptions,
@@ -210,6 +211,23 @@ def open_database(settings: Settings) -> Engine:
         named = "WIREWARDEN_DATABASE_URL" if settings.database_url else "WIREWARDEN_DATA_DIR"
         raise StartupError(f"{named}: {exc}") from exc
     return engine
+
+
+def copy_database_to(settings: Settings, url: str, progress: Progress | None = None) -> CopyReport:
+    """`wirewarden db copy --to URL`: this install's database into another (store/copy.py)."""
+    if make_url(url) == make_url(settings.db_url):
+        raise StartupError("--to names the database this install already uses")
+    source = open_database(settings)
+    target = make_engine(url)
+    try:
+        try:
+            wait_for_database(target, settings.database_wait)
+        except DatabaseUnavailable as exc:
+            raise StartupError(f"--to: {exc}") from exc
+        return copy_database(source, target, progress)
+    finally:
+        source.dispose()
+        target.dispose()
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
