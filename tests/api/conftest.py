@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from wirewarden.bootstrap import Container, build
 from wirewarden.config import Settings
@@ -16,6 +17,7 @@ from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.passwords import HashParams
+from wirewarden.store.tables import Base
 from wirewarden.web.app import create_app
 
 # Argon2id at its minimum cost: the product's parameters (64 MiB, 3 passes) take about a
@@ -27,6 +29,21 @@ FAST_HASHES = HashParams(time_cost=1, memory_cost=8, parallelism=1)
 def build_fast(settings: Settings, **kwargs: Any) -> Container:
     """`bootstrap.build` with cheap password hashes (and whatever else the test passes)."""
     return build(settings, hash_params=FAST_HASHES, **kwargs)
+
+
+def stored_bytes(container: Container) -> bytes:
+    """Everything the database holds, to search for a secret that must not be there: the
+    SQLite files (freed pages and the WAL included), or on PostgreSQL every value of every
+    row of every table."""
+    container.engine.dispose()  # close every connection: all of it is in the files now
+    if container.settings.database_url is None:
+        return b"".join(p.read_bytes() for p in container.settings.data_dir.glob("wirewarden.db*"))
+    values: list[bytes] = []
+    with container.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                values += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+    return b"\n".join(values)
 
 
 @pytest.fixture
