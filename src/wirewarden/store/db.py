@@ -208,6 +208,22 @@ class Bulk:
         conn.exec_driver_sql(sql, params)
 
 
+def begin_snapshot(db: Session) -> Connection:
+    """Start the session's transaction as one snapshot: every later statement in it sees
+    the database as of this moment (a reconcile pass reads many tables).
+
+    SQLite: pysqlite opens no transaction for reads, so without an explicit BEGIN each
+    statement would see the database as of its own moment; in WAL mode a transaction's
+    reads are one snapshot. PostgreSQL: READ COMMITTED (the default) takes a new snapshot
+    per statement; REPEATABLE READ keeps the first one for the transaction, and a read-only
+    transaction never fails with a serialization error."""
+    if db.get_bind().dialect.name == "sqlite":
+        conn = db.connection()
+        conn.exec_driver_sql("BEGIN")
+        return conn
+    return db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def stores_datetime_as_text(dialect: Dialect) -> bool:
     """SQLite keeps a DateTime as text ("2026-01-02 03:04:05.000006", what SQLAlchemy's
     type writes); PostgreSQL as timestamptz, from a datetime. For writes that skip the

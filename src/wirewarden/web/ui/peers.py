@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
+from wirewarden.web.deps import RowId
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Signed
 from wirewarden.web.ui.interfaces import peer_payload
@@ -25,7 +26,7 @@ def _peer(app: App, viewer: Viewer, peer_id: int) -> PeerOut:
 
 
 @router.get("/peers/{peer_id}", response_class=HTMLResponse)
-def peer_page(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+def peer_page(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     peer = _peer(app, viewer, peer_id)
     return _peer_page(request, app, viewer, peer)
 
@@ -49,20 +50,20 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
 
 
 @router.get("/peers/{peer_id}/config")
-def peer_config(app: App, viewer: Signed, peer_id: int) -> Response:
+def peer_config(app: App, viewer: Signed, peer_id: RowId) -> Response:
     text, filename = app.peers.config(peer_id, viewer.actor)
     headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
     return PlainTextResponse(text, headers=headers)
 
 
 @router.get("/peers/{peer_id}/qr.svg")
-def peer_qr(app: App, viewer: Signed, peer_id: int) -> Response:
+def peer_qr(app: App, viewer: Signed, peer_id: RowId) -> Response:
     svg = app.peers.qr(peer_id, viewer.actor)
     return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
 
 
 @router.post("/peers/{peer_id}/share", response_class=HTMLResponse)
-async def share_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+async def share_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     await forms.read_form(request, viewer)
     share = app.shares.create(peer_id, viewer.actor)
     url = str(request.base_url).rstrip("/") + share.url
@@ -71,12 +72,12 @@ async def share_peer(request: Request, app: App, viewer: Signed, peer_id: int) -
 
 
 @router.post("/peers/{peer_id}/enable")
-async def enable_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+async def enable_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     return await _set_enabled(request, app, viewer, peer_id, True)
 
 
 @router.post("/peers/{peer_id}/disable")
-async def disable_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+async def disable_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     return await _set_enabled(request, app, viewer, peer_id, False)
 
 
@@ -89,7 +90,7 @@ async def _set_enabled(
 
 
 @router.get("/peers/{peer_id}/edit", response_class=HTMLResponse)
-def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+def edit_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     peer = _peer(app, viewer, peer_id)
     data = {
         "name": peer.name,
@@ -102,7 +103,7 @@ def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Respo
 
 
 @router.post("/peers/{peer_id}/edit", response_class=HTMLResponse)
-async def save_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+async def save_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     form = await forms.read_form(request, viewer)
     peer = _peer(app, viewer, peer_id)
     data = forms.values(form, EDIT_FIELDS if viewer.is_admin else MEMBER_EDIT_FIELDS)
@@ -142,12 +143,12 @@ def _edit_form(
 
 
 @router.get("/peers/{peer_id}/delete", response_class=HTMLResponse)
-def confirm_delete(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+def confirm_delete(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     return page(request, "peer_delete.html", viewer, peer=_peer(app, viewer, peer_id))
 
 
 @router.post("/peers/{peer_id}/delete")
-async def delete_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+async def delete_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     await forms.read_form(request, viewer)
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
