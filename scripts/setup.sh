@@ -65,9 +65,13 @@ setup_assets() {
 
 # unbound (with dns-root-data) is optional for serve: only WIREWARDEN_DNS_UPSTREAMS=unbound
 # needs it (docs/dns.md), so it is not installed for everyone. Tests run a real one.
+# postgresql likewise: serve uses it only when WIREWARDEN_DATABASE_URL names one (fleets,
+# docs/database.md; the driver, psycopg, comes with the Python package). The tests start
+# private PostgreSQL 15 clusters (tests/pg.py) to run the store and API suites on it too.
 SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
 # caddy: tests/netns/test_reach.py puts the dashboard behind it (packaging/caddy).
 # The packaging tests: systemd for systemd-analyze verify of the units; podman (runc: this
 # host's cgroups defeat crun) and mmdebstrap to build and run the image on a local base.
+# postgresql: the store, API and security suites run on it too (a private cluster).
 TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy
-    systemd podman runc mmdebstrap)
+    systemd podman runc mmdebstrap postgresql)

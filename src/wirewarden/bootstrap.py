@@ -10,9 +10,9 @@ from functools import partial
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
-from wirewarden.config import Settings, SettingsError
+from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.hostinfo import outbound_address
 from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
@@ -48,7 +48,14 @@ from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import FIRST_ADMIN, UserService
 from wirewarden.store import schema
-from wirewarden.store.db import make_engine, make_sessions
+from wirewarden.store.copy import CopyReport, Progress, copy_database
+from wirewarden.store.db import (
+    DatabaseUnavailable,
+    PoolOptions,
+    make_engine,
+    make_sessions,
+    wait_for_database,
+)
 from wirewarden.store.desired import DesiredStateReader, split_csv
 from wirewarden.store.dns import DnsStore, dns_guard, log_ports, shared_database
 from wirewarden.store.tsdb import TrafficStore
@@ -152,12 +159,16 @@ def hash_params(settings: Settings) -> HashParams:
 
 
 def build(
-    settings: Settings, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
+    settings: Settings,
+    dataplane: Dataplane | None = None,
+    stats_max_age: float = 2.0,
 ) -> Container:
+    """The whole control plane. `dataplane` and `stats_max_age` are for tests: a fake
+    kernel, and no stats caching."""
     prepare_data_dir(settings)
     kernel = dataplane is None
     reached = reach(settings)
-    engine = make_engine(settings.db_url)
+    engine = open_database(settings)
     schema.upgrade(engine)
     sessions = make_sessions(engine)
     ensure_defaults(sessions, settings.node_name)
@@ -255,6 +266,44 @@ def build(
         initial_password=initial,
         kernel=kernel,
     )
+
+
+def open_database(settings: Settings) -> Engine:
+    """The engine, once the database answers (it may be starting beside us)."""
+    engine = make_engine(
+        settings.db_url,
+        PoolOptions(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout=settings.database_pool_timeout,
+            recycle=settings.database_pool_recycle,
+            connect_timeout=settings.database_connect_timeout,
+        ),
+    )
+    try:
+        wait_for_database(engine, settings.database_wait)
+    except DatabaseUnavailable as exc:
+        engine.dispose()
+        named = "WIREWARDEN_DATABASE_URL" if settings.database_url else "WIREWARDEN_DATA_DIR"
+        raise StartupError(f"{named}: {exc}") from exc
+    return engine
+
+
+def copy_database_to(settings: Settings, url: str, progress: Progress | None = None) -> CopyReport:
+    """`wirewarden db copy --to URL`: this install's database into another (store/copy.py)."""
+    if make_url(url) == make_url(settings.db_url):
+        raise StartupError("--to names the database this install already uses")
+    source = open_database(settings)
+    target = make_engine(url)
+    try:
+        try:
+            wait_for_database(target, settings.database_wait)
+        except DatabaseUnavailable as exc:
+            raise StartupError(f"--to: {exc}") from exc
+        return copy_database(source, target, progress)
+    finally:
+        source.dispose()
+        target.dispose()
 
 
 def policy_config(settings: Settings) -> PolicyConfig:

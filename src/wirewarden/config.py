@@ -16,11 +16,28 @@ class SettingsError(ValueError):
     """Settings that parse but cannot work here (the message names the variable)."""
 
 
+class StartupError(RuntimeError):
+    """Start-up cannot go on (the message names the setting to look at): the CLI prints it
+    and exits with status 1, without a traceback."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WIREWARDEN_", extra="ignore")
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # ---- the connection pool of each process (store/db.py PoolOptions says why these)
+    # Connections kept open, and how many more a burst may open.
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    database_max_overflow: int = Field(default=10, ge=0, le=100)
+    # Seconds a request waits for a free connection before it is answered 503.
+    database_pool_timeout: float = Field(default=10.0, gt=0)
+    # Seconds after which a pooled connection is replaced.
+    database_pool_recycle: float = Field(default=1800.0, gt=0)
+    # Seconds one PostgreSQL connection attempt may take.
+    database_connect_timeout: int = Field(default=5, ge=1)
+    # Seconds the start waits for the database (retrying) before it gives up.
+    database_wait: float = Field(default=10.0, ge=0)
     # Where the dashboard and API listen (host:port, [v6]:port); `serve --listen` overrides.
     http: str = "127.0.0.1:8000"
     wg_implementation: Literal["auto", "kernel", "wireguard-go"] = "auto"

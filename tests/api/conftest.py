@@ -1,4 +1,5 @@
-"""API tests: the ASGI app over a real SQLite file, with the in-memory data plane."""
+"""API tests: the ASGI app over a real database (SQLite, then PostgreSQL: the `database`
+fixture of tests/conftest.py), with the in-memory data plane."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.ports import free_port
 from wirewarden.bootstrap import Container, build
@@ -18,6 +20,7 @@ from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
+from wirewarden.store.tables import Base
 from wirewarden.web.app import create_app
 
 # Argon2 at its cheapest (one pass over 8 KiB): the production cost, ~0.3 s a hash here,
@@ -30,15 +33,59 @@ FAST_HASHES: dict[str, Any] = {
 }
 
 
+def build_fast(settings: Settings, **kwargs: Any) -> Container:
+    """`bootstrap.build` with cheap password hashes (and whatever else the test passes)."""
+    return build(settings.model_copy(update=FAST_HASHES), **kwargs)
+
+
+def stored_bytes(container: Container) -> bytes:
+    """Everything the database holds, to search for a secret that must not be there: the
+    SQLite files (freed pages and the WAL included), or on PostgreSQL every value of every
+    row of every table."""
+    container.engine.dispose()  # close every connection: all of it is in the files now
+    if container.settings.database_url is None:
+        return b"".join(p.read_bytes() for p in container.settings.data_dir.glob("wirewarden.db*"))
+    values: list[bytes] = []
+    with container.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                values += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+    return b"\n".join(values)
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None
+) -> Iterator[FakeDataplane]:
+    """The CLI on this run's database (WIREWARDEN_DATA_DIR, WIREWARDEN_DATABASE_URL), with
+    the in-memory data plane and cheap hashes; yields the fake kernel."""
+    import wirewarden.cli.main as cli_main
+
+    monkeypatch.setenv("WIREWARDEN_DATA_DIR", str(tmp_path / "data"))
+    if database_url:
+        monkeypatch.setenv("WIREWARDEN_DATABASE_URL", database_url)
+    fake = FakeDataplane()
+
+    def fast(settings: Settings) -> Container:
+        return build_fast(settings, dataplane=fake)
+
+    monkeypatch.setattr(cli_main, "build", fast)
+    yield fake
+
+
 @pytest.fixture
 def dataplane() -> FakeDataplane:
     return FakeDataplane()
 
 
 @pytest.fixture
-def container(tmp_path: Path, dataplane: FakeDataplane) -> Iterator[Container]:
-    settings = Settings(data_dir=tmp_path / "data", public_host="vpn.example.test", **FAST_HASHES)
-    built = build(settings, dataplane=dataplane, stats_max_age=0)
+def container(
+    tmp_path: Path, dataplane: FakeDataplane, database_url: str | None
+) -> Iterator[Container]:
+    settings = Settings(
+        data_dir=tmp_path / "data", public_host="vpn.example.test", database_url=database_url
+    )
+    built = build_fast(settings, dataplane=dataplane, stats_max_age=0)
     yield built
     built.engine.dispose()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import stored_bytes
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
@@ -191,9 +191,7 @@ def test_revoked_token_is_refused(client_with: Any, container: Container) -> Non
 
 def test_tokens_are_stored_hashed(container: Container) -> None:
     token = container.tokens.create("secret", ["read"], SYSTEM)
-    container.engine.dispose()  # close every connection: all of it is in the files now
-    data_dir: Path = container.settings.data_dir
-    stored = b"".join(p.read_bytes() for p in data_dir.glob("wirewarden.db*"))
+    stored = stored_bytes(container)
     assert token.encode() not in stored
     assert container.tokens.authenticate(token) is not None
     listed = {t.name: t for t in container.tokens.list()}

@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from tests.api.conftest import build_fast
 from wirewarden.bootstrap import Container, build
 from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane, FakeDevice
@@ -30,12 +31,16 @@ def test_migrations_match_the_tables(container: Container) -> None:
     assert diffs == []
 
 
-def test_database_and_key_files_are_private(container: Container) -> None:
-    data = container.settings.data_dir
+def test_database_and_key_files_are_private(tmp_path: Path) -> None:
+    # A data dir of its own: the fixtures' database file is a copy made by the test.
+    built = build_fast(Settings(data_dir=tmp_path / "fresh"), dataplane=FakeDataplane())
+    built.engine.dispose()
+    data = built.settings.data_dir
     assert (data / "wirewarden.db").stat().st_mode & 0o777 == 0o600
     assert (data / "master.key").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.sqlite_only("backup and restore copy the SQLite file; PostgreSQL has pg_dump")
 def test_backup_then_restore_into_a_new_data_dir(container: Container, tmp_path: Path) -> None:
     container.interfaces.create(InterfaceCreate(name="wg0", address="10.8.0.1/24"), SYSTEM)
     peer = container.peers.create("wg0", PeerCreate(name="laptop"), SYSTEM)
@@ -55,6 +60,7 @@ def test_backup_then_restore_into_a_new_data_dir(container: Container, tmp_path:
         restored.engine.dispose()
 
 
+@pytest.mark.sqlite_only("backup and restore copy the SQLite file; PostgreSQL has pg_dump")
 def test_restore_refuses_a_newer_schema(container: Container, tmp_path: Path) -> None:
     archive = tmp_path / "backup.tar.gz"
     settings = container.settings
@@ -96,6 +102,14 @@ AllowedIPs = 10.9.0.2/32, fd00:9::2/128, 192.168.50.0/24
 PublicKey = {bob}
 AllowedIPs = 10.9.0.3/32
 """
+
+
+def test_backup_on_postgresql_points_to_pg_dump(container: Container, tmp_path: Path) -> None:
+    settings = container.settings
+    if settings.database_url is None:
+        pytest.skip("PostgreSQL only: on SQLite the backup is taken (tests above)")
+    with pytest.raises(Invalid, match="pg_dump"):
+        backups.backup(settings.db_url, settings.master_key_path, tmp_path / "b.tar.gz")
 
 
 def test_import_adopts_interface_key_and_peers(

@@ -8,24 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wirewarden import bootstrap
-from wirewarden.cli import main as cli_main
 from wirewarden.cli.dns import dns_app
 from wirewarden.cli.main import app
-from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("WIREWARDEN_DATA_DIR", str(tmp_path / "data"))
-    # The CLI's data plane is the in-memory fake: the test must not touch the host's.
-    fake = FakeDataplane()
-
-    def build(settings: Settings) -> bootstrap.Container:
-        return bootstrap.build(settings, dataplane=fake)
-
-    monkeypatch.setattr(cli_main, "build", build)
+def run(cli_env: FakeDataplane) -> CliRunner:
+    # cli_env: the CLI's data plane is the in-memory fake, the test must not touch the host's.
     if not any(group.name == "dns" for group in app.registered_groups):
         app.add_typer(dns_app, name="dns")
     return CliRunner()

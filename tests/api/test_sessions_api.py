@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import PASSWORD
+from tests.api.conftest import PASSWORD, stored_bytes
 from wirewarden.bootstrap import Container
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.tokens import hash_token
@@ -217,8 +217,7 @@ def test_sessions_and_tokens_are_stored_hashed(
     make_user("alice")
     login(anon, "alice")
     cookie = anon.cookies[SESSION_COOKIE]
-    container.engine.dispose()
-    stored = b"".join(p.read_bytes() for p in container.settings.data_dir.glob("wirewarden.db*"))
+    stored = stored_bytes(container)
     assert cookie.encode() not in stored
     assert hash_token(cookie).encode() in stored
     assert PASSWORD.encode() not in stored

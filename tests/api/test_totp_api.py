@@ -9,7 +9,7 @@ from typing import Any
 import pyotp
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import PASSWORD
+from tests.api.conftest import PASSWORD, stored_bytes
 from wirewarden.bootstrap import Container
 from wirewarden.services.context import SYSTEM
 
@@ -180,7 +180,6 @@ def test_totp_secret_is_encrypted_at_rest(
 ) -> None:
     make_user("alice")
     secret, codes = enrol(browser("alice"))
-    container.engine.dispose()
-    stored = b"".join(p.read_bytes() for p in container.settings.data_dir.glob("wirewarden.db*"))
+    stored = stored_bytes(container)
     assert secret.encode() not in stored
     assert not any(c.encode() in stored for c in codes)

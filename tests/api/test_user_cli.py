@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wirewarden.bootstrap import build
+from tests.api.conftest import build_fast
 from wirewarden.cli.main import app
 from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
@@ -19,8 +19,7 @@ PASSWORD = "a long enough passphrase\n"
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WIREWARDEN_DATA_DIR", str(tmp_path / "data"))
+def data_dir(tmp_path: Path, cli_env: FakeDataplane) -> Path:
     return tmp_path / "data"
 
 
@@ -59,7 +58,7 @@ def test_passwd_disable_enable_reset_rm(data_dir: Path) -> None:
     assert run("user", "rm", "alice", "--yes")[0] == 0
     code, out = run("user", "passwd", "alice", "--password-stdin", stdin=PASSWORD)
     assert code == 1 and "not found" in out
-    built = build(Settings(data_dir=data_dir), dataplane=FakeDataplane())
+    built = build_fast(Settings(data_dir=data_dir), dataplane=FakeDataplane())
     try:
         with pytest.raises(Unauthorized):  # deleted: refused like any unknown name
             built.auth.login("alice", "another long one", "test")
@@ -80,8 +79,10 @@ def test_token_create_is_owned_by_the_first_admin(data_dir: Path) -> None:
     assert tokens["mine"]["scopes"] == ["read"]
 
 
-def test_first_start_makes_one_admin(tmp_path: Path) -> None:
-    built = build(Settings(data_dir=tmp_path / "d"), dataplane=FakeDataplane())
+def test_first_start_makes_one_admin(tmp_path: Path, database_url: str | None) -> None:
+    built = build_fast(
+        Settings(data_dir=tmp_path / "d", database_url=database_url), dataplane=FakeDataplane()
+    )
     try:
         made = built.users.ensure_first_admin(None, SYSTEM)
         assert made is not None and made[0] == "admin" and len(made[1]) >= 20
@@ -92,8 +93,12 @@ def test_first_start_makes_one_admin(tmp_path: Path) -> None:
         built.engine.dispose()
 
 
-def test_first_start_takes_the_password_from_the_setting(tmp_path: Path) -> None:
-    built = build(Settings(data_dir=tmp_path / "d"), dataplane=FakeDataplane())
+def test_first_start_takes_the_password_from_the_setting(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    built = build_fast(
+        Settings(data_dir=tmp_path / "d", database_url=database_url), dataplane=FakeDataplane()
+    )
     try:
         assert built.users.ensure_first_admin("chosen by the operator", SYSTEM) == (
             "admin",

@@ -21,6 +21,10 @@ from wirewarden.services.context import SYSTEM
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate
 
+pytestmark = pytest.mark.sqlite_only(
+    "backup and restore copy the SQLite file; PostgreSQL has pg_dump"
+)
+
 
 @pytest.fixture
 def installed(container: Container) -> Container:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -105,7 +106,10 @@ def test_a_full_disk_is_a_507_and_leaves_no_kernel_peer(
     dialect = container.engine.dialect
 
     def disk_full(_conn: Any) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
+        # What each driver raises when the database's disk is full (ENOSPC while writing).
+        if dialect.name == "sqlite":
+            raise sqlite3.OperationalError("database or disk is full")
+        raise psycopg.errors.DiskFull("could not extend file: No space left on device")
 
     monkeypatch.setattr(dialect, "do_commit", disk_full)
     response = client.post("/api/v1/interfaces/wg0/peers", json={"name": "second"})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy import String, create_engine, event, select
+import pytest
+from sqlalchemy import Engine, String, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from wirewarden.store.db import insert_row
+from wirewarden.store.db import insert_row, make_engine
 
 STAMP = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -26,9 +28,17 @@ class Thing(Base):
     server: Mapped[str] = mapped_column(String(16), server_default="from-db")
 
 
-def test_one_insert_with_defaults_then_changes_are_updates() -> None:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, database: str) -> Iterator[Engine]:
+    """An in-memory SQLite, then a fresh PostgreSQL database (tests/conftest.py)."""
+    url = "sqlite://" if database == "sqlite" else request.getfixturevalue("empty_pg_database")
+    made = make_engine(url)
+    Base.metadata.create_all(made)
+    yield made
+    made.dispose()
+
+
+def test_one_insert_with_defaults_then_changes_are_updates(engine: Engine) -> None:
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2].split()[0]))
     with Session(engine) as db:

@@ -1,5 +1,5 @@
-"""The time-series store and the collector over a real SQLite file: batched writes,
-rollup arithmetic, retention, restarts, counter resets."""
+"""The time-series store and the collector over a real database (SQLite, then PostgreSQL):
+batched writes, rollup arithmetic, retention, restarts, counter resets."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ KEYS = ["a" * 43 + "=", "b" * 43 + "=", "c" * 43 + "="]
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def engine(tmp_path: Path, database_url: str | None) -> Iterator[Engine]:
+    # database_url: SQLite, then PostgreSQL (tests/conftest.py); both come migrated.
+    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'data' / 'wirewarden.db'}")
     schema.upgrade(engine)
     with Session(engine) as db, db.begin():
         db.add(Node(id=1, name="local", revision=1))

@@ -15,7 +15,7 @@ from wirewarden.bootstrap import Container, build, configure_logging
 from wirewarden.cli.output import console, emit_json, errors, record, table
 from wirewarden.cli.service import service_app
 from wirewarden.cli.traffic import top_view, usage_view
-from wirewarden.config import Settings, SettingsError, load_settings
+from wirewarden.config import Settings, SettingsError, StartupError, load_settings
 from wirewarden.dataplane.hostinfo import NEEDS_NET_ADMIN, has_net_admin
 from wirewarden.dns.runtime import SWITCH_INTERVAL
 from wirewarden.services import backup as backups
@@ -85,6 +85,9 @@ def container(cfg: Settings | None = None, kernel: str | None = None) -> Iterato
     except SettingsError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    except StartupError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
     except Exception as exc:
         errors.print(f"[red]error:[/] cannot open the data dir or database: {exc}")
         raise typer.Exit(1) from exc
@@ -614,7 +617,9 @@ def restore_cmd(
 
 def main() -> None:
     # Registered here: the dns commands use this module's helpers (container, validated).
+    from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
 
     app.add_typer(dns_app, name="dns")
+    app.add_typer(db_app, name="db")
     app()

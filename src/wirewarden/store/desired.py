@@ -24,6 +24,7 @@ from wirewarden.domain.policy import (
     profile_from_row,
 )
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
+from wirewarden.store.db import begin_snapshot
 from wirewarden.store.tables import AclProfile, Interface, Node, Peer, utcnow
 from wirewarden.store.vault import Vault
 
@@ -221,11 +222,7 @@ class _Pin:
         self.revision, self.now = 0, reader.clock()
 
     def begin(self) -> frozenset[str]:
-        conn = self.db.connection()
-        if conn.dialect.name == "sqlite":
-            # pysqlite opens no transaction for reads: without one each statement would see
-            # the database as of its own moment. (PostgreSQL's is opened by the session.)
-            conn.exec_driver_sql("BEGIN")
+        begin_snapshot(self.db)
         self.now = self.reader.clock()
         node = self.reader.node
         self.revision = self.db.scalar(select(Node.revision).where(Node.name == node)) or 0

@@ -7,12 +7,18 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, make_url, select
+from sqlalchemy import delete, func, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain import dnswire
 from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client, DnsDirectory, DnsGuard, PolicySpec
-from wirewarden.store.db import engine_of, make_engine, make_sessions
+from wirewarden.store.db import (
+    Bulk,
+    engine_of,
+    make_engine,
+    make_sessions,
+    stores_datetime_as_text,
+)
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
 _LOG_COLUMNS = (
@@ -30,9 +36,13 @@ _LOG_COLUMNS = (
     "latency_ms",
     "count",
 )
-# Built from constants only (no input reaches it).
-_MARKS = ", ".join("?" * len(_LOG_COLUMNS))
-_INSERT = f"INSERT INTO dns_queries ({', '.join(_LOG_COLUMNS)}) VALUES ({_MARKS})"  # noqa: S608
+# Built from constants only (no input reaches it); named binds, each driver's placeholders.
+_INSERT = Bulk(
+    text(
+        f"INSERT INTO dns_queries ({', '.join(_LOG_COLUMNS)})"  # noqa: S608
+        f" VALUES ({', '.join(':' + c for c in _LOG_COLUMNS)})"
+    )
+)
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
@@ -149,8 +159,9 @@ class DnsStore:
         if not records:
             return
         engine = engine_of(self.sessions)
-        sqlite = engine.dialect.name == "sqlite"
-        sql = _INSERT.replace("?", "%s") if not sqlite else _INSERT
+        # The rows skip SQLAlchemy's type processing (see Bulk), so the timestamp goes in
+        # the form the column's type would have stored.
+        as_text = stores_datetime_as_text(engine.dialect)
         names: dict[bytes, str] = {}
         seconds: dict[int, str] = {}  # a batch spans about a second: format each once
         rows = []
@@ -169,7 +180,7 @@ class DnsStore:
             ms,
             count,
         ) in records:
-            if sqlite:
+            if as_text:
                 whole = int(at)
                 prefix = seconds.get(whole) or seconds.setdefault(
                     whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -180,24 +191,24 @@ class DnsStore:
             if not isinstance(name, str):
                 name = names.get(name) or names.setdefault(name, dnswire.wire_to_text(name))
             rows.append(
-                (
-                    stamp,
-                    peer_id,
-                    peer,
-                    client,
-                    policy,
-                    name,
-                    dnswire.type_name(qtype),
-                    status,
-                    reason,
-                    RCODES.get(rcode) or str(rcode),
-                    up,
-                    ms,
-                    count,
-                )
+                {
+                    "at": stamp,
+                    "peer_id": peer_id,
+                    "peer": peer,
+                    "client": client,
+                    "policy": policy,
+                    "name": name,
+                    "qtype": dnswire.type_name(qtype),
+                    "status": status,
+                    "reason": reason,
+                    "rcode": RCODES.get(rcode) or str(rcode),
+                    "upstream": up,
+                    "latency_ms": ms,
+                    "count": count,
+                }
             )
         with engine.begin() as conn:
-            conn.exec_driver_sql(sql, rows)
+            _INSERT.execute(conn, rows)
 
     def prune_log(self, before: float, max_rows: int) -> int:
         """Remove entries older than `before` and all but the newest `max_rows`."""

@@ -5,7 +5,7 @@ collector upserts deltas into the current minute of the raw tier; `rollup` sums 
 blocks into the next tier up and records how far it got (`traffic_rollups`), so a reader
 takes whole blocks from the coarsest tier that holds them and the edges from finer ones
 (domain.traffic.cover). Plain portable SQL apart from the upsert, which SQLite and
-PostgreSQL both spell `ON CONFLICT ... DO UPDATE`.
+PostgreSQL both spell `ON CONFLICT ... DO UPDATE` (the same text() on both).
 """
 
 from __future__ import annotations
@@ -15,10 +15,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, Table, delete, func, literal_column, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+)
 
 from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to
-from wirewarden.store.db import retry_on_busy
+from wirewarden.store.db import Bulk, retry_on_busy
 from wirewarden.store.tables import (
     INTERFACE_TRAFFIC,
     PEER_TRAFFIC,
@@ -42,21 +51,47 @@ ROLLUPS = cast(Table, TrafficRollup.__table__)
 # Every per-peer (per-interface) row is written only while its peer (interface) exists,
 # checked by the statement itself: one deleted since the pass read the directory loses its
 # own row, not the whole sample to a FOREIGN KEY failure. (An upsert's SELECT needs its
-# WHERE for SQLite's parser; the casts type the parameters for PostgreSQL.)
-_EXISTS = " WHERE EXISTS (SELECT 1 FROM {parent} WHERE id = CAST(? AS BIGINT))"
-SAVE_COUNTERS = (
-    "INSERT INTO peer_counters (peer_id, public_key, rx, tx, handshake, endpoint, updated)"
-    " SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT),"
-    " CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT)"
-    + _EXISTS.format(parent="peers")
-    + " ON CONFLICT (peer_id) DO UPDATE SET"
-    " public_key = excluded.public_key, rx = excluded.rx, tx = excluded.tx,"
-    " handshake = excluded.handshake, endpoint = excluded.endpoint, updated = excluded.updated"
+# WHERE for SQLite's parser; the casts type the parameters for PostgreSQL.) Named binds in
+# text(): SQLAlchemy turns them into each driver's own placeholders, and a list of dicts
+# goes to the driver's executemany (psycopg pipelines it).
+_EXISTS = " WHERE EXISTS (SELECT 1 FROM {parent} WHERE id = CAST(:{key} AS BIGINT))"
+SAVE_COUNTERS = Bulk(
+    text(
+        "INSERT INTO peer_counters (peer_id, public_key, rx, tx, handshake, endpoint, updated)"
+        " SELECT CAST(:peer_id AS BIGINT), CAST(:public_key AS TEXT), CAST(:rx AS BIGINT),"
+        " CAST(:tx AS BIGINT), CAST(:handshake AS BIGINT), CAST(:endpoint AS TEXT),"
+        " CAST(:updated AS BIGINT)"
+        + _EXISTS.format(parent="peers", key="peer_id")
+        + " ON CONFLICT (peer_id) DO UPDATE SET"
+        " public_key = excluded.public_key, rx = excluded.rx, tx = excluded.tx,"
+        " handshake = excluded.handshake, endpoint = excluded.endpoint, updated = excluded.updated"
+    )
 )
-SAVE_ENDPOINT = (
-    "INSERT INTO peer_endpoints (peer_id, at, endpoint)"
-    " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT)" + _EXISTS.format(parent="peers")
+SAVE_ENDPOINT = Bulk(
+    text(
+        "INSERT INTO peer_endpoints (peer_id, at, endpoint)"
+        " SELECT CAST(:peer_id AS BIGINT), CAST(:at AS BIGINT), CAST(:endpoint AS TEXT)"
+        + _EXISTS.format(parent="peers", key="peer_id")
+    )
 )
+
+
+def _add_delta(kind: Kind) -> Bulk:
+    """Add one period's bytes to the series' row of its minute (made if missing)."""
+    name, key = TABLES[kind]["raw"].name, KEYS[kind]
+    return Bulk(
+        text(
+            f"INSERT INTO {name} ({key}, t, rx, tx)"
+            " SELECT CAST(:id AS BIGINT), CAST(:t AS BIGINT), CAST(:rx AS BIGINT),"
+            " CAST(:tx AS BIGINT)"
+            + _EXISTS.format(parent=PARENTS[kind], key="id")
+            + f" ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
+            f" tx = {name}.tx + excluded.tx"
+        )
+    )
+
+
+ADD_DELTA: dict[Kind, Bulk] = {kind: _add_delta(kind) for kind in KINDS}
 
 
 class PeerRef(NamedTuple):
@@ -89,13 +124,6 @@ class Batch:
 class TrafficStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # The per-pass upserts go straight to the driver's executemany: SQLAlchemy's own
-        # parameter handling costs more than SQLite's insert at 10,000 rows a pass. The SQL
-        # is the same on SQLite and PostgreSQL; only the placeholder differs.
-        self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-
-    def _marks(self, n: int) -> str:
-        return ", ".join([self._mark] * n)
 
     # ---- what the collector needs
 
@@ -135,25 +163,31 @@ class TrafficStore:
             if batch.counters:
                 self._save_counters(conn, batch.t, batch.counters)
             if batch.endpoints:
-                sql = SAVE_ENDPOINT.replace("?", self._mark)
-                conn.exec_driver_sql(sql, [(p, batch.t, e, p) for p, e in batch.endpoints])
+                t = batch.t
+                rows = [{"peer_id": p, "at": t, "endpoint": e} for p, e in batch.endpoints]
+                SAVE_ENDPOINT.execute(conn, rows)
 
     def _add(self, conn: Connection, kind: Kind, t: int, deltas: list[Delta]) -> None:
-        name, key = TABLES[kind]["raw"].name, KEYS[kind]
-        sql = (
-            f"INSERT INTO {name} ({key}, t, rx, tx)"
-            " SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT)"
-            + _EXISTS.format(parent=PARENTS[kind])
-            + f" ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
-            f" tx = {name}.tx + excluded.tx"
-        ).replace("?", self._mark)
-        conn.exec_driver_sql(sql, [(d.id, t, d.rx, d.tx, d.id) for d in deltas])
+        ADD_DELTA[kind].execute(
+            conn, [{"id": d.id, "t": t, "rx": d.rx, "tx": d.tx} for d in deltas]
+        )
 
     def _save_counters(
         self, conn: Connection, t: int, counters: list[tuple[int, Counters]]
     ) -> None:
-        sql = SAVE_COUNTERS.replace("?", self._mark)
-        conn.exec_driver_sql(sql, [(pid, *c, t, pid) for pid, c in counters])
+        rows = [
+            {
+                "peer_id": pid,
+                "public_key": c.public_key,
+                "rx": c.rx,
+                "tx": c.tx,
+                "handshake": c.handshake,
+                "endpoint": c.endpoint,
+                "updated": t,
+            }
+            for pid, c in counters
+        ]
+        SAVE_COUNTERS.execute(conn, rows)
 
     # ---- rollups and retention
 

@@ -173,8 +173,10 @@ async def _partial_writes(
     return principal
 
 
-# A database row id in a path: out of range is a 422, not an overflow deeper down.
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# Row ids are INTEGER columns: 32-bit on PostgreSQL (SQLite's take 64). Bounded here, a
+# larger id is a 422 naming the field on both, not a driver's out-of-range error (a 500).
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 # Paging of every list route. The database takes 64-bit offsets; past 2**31 rows no page
 # holds anything, and a bound here makes a huge one a 422 naming the field, not a 500.
 MAX_OFFSET = 2**31

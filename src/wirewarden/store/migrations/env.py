@@ -15,7 +15,9 @@ def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=True,  # SQLite needs table rebuilds for most ALTERs
+        # SQLite needs table rebuilds for most ALTERs; on PostgreSQL a batch (recreate="auto")
+        # is the plain ALTER statements, so one migration file serves both.
+        render_as_batch=True,
     )
     with context.begin_transaction():
         context.run_migrations()

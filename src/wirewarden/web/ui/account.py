@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from wirewarden.services.errors import ServiceError
+from wirewarden.web.deps import RowId
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Signed
 from wirewarden.web.ui.signin import enrol_form
@@ -114,7 +115,7 @@ def disable_2fa(request: Request, app: App, viewer: Signed, form: forms.Posted) 
 
 @router.post("/account/sessions/{session_id}/revoke")
 def revoke_session(
-    request: Request, app: App, viewer: Signed, session_id: int, _: forms.Posted
+    request: Request, app: App, viewer: Signed, session_id: RowId, _: forms.Posted
 ) -> Response:
     app.auth.revoke_session(viewer.user_id, session_id, viewer.actor)
     return redirect("/account")

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
+from wirewarden.web.deps import RowId
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Signed
 from wirewarden.web.ui.interfaces import peer_payload
@@ -25,7 +26,7 @@ def _peer(app: App, viewer: Viewer, peer_id: int) -> PeerOut:
 
 
 @router.get("/peers/{peer_id}", response_class=HTMLResponse)
-def peer_page(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+def peer_page(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     peer = _peer(app, viewer, peer_id)
     return _peer_page(request, app, viewer, peer)
 
@@ -49,21 +50,21 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
 
 
 @router.get("/peers/{peer_id}/config")
-def peer_config(app: App, viewer: Signed, peer_id: int) -> Response:
+def peer_config(app: App, viewer: Signed, peer_id: RowId) -> Response:
     text, filename = app.peers.config(peer_id, viewer.actor)
     headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
     return PlainTextResponse(text, headers=headers)
 
 
 @router.get("/peers/{peer_id}/qr.svg")
-def peer_qr(app: App, viewer: Signed, peer_id: int) -> Response:
+def peer_qr(app: App, viewer: Signed, peer_id: RowId) -> Response:
     svg = app.peers.qr(peer_id, viewer.actor)
     return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
 
 
 @router.post("/peers/{peer_id}/share", response_class=HTMLResponse)
 def share_peer(
-    request: Request, app: App, viewer: Signed, peer_id: int, _: forms.Posted
+    request: Request, app: App, viewer: Signed, peer_id: RowId, _: forms.Posted
 ) -> Response:
     # The public URL (WIREWARDEN_PUBLIC_URL), not this request's Host: the link is for
     # someone else, who may not reach the dashboard the way its creator does.
@@ -75,12 +76,12 @@ def share_peer(
 
 
 @router.post("/peers/{peer_id}/enable")
-def enable_peer(app: App, viewer: Signed, peer_id: int, _: forms.Posted) -> Response:
+def enable_peer(app: App, viewer: Signed, peer_id: RowId, _: forms.Posted) -> Response:
     return _set_enabled(app, viewer, peer_id, True)
 
 
 @router.post("/peers/{peer_id}/disable")
-def disable_peer(app: App, viewer: Signed, peer_id: int, _: forms.Posted) -> Response:
+def disable_peer(app: App, viewer: Signed, peer_id: RowId, _: forms.Posted) -> Response:
     return _set_enabled(app, viewer, peer_id, False)
 
 
@@ -90,7 +91,7 @@ def _set_enabled(app: App, viewer: Viewer, peer_id: int, enabled: bool) -> Respo
 
 
 @router.get("/peers/{peer_id}/edit", response_class=HTMLResponse)
-def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+def edit_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     peer = _peer(app, viewer, peer_id)
     data = {
         "name": peer.name,
@@ -104,7 +105,7 @@ def edit_peer(request: Request, app: App, viewer: Signed, peer_id: int) -> Respo
 
 @router.post("/peers/{peer_id}/edit", response_class=HTMLResponse)
 def save_peer(
-    request: Request, app: App, viewer: Signed, peer_id: int, form: forms.Posted
+    request: Request, app: App, viewer: Signed, peer_id: RowId, form: forms.Posted
 ) -> Response:
     peer = _peer(app, viewer, peer_id)
     data = forms.values(form, EDIT_FIELDS if viewer.is_admin else MEMBER_EDIT_FIELDS)
@@ -144,13 +145,13 @@ def _edit_form(
 
 
 @router.get("/peers/{peer_id}/delete", response_class=HTMLResponse)
-def confirm_delete(request: Request, app: App, viewer: Signed, peer_id: int) -> Response:
+def confirm_delete(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     return page(request, "peer_delete.html", viewer, peer=_peer(app, viewer, peer_id))
 
 
 @router.post("/peers/{peer_id}/delete")
 def delete_peer(
-    request: Request, app: App, viewer: Signed, peer_id: int, _: forms.Posted
+    request: Request, app: App, viewer: Signed, peer_id: RowId, _: forms.Posted
 ) -> Response:
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)

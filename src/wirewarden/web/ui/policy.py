@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.schemas import AclRuleIn, PeerOut, PeerUpdate, ProfileIn
+from wirewarden.web.deps import RowId
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import Admin, App
 from wirewarden.web.ui.templating import page, redirect
@@ -53,14 +54,14 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
 
 
 @router.get("/peers/{peer_id}/policy", response_class=HTMLResponse)
-def edit_policy(request: Request, app: App, viewer: Admin, peer_id: int) -> Response:
+def edit_policy(request: Request, app: App, viewer: Admin, peer_id: RowId) -> Response:
     peer = app.peers.get(peer_id, viewer.actor)
     return _policy_form(request, app, viewer, peer, policy_form_data(peer), {})
 
 
 @router.post("/peers/{peer_id}/policy", response_class=HTMLResponse)
 def save_policy(
-    request: Request, app: App, viewer: Admin, peer_id: int, form: forms.Posted
+    request: Request, app: App, viewer: Admin, peer_id: RowId, form: forms.Posted
 ) -> Response:
     peer = app.peers.get(peer_id, viewer.actor)
     data = {**forms.values(form, POLICY_FIELDS), "mesh": _checked(form, "mesh")}
@@ -112,7 +113,7 @@ def _policy_form(
 
 @router.post("/peers/{peer_id}/usage/reset")
 def reset_usage(
-    request: Request, app: App, viewer: Admin, peer_id: int, _: forms.Posted
+    request: Request, app: App, viewer: Admin, peer_id: RowId, _: forms.Posted
 ) -> Response:
     app.usage.reset(peer_id, viewer.actor)
     return redirect(f"/peers/{peer_id}")

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from wirewarden.domain.traffic import DAY, HOUR
 from wirewarden.services.traffic import Buckets
+from wirewarden.web.deps import RowId
 from wirewarden.web.ui.auth import Admin, App, Signed, check_peer, own_peer_ids
 from wirewarden.web.ui.templating import NO_STORE, templates
 
@@ -41,7 +42,7 @@ def chart_json(buckets: Buckets) -> JSONResponse:
 
 
 @router.get("/ui/traffic/peers/{peer_id}.json")
-def peer_chart(app: App, viewer: Signed, peer_id: int, range: Range = "24h") -> JSONResponse:
+def peer_chart(app: App, viewer: Signed, peer_id: RowId, range: Range = "24h") -> JSONResponse:
     check_peer(app, viewer, peer_id)
     return chart_json(app.traffic.peer_buckets(peer_id, _since(range)))
 
