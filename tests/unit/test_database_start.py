@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 
 def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     # A socket directory that exists but where nothing listens: the connect fails at once,
@@ -23,7 +25,8 @@ def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]
         "WIREWARDEN_DATA_DIR": str(tmp_path / "data"),
         "WIREWARDEN_DATABASE_URL": f"postgresql+psycopg://postgres@/ww?host={sockets}&port=5999",
         "WIREWARDEN_DATABASE_WAIT": "1.5",
-        "WIREWARDEN_HTTP": "127.0.0.1:0",
+        # Never bound: the start stops at the database.
+        "WIREWARDEN_HTTP": f"127.0.0.1:{free_port()}",
         "WIREWARDEN_DNS_ENABLED": "false",
     }
     return subprocess.run(
