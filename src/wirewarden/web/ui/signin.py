@@ -183,8 +183,11 @@ def enrol_form(
     errors: forms.Errors | None = None,
     status: int = 200,
 ) -> Response:
-    """The enrolment page with a new secret (a failed attempt's secret is never shown again)."""
-    enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
+    """The enrolment page. A new secret on the first showing; after a wrong code the same
+    one again, since the user has already added it to their authenticator app."""
+    enrolment = app.auth.pending_totp(viewer.user_id) if errors else None
+    if enrolment is None:
+        enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
     return page(
         request,
         "totp_enrol.html",
@@ -197,6 +200,22 @@ def enrol_form(
         next=next_url,
         required=required,
         errors=errors or {},
+    )
+
+
+def recovery_codes_page(
+    request: Request, viewer: Viewer | None, codes: list[str], next_url: str
+) -> Response:
+    """The new recovery codes, shown once, with a copy button and a text file to keep."""
+    text = "WireWarden recovery codes (each works once)\n\n" + "\n".join(codes) + "\n"
+    return page(
+        request,
+        "recovery_codes.html",
+        viewer,
+        codes=codes,
+        next=next_url,
+        codes_file="data:text/plain;charset=utf-8," + quote(text),
+        codes_text=text,
     )
 
 
@@ -228,7 +247,7 @@ async def enrol(request: Request, app: App) -> Response:
             errors={"code": exc.message},
             status=exc.status,
         )
-    return page(request, "recovery_codes.html", None, codes=codes, next=next_url)
+    return recovery_codes_page(request, None, codes, next_url)
 
 
 @router.post("/logout")
