@@ -21,6 +21,7 @@ from wirewarden.web.ui import (
     peers,
     people,
     policy,
+    setup,
     signin,
     traffic,
 )
@@ -36,6 +37,7 @@ def install(app: FastAPI, json_errors: JsonHandler) -> None:
     assets.install(app, assets.find_vendor(settings.assets_dir))
     for module in (
         signin,
+        setup,
         interfaces,
         iface_settings,
         peers,

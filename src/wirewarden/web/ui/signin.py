@@ -23,6 +23,7 @@ from wirewarden.web.deps import ANY_STAGE, SESSION_COOKIE, read_form, source_of
 from wirewarden.web.session import clear_session_cookie, is_https, set_session_cookie
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, principal_of, viewer_from
+from wirewarden.web.ui.setup import landing
 from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
@@ -101,7 +102,7 @@ async def login(request: Request, app: App) -> Response:
         # One message for an unknown user and a wrong password (the service words it).
         errors["form"] = exc.message
         return _login_form(request, next_url, {"name": data["name"]}, errors, exc.status)
-    return _signed_in(request, result, next_url)
+    return _signed_in(request, result, await run_in_threadpool(landing, app, result.role, next_url))
 
 
 def _agent(request: Request) -> str:
@@ -160,7 +161,7 @@ async def second_factor(request: Request, app: App) -> Response:
             next=next_url,
             csrf=viewer.csrf,
         )
-    return _signed_in(request, result, next_url)
+    return _signed_in(request, result, await run_in_threadpool(landing, app, result.role, next_url))
 
 
 @router.get("/login/enrol", response_class=HTMLResponse)
