@@ -215,6 +215,7 @@ def build(
         trigger=loop.trigger,
         policy=policy_config(settings),
         allocation=allocation_of(settings),
+        uplink_address=outbound_address if kernel else lambda: None,
     )
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)

@@ -16,6 +16,7 @@ from wirewarden.domain.state import (
     ObservedState,
     PeerState,
 )
+from wirewarden.domain.tcplan import ifb_name
 from wirewarden.reconciler.actions import (
     Action,
     ApplyFirewall,
@@ -23,6 +24,8 @@ from wirewarden.reconciler.actions import (
     ConfigureLink,
     CreateInterface,
     EnableForwarding,
+    RemoveFirewall,
+    RemoveIfb,
     RemoveInterface,
     RemovePeers,
     SetPeers,
@@ -147,12 +150,12 @@ CASES: list[tuple[str, DesiredState, ObservedState, list[Action]]] = [
         "disabled interface still in the kernel",
         desired(managed=("wg0",)),
         observed(in_sync()),
-        [RemoveInterface("wg0"), ApplyFirewall(*nft_ruleset((), "eth0"))],
+        [RemoveInterface("wg0"), RemoveFirewall()],
     ),
     (
-        "disabled interface already gone",
+        "disabled interface already gone, and our table with it",
         desired(managed=("wg0",)),
-        observed(digest=nft_ruleset((), "eth0")[1]),
+        observed(digest=None),
         [],
     ),
     (
@@ -228,10 +231,22 @@ CASES: list[tuple[str, DesiredState, ObservedState, list[Action]]] = [
         [EnableForwarding()],
     ),
     (
-        "nothing managed, our stale table is reset",
+        "no interface left: our table goes, not an empty one in its place",
         desired(),
         observed(digest="0123456789abcdef"),
-        [ApplyFirewall(*nft_ruleset((), "eth0"))],
+        [RemoveFirewall()],
+    ),
+    (
+        "an IFB left by a deleted interface goes",
+        desired(managed=("wg0",)),
+        replace(observed(digest=None), ifbs=frozenset({ifb_name("wg0")})),
+        [RemoveIfb(ifb_name("wg0"))],
+    ),
+    (
+        "an interface's IFB stays while the interface is wanted",
+        desired(WG0),
+        replace(observed(in_sync()), ifbs=frozenset({ifb_name("wg0")}), tc={}),
+        [],
     ),
 ]
 

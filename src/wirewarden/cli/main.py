@@ -23,7 +23,7 @@ from wirewarden.services.account_schemas import UserCreate, UserUpdate
 from wirewarden.services.context import Actor
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.importer import Importer
-from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
+from wirewarden.services.schemas import InterfaceCreate, InterfaceUpdate, PeerCreate, PeerUpdate
 from wirewarden.store.datalock import DataDirBusy, DataDirLock
 
 T = TypeVar("T")
@@ -232,6 +232,27 @@ def interface_add(
         record(c.interfaces.create(body, CLI), as_json)
 
 
+@interface_app.command("set")
+def interface_set(
+    name: str,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Public host[:port] clients dial ('' clears it)")
+    ] = None,
+    dns: Annotated[str | None, typer.Option(help="DNS servers for clients ('' clears)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="UDP listen port")] = None,
+    mtu: Annotated[int | None, typer.Option(help="Link MTU")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an interface's endpoint, DNS, port or MTU (only the options given)."""
+    given = {"endpoint": endpoint, "dns": dns, "listen_port": port, "mtu": mtu}
+    # Only what was given is set: the schema and service tell "absent" from "cleared".
+    body = validated(
+        lambda: InterfaceUpdate.model_validate({k: v for k, v in given.items() if v is not None})
+    )
+    with container(kernel="interface set") as c:
+        record(c.interfaces.update(name, body, CLI), as_json)
+
+
 @interface_app.command("list")
 def interface_list(as_json: JsonOpt = False) -> None:
     with container() as c:
@@ -377,6 +398,52 @@ def peer_enable(name: str, interface: IfaceOpt) -> None:
 @peer_app.command("disable")
 def peer_disable(name: str, interface: IfaceOpt) -> None:
     _set_peer(name, interface, PeerUpdate(enabled=False))
+
+
+NONE = "none"  # what `peer set` takes to clear a limit (back to unlimited / the default)
+
+
+def _nullable(value: str | None) -> str | None:
+    return None if value is None or value.lower() == NONE else value
+
+
+@peer_app.command("set")
+def peer_set(
+    name: str,
+    interface: IfaceOpt,
+    rate_down_kbit: Annotated[
+        str | None, typer.Option(help="Download limit in kbit/s, or 'none'")
+    ] = None,
+    rate_up_kbit: Annotated[
+        str | None, typer.Option(help="Upload limit in kbit/s, or 'none'")
+    ] = None,
+    data_cap_bytes: Annotated[str | None, typer.Option(help="Data cap in bytes, or 'none'")] = None,
+    acl: Annotated[
+        str | None, typer.Option(help="full, internet-only, intranet-only or a profile's name")
+    ] = None,
+    mesh: Annotated[
+        bool | None, typer.Option("--mesh/--no-mesh", help="May reach the interface's peers")
+    ] = None,
+    dns_policy: Annotated[
+        str | None, typer.Option(help="DNS policy's name, or 'none' for the tenant's")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a peer's policy: speed limits, data cap, ACL, mesh, DNS policy (as PATCH)."""
+    nullable = {
+        "rate_down_kbit": rate_down_kbit,
+        "rate_up_kbit": rate_up_kbit,
+        "data_cap_bytes": data_cap_bytes,
+        "dns_policy": dns_policy,
+    }
+    fields: dict[str, object] = {k: _nullable(v) for k, v in nullable.items() if v is not None}
+    fields.update({k: v for k, v in (("acl", acl), ("mesh", mesh)) if v is not None})
+    if not fields:
+        errors.print("[red]error:[/] nothing to change; see --help")
+        raise typer.Exit(2)
+    body = validated(lambda: PeerUpdate.model_validate(fields))
+    with container(kernel="peer set") as c:
+        record(c.peers.update(c.peers.find_by_name(interface, name).id, body, CLI), as_json)
 
 
 @peer_app.command("usage")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from wirewarden.dataplane.run import CommandError
 from wirewarden.domain.firewall import Element, ObservedFirewall, Quota
@@ -16,7 +16,7 @@ from wirewarden.domain.state import (
     PeerState,
     PeerStats,
 )
-from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, as_observed
+from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges, as_observed, ifb_name
 
 
 @dataclass
@@ -85,6 +85,7 @@ class FakeDataplane:
             self.observe_firewall(),
             shaping,
             self.host.networks,
+            frozenset(ifb_name(name) for name, seen in self.tc.items() if seen.ifb),
         )
 
     def observe_firewall(self) -> ObservedFirewall | None:
@@ -180,6 +181,15 @@ class FakeDataplane:
     def remove_interface(self, name: str) -> None:
         self._call("remove_interface")
         self.devices.pop(name, None)
+        # As in the kernel: the link's own qdiscs go, its IFB (a link of its own) stays.
+        if name in self.tc:
+            self.tc[name] = replace(self.tc[name], down=None, redirect=False)
+
+    def remove_ifb(self, device: str) -> None:
+        self._call("remove_ifb")
+        for name, seen in list(self.tc.items()):
+            if ifb_name(name) == device:
+                self.tc[name] = replace(seen, up=None, ifb=False)
 
     def configure_link(
         self, name: str, mtu: int | None, add: tuple[str, ...], remove: tuple[str, ...], up: bool
@@ -218,6 +228,7 @@ class FakeDataplane:
         self._set_layer(elements, quotas or {})
 
     def remove_firewall(self) -> None:
+        self._call("remove_firewall")
         self.digest = None
         self.elements, self.quotas = frozenset(), {}
 

@@ -23,6 +23,7 @@ from wirewarden.domain.tcplan import (
     TcChanges,
     as_observed,
     ifb_name,
+    is_ours,
     merge_observed,
 )
 from wirewarden.domain.wgdump import parse_all_dump
@@ -88,7 +89,7 @@ class LinuxDataplane:
         lines (a tenth of a second) needn't be."""
         wanted = set(names)
         self.wg.reap()
-        found, host_networks, _ = links.observe_host(wanted)
+        found, host_networks, every = links.observe_host(wanted)
         text = self.wg.dump_text() if found else ""
         # Peer lines start with their interface's name too: any line names a live device.
         devices = {line.partition("\t")[0] for line in text.splitlines()}
@@ -106,8 +107,9 @@ class LinuxDataplane:
                 name: _observed(link, dumps[name]) for name, link in live.items() if name in dumps
             }
             digest = None if firewall is None else firewall.digest
+            ifbs = frozenset(name for name in every if is_ours(name))
             return ObservedState(
-                interfaces, digest, forwarding, firewall or None, shaping, host_networks
+                interfaces, digest, forwarding, firewall or None, shaping, host_networks, ifbs
             )
 
         return parse
@@ -120,6 +122,7 @@ class LinuxDataplane:
 
     def remove_interface(self, name: str) -> None:
         self.wg.remove(name)
+        self._tc.pop(name, None)  # its qdiscs went with the link
 
     def configure_link(
         self, name: str, mtu: int | None, add: tuple[str, ...], remove: tuple[str, ...], up: bool
@@ -226,7 +229,12 @@ class LinuxDataplane:
         )
 
     def remove_firewall(self) -> None:
+        self._firewall = None
         nft.delete_table()
+
+    def remove_ifb(self, device: str) -> None:
+        # Its HTB qdisc and classes go with the link.
+        links.delete_link(device)
 
     def enable_forwarding(self) -> None:
         sysctl.enable_forwarding()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -29,3 +30,19 @@ def check_ifname(value: str) -> str:
     if value in RESERVED_IFNAMES:
         raise ValueError(f"{value!r} is a name the kernel reserves")
     return value
+
+
+# wg-quick takes the interface name from the file name and refuses any that is not this.
+WG_QUICK_NAME_RE = re.compile(r"^[a-zA-Z0-9_=+.-]{1,15}$")
+
+
+def config_file_name(interface: str, peer: str) -> str:
+    """A client config's file name whose stem wg-quick accepts as an interface name.
+
+    `<interface>-<peer>` where it fits in 15 characters; else its first ten and a short hash
+    of the whole, so two long names on one interface still give different files."""
+    stem = f"{interface}-{peer}"
+    if not WG_QUICK_NAME_RE.fullmatch(stem):
+        digest = hashlib.sha256(stem.encode()).hexdigest()[:4]
+        stem = f"{stem[:10].rstrip('-_')}-{digest}"
+    return f"{stem}.conf"

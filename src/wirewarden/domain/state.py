@@ -98,6 +98,9 @@ class ObservedState:
     tc: dict[str, ObservedTc] = field(default_factory=dict)
     # Networks of links not ours: no address of an interface may overlap one.
     host_networks: tuple[str, ...] = ()
+    # IFB devices of ours (by their name's pattern) present on the host, whatever their
+    # interface: one left behind by a deleted interface is found here and removed.
+    ifbs: frozenset[str] = frozenset()
 
 
 class PeerStats(NamedTuple):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,9 +73,19 @@ class TcChanges:
         return not (self.create_ifb or self.delete_ifb or self.lines)
 
 
+IFB_PREFIX = "wwb"
+_IFB_NAME = re.compile(r"^wwb[0-9a-f]{10}$")
+
+
 def ifb_name(interface: str) -> str:
     """The IFB device of an interface: short and stable (link names are at most 15 chars)."""
-    return "wwb" + hashlib.sha256(interface.encode()).hexdigest()[:10]
+    return IFB_PREFIX + hashlib.sha256(interface.encode()).hexdigest()[:10]
+
+
+def is_ours(link: str) -> bool:
+    """Whether a link name is one `ifb_name` makes (interface names can't look like it:
+    they are taken from users, and the hash part would have to match by chance)."""
+    return bool(_IFB_NAME.fullmatch(link))
 
 
 def minor_of(index: int) -> int:

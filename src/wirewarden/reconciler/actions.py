@@ -83,6 +83,18 @@ class ApplyTc:
 
 
 @dataclass(frozen=True)
+class RemoveIfb:
+    """An IFB device of ours whose interface is gone (or no longer shapes upload)."""
+
+    device: str
+
+
+@dataclass(frozen=True)
+class RemoveFirewall:
+    """Drop our table: no interface is left for its rules to serve."""
+
+
+@dataclass(frozen=True)
 class EnableForwarding:
     pass
 
@@ -98,6 +110,8 @@ Action = (
     | ApplyFirewall
     | UpdateFirewall
     | ApplyTc
+    | RemoveIfb
+    | RemoveFirewall
     | EnableForwarding
 )
 

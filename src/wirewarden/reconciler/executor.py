@@ -15,6 +15,8 @@ from wirewarden.reconciler.actions import (
     CreateInterface,
     EnableForwarding,
     Refuse,
+    RemoveFirewall,
+    RemoveIfb,
     RemoveInterface,
     RemovePeers,
     SetPeers,
@@ -79,6 +81,10 @@ def apply_one(dp: Dataplane, action: Action) -> None:
             dp.update_firewall(script, elements, dict(quotas))
         case ApplyTc(_name, changes, down, up):
             dp.apply_tc(changes, down, up)
+        case RemoveIfb(device):
+            dp.remove_ifb(device)
+        case RemoveFirewall():
+            dp.remove_firewall()
         case EnableForwarding():
             dp.enable_forwarding()
         case _:

@@ -22,6 +22,8 @@ from wirewarden.reconciler.actions import (
     CreateInterface,
     EnableForwarding,
     Refuse,
+    RemoveFirewall,
+    RemoveIfb,
     RemoveInterface,
     RemovePeers,
     SetPeers,
@@ -72,12 +74,13 @@ def firewall_sections(desired: DesiredState) -> list[firewall.Section]:
 
 
 def diff_firewall(desired: DesiredState, observed: ObservedState) -> list[Action]:
+    if not desired.interfaces:
+        # Nothing left for the rules to serve (NAT, policy, DNS guard all hang off an
+        # interface): an empty table of ours would only clutter `nft list tables`.
+        return [RemoveFirewall()] if observed.firewall_digest is not None else []
     rs = firewall.ruleset(
         desired.nat, desired.uplink, desired.policy, extra=firewall_sections(desired)
     )
-    ours = bool(desired.interfaces) or observed.firewall_digest is not None
-    if not ours:
-        return []
     layer = rs.layer
     quotas = tuple(sorted(layer.quotas.items()))
     seen = observed.firewall
@@ -111,6 +114,10 @@ def diff_tc(desired: DesiredState, observed: ObservedState) -> list[Action]:
         changes = tcplan.plan(name, down, up, have, policy.leaf_qdisc)
         if not changes.empty:
             actions.append(ApplyTc(name, changes, down, up))
+    # An IFB whose interface is no longer wanted: the interface's own plan can't see it
+    # (there is no interface to plan for), so it is removed by name.
+    kept = {tcplan.ifb_name(name) for name in desired.interfaces}
+    actions += [RemoveIfb(dev) for dev in sorted(observed.ifbs - kept)]
     return actions
 
 

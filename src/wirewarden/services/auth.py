@@ -398,6 +398,27 @@ class AuthService:
         uri = totp.provisioning_uri(secret, user.name)
         return TotpEnrolment(secret=secret, uri=uri, qr_svg=totp.qr_svg(uri))
 
+    def pending_totp(self, user_id: int) -> TotpEnrolment | None:
+        """The enrolment started and not yet confirmed, to show again after a wrong code:
+        a new secret then would leave a dead entry in the user's authenticator app."""
+        with self.db() as db:
+            user = self._user(db, user_id)
+            if user.totp_enabled or user.totp_secret_enc is None:
+                return None
+            secret = self.vault.decrypt(user.totp_secret_enc)
+            name = user.name
+        uri = totp.provisioning_uri(secret, name)
+        return TotpEnrolment(secret=secret, uri=uri, qr_svg=totp.qr_svg(uri))
+
+    def cancel_totp(self, user_id: int, actor: Actor) -> None:
+        """Drop an enrolment not yet confirmed (2FA already on stays on)."""
+        with self.db.begin() as db:
+            user = self._user(db, user_id)
+            if user.totp_enabled or user.totp_secret_enc is None:
+                return
+            clear_totp(db, user)
+            audit(db, actor, "auth.totp.cancel", user.name)
+
     def confirm_totp(
         self, user_id: int, code: str, actor: Actor, session_id: int | None = None
     ) -> list[str]:
@@ -410,7 +431,11 @@ class AuthService:
             secret = self.vault.decrypt(user.totp_secret_enc)
             step = totp.matching_step(secret, code, None, self.clock())
             if step is None:
-                raise Invalid("the code does not match; check the device's clock", "code")
+                raise Invalid(
+                    "that code does not match; enter the code the app shows now for this "
+                    "same key (if it still fails, check the device's clock)",
+                    "code",
+                )
             user.totp_enabled, user.totp_last_step = True, step
             codes = self._replace_recovery_codes(db, user)
             if session_id is not None:

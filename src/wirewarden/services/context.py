@@ -57,6 +57,8 @@ class Deps:
     trigger: Callable[[], None] = lambda: None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     allocation: Allocation = field(default_factory=lambda: Allocation())
+    # The host's address towards the internet (the setup page's suggested public host).
+    uplink_address: Callable[[], str | None] = lambda: None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,15 @@ from wirewarden.services.errors import Conflict, Invalid, NotFound, Unavailable,
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import Interface, Node, Peer, Tenant
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    name: str
+    address: str  # e.g. 10.8.0.1/24
+    gateway: str  # the interface's own address: where its filtering resolver answers
+    listen_port: int
+    uplink_address: str | None
 
 
 def addresses_of(iface: Interface) -> tuple[str, ...]:
@@ -84,6 +94,25 @@ class InterfaceService:
             return Page(
                 items=[self.to_out(db, i) for i in rows], total=total, limit=limit, offset=offset
             )
+
+    def none_yet(self) -> bool:
+        """Whether this node has no interface at all (the first-run setup is due)."""
+        with self.deps.sessions() as db:
+            nid = node_id(db, self.deps.node)
+            return db.scalar(select(Interface.id).where(Interface.node_id == nid).limit(1)) is None
+
+    def suggestion(self, name: str = "wg0") -> Suggestion:
+        """What a new interface would get by default: the first free subnet and port, as
+        create() picks them, and the address this host reaches the internet from."""
+        host = self._host(name)
+        with self.deps.sessions() as db:
+            others = db.scalars(
+                select(Interface).where(Interface.node_id == node_id(db, self.deps.node))
+            ).all()
+            address = _free_v4(others, host, self.deps.allocation)
+            port = _free_port(others, host, self.deps.allocation)
+        gateway = str(ipaddress.ip_interface(address).ip)
+        return Suggestion(name, address, gateway, port, self.deps.uplink_address())
 
     def get(self, name: str, actor: Actor = SYSTEM) -> InterfaceOut:
         with self.deps.sessions() as db:

@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from wirewarden.domain import addresses, ipam, tcplan
 from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
+from wirewarden.domain.names import config_file_name
 from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
@@ -450,7 +451,7 @@ class PeerService:
                 persistent_keepalive=peer.persistent_keepalive,
                 name=peer.name,
             )
-            return rendered(client_config, cfg), f"{iface.name}-{peer.name}.conf"
+            return rendered(client_config, cfg), config_file_name(iface.name, peer.name)
 
     def qr(self, peer_id: int, actor: Actor = SYSTEM) -> str:
         return config_qr_svg(self.config(peer_id, actor)[0])

@@ -130,8 +130,24 @@
     });
   }
 
+  // ---- copy buttons (recovery codes): shown only where the clipboard API is there
+  function bindCopyButtons() {
+    if (!navigator.clipboard) return;
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      var status = button.parentNode.querySelector("[data-copy-status]");
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(button.getAttribute("data-copy")).then(
+          function () { if (status) status.textContent = "Copied."; },
+          function () { if (status) status.textContent = "Copying failed; use the download."; }
+        );
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     bindThemeToggle();
+    bindCopyButtons();
     setInterval(tickTimes, 5000);
     document.querySelectorAll("[data-select-on-focus]").forEach(function (el) {
       el.addEventListener("focus", function () { el.select(); });

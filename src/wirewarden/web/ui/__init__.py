@@ -15,11 +15,13 @@ from wirewarden.web.ui import (
     assets,
     auth,
     dns,
+    iface_settings,
     interfaces,
     live,
     peers,
     people,
     policy,
+    setup,
     signin,
     traffic,
 )
@@ -33,7 +35,18 @@ JsonHandler = Callable[[Request, ServiceError], Awaitable[Response]]
 def install(app: FastAPI, json_errors: JsonHandler) -> None:
     settings = app.state.container.settings
     assets.install(app, assets.find_vendor(settings.assets_dir))
-    for module in (signin, interfaces, peers, traffic, dns, policy, account, people):
+    for module in (
+        signin,
+        setup,
+        interfaces,
+        iface_settings,
+        peers,
+        traffic,
+        dns,
+        policy,
+        account,
+        people,
+    ):
         app.include_router(module.router)
     container = app.state.container
     app.state.status_hub = live.StatusHub(container)

@@ -9,7 +9,7 @@ from wirewarden.services.errors import ServiceError
 from wirewarden.web.deps import RowId
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, Signed
-from wirewarden.web.ui.signin import enrol_form
+from wirewarden.web.ui.signin import enrol_form, recovery_codes_page
 from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
@@ -86,7 +86,14 @@ def confirm_enrol(request: Request, app: App, viewer: Signed, form: forms.Posted
             errors={"code": exc.message},
             status=exc.status,
         )
-    return page(request, "recovery_codes.html", viewer, codes=codes, next="/account")
+    return recovery_codes_page(request, viewer, codes, "/account")
+
+
+@router.post("/account/2fa/cancel")
+def cancel_enrol(app: App, viewer: Signed, _: forms.Posted) -> Response:
+    # The secret shown is dropped: a later enrolment starts from a new one.
+    app.auth.cancel_totp(viewer.user_id, viewer.actor)
+    return redirect("/account")
 
 
 @router.post("/account/2fa/recovery-codes", response_class=HTMLResponse)
@@ -98,7 +105,7 @@ def new_codes(request: Request, app: App, viewer: Signed, form: forms.Posted) ->
         errors: forms.Errors = {}
         status = forms.service_error(exc, errors)
         return _account(request, app, viewer, status, codes_errors=errors)
-    return page(request, "recovery_codes.html", viewer, codes=codes, next="/account")
+    return recovery_codes_page(request, viewer, codes, "/account")
 
 
 @router.post("/account/2fa/disable", response_class=HTMLResponse)

@@ -44,6 +44,8 @@ class InterfaceRow:
     iface: InterfaceOut
     peers: int
     online: int
+    # Neither the interface nor the server names a host clients dial: configs would fail.
+    no_endpoint: bool = False
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -52,7 +54,8 @@ def overview(request: Request, app: App, viewer: Signed) -> Response:
     for iface in app.interfaces.list(limit=1000, actor=viewer.actor).items:
         summary = table(request).summary(iface.name, viewer.actor)
         rx, tx = rx + summary.rx_bytes, tx + summary.tx_bytes
-        rows.append(InterfaceRow(iface, summary.peers, summary.online))
+        lost = not iface.endpoint and not app.settings.public_host
+        rows.append(InterfaceRow(iface, summary.peers, summary.online, lost))
     totals = {
         "interfaces": len(rows),
         "peers": sum(r.peers for r in rows),

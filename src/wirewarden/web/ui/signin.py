@@ -23,6 +23,7 @@ from wirewarden.web.deps import ANY_STAGE, SESSION_COOKIE, read_form, source_of
 from wirewarden.web.session import clear_session_cookie, is_https, set_session_cookie
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import App, principal_of, viewer_from
+from wirewarden.web.ui.setup import landing
 from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
@@ -101,7 +102,7 @@ async def login(request: Request, app: App) -> Response:
         # One message for an unknown user and a wrong password (the service words it).
         errors["form"] = exc.message
         return _login_form(request, next_url, {"name": data["name"]}, errors, exc.status)
-    return _signed_in(request, result, next_url)
+    return _signed_in(request, result, await run_in_threadpool(landing, app, result.role, next_url))
 
 
 def _agent(request: Request) -> str:
@@ -160,7 +161,7 @@ async def second_factor(request: Request, app: App) -> Response:
             next=next_url,
             csrf=viewer.csrf,
         )
-    return _signed_in(request, result, next_url)
+    return _signed_in(request, result, await run_in_threadpool(landing, app, result.role, next_url))
 
 
 @router.get("/login/enrol", response_class=HTMLResponse)
@@ -183,8 +184,11 @@ def enrol_form(
     errors: forms.Errors | None = None,
     status: int = 200,
 ) -> Response:
-    """The enrolment page with a new secret (a failed attempt's secret is never shown again)."""
-    enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
+    """The enrolment page. A new secret on the first showing; after a wrong code the same
+    one again, since the user has already added it to their authenticator app."""
+    enrolment = app.auth.pending_totp(viewer.user_id) if errors else None
+    if enrolment is None:
+        enrolment = app.auth.enrol_totp(viewer.user_id, viewer.actor)
     return page(
         request,
         "totp_enrol.html",
@@ -197,6 +201,22 @@ def enrol_form(
         next=next_url,
         required=required,
         errors=errors or {},
+    )
+
+
+def recovery_codes_page(
+    request: Request, viewer: Viewer | None, codes: list[str], next_url: str
+) -> Response:
+    """The new recovery codes, shown once, with a copy button and a text file to keep."""
+    text = "WireWarden recovery codes (each works once)\n\n" + "\n".join(codes) + "\n"
+    return page(
+        request,
+        "recovery_codes.html",
+        viewer,
+        codes=codes,
+        next=next_url,
+        codes_file="data:text/plain;charset=utf-8," + quote(text),
+        codes_text=text,
     )
 
 
@@ -228,7 +248,7 @@ async def enrol(request: Request, app: App) -> Response:
             errors={"code": exc.message},
             status=exc.status,
         )
-    return page(request, "recovery_codes.html", None, codes=codes, next=next_url)
+    return recovery_codes_page(request, None, codes, next_url)
 
 
 @router.post("/logout")
