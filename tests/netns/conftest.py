@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.netns.product import Product
 from tests.netns.topology import Topology, missing_tools
 
 _HERE = Path(__file__).parent
@@ -51,3 +52,14 @@ def topology() -> Iterator[Topology]:
         yield topo
     finally:
         topo.close()
+
+
+@pytest.fixture
+def product(topology: Topology) -> Iterator[Product]:
+    """`wirewarden serve` running in the server namespace (reconcile period 1 s)."""
+    running = Product(topology)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,6 @@ pytestmark = pytest.mark.netns
 # How long a client may take to reach the server again after the server lost its session
 # (WireGuard itself retries the handshake 15 s after unanswered data, then every 5 s).
 RECONNECT_TIMEOUT = 35
-
-
-@pytest.fixture
-def product(topology: Topology) -> Iterator[Product]:
-    """`wirewarden serve` running in the server namespace (reconcile period 1 s)."""
-    running = Product(topology)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.close()
 
 
 # ---------------------------------------------------------------- helpers

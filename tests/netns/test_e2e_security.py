@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.netns.product import Product
-from tests.netns.test_e2e_core import open_tunnel, product  # noqa: F401 (a fixture)
+from tests.netns.test_e2e_core import open_tunnel
 from tests.netns.topology import Topology, wait_until
 
 pytestmark = pytest.mark.netns
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.netns
 
 def test_an_injected_hook_never_runs_on_a_client(
     topology: Topology,
-    product: Product,  # noqa: F811
+    product: Product,
 ) -> None:
     marker = topology.workdir / "pwned"
     tunnel = open_tunnel(topology, product, address="10.67.0.1/24")
@@ -43,7 +43,7 @@ def test_an_injected_hook_never_runs_on_a_client(
 
 def test_an_interface_cannot_take_the_uplink_network_or_the_resolver_port(
     topology: Topology,
-    product: Product,  # noqa: F811
+    product: Product,
 ) -> None:
     tunnel = open_tunnel(topology, product, address="10.68.0.1/24")
     routes_before = topology.server.run(["ip", "route", "show", "default"]).stdout

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,17 +12,6 @@ from tests.netns.topology import Topology, wait_until
 from wirewarden.domain.tcplan import ifb_name, is_ours
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def product(topology: Topology) -> Iterator[Product]:
-    """`wirewarden serve` running in the server namespace (reconcile period 1 s)."""
-    running = Product(topology)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.close()
 
 
 def _ifbs(product: Product) -> set[str]:
