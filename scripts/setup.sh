@@ -73,5 +73,7 @@ SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
 # The packaging tests: systemd for systemd-analyze verify of the units; podman (runc: this
 # host's cgroups defeat crun) and mmdebstrap to build and run the image on a local base.
 # postgresql: the store, API and security suites run on it too (a private cluster).
+# libatomic1: Playwright's bundled node driver links it; Debian's chromium does not pull it
+# (found by scripts/check-fresh-install).
 TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy
-    systemd podman runc mmdebstrap postgresql)
+    systemd podman runc mmdebstrap postgresql libatomic1)
