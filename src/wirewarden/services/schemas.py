@@ -306,3 +306,9 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+    next: str | None = Field(
+        None,
+        description="Where pages are ordered by a key (peers by name): the cursor of the "
+        "next page, to pass as `after` (as fast at any depth as the first page); "
+        "null on the last page",
+    )
