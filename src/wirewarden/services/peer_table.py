@@ -22,7 +22,7 @@ from wirewarden.services import access, keyset
 from wirewarden.services.context import MEMBER, Actor, Deps
 from wirewarden.services.errors import Invalid
 from wirewarden.services.peers import PeerService
-from wirewarden.services.schemas import Page, PeerOut
+from wirewarden.services.schemas import KeyPage, PeerOut
 from wirewarden.store.tables import Interface, Node, Peer, User
 
 SQL_SORTS: dict[str, Any] = {
@@ -89,7 +89,7 @@ class PeerTable:
         self._orders: dict[tuple[int, str, bool], tuple[object, list[int], list[str]]] = {}
         self._lock = threading.Lock()
 
-    def page(self, interface: str, query: PeerQuery, actor: Actor) -> Page[PeerOut]:
+    def page(self, interface: str, query: PeerQuery, actor: Actor) -> KeyPage[PeerOut]:
         """One page of the interface's peers the actor may see (a member: their own)."""
         query = query.normalised()
         with self.deps.sessions() as db:
@@ -110,7 +110,9 @@ class PeerTable:
             following = None
             if query.sort == "name" and not query.desc and rows and offset + len(rows) < total:
                 following = keyset.encode(rows[-1].name)
-            return Page(items=items, total=total, limit=query.limit, offset=offset, next=following)
+            return KeyPage(
+                items=items, total=total, limit=query.limit, offset=offset, next=following
+            )
 
     @staticmethod
     def _filtered(stmt: Any, iface: Interface, query: PeerQuery, actor: Actor) -> Any:

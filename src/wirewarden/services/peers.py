@@ -25,7 +25,14 @@ from wirewarden.services.dns import policy_exists
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
-from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
+from wirewarden.services.schemas import (
+    NULLABLE,
+    KeyPage,
+    PeerCreate,
+    PeerOut,
+    PeerUpdate,
+    split,
+)
 from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import policy_of, server_allowed_ips
@@ -70,7 +77,7 @@ class PeerService:
         offset: int = 0,
         actor: Actor = SYSTEM,
         after: str | None = None,
-    ) -> Page[PeerOut]:
+    ) -> KeyPage[PeerOut]:
         """A page of the interface's peers in name order: `offset` rows skipped after the
         cursor `after` (a page's `next`), or from the start without one."""
         with self.deps.sessions() as db:
@@ -82,7 +89,7 @@ class PeerService:
             stats = self._stats(iface.name)
             owners = _owners(db, rows)
             items = [self.to_out(p, iface.name, stats, owners) for p in rows]
-            return Page(items=items, total=total, limit=limit, offset=offset, next=following)
+            return KeyPage(items=items, total=total, limit=limit, offset=offset, next=following)
 
     def find_by_name(self, interface: str, name: str, actor: Actor = SYSTEM) -> PeerOut:
         with self.deps.sessions() as db:

@@ -11,6 +11,7 @@ from wirewarden.services.schemas import (
     InterfaceCreate,
     InterfaceOut,
     InterfaceUpdate,
+    KeyPage,
     Page,
     PeerCreate,
     PeerOut,
@@ -72,7 +73,7 @@ def list_peers(
     limit: Limit = 100,
     offset: Offset = 0,
     after: After = None,
-) -> Page[PeerOut]:
+) -> KeyPage[PeerOut]:
     return app.peers.list(name, q, limit, offset, actor, after)
 
 
