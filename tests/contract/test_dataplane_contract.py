@@ -24,7 +24,9 @@ import pytest
 
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.errors import DataplaneError
+from wirewarden.domain.firewall import Ruleset, delta_script, full_script, ruleset
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
+from wirewarden.domain.policy import Cap, PeerPolicy, PolicyState
 from wirewarden.domain.state import PeerState, PeerStats
 
 CLONE_NEWNET = 0x40000000
@@ -46,7 +48,11 @@ class InNamespace:
     def __init__(self, target: Any, netns: str) -> None:
         self._target = target
         self._pool = ThreadPoolExecutor(1, initializer=_enter, initargs=(netns,))
-        self._pool.submit(lambda: None).result()  # fail here if the namespace can't be entered
+        # Fail here, before any change, unless the tools this thread starts see the fresh
+        # namespace (only `lo`), never the host's links and firewall.
+        links = self._pool.submit(_links).result()
+        if links != ["lo"]:
+            raise RuntimeError(f"not in a fresh namespace: links {links}")
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._target, name)
@@ -64,6 +70,13 @@ def _enter(netns: str) -> None:
             raise OSError(ctypes.get_errno(), f"setns into {netns}")
     finally:
         os.close(fd)
+
+
+def _links() -> list[str]:
+    out = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
 def _ip(*argv: str) -> None:
@@ -234,3 +247,36 @@ def test_a_removed_interface_is_gone_and_removing_it_again_is_fine(dp: Any) -> N
     dp.remove_interface(name)
     up(dp, name)  # and the name can be used again at once
     assert dp.observe([name]).interfaces[name].peers == {}
+
+
+def policy_for(name: str, mesh: bool, cap: int | None) -> Ruleset:
+    peer_policy = PeerPolicy(
+        name, 41, 2, "10.77.0.2", mesh=mesh, cap=Cap(cap, 1_800_000_000) if cap else None
+    )
+    return ruleset([], None, PolicyState(peers=(peer_policy,), interfaces=(name,)))
+
+
+def test_the_firewall_is_seen_as_applied_changed_per_peer_and_removed(dp: Any) -> None:
+    name = ifname(dp)
+    up(dp, name)
+    assert dp.observe_firewall() is None
+    rs = policy_for(name, mesh=True, cap=5_000_000)
+    dp.apply_firewall(full_script(rs), rs.layer.elements, dict(rs.layer.quotas))
+    seen = dp.observe_firewall()
+    assert seen is not None and seen.digest == rs.skeleton_digest
+    assert seen.elements == rs.layer.elements
+    assert {q: (v.limit, v.used) for q, v in seen.quotas.items()} == {
+        q: (limit, 0) for q, limit in rs.layer.quotas.items()
+    }
+    # One peer's change as a delta: no mesh, a new cap (a new quota, the old one dropped).
+    new = policy_for(name, mesh=False, cap=9_000_000)
+    script = delta_script(seen.elements, new.layer.elements, seen.quotas, dict(new.layer.quotas))
+    removed, added = seen.elements - new.layer.elements, new.layer.elements - seen.elements
+    dp.update_peer_firewall(script, removed, added, dict(new.layer.quotas))
+    after = dp.observe_firewall()
+    assert after is not None and after.digest == rs.skeleton_digest  # the skeleton stayed
+    assert after.elements == new.layer.elements
+    assert {q: v.limit for q, v in after.quotas.items()} == dict(new.layer.quotas)
+    assert set(dp.observe_quotas("cap_41_")) == set(new.layer.quotas)
+    dp.remove_firewall()
+    assert dp.observe_firewall() is None
