@@ -486,7 +486,8 @@ def _owners(db: Session, peers: list[Peer]) -> dict[int, str]:
     ids = {p.owner_id for p in peers if p.owner_id is not None}
     if not ids:
         return {}
-    return dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+    rows = db.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {uid: name for uid, name in rows}
 
 
 def _peer_addresses(peer: Peer) -> list[str]:
