@@ -104,6 +104,26 @@ def test_peer_table_searches_sorts_and_pages_on_the_server(
     assert peer_names(partial) == ["echo"]
 
 
+def test_next_page_link_follows_the_cursor_past_a_new_peer(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    names = [f"p{i:02d}" for i in range(30)]
+    for name in names:
+        container.peers.create(wg0, PeerCreate(name=name), SYSTEM)
+    first = ui.get("/interfaces/wg0?size=25").text
+    assert peer_names(first) == names[:25]
+    found = re.search(r'<a href="([^"]+)"\s+hx-get="[^"]+"[^>]*rel="next"', first)
+    assert found is not None and "after=" in found.group(1)
+    # A peer that sorts before the page being read must not push a row back onto it.
+    container.peers.create(wg0, PeerCreate(name="a-new"), SYSTEM)
+    second = ui.get(found.group(1).replace("&amp;", "&")).text
+    assert peer_names(second) == names[25:]
+    assert "27\u201331 of 31" in second and "Page 2 of 2" in second
+    # A cursor the server never gave out is the first page, not an error.
+    forged = ui.get("/interfaces/wg0?size=25&page=2&after=%%%")
+    assert forged.status_code == 200 and peer_names(forged.text)[0] == "a-new"
+
+
 def test_peer_table_sorts_by_live_transfer(
     ui: TestClient, container: Container, dataplane: FakeDataplane, wg0: str
 ) -> None:

@@ -167,6 +167,41 @@ def test_list_pagination_and_name_filter(client: TestClient, wg0: dict[str, Any]
     assert client.get(IFACES + "/wg0").json()["peer_count"] == 5
 
 
+def test_pages_by_cursor_walk_every_peer_once(client: TestClient, wg0: dict[str, Any]) -> None:
+    names = ["desk", "laptop", "laptop-2", "phone", "tablet"]
+    for name in names:
+        add_peer(client, name=name)
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 2}
+    while True:
+        page = client.get(f"{IFACES}/wg0/peers", params=params).json()
+        assert page["total"] == 5
+        seen += [p["name"] for p in page["items"]]
+        if page["next"] is None:
+            break
+        params = {"limit": 2, "after": page["next"]}
+    assert seen == names
+    # A peer added behind the cursor does not shift the next page (OFFSET would repeat one).
+    first = client.get(f"{IFACES}/wg0/peers", params={"limit": 2}).json()
+    add_peer(client, name="alpha")
+    second = client.get(f"{IFACES}/wg0/peers", params={"limit": 2, "after": first["next"]})
+    assert [p["name"] for p in second.json()["items"]] == ["laptop-2", "phone"]
+
+
+@pytest.mark.parametrize("cursor", ["%%%", "bm90IGEgY3Vyc29y=", "", "A" * 401])
+def test_a_forged_cursor_is_422_naming_after(
+    client: TestClient, wg0: dict[str, Any], cursor: str
+) -> None:
+    add_peer(client, name="laptop")
+    response = client.get(f"{IFACES}/wg0/peers", params={"after": cursor})
+    if cursor == "":
+        # An empty cursor is no cursor: the first page.
+        assert response.status_code == 200 and response.json()["items"][0]["name"] == "laptop"
+        return
+    assert response.status_code == 422, response.text
+    assert error_fields(response) == {"after"}
+
+
 def test_peers_are_per_interface(client: TestClient, wg0: dict[str, Any]) -> None:
     make_interface(client, "wg1")
     add_peer(client, "wg0", name="laptop")

@@ -48,6 +48,26 @@ def login(client: TestClient, **body: Any) -> Any:
     return client.post("/api/v1/auth/login", json={"name": "alice", "password": PASSWORD, **body})
 
 
+def test_asking_again_before_confirming_keeps_the_pending_secret(
+    browser: Browser, make_user: Any
+) -> None:
+    make_user("alice")
+    user = browser("alice")
+    first = user.post("/api/v1/auth/totp/enrol", headers=csrf(user)).json()["secret"]
+    # A retry (the answer was lost, or a wrong code): the secret already in the app stays.
+    again = user.post("/api/v1/auth/totp/enrol", headers=csrf(user)).json()["secret"]
+    assert again == first
+    # Dropped on request: the next enrolment is a new secret, the old one's codes fail.
+    assert user.delete("/api/v1/auth/totp/enrol", headers=csrf(user)).status_code == 204
+    fresh = user.post("/api/v1/auth/totp/enrol", headers=csrf(user)).json()["secret"]
+    assert fresh != first
+    old = {"code": pyotp.TOTP(first).now()}
+    assert user.post("/api/v1/auth/totp/confirm", json=old, headers=csrf(user)).status_code == 422
+    code = {"code": pyotp.TOTP(fresh).now()}
+    assert user.post("/api/v1/auth/totp/confirm", json=code, headers=csrf(user)).status_code == 200
+    assert user.get("/api/v1/auth/me").json()["totp_enabled"] is True
+
+
 def test_enrol_then_sign_in_in_two_steps(app: Any, browser: Browser, make_user: Any) -> None:
     make_user("alice")
     secret, _ = enrol(browser("alice"))

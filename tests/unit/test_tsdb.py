@@ -11,7 +11,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.state import DeviceDump, PeerStats
-from wirewarden.domain.traffic import DAY, HOUR, TIERS, tiers_for_step
+from wirewarden.domain.traffic import DAY, HOUR, TIERS, Counters, tiers_for_step
 from wirewarden.metrics.collector import Collector
 from wirewarden.store import schema
 from wirewarden.store.db import make_engine
@@ -105,6 +105,28 @@ def test_deltas_of_one_minute_add_up_in_one_raw_row(store: TrafficStore, engine:
         write(store, T0 + s, 1, 100, 1)
     write(store, T0 + 60, 1, 5, 5)
     assert rows(engine, "raw") == [(1, T0, 400, 4), (1, T0 + 60, 5, 5)]
+
+
+def test_a_pass_naming_a_peer_deleted_since_writes_everyone_else(
+    store: TrafficStore, engine: Engine
+) -> None:
+    # One statement for the whole pass on PostgreSQL: the gone peer must cost its own rows
+    # only, not the batch (no FOREIGN KEY failure), on both databases.
+    counters = [(pid, Counters(KEYS[pid - 1], 10, 20, T0, None)) for pid in (1, 2)]
+    counters.append((99, Counters("z" * 43 + "=", 1, 1, T0, None)))
+    store.record(
+        Batch(
+            T0,
+            [Delta(1, 100, 1), Delta(99, 5, 5), Delta(2, 7, 7)],
+            [Delta(1, 107, 8)],
+            counters,
+            [(1, "198.51.100.7:4000"), (99, "192.0.2.9:1")],
+        )
+    )
+    assert rows(engine, "raw") == [(1, T0, 100, 1), (2, T0, 7, 7)]
+    assert sorted(store.load_counters()) == [1, 2]
+    store.record(Batch(T0 + 10, [Delta(1, 1, 1), Delta(2, 1, 1)], [], [], []))
+    assert rows(engine, "raw") == [(1, T0, 101, 2), (2, T0, 8, 8)]
 
 
 def test_rollup_sums_closed_blocks_only(store: TrafficStore, engine: Engine) -> None:

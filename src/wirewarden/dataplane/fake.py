@@ -209,6 +209,13 @@ class FakeDataplane:
         self._call("set_peers")
         dev = self._device(name)
         for peer in peers:
+            # Cryptokey routing, as in WireGuard: an address has one owner, so one peer
+            # taking it takes it from the other (tests/contract checks the kernel agrees).
+            taken = set(peer.allowed_ips)
+            for key, other in list(dev.peers.items()):
+                if key != peer.public_key and taken & set(other.allowed_ips):
+                    kept = tuple(a for a in other.allowed_ips if a not in taken)
+                    dev.peers[key] = replace(other, allowed_ips=kept)
             dev.peers[peer.public_key] = peer
 
     def remove_peers(self, name: str, public_keys: Iterable[str]) -> None:

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from wirewarden.domain.state import PeerStats
 from wirewarden.domain.traffic import is_online as handshake_online
-from wirewarden.services import access
+from wirewarden.services import access, keyset
 from wirewarden.services.context import MEMBER, Actor, Deps
+from wirewarden.services.errors import Invalid
 from wirewarden.services.peers import PeerService
-from wirewarden.services.schemas import Page, PeerOut
+from wirewarden.services.schemas import KeyPage, PeerOut
 from wirewarden.store.tables import Interface, Node, Peer, User
 
 SQL_SORTS: dict[str, Any] = {
@@ -48,6 +49,7 @@ class PeerQuery:
     desc: bool = False
     limit: int = 50
     offset: int = 0
+    after: str = ""  # a page's `next` cursor (name order): the page after it, by key
 
     def normalised(self) -> PeerQuery:
         return PeerQuery(
@@ -56,7 +58,13 @@ class PeerQuery:
             desc=self.desc,
             limit=max(1, min(self.limit, MAX_PAGE)),
             offset=max(0, self.offset),
+            after=self.after[: keyset.MAX_KEY * 2],
         )
+
+    @property
+    def by_key(self) -> bool:
+        """Paged by the cursor through the name index: no read of every filtered id."""
+        return bool(self.after) and self.sort == "name" and not self.desc
 
 
 @dataclass(frozen=True)
@@ -81,14 +89,17 @@ class PeerTable:
         self._orders: dict[tuple[int, str, bool], tuple[object, list[int], list[str]]] = {}
         self._lock = threading.Lock()
 
-    def page(self, interface: str, query: PeerQuery, actor: Actor) -> Page[PeerOut]:
+    def page(self, interface: str, query: PeerQuery, actor: Actor) -> KeyPage[PeerOut]:
         """One page of the interface's peers the actor may see (a member: their own)."""
         query = query.normalised()
         with self.deps.sessions() as db:
             iface = self.peers.interfaces.find(db, interface, actor)
             base = self._filtered(select(Peer), iface, query, actor)
             stats = self.peers._stats(iface.name)
-            if query.sort in LIVE_SORTS:
+            offset = query.offset
+            if query.by_key:
+                total, rows, offset = self._key_page(db, base, query)
+            elif query.sort in LIVE_SORTS:
                 total, rows = self._live_page(db, iface, query, stats, actor)
             elif query.sort == "name":
                 total, rows = self._name_page(db, iface, query, actor)
@@ -96,7 +107,12 @@ class PeerTable:
                 total, rows = self._sql_page(db, base, query)
             owners = owner_names(db, rows)
             items = [self.peers.to_out(p, iface.name, stats, owners) for p in rows]
-            return Page(items=items, total=total, limit=query.limit, offset=query.offset)
+            following = None
+            if query.sort == "name" and not query.desc and rows and offset + len(rows) < total:
+                following = keyset.encode(rows[-1].name)
+            return KeyPage(
+                items=items, total=total, limit=query.limit, offset=offset, next=following
+            )
 
     @staticmethod
     def _filtered(stmt: Any, iface: Interface, query: PeerQuery, actor: Actor) -> Any:
@@ -120,6 +136,21 @@ class PeerTable:
         total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
         stmt = base.order_by(*order).limit(query.limit).offset(query.offset)
         return total, list(db.scalars(stmt))
+
+    @staticmethod
+    def _key_page(db: Session, base: Select[Any], query: PeerQuery) -> tuple[int, list[Peer], int]:
+        """The page after the cursor through the name index, and its position (how many
+        come before it, for "Page N of M"). A cursor this server did not make: the first
+        page, as a page link past the end would be."""
+        try:
+            key = keyset.decode(query.after)
+        except Invalid:
+            key = ""
+        total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
+        before = base.where(Peer.name <= key).subquery()
+        offset = db.scalar(select(func.count()).select_from(before)) or 0
+        stmt = base.where(Peer.name > key).order_by(Peer.name).limit(query.limit)
+        return total, list(db.scalars(stmt)), offset
 
     def _name_page(
         self, db: Session, iface: Interface, query: PeerQuery, actor: Actor

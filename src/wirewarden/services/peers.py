@@ -19,13 +19,20 @@ from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.domain.traffic import is_online
-from wirewarden.services import access
-from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision, page_of
+from wirewarden.services import access, keyset
+from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision
 from wirewarden.services.dns import policy_exists
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
-from wirewarden.services.schemas import NULLABLE, Page, PeerCreate, PeerOut, PeerUpdate, split
+from wirewarden.services.schemas import (
+    NULLABLE,
+    KeyPage,
+    PeerCreate,
+    PeerOut,
+    PeerUpdate,
+    split,
+)
 from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import policy_of, server_allowed_ips
@@ -69,17 +76,20 @@ class PeerService:
         limit: int = 100,
         offset: int = 0,
         actor: Actor = SYSTEM,
-    ) -> Page[PeerOut]:
+        after: str | None = None,
+    ) -> KeyPage[PeerOut]:
+        """A page of the interface's peers in name order: `offset` rows skipped after the
+        cursor `after` (a page's `next`), or from the start without one."""
         with self.deps.sessions() as db:
             iface = self.interfaces.find(db, interface, actor)
             query = select(Peer).where(Peer.interface_id == iface.id, access.own_peers(actor))
             if name:
                 query = query.where(Peer.name.contains(name, autoescape=True))
-            total, rows = page_of(db, query, Peer.name, limit, offset)
+            total, rows, following = keyset.page(db, query, Peer.name, limit, offset, after)
             stats = self._stats(iface.name)
             owners = _owners(db, rows)
             items = [self.to_out(p, iface.name, stats, owners) for p in rows]
-            return Page(items=items, total=total, limit=limit, offset=offset)
+            return KeyPage(items=items, total=total, limit=limit, offset=offset, next=following)
 
     def find_by_name(self, interface: str, name: str, actor: Actor = SYSTEM) -> PeerOut:
         with self.deps.sessions() as db:
@@ -476,7 +486,8 @@ def _owners(db: Session, peers: list[Peer]) -> dict[int, str]:
     ids = {p.owner_id for p in peers if p.owner_id is not None}
     if not ids:
         return {}
-    return dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+    rows = db.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {uid: name for uid, name in rows}
 
 
 def _peer_addresses(peer: Peer) -> list[str]:

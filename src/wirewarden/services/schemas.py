@@ -306,3 +306,14 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+class KeyPage(Page[T], Generic[T]):
+    """A page of rows ordered by a unique key (peers by name), which can be paged by key."""
+
+    next: str | None = Field(
+        None,
+        description="The cursor of the next page, to pass as `after` (as fast at any depth "
+        "as the first page, and no row repeated or skipped when rows come or go before it); "
+        "null on the last page",
+    )

@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, make_url, select, text
+from sqlalchemy import delete, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain import dnswire
 from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client, DnsDirectory, DnsGuard, PolicySpec
 from wirewarden.store.db import (
-    Bulk,
+    bulk_insert,
     engine_of,
     make_engine,
     make_sessions,
@@ -22,27 +22,22 @@ from wirewarden.store.db import (
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
 _LOG_COLUMNS = (
-    "at",
-    "peer_id",
-    "peer",
-    "client",
-    "policy",
-    "name",
-    "qtype",
-    "status",
-    "reason",
-    "rcode",
-    "upstream",
-    "latency_ms",
-    "count",
+    ("at", "TIMESTAMP WITH TIME ZONE"),
+    ("peer_id", "INTEGER"),
+    ("peer", "TEXT"),
+    ("client", "TEXT"),
+    ("policy", "TEXT"),
+    ("name", "TEXT"),
+    ("qtype", "TEXT"),
+    ("status", "TEXT"),
+    ("reason", "TEXT"),
+    ("rcode", "TEXT"),
+    ("upstream", "TEXT"),
+    ("latency_ms", "DOUBLE PRECISION"),
+    ("count", "INTEGER"),
 )
-# Built from constants only (no input reaches it); named binds, each driver's placeholders.
-_INSERT = Bulk(
-    text(
-        f"INSERT INTO dns_queries ({', '.join(_LOG_COLUMNS)})"  # noqa: S608
-        f" VALUES ({', '.join(':' + c for c in _LOG_COLUMNS)})"
-    )
-)
+# Rows through the driver's executemany (SQLite) or as arrays in one statement (PostgreSQL).
+_INSERT = bulk_insert("dns_queries", [(c, c, kind) for c, kind in _LOG_COLUMNS], cast_rows=False)
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 

@@ -5,7 +5,8 @@ collector upserts deltas into the current minute of the raw tier; `rollup` sums 
 blocks into the next tier up and records how far it got (`traffic_rollups`), so a reader
 takes whole blocks from the coarsest tier that holds them and the edges from finer ones
 (domain.traffic.cover). Plain portable SQL apart from the upsert, which SQLite and
-PostgreSQL both spell `ON CONFLICT ... DO UPDATE` (the same text() on both).
+PostgreSQL both spell `ON CONFLICT ... DO UPDATE`; PostgreSQL gets a pass's rows as arrays
+in one statement (store.db.bulk_insert).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
 )
 
 from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to
-from wirewarden.store.db import Bulk, retry_on_busy
+from wirewarden.store.db import Bulk, bulk_insert, retry_on_busy
 from wirewarden.store.tables import (
     INTERFACE_TRAFFIC,
     PEER_TRAFFIC,
@@ -50,44 +50,46 @@ ENDPOINTS = cast(Table, PeerEndpoint.__table__)
 ROLLUPS = cast(Table, TrafficRollup.__table__)
 # Every per-peer (per-interface) row is written only while its peer (interface) exists,
 # checked by the statement itself: one deleted since the pass read the directory loses its
-# own row, not the whole sample to a FOREIGN KEY failure. (An upsert's SELECT needs its
-# WHERE for SQLite's parser; the casts type the parameters for PostgreSQL.) Named binds in
-# text(): SQLAlchemy turns them into each driver's own placeholders, and a list of dicts
-# goes to the driver's executemany (psycopg pipelines it).
-_EXISTS = " WHERE EXISTS (SELECT 1 FROM {parent} WHERE id = CAST(:{key} AS BIGINT))"
-SAVE_COUNTERS = Bulk(
-    text(
-        "INSERT INTO peer_counters (peer_id, public_key, rx, tx, handshake, endpoint, updated)"
-        " SELECT CAST(:peer_id AS BIGINT), CAST(:public_key AS TEXT), CAST(:rx AS BIGINT),"
-        " CAST(:tx AS BIGINT), CAST(:handshake AS BIGINT), CAST(:endpoint AS TEXT),"
-        " CAST(:updated AS BIGINT)"
-        + _EXISTS.format(parent="peers", key="peer_id")
-        + " ON CONFLICT (peer_id) DO UPDATE SET"
-        " public_key = excluded.public_key, rx = excluded.rx, tx = excluded.tx,"
-        " handshake = excluded.handshake, endpoint = excluded.endpoint, updated = excluded.updated"
-    )
+# own row, not the whole sample to a FOREIGN KEY failure. Named binds, each driver's own
+# placeholders; rows go to the driver's executemany on SQLite and as arrays through one
+# `unnest` statement on PostgreSQL (store.db.bulk_insert).
+SAVE_COUNTERS = bulk_insert(
+    "peer_counters",
+    [
+        ("peer_id", "peer_id", "BIGINT"),
+        ("public_key", "public_key", "TEXT"),
+        ("rx", "rx", "BIGINT"),
+        ("tx", "tx", "BIGINT"),
+        ("handshake", "handshake", "BIGINT"),
+        ("endpoint", "endpoint", "TEXT"),
+        ("updated", "updated", "BIGINT"),
+    ],
+    exists=("peers", "peer_id"),
+    tail="ON CONFLICT (peer_id) DO UPDATE SET"
+    " public_key = excluded.public_key, rx = excluded.rx, tx = excluded.tx,"
+    " handshake = excluded.handshake, endpoint = excluded.endpoint, updated = excluded.updated",
 )
-SAVE_ENDPOINT = Bulk(
-    text(
-        "INSERT INTO peer_endpoints (peer_id, at, endpoint)"
-        " SELECT CAST(:peer_id AS BIGINT), CAST(:at AS BIGINT), CAST(:endpoint AS TEXT)"
-        + _EXISTS.format(parent="peers", key="peer_id")
-    )
+SAVE_ENDPOINT = bulk_insert(
+    "peer_endpoints",
+    [("peer_id", "peer_id", "BIGINT"), ("at", "at", "BIGINT"), ("endpoint", "endpoint", "TEXT")],
+    exists=("peers", "peer_id"),
 )
 
 
 def _add_delta(kind: Kind) -> Bulk:
     """Add one period's bytes to the series' row of its minute (made if missing)."""
     name, key = TABLES[kind]["raw"].name, KEYS[kind]
-    return Bulk(
-        text(
-            f"INSERT INTO {name} ({key}, t, rx, tx)"
-            " SELECT CAST(:id AS BIGINT), CAST(:t AS BIGINT), CAST(:rx AS BIGINT),"
-            " CAST(:tx AS BIGINT)"
-            + _EXISTS.format(parent=PARENTS[kind], key="id")
-            + f" ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
-            f" tx = {name}.tx + excluded.tx"
-        )
+    return bulk_insert(
+        name,
+        [
+            ("id", key, "BIGINT"),
+            ("t", "t", "BIGINT"),
+            ("rx", "rx", "BIGINT"),
+            ("tx", "tx", "BIGINT"),
+        ],
+        exists=(PARENTS[kind], "id"),
+        tail=f"ON CONFLICT ({key}, t) DO UPDATE SET rx = {name}.rx + excluded.rx,"
+        f" tx = {name}.tx + excluded.tx",
     )
 
 

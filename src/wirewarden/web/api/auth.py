@@ -147,9 +147,21 @@ def change_password(app: App, request: Request, who: WhoWrites, body: PasswordCh
 
 @router.post("/totp/enrol")
 def totp_enrol(app: App, request: Request, who: PartialWhoWrites) -> TotpEnrolment:
-    """A new TOTP secret with its otpauth:// URI and QR; confirm it with a code."""
+    """A TOTP secret with its otpauth:// URI and QR; confirm it with a code. Asked again
+    before confirming (a retry, a lost answer, a wrong code), the same pending secret: the
+    user may already have added it to their authenticator app. DELETE drops it."""
     _not_mid_login(who)
-    return app.auth.enrol_totp(_user_id(who), who.actor(source_of(request)))
+    user_id = _user_id(who)
+    pending = app.auth.pending_totp(user_id)
+    return pending or app.auth.enrol_totp(user_id, who.actor(source_of(request)))
+
+
+@router.delete("/totp/enrol", status_code=status.HTTP_204_NO_CONTENT)
+def totp_enrol_cancel(app: App, request: Request, who: PartialWhoWrites) -> Response:
+    """Drop an enrolment not yet confirmed (2FA already on stays on)."""
+    _not_mid_login(who)
+    app.auth.cancel_totp(_user_id(who), who.actor(source_of(request)))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/totp/confirm")

@@ -11,6 +11,7 @@ from wirewarden.services.schemas import (
     InterfaceCreate,
     InterfaceOut,
     InterfaceUpdate,
+    KeyPage,
     Page,
     PeerCreate,
     PeerOut,
@@ -20,6 +21,13 @@ from wirewarden.web.deps import App, Changes, Limit, Offset, Reader, Writer
 
 router = APIRouter(prefix="/interfaces", tags=["interfaces"])
 NameFilter = Annotated[str | None, Query(max_length=64, description="Substring of the name")]
+After = Annotated[
+    str | None,
+    Query(
+        max_length=400,
+        description="A page's `next` cursor: the page after it (offset then counts from there)",
+    ),
+]
 
 
 @router.get("")
@@ -58,9 +66,15 @@ def export_interface(app: App, actor: Writer, name: str) -> PlainTextResponse:
 
 @router.get("/{name}/peers")
 def list_peers(
-    app: App, actor: Reader, name: str, q: NameFilter = None, limit: Limit = 100, offset: Offset = 0
-) -> Page[PeerOut]:
-    return app.peers.list(name, q, limit, offset, actor)
+    app: App,
+    actor: Reader,
+    name: str,
+    q: NameFilter = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    after: After = None,
+) -> KeyPage[PeerOut]:
+    return app.peers.list(name, q, limit, offset, actor, after)
 
 
 @router.post("/{name}/peers", status_code=status.HTTP_201_CREATED, response_model=PeerOut)

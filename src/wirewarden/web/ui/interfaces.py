@@ -86,6 +86,7 @@ def table_query(request: Request) -> PeerQuery:
         desc=params.get("dir") == "desc",
         limit=size,
         offset=(number - 1) * size,
+        after=params.get("after", ""),
     ).normalised()
 
 
