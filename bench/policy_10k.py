@@ -186,7 +186,7 @@ def policy(n: int) -> PolicyState:
         peers=(*peers, me),
         profiles=(lanweb,),
         lan_networks=("10.20.0.0/24",),
-        gateways=("10.96.0.1",),
+        gateways=((WG_SRV, "10.96.0.1"),),
         interfaces=(WG_SRV,),
         leaf_qdisc="fq_codel",
     )

@@ -216,8 +216,10 @@ def test_nft_section_redirects_exempts_and_refuses() -> None:
     )
     section = dns_section(guard)
     body = "\n".join(section.declarations)
-    assert 'iifname "wg0" meta nfproto ipv4 udp dport 53 dnat ip to 10.8.0.1' in body
-    assert 'iifname "wg0" meta nfproto ipv6 tcp dport 53 dnat ip6 to fd00:8::1' in body
+    # One map lookup per family, whatever the number of interfaces: no interface named.
+    assert "meta nfproto ipv4 udp dport 53 dnat ip to iifname map @dns4" in body
+    assert "meta nfproto ipv6 tcp dport 53 dnat ip6 to iifname map @dns6" in body
+    assert "wg0" not in body
     assert "elements = { 10.8.0.7/32 }" in body
     assert "elements = { 192.0.2.53/32 }" in body and "tcp dport 853 reject" in body
     assert section.rules["prerouting"] == ("iifname @ww_ifaces jump dns_redirect",)
@@ -232,8 +234,14 @@ def test_the_planned_table_holds_the_dns_section() -> None:
         None,
         dns_guard=DnsGuard({"wg0": ("10.8.0.1",)}),
     )
-    rs = firewall.ruleset(state.nat, None, state.policy, extra=firewall_sections(state))
+    guard = state.dns_guard
+    assert guard is not None
+    rs = firewall.ruleset(
+        state.nat, None, state.policy, extra=firewall_sections(state), dns=guard.gateways
+    )
     assert "jump dns_redirect" in rs.skeleton and "chain dns_refuse" in rs.skeleton
+    # Where wg0's port 53 goes is an element of the map, not a rule.
+    assert firewall.Element("dns4", '"wg0"', "10.8.0.1") in rs.layer.elements
     assert firewall_sections(DesiredState({}, frozenset(), (), None)) == []
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from wirewarden.domain import firewall
 from wirewarden.domain.render import nft_ruleset
 from wirewarden.domain.state import (
     DesiredState,
@@ -51,6 +52,8 @@ WG0 = InterfaceState(
 )
 NAT = (NatNetwork("wg0", "10.8.0.0/24"), NatNetwork("wg0", "fd00:8::/64"))
 SCRIPT, DIGEST = nft_ruleset(NAT, "eth0")
+# The whole table, with wg0 and its networks as elements of our sets.
+APPLY = ApplyFirewall(SCRIPT, DIGEST, firewall.ruleset(NAT, "eth0").layer.elements)
 
 
 def desired(*ifaces: InterfaceState, managed: tuple[str, ...] = ()) -> DesiredState:
@@ -87,7 +90,7 @@ def test_empty_kernel_gets_everything_in_order() -> None:
         ConfigureLink("wg0", 1420, ("10.8.0.1/24", "fd00:8::1/64"), (), True),
         SetPeers("wg0", (PEER_A, PEER_B)),
     ]
-    assert ApplyFirewall(SCRIPT, DIGEST) in actions
+    assert APPLY in actions
     assert EnableForwarding() in actions
     assert len(actions) == 6
 
@@ -216,13 +219,13 @@ CASES: list[tuple[str, DesiredState, ObservedState, list[Action]]] = [
         "firewall digest differs",
         desired(WG0),
         observed(in_sync(), digest="0123456789abcdef"),
-        [ApplyFirewall(SCRIPT, DIGEST)],
+        [APPLY],
     ),
     (
         "no firewall at all",
         desired(WG0),
         observed(in_sync(), digest=None),
-        [ApplyFirewall(SCRIPT, DIGEST)],
+        [APPLY],
     ),
     (
         "forwarding off",

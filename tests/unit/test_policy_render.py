@@ -66,7 +66,7 @@ def test_skeleton_does_not_change_with_peers() -> None:
     )
     big = firewall.ruleset(NAT, "eth0", many)
     assert one.skeleton_digest == big.skeleton_digest
-    assert len(big.layer.elements) == 1000
+    assert len([e for e in big.layer.elements if e.set == "acl4"]) == 1000
     script = firewall.full_script(big)
     assert script.startswith("table inet wirewarden\ndelete table inet wirewarden\n")
     assert script.count("jump acl_internet-only") == 1000
@@ -108,7 +108,8 @@ def test_sections_order_and_foreign_sections_slot_in() -> None:
     assert in_order(chain("forward"), "jump from_peer", "jump to_peer", "853 drop", "established")
     assert in_order(chain("from_peer"), "quota name", "jump isolation", "vmap @acl4")
     assert "ww_ifaces" not in chain("from_peer").replace("oifname @ww_ifaces jump isolation", "")
-    assert in_order(chain("peer_input"), "@gw4 accept", "quota name", "vmap @acl4")
+    assert in_order(chain("peer_input"), "@gw_own4 accept", "@gw4 drop", "quota name", "vmap @acl4")
+    assert in_order(chain("from_peer"), "jump isolation", "@vpn4 drop", "vmap @acl4")
 
 
 def test_delta_changes_only_the_peer() -> None:
@@ -258,4 +259,65 @@ def test_tc_plan_for_one_peer_leaves_the_others() -> None:
     assert list(changes.lines) == [
         "filter del dev wg0 parent 1: prio 1 protocol ip handle 100:9:1 u32",
         "class del dev wg0 classid 1:a",
+    ]
+
+
+TWO_TENANTS = PolicyState(
+    gateways=(
+        ("wg0", "10.8.0.1"),
+        ("wg0", "fd00::1"),
+        ("t-acme", "10.88.0.1"),
+        ("t-b", "10.88.1.1"),
+    ),
+    interfaces=("t-acme", "t-b", "wg0"),
+    tenants=(("t-acme",), ("t-b",), ("wg0",)),
+)
+TENANT_NAT = (
+    NatNetwork("wg0", "10.8.0.0/24"),
+    NatNetwork("t-acme", "10.88.0.0/24"),
+    NatNetwork("t-b", "10.88.1.0/24"),
+)
+
+
+def test_a_tenant_reaches_its_own_gateway_only() -> None:
+    """The walls are elements: each interface may reach the gateways of its own tenant."""
+    els = firewall.ruleset(TENANT_NAT, "eth0", TWO_TENANTS).layer.elements
+    own = {e.key for e in els if e.set == "gw_own4"}
+    assert own == {'"wg0" . 10.8.0.1', '"t-acme" . 10.88.0.1', '"t-b" . 10.88.1.1'}
+    assert {e.key for e in els if e.set == "gw4"} == {"10.8.0.1", "10.88.0.1", "10.88.1.1"}
+    assert {e.key for e in els if e.set == "vpn4"} == {
+        "10.8.0.0/24",
+        "10.88.0.0/24",
+        "10.88.1.0/24",
+    }
+    # Two interfaces of one tenant see each other's gateways.
+    shared = PolicyState(**{**TWO_TENANTS.__dict__, "tenants": (("t-acme", "t-b"), ("wg0",))})
+    els = firewall.ruleset(TENANT_NAT, "eth0", shared).layer.elements
+    assert '"t-acme" . 10.88.1.1' in {e.key for e in els if e.set == "gw_own4"}
+
+
+def test_200_tenants_have_the_rules_of_2() -> None:
+    """Per-packet cost and the table's rules do not grow with tenants: adding one is a
+    handful of element adds, never a rewrite of the others' state."""
+
+    def tenants(n: int) -> firewall.Ruleset:
+        names = [f"t-{i}" for i in range(n)]
+        nat = tuple(
+            NatNetwork(name, f"10.{i // 250}.{i % 250}.0/24") for i, name in enumerate(names)
+        )
+        gws = tuple((name, f"10.{i // 250}.{i % 250}.1") for i, name in enumerate(names))
+        walls = tuple((name,) for name in names)
+        return firewall.ruleset(
+            nat, "eth0", PolicyState(gateways=gws, interfaces=tuple(names), tenants=walls)
+        )
+
+    many = tenants(200)
+    assert tenants(2).skeleton == many.skeleton
+    added = firewall.delta_script(many.layer.elements, tenants(201).layer.elements, {}, {})
+    assert added.splitlines() == [
+        "add element inet wirewarden gw4 { 10.0.200.1 }",
+        'add element inet wirewarden gw_own4 { "t-200" . 10.0.200.1 }',
+        'add element inet wirewarden same_if { "t-200" . "t-200" }',
+        "add element inet wirewarden vpn4 { 10.0.200.0/24 }",
+        'add element inet wirewarden ww_ifaces { "t-200" }',
     ]

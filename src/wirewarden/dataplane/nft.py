@@ -7,7 +7,14 @@ import re
 from typing import Any
 
 from wirewarden.dataplane.run import CommandError, run
-from wirewarden.domain.firewall import META, PEER_SETS, TABLE, Element, ObservedFirewall, Quota
+from wirewarden.domain.firewall import (
+    MANAGED_SETS,
+    META,
+    TABLE,
+    Element,
+    ObservedFirewall,
+    Quota,
+)
 
 _DIGEST = re.compile(r'comment "wirewarden ([0-9a-f]+)"')
 
@@ -46,30 +53,39 @@ def parse_table(doc: dict[str, Any]) -> ObservedFirewall:
             quotas[q["name"]] = Quota(q["name"], int(q["bytes"]), int(q.get("used", 0)))
         else:
             body = item.get("map") or item.get("set")
-            if body and body.get("name") in PEER_SETS:
-                elements |= {_element(body["name"], e) for e in body.get("elem", [])}
+            if body and body.get("name") in MANAGED_SETS:
+                name = body["name"]
+                keys, value = _types(MANAGED_SETS[name])
+                elements |= {_element(name, keys, value, e) for e in body.get("elem", [])}
     return ObservedFirewall(None, frozenset(elements), quotas)
 
 
-def _key(value: Any) -> str:
-    if isinstance(value, dict) and "concat" in value:
-        first, *rest = value["concat"]
-        return " . ".join([f'"{first}"', *(str(v) for v in rest)])
+def _types(kind: str) -> tuple[list[str], str | None]:
+    """'type ifname . ipv4_addr : verdict; ...' -> (['ifname', 'ipv4_addr'], 'verdict')."""
+    spec = kind.removeprefix("type ").split(";")[0]
+    key, _, value = spec.partition(" : ")
+    return key.split(" . "), value or None
+
+
+def _text(kind: str, value: Any) -> str:
+    """One value as our renderer spells it: names quoted, addresses and prefixes bare."""
+    if isinstance(value, dict) and "prefix" in value:
+        return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+    if kind in ("ifname", "quota"):
+        return f'"{value}"'
+    if kind == "verdict" and isinstance(value, dict):  # {"jump": {"target": "acl_x"}}
+        verb, arg = next(iter(value.items()))
+        return f"{verb} {arg['target']}" if isinstance(arg, dict) else str(verb)
     return str(value)
 
 
-def _element(name: str, raw: Any) -> Element:
+def _element(name: str, keys: list[str], value: str | None, raw: Any) -> Element:
     if isinstance(raw, dict) and "elem" in raw:
         raw = raw["elem"].get("val")
-    if isinstance(raw, list):
-        key, value = raw
-        if isinstance(value, dict):  # a verdict: {"jump": {"target": "acl_x"}}
-            verb, arg = next(iter(value.items()))
-            text = f"{verb} {arg['target']}" if isinstance(arg, dict) else verb
-        else:
-            text = f'"{value}"'
-        return Element(name, _key(key), text)
-    return Element(name, _key(raw))
+    key, val = (raw[0], raw[1]) if value is not None and isinstance(raw, list) else (raw, None)
+    parts = key["concat"] if isinstance(key, dict) and "concat" in key else [key]
+    text = " . ".join(_text(k, part) for k, part in zip(keys, parts, strict=True))
+    return Element(name, text, None if value is None else _text(value, val))
 
 
 def quotas() -> dict[str, Quota]:

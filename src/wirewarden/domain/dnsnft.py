@@ -1,5 +1,6 @@
 """The DNS part of our nftables table (anti-bypass), as a firewall Section: port 53 from
-peers is redirected (DNAT) to the gateway of the interface they came in on, where our
+peers is redirected (DNAT) to the gateway of the interface they came in on (the map
+dns4/dns6 of firewall.interface_elements), where our
 resolver listens; DoT (853) and known DoH endpoints on 443 are refused. Peers whose
 policy turns anti-bypass off are exempt. Pure text; firewall.compose places it."""
 
@@ -31,15 +32,13 @@ def _chain(name: str, rules: list[str]) -> str:
     return "\n".join([f"\tchain {name} {{", *(f"\t\t{r}" for r in rules), "\t}"])
 
 
-def _redirects(guard: DnsGuard) -> list[str]:
-    rules = []
-    for iface in sorted(guard.gateways):
-        for gateway in guard.gateways[iface]:
-            v6 = ":" in gateway
-            match = f'iifname "{iface}" meta nfproto {"ipv6" if v6 else "ipv4"}'
-            to = f"{'ip6' if v6 else 'ip'} to {gateway}"
-            rules += [f"{match} {proto} dport 53 dnat {to}" for proto in ("udp", "tcp")]
-    return rules
+# Port 53 from a peer goes to its own interface's gateway: one map lookup (dns4/dns6, kept
+# by firewall.interface_elements), whatever the number of interfaces.
+_REDIRECTS = [
+    f"iifname @{IFACES} meta nfproto {nfproto} {proto} dport 53 dnat {fam} to iifname map @dns{n}"
+    for nfproto, fam, n in (("ipv4", "ip", "4"), ("ipv6", "ip6", "6"))
+    for proto in ("udp", "tcp")
+]
 
 
 _EXEMPT = ["ip saddr @dns_exempt4 return", "ip6 saddr @dns_exempt6 return"]
@@ -62,7 +61,7 @@ def dns_section(guard: DnsGuard) -> Section:
         _set("dns_exempt6", "ipv6_addr", ex6),
         _set("doh4", "ipv4_addr", doh4),
         _set("doh6", "ipv6_addr", doh6),
-        _chain(REDIRECT, [*_EXEMPT, *_redirects(guard)]),
+        _chain(REDIRECT, [*_EXEMPT, *_REDIRECTS]),
         _chain(REFUSE, [*_EXEMPT, *_REFUSALS]),
     )
     rules = {

@@ -1,13 +1,16 @@
 """Our nftables table `inet wirewarden`, composed from sections, as pure text.
 
 The table has two layers:
-- the skeleton: base chains, profile chains, static sets (interfaces, gateways, LANs) and the
-  declarations of the per-peer sets and maps. Its digest is kept in the table comment; when
-  it differs from what we would write, the whole table is rewritten in one `nft -f`
-  transaction that deletes and recreates it (atomic: no packet sees a half table).
-- per-peer elements (ACL verdict maps, mesh sets, quota maps) and quota objects. They are
-  compared element by element and changed with `add/delete element` (one peer's change
-  never rewrites the table), so a packet costs the same set lookups at 10,000 peers as at 10.
+- the skeleton: base chains, profile chains, static sets (LANs, DNS exemptions) and the
+  declarations of the element-managed sets and maps. Its digest is kept in the table
+  comment; when it differs from what we would write, the whole table is rewritten in one
+  `nft -f` transaction that deletes and recreates it (atomic: no packet sees a half table).
+  It names no interface, network or peer: 2 tenants or 200, the same rules.
+- elements: per peer (ACL verdict maps, mesh sets, quota maps, with quota objects) and per
+  interface (our interfaces, their gateways and networks, which gateways each interface may
+  reach: the walls between tenants). They are compared element by element and changed with
+  `add/delete element`, so one peer's or one tenant's change never rewrites the table, and
+  a packet costs the same set lookups at 10,000 peers or 200 tenants as at 10 or 2.
 
 Each feature contributes a `Section` (declarations + rules for the base chains, or for the
 from_peer / to_peer / peer_input chains the base chains jump to for traffic of our
@@ -18,6 +21,7 @@ pass their sections in.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -61,6 +65,21 @@ PEER_SETS = {
     "quota4": "type ipv4_addr : quota;",
     "quota6": "type ipv6_addr : quota;",
 }
+SAME_IF = "same_if"
+# The per-interface ones: adding or removing an interface (a tenant) changes elements only.
+INTERFACE_SETS = {
+    IFACES: "type ifname;",
+    SAME_IF: "type ifname . ifname;",  # "wg0" . "wg0": a packet stays on its interface
+    "gw4": "type ipv4_addr;",  # every gateway address of ours
+    "gw6": "type ipv6_addr;",
+    "gw_own4": "type ifname . ipv4_addr;",  # the gateways an interface's peers may reach
+    "gw_own6": "type ifname . ipv6_addr;",
+    "vpn4": "type ipv4_addr; flags interval;",  # our interfaces' networks
+    "vpn6": "type ipv6_addr; flags interval;",
+    "dns4": "type ifname : ipv4_addr;",  # where port 53 from an interface is sent
+    "dns6": "type ifname : ipv6_addr;",
+}
+MANAGED_SETS = {**PEER_SETS, **INTERFACE_SETS}
 
 
 @dataclass(frozen=True)
@@ -120,10 +139,6 @@ class Ruleset:
 # ---------------------------------------------------------------- helpers
 
 
-def _family(network: str) -> str:
-    return "ip6" if ":" in network else "ip"
-
-
 def _elements(values: Iterable[str]) -> str:
     items = sorted(set(values))
     return f" elements = {{ {', '.join(items)} }};" if items else ""
@@ -150,13 +165,16 @@ def acl_chain(profile: str) -> str:
 # ---------------------------------------------------------------- sections
 
 
-def gateway_section(policy: PolicyState) -> Section:
-    """The gateways' own addresses (DNS, the API) stay reachable under every profile and cap."""
-    v4 = [g for g in policy.gateways if ":" not in g]
-    v6 = [g for g in policy.gateways if ":" in g]
-    decl = (_set("gw4", "ipv4_addr", v4), _set("gw6", "ipv6_addr", v6))
-    rules = ("ip daddr @gw4 accept", "ip6 daddr @gw6 accept")
-    return Section("gateway", decl, {PEER_INPUT: rules})
+def gateway_section() -> Section:
+    """The gateways of a peer's own tenant (DNS, the API) stay reachable under every profile
+    and cap; another tenant's gateways never are (the tenant walls, on the host itself)."""
+    rules = (
+        "iifname . ip daddr @gw_own4 accept",
+        "iifname . ip6 daddr @gw_own6 accept",
+        "ip daddr @gw4 drop",
+        "ip6 daddr @gw6 drop",
+    )
+    return Section("gateway", (), {PEER_INPUT: rules})
 
 
 def caps_section(policy: PolicyState) -> Section:
@@ -168,16 +186,18 @@ def caps_section(policy: PolicyState) -> Section:
     return Section("caps", (), rules)
 
 
-def isolation_section(policy: PolicyState) -> Section:
-    """Peers reach each other only on one interface and only when both have mesh on."""
-    rules = []
-    for name in sorted(set(policy.interfaces)):
-        where = f'iifname "{name}" oifname "{name}"'
-        for fam, n in (("ip", "4"), ("ip6", "6")):
-            both = f"iifname . {fam} saddr @mesh{n} oifname . {fam} daddr @mesh{n}"
-            rules.append(f"{where} {both} accept")
+def isolation_section() -> Section:
+    """Peers reach each other only on one interface and only when both have mesh on; a
+    packet for one of our networks that would not leave by one of our interfaces (another
+    tenant's, disabled or gone) is dropped rather than routed out of the uplink."""
+    rules = [
+        f"iifname . {fam} saddr @mesh{n} oifname . {fam} daddr @mesh{n} "
+        f"iifname . oifname @{SAME_IF} accept"
+        for fam, n in _FAMILIES
+    ]
     decl = (_chain("isolation", [*rules, "drop"]),)
-    return Section("isolation", decl, {FROM_PEER: (f"oifname @{IFACES} jump isolation",)})
+    jump = (f"oifname @{IFACES} jump isolation", "ip daddr @vpn4 drop", "ip6 daddr @vpn6 drop")
+    return Section("isolation", decl, {FROM_PEER: jump})
 
 
 def acl_section(policy: PolicyState) -> Section:
@@ -237,39 +257,32 @@ def _rule(rule: AclRule) -> str:
     return " ".join(parts)
 
 
-def nat_section(nat: Iterable[NatNetwork], uplink: str | None) -> Section:
-    """Forwarding and masquerade for the VPN networks (the foundation's part)."""
-    nets = sorted(set(nat), key=lambda n: (n.interface, n.network))
-    ifaces = sorted({n.interface for n in nets})
-    fwd = ["ct state established,related accept", "ct state invalid drop"]
-    fwd += [f'iifname "{name}" accept' for name in ifaces]
-    post = []
-    for n in nets:
-        out = f'oifname "{uplink}"' if uplink else f'oifname != "{n.interface}"'
-        post.append(f"{_family(n.network)} saddr {n.network} {out} masquerade")
-    return Section("nat", (), {"forward": tuple(fwd), "postrouting": tuple(post)})
+def nat_section(uplink: str | None) -> Section:
+    """Forwarding and masquerade for the VPN networks (the set vpn4/vpn6)."""
+    fwd = (
+        "ct state established,related accept",
+        "ct state invalid drop",
+        f"iifname @{IFACES} accept",
+    )
+    out = f'oifname "{uplink}"' if uplink else f"oifname != @{IFACES}"
+    post = tuple(f"{fam} saddr @vpn{n} {out} masquerade" for fam, n in _FAMILIES)
+    return Section("nat", (), {"forward": fwd, "postrouting": post})
 
 
 def policy_sections(policy: PolicyState) -> list[Section]:
-    return [
-        gateway_section(policy),
-        caps_section(policy),
-        isolation_section(policy),
-        acl_section(policy),
-    ]
+    return [gateway_section(), caps_section(policy), isolation_section(), acl_section(policy)]
 
 
 # ---------------------------------------------------------------- composing
 
 
-def compose(sections: Sequence[Section], interfaces: Iterable[str]) -> str:
+def _declaration(name: str, kind: str, elements: str = "") -> str:
+    return f"\t{'map' if ' : ' in kind else 'set'} {name} {{ {kind}{elements} }}"
+
+
+def compose(sections: Sequence[Section]) -> str:
     """The table body (skeleton) from sections, in section order within each base chain."""
-    names = [f'"{i}"' for i in interfaces]
-    decl = ["\t" + _set(IFACES, "ifname", names)]
-    decl += [
-        f"\tmap {name} {{ {kind} }}" if ":" in kind else f"\tset {name} {{ {kind} }}"
-        for name, kind in PEER_SETS.items()
-    ]
+    decl = [_declaration(name, kind) for name, kind in MANAGED_SETS.items()]
     for section in sections:
         decl += [d if d.startswith("\t") else f"\t{d}" for d in section.declarations]
     chains = []
@@ -283,6 +296,47 @@ def compose(sections: Sequence[Section], interfaces: Iterable[str]) -> str:
         rules = dispatch.get(chain, []) + [r for s in sections for r in s.rules.get(chain, ())]
         chains.append(_chain(chain, rules, head))
     return "\n".join([*decl, *chains])
+
+
+def interface_elements(
+    policy: PolicyState, nat: Iterable[NatNetwork], dns: Mapping[str, tuple[str, ...]]
+) -> frozenset[Element]:
+    """Our interfaces, their gateways and networks, and the walls: an interface's peers
+    reach the gateways of its own tenant's interfaces only. `dns` maps an interface to the
+    gateway addresses its peers' port 53 goes to (empty without DNS filtering)."""
+    out: set[Element] = set()
+    for name in policy.interfaces:
+        out |= {Element(IFACES, f'"{name}"'), Element(SAME_IF, f'"{name}" . "{name}"')}
+    tenant = _tenant_of(policy)
+    for name in policy.interfaces:
+        for owner, address in policy.gateways:
+            if tenant.get(owner, owner) == tenant.get(name, name):
+                out.add(Element(f"gw_own{_v(address)}", f'"{name}" . {address}'))
+    out |= {Element(f"gw{_v(address)}", address) for _, address in policy.gateways}
+    out |= {Element(f"vpn{_v(n.network)}", _prefix(n.network)) for n in nat}
+    for name, gateways in dns.items():
+        for version in ("4", "6"):
+            first = next((g for g in gateways if _v(g) == version), None)
+            if first is not None and name in policy.interfaces:
+                out.add(Element(f"dns{version}", f'"{name}"', first))
+    return frozenset(out)
+
+
+def _tenant_of(policy: PolicyState) -> dict[str, str]:
+    """Interface -> its tenant's group. Without tenants given, all interfaces are one."""
+    if not policy.tenants:
+        return dict.fromkeys(policy.interfaces, "")
+    return {name: group[0] for group in policy.tenants for name in group}
+
+
+def _v(address: str) -> str:
+    return "6" if ":" in address else "4"
+
+
+def _prefix(network: str) -> str:
+    """A network as nft lists it in an interval set (a single address without /32 or /128)."""
+    net = ipaddress.ip_network(network, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def peer_layer(policy: PolicyState) -> PeerLayer:
@@ -316,15 +370,19 @@ def ruleset(
     uplink: str | None,
     policy: PolicyState | None = None,
     extra: Sequence[Section] = (),
+    dns: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Ruleset:
     policy = policy or PolicyState()
     nat = tuple(nat)
     interfaces = sorted({n.interface for n in nat} | set(policy.interfaces))
     policy = PolicyState(**{**policy.__dict__, "interfaces": tuple(interfaces)})
-    sections = [*policy_sections(policy), *extra, nat_section(nat, uplink)]
-    skeleton = compose(sections, interfaces)
+    sections = [*policy_sections(policy), *extra, nat_section(uplink)]
+    skeleton = compose(sections)
     digest = hashlib.sha256(skeleton.encode()).hexdigest()[:16]
-    return Ruleset(digest, skeleton, peer_layer(policy))
+    peers = peer_layer(policy)
+    ours = interface_elements(policy, nat, dns or {})
+    layer = PeerLayer(peers.elements | ours, peers.quotas, peers.floors)
+    return Ruleset(digest, skeleton, layer)
 
 
 def used_now(quota: str, observed: Mapping[str, Quota], floors: Mapping[str, int]) -> int:
@@ -368,10 +426,9 @@ def _with_elements(skeleton: str, elements: Iterable[Element]) -> str:
         by_set.setdefault(e.set, []).append(e.text())
     lines = []
     for line in skeleton.split("\n"):
-        for name, kind in PEER_SETS.items():
-            keyword = "map" if ":" in kind else "set"
-            if line == f"\t{keyword} {name} {{ {kind} }}" and by_set.get(name):
-                line = f"\t{keyword} {name} {{ {kind}{_elements(by_set[name])} }}"
+        for name, kind in MANAGED_SETS.items():
+            if line == _declaration(name, kind) and by_set.get(name):
+                line = _declaration(name, kind, _elements(by_set[name]))
         lines.append(line)
     return "\n".join(lines)
 

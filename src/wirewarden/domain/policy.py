@@ -94,13 +94,17 @@ class PolicyState:
     profiles: tuple[Profile, ...] = ()
     # Networks of the server's LANs ("intranet"); None until the host's were looked up.
     lan_networks: tuple[str, ...] | None = None
-    # The interfaces' own addresses: DNS and the API stay reachable there under every profile.
-    gateways: tuple[str, ...] = ()
+    # (interface, address) for each interface's own addresses: DNS and the API stay
+    # reachable there under every profile, for the peers of the same tenant only.
+    gateways: tuple[tuple[str, str], ...] = ()
     cap_action: CapAction = "block"
     throttle_kbit: int = 1000
     # The leaf qdisc inside a rate class (fair queuing where the kernel has it).
     leaf_qdisc: str = "fq_codel"
     interfaces: tuple[str, ...] = field(default=())
+    # The interfaces of each tenant: no packet crosses from one group to another. Empty: one
+    # group of all (a single-tenant caller).
+    tenants: tuple[tuple[str, ...], ...] = ()
 
 
 def parse_rule(raw: dict[str, object], where: str = "rules") -> AclRule:

@@ -78,8 +78,13 @@ def diff_firewall(desired: DesiredState, observed: ObservedState) -> list[Action
         # Nothing left for the rules to serve (NAT, policy, DNS guard all hang off an
         # interface): an empty table of ours would only clutter `nft list tables`.
         return [RemoveFirewall()] if observed.firewall_digest is not None else []
+    guard = desired.dns_guard
     rs = firewall.ruleset(
-        desired.nat, desired.uplink, desired.policy, extra=firewall_sections(desired)
+        desired.nat,
+        desired.uplink,
+        desired.policy,
+        extra=firewall_sections(desired),
+        dns=guard.gateways if guard else None,
     )
     layer = rs.layer
     quotas = tuple(sorted(layer.quotas.items()))

@@ -165,8 +165,14 @@ class DesiredStateReader:
         profiles: tuple[Profile, ...] = tuple(profile_from_row(*row) for row in rows)
         ifaces = list(ifaces)
         gateways = tuple(
-            str(ipaddress.ip_interface(a).ip) for i in ifaces for a in (i.ipv4, i.ipv6) if a
+            (i.name, str(ipaddress.ip_interface(a).ip))
+            for i in ifaces
+            for a in (i.ipv4, i.ipv6)
+            if a
         )
+        tenants: dict[int | None, list[str]] = {}
+        for i in ifaces:
+            tenants.setdefault(i.tenant_id, []).append(i.name)
         cfg = self.policy
         return PolicyState(
             peers=tuple(peers),
@@ -177,6 +183,7 @@ class DesiredStateReader:
             throttle_kbit=cfg.throttle_kbit,
             leaf_qdisc=cfg.leaf_qdisc,
             interfaces=tuple(sorted(i.name for i in ifaces)),
+            tenants=tuple(sorted(tuple(sorted(names)) for names in tenants.values())),
         )
 
     def _collect_peers(
