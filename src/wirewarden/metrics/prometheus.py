@@ -151,13 +151,11 @@ class Telemetry:
         self.registry.register(TrafficExporter(collector))
         self.peers = PeerExposition(collector)
 
-    def reconcile_sink(
-        self, duration: Callable[[], float]
-    ) -> Callable[[DesiredState, Report], None]:
+    def reconcile_sink(self) -> Callable[[DesiredState, Report], None]:
         """A reconciler report sink recording each pass's duration and errors."""
 
         def record(_: DesiredState, report: Report) -> None:
-            self.reconcile_duration.observe(duration())
+            self.reconcile_duration.observe(report.duration)
             for scope in report.errors:
                 self.reconcile_errors.labels("" if scope == GLOBAL else scope).inc()
             self.reconcile_last_ok.set(1 if report.ok else 0)
