@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, make_url
@@ -18,27 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.hostinfo import outbound_address
-from wirewarden.dataplane.linux import LinuxDataplane
-from wirewarden.dataplane.lock import HostLock
-from wirewarden.dataplane.stats import DumpCache
-from wirewarden.dataplane.unbound import ROOT_HINTS, LocalUnbound, UnboundOptions, find_binary
-from wirewarden.dataplane.wireguard import WireGuard
-from wirewarden.dns.cache import CacheLimits
-from wirewarden.dns.doh import load_doh_addresses, system_upstreams
-from wirewarden.dns.lists import ListStore
-from wirewarden.dns.prometheus import DnsExporter
-from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports, lists_dir, local_lists_dir
-from wirewarden.dns.upstream import UNBOUND, Upstream, UpstreamSet, parse_upstreams
+from wirewarden.dns.lists import ListStore, lists_dir, local_lists_dir
 from wirewarden.domain import addresses, urls
-from wirewarden.domain.firewall import Quota
 from wirewarden.domain.policy import PeerPolicy, PolicyConfig
 from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
-from wirewarden.metrics.collector import Collector
 from wirewarden.metrics.prometheus import Telemetry
-from wirewarden.reconciler.engine import Loop, Reconciler
-from wirewarden.reconciler.executor import Report
-from wirewarden.reconciler.ports import Dataplane
-from wirewarden.runtime.applier import LocalApplier, guarded_stats
 from wirewarden.services.applier import Change
 from wirewarden.services.audit_log import AuditLog
 from wirewarden.services.auth import AuthConfig, AuthService
@@ -48,14 +32,12 @@ from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
-from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
+from wirewarden.services.policy import ProfileService, UsageService
 from wirewarden.services.shares import ShareService
-from wirewarden.services.sync_status import SyncStatusWriter
 from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import FIRST_ADMIN, UserService
 from wirewarden.store import schema
-from wirewarden.store.copy import CopyReport, Progress, copy_database
 from wirewarden.store.db import (
     DatabaseUnavailable,
     PoolOptions,
@@ -64,9 +46,25 @@ from wirewarden.store.db import (
     wait_for_database,
 )
 from wirewarden.store.desired import DesiredStateReader, split_csv
-from wirewarden.store.dns import DnsStore, dns_guard, log_ports, shared_database
 from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
+
+if TYPE_CHECKING:
+    # The node runtime's parts are imported where it is built (build_runtime): a CLI
+    # command that only reads the database never loads a driver, the resolver or the
+    # collector (`wirewarden interface list` starts in well under a second).
+    from wirewarden.dataplane.stats import DumpCache
+    from wirewarden.dataplane.unbound import LocalUnbound
+    from wirewarden.dns.runtime import DnsRuntime
+    from wirewarden.dns.upstream import Upstream
+    from wirewarden.domain.firewall import Quota
+    from wirewarden.domain.state import DeviceDump
+    from wirewarden.metrics.collector import Collector
+    from wirewarden.reconciler.engine import Loop, Reconciler
+    from wirewarden.reconciler.ports import Dataplane
+    from wirewarden.runtime.applier import LocalApplier
+    from wirewarden.store.copy import CopyReport, Progress
+    from wirewarden.store.dns import DnsStore
 
 TlsMode = Literal["off", "files", "self-signed"]
 
@@ -118,6 +116,8 @@ class NodeRuntime:
     reconciler: Reconciler
     loop: Loop
     stats: DumpCache
+    # The live counters as the services read them (their error is ApplyFailed).
+    live_stats: Callable[[], dict[str, DeviceDump]]
     collector: Collector
     applier: LocalApplier
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
@@ -205,6 +205,8 @@ class ControlPlane:
     runtime: RuntimeHandle
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
+    # Changes go to the real data plane (they need CAP_NET_ADMIN), not a test's fake.
+    kernel: bool = False
 
     @property
     def node(self) -> NodeRuntime:
@@ -225,10 +227,6 @@ class ControlPlane:
     @property
     def dns_runtime(self) -> DnsRuntime | None:
         return self.node.dns_runtime
-
-    @property
-    def kernel(self) -> bool:
-        return self.node.kernel
 
 
 # The name the web app, the CLI and the tests know the control plane by.
@@ -282,6 +280,20 @@ def build_runtime(
 ) -> NodeRuntime:
     """This host's node runtime (not started): the drivers, the reconciler, the collector
     and the resolver, on the database of `shared`."""
+    from wirewarden.dataplane.linux import LinuxDataplane
+    from wirewarden.dataplane.lock import HostLock
+    from wirewarden.dataplane.stats import DumpCache
+    from wirewarden.dataplane.wireguard import WireGuard
+    from wirewarden.dns.doh import load_doh_addresses
+    from wirewarden.dns.prometheus import DnsExporter
+    from wirewarden.metrics.collector import Collector
+    from wirewarden.reconciler.engine import Loop, Reconciler
+    from wirewarden.reconciler.executor import Report
+    from wirewarden.runtime.applier import LocalApplier, guarded_stats
+    from wirewarden.services.policy import UsageRecorder
+    from wirewarden.services.sync_status import SyncStatusWriter
+    from wirewarden.store.dns import DnsStore, dns_guard
+
     settings, sessions, telemetry = shared.settings, shared.sessions, shared.telemetry
     kernel = dataplane is None
     if dataplane is None:
@@ -321,7 +333,16 @@ def build_runtime(
     telemetry.watch(collector)
     applier = LocalApplier(reconciler, loop, settings.node_name, reader.note)
     return NodeRuntime(
-        dataplane, reader, reconciler, loop, stats, collector, applier, resolver, kernel
+        dataplane,
+        reader,
+        reconciler,
+        loop,
+        stats,
+        guarded_stats(stats),
+        collector,
+        applier,
+        resolver,
+        kernel,
     )
 
 
@@ -360,7 +381,7 @@ def build(
         desired=lambda: handle.get().reader(),
         node=settings.node_name,
         public_host=settings.public_host,
-        stats=lambda: guarded_stats(handle.get().stats)(),
+        stats=lambda: handle.get().live_stats(),
         policy=policy_config(settings),
         allocation=allocation_of(settings),
         uplink_address=outbound_address if dataplane is None else lambda: None,
@@ -403,6 +424,7 @@ def build(
         runtime=handle,
         reach=reached,
         initial_password=initial,
+        kernel=dataplane is None,
     )
 
 
@@ -429,6 +451,8 @@ def open_database(settings: Settings) -> Engine:
 
 def copy_database_to(settings: Settings, url: str, progress: Progress | None = None) -> CopyReport:
     """`wirewarden db copy --to URL`: this install's database into another (store/copy.py)."""
+    from wirewarden.store.copy import copy_database
+
     if make_url(url) == make_url(settings.db_url):
         raise StartupError("--to names the database this install already uses")
     source = open_database(settings)
@@ -458,6 +482,12 @@ def policy_config(settings: Settings) -> PolicyConfig:
 def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRuntime | None:
     if not settings.dns_enabled:
         return None
+    from wirewarden.dns.cache import CacheLimits
+    from wirewarden.dns.doh import system_upstreams
+    from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports
+    from wirewarden.dns.upstream import UNBOUND, UpstreamSet, parse_upstreams
+    from wirewarden.store.dns import log_ports, shared_database
+
     try:
         upstreams = parse_upstreams(settings.dns_upstreams or system_upstreams())
     except ValueError as exc:
@@ -481,8 +511,9 @@ def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRunti
 
 
 def local_unbound(settings: Settings, upstream: Upstream) -> LocalUnbound:
-    """The Unbound an `unbound` upstream names, run by the resolver (not started here:
-    every CLI command builds the container)."""
+    """The Unbound an `unbound` upstream names, run by the resolver (not started here)."""
+    from wirewarden.dataplane.unbound import ROOT_HINTS, LocalUnbound, UnboundOptions, find_binary
+
     options = UnboundOptions(
         settings.data_dir / "dns" / "unbound",
         host=upstream.host,

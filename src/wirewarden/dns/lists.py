@@ -263,3 +263,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{time.monotonic_ns()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def local_lists_dir(data_dir: Path) -> Path:
+    """Where an admin puts local blocklists, named in policies relative to it."""
+    return data_dir / "dns" / LOCAL_LISTS
+
+
+def lists_dir(data_dir: Path) -> Path:
+    return data_dir / "dns" / "lists"
