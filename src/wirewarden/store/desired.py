@@ -134,7 +134,14 @@ class DesiredStateReader:
         else:
             self._cache = self._read(db, revision, now)
             self.full_reads += 1
+            self._forget(revision)
         return self._cache.state
+
+    def _forget(self, revision: int) -> None:
+        """Notes of revisions a read has covered are of no more use."""
+        with self._notes_lock:
+            for r in [r for r in self._notes if r <= revision]:
+                del self._notes[r]
 
     def _delta(self, since: int, revision: int) -> frozenset[int] | None:
         """The peers changed from `since` to `revision`, if every step between was noted."""
@@ -142,8 +149,7 @@ class DesiredStateReader:
             steps = range(since + 1, revision + 1)
             known = revision > since and all(r in self._notes for r in steps)
             peers = frozenset().union(*(self._notes[r] for r in steps)) if known else None
-            for r in [r for r in self._notes if r <= revision]:
-                del self._notes[r]
+        self._forget(revision)
         return peers
 
     def _patch(
