@@ -675,8 +675,8 @@ class Bench:
 
         deps = container.peers.deps
         times: dict[str, float] = {}
-        real = deps.reconciler, deps.vault, container.peers.interfaces
-        deps.reconciler, deps.vault = Timed(real[0], times), Timed(real[1], times)
+        real = deps.applier, deps.vault, container.peers.interfaces
+        deps.applier, deps.vault = Timed(real[0], times), Timed(real[1], times)
         container.peers.interfaces = Timed(real[2], times)
         lat: list[float] = []
         from sqlalchemy import event
@@ -699,7 +699,7 @@ class Bench:
                 container.peers.create(self.ifname, PeerCreate(name=f"ph{i:04d}"), actor)
                 lat.append(time.perf_counter() - t0)
         finally:
-            deps.reconciler, deps.vault, container.peers.interfaces = real
+            deps.applier, deps.vault, container.peers.interfaces = real
         log(
             f"\n[phases] PeerService.create x{n} in-process: p50 {ms(pct(lat, 50))}, "
             f"p99 {ms(pct(lat, 99))}, mean {ms(statistics.fmean(lat))}"

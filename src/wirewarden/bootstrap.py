@@ -4,35 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.hostinfo import outbound_address
-from wirewarden.dataplane.linux import LinuxDataplane
-from wirewarden.dataplane.lock import HostLock
-from wirewarden.dataplane.stats import DumpCache
-from wirewarden.dataplane.unbound import ROOT_HINTS, LocalUnbound, UnboundOptions, find_binary
-from wirewarden.dataplane.wireguard import WireGuard
-from wirewarden.dns.cache import CacheLimits
-from wirewarden.dns.doh import load_doh_addresses, system_upstreams
-from wirewarden.dns.lists import ListStore
-from wirewarden.dns.prometheus import DnsExporter
-from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports, lists_dir, local_lists_dir
-from wirewarden.dns.upstream import UNBOUND, Upstream, UpstreamSet, parse_upstreams
+from wirewarden.dns.lists import ListStore, lists_dir, local_lists_dir
 from wirewarden.domain import addresses, urls
-from wirewarden.domain.policy import PolicyConfig
-from wirewarden.domain.state import DesiredState
-from wirewarden.metrics.collector import Collector
+from wirewarden.domain.policy import PeerPolicy, PolicyConfig
+from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
 from wirewarden.metrics.prometheus import Telemetry
-from wirewarden.reconciler.engine import Loop, Reconciler
-from wirewarden.reconciler.executor import Report
-from wirewarden.reconciler.ports import Dataplane
+from wirewarden.services.applier import Change
 from wirewarden.services.audit_log import AuditLog
 from wirewarden.services.auth import AuthConfig, AuthService
 from wirewarden.services.context import Allocation, Deps, ensure_defaults
@@ -41,14 +32,12 @@ from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
-from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
+from wirewarden.services.policy import ProfileService, UsageService
 from wirewarden.services.shares import ShareService
-from wirewarden.services.sync_status import SyncStatusWriter
 from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import FIRST_ADMIN, UserService
 from wirewarden.store import schema
-from wirewarden.store.copy import CopyReport, Progress, copy_database
 from wirewarden.store.db import (
     DatabaseUnavailable,
     PoolOptions,
@@ -57,9 +46,25 @@ from wirewarden.store.db import (
     wait_for_database,
 )
 from wirewarden.store.desired import DesiredStateReader, split_csv
-from wirewarden.store.dns import DnsStore, dns_guard, log_ports, shared_database
 from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
+
+if TYPE_CHECKING:
+    # The node runtime's parts are imported where it is built (build_runtime): a CLI
+    # command that only reads the database never loads a driver, the resolver or the
+    # collector (`wirewarden interface list` starts in well under a second).
+    from wirewarden.dataplane.stats import DumpCache
+    from wirewarden.dataplane.unbound import LocalUnbound
+    from wirewarden.dns.runtime import DnsRuntime
+    from wirewarden.dns.upstream import Upstream
+    from wirewarden.domain.firewall import Quota
+    from wirewarden.domain.state import DeviceDump
+    from wirewarden.metrics.collector import Collector
+    from wirewarden.reconciler.engine import Loop, Reconciler
+    from wirewarden.reconciler.ports import Dataplane
+    from wirewarden.runtime.applier import LocalApplier
+    from wirewarden.store.copy import CopyReport, Progress
+    from wirewarden.store.dns import DnsStore
 
 TlsMode = Literal["off", "files", "self-signed"]
 
@@ -101,31 +106,131 @@ def reach(settings: Settings) -> Reach:
 
 
 @dataclass
-class Container:
+class NodeRuntime:
+    """What runs beside this host's kernel: the data plane, the reconciler and its loop,
+    the traffic collector and the DNS resolver, and the applier the services hand their
+    changes to. `serve` starts it; a CLI command builds it only to apply a change."""
+
+    dataplane: Dataplane
+    reader: DesiredStateReader
+    reconciler: Reconciler
+    loop: Loop
+    stats: DumpCache
+    # The live counters as the services read them (their error is ApplyFailed).
+    live_stats: Callable[[], dict[str, DeviceDump]]
+    collector: Collector
+    applier: LocalApplier
+    # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
+    dns_runtime: DnsRuntime | None
+    # Built with the real data plane: its changes need CAP_NET_ADMIN.
+    kernel: bool
+
+
+class RuntimeHandle:
+    """The node runtime, built on first use: a command that only reads the database (most
+    of the CLI) never loads a driver nor looks at the kernel."""
+
+    def __init__(self, factory: Callable[[], NodeRuntime]) -> None:
+        self._factory = factory
+        self._built: NodeRuntime | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> NodeRuntime | None:
+        return self._built
+
+    def get(self) -> NodeRuntime:
+        with self._lock:
+            if self._built is None:
+                self._built = self._factory()
+            return self._built
+
+
+class DeferredApplier:
+    """The services' applier before the runtime exists: builds it at the first change."""
+
+    def __init__(self, handle: RuntimeHandle) -> None:
+        self.handle = handle
+
+    def _to(self) -> LocalApplier:
+        return self.handle.get().applier
+
+    def turn(self) -> AbstractContextManager[object]:
+        return self._to().turn()
+
+    def set_peer(self, interface: str, peer: PeerState) -> None:
+        self._to().set_peer(interface, peer)
+
+    def remove_peer(self, interface: str, public_key: str) -> None:
+        self._to().remove_peer(interface, public_key)
+
+    def set_policy(self, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str) -> None:
+        self._to().set_policy(old, new, leaf)
+
+    def remove_interface(self, name: str) -> None:
+        self._to().remove_interface(name)
+
+    def apply(self, change: Change) -> None:
+        self._to().apply(change)
+
+    def changed(self, change: Change) -> None:
+        self._to().changed(change)
+
+    def quotas(self, prefix: str) -> dict[str, Quota]:
+        return self._to().quotas(prefix)
+
+    def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
+        return self._to().host_footprint(ours)
+
+
+@dataclass
+class ControlPlane:
+    """The store, the use cases and what the web serves; the node runtime beside it."""
+
     settings: Settings
     engine: Engine
     deps: Deps
-    reconciler: Reconciler
-    loop: Loop
     interfaces: InterfaceService
     peers: PeerService
     tokens: TokenService
     profiles: ProfileService
     usage: UsageService
     dns: DnsService
-    collector: Collector
     traffic: TrafficService
     telemetry: Telemetry
     users: UserService
     auth: AuthService
     audit_log: AuditLog
     shares: ShareService
-    # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
-    dns_runtime: DnsRuntime | None = None
+    runtime: RuntimeHandle
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
-    # Built with the real data plane: its changes need CAP_NET_ADMIN.
+    # Changes go to the real data plane (they need CAP_NET_ADMIN), not a test's fake.
     kernel: bool = False
+
+    @property
+    def node(self) -> NodeRuntime:
+        return self.runtime.get()
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return self.node.reconciler
+
+    @property
+    def loop(self) -> Loop:
+        return self.node.loop
+
+    @property
+    def collector(self) -> Collector:
+        return self.node.collector
+
+    @property
+    def dns_runtime(self) -> DnsRuntime | None:
+        return self.node.dns_runtime
+
+
+# The name the web app, the CLI and the tests know the control plane by.
+Container = ControlPlane
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -158,64 +263,128 @@ def hash_params(settings: Settings) -> HashParams:
     )
 
 
-def build(
-    settings: Settings,
-    dataplane: Dataplane | None = None,
-    stats_max_age: float = 2.0,
-) -> Container:
-    """The whole control plane. `dataplane` and `stats_max_age` are for tests: a fake
-    kernel, and no stats caching."""
-    prepare_data_dir(settings)
+@dataclass(frozen=True)
+class _Shared:
+    """What the control plane and the node runtime of one process both use."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    vault: Vault
+    telemetry: Telemetry
+    lists: ListStore
+
+
+def build_runtime(
+    shared: _Shared, dataplane: Dataplane | None = None, stats_max_age: float = 2.0
+) -> NodeRuntime:
+    """This host's node runtime (not started): the drivers, the reconciler, the collector
+    and the resolver, on the database of `shared`."""
+    from wirewarden.dataplane.linux import LinuxDataplane
+    from wirewarden.dataplane.lock import HostLock
+    from wirewarden.dataplane.stats import DumpCache
+    from wirewarden.dataplane.wireguard import WireGuard
+    from wirewarden.dns.doh import load_doh_addresses
+    from wirewarden.dns.prometheus import DnsExporter
+    from wirewarden.metrics.collector import Collector
+    from wirewarden.reconciler.engine import Loop, Reconciler
+    from wirewarden.reconciler.executor import Report
+    from wirewarden.runtime.applier import LocalApplier, guarded_stats
+    from wirewarden.services.policy import UsageRecorder
+    from wirewarden.services.sync_status import SyncStatusWriter
+    from wirewarden.store.dns import DnsStore, dns_guard
+
+    settings, sessions, telemetry = shared.settings, shared.sessions, shared.telemetry
     kernel = dataplane is None
-    reached = reach(settings)
-    engine = open_database(settings)
-    schema.upgrade(engine)
-    sessions = make_sessions(engine)
-    ensure_defaults(sessions, settings.node_name)
-    vault = Vault(load_or_create_key(settings.master_key_path, settings.master_key))
     if dataplane is None:
         (settings.data_dir / "logs").mkdir(exist_ok=True)
         wireguard = WireGuard(settings.wg_implementation, settings.data_dir / "logs")
         dataplane = LinuxDataplane(wireguard)
-    with sessions.begin() as db:
-        ensure_default_policy(db)
     guard = None
     if settings.dns_enabled:
         doh = load_doh_addresses(settings.data_dir)
-        node = settings.node_name
-        guard = lambda db: dns_guard(db, node, doh)  # noqa: E731
-    source = DesiredStateReader(
+        guard = partial(dns_guard, node=settings.node_name, doh=doh)
+    reader = DesiredStateReader(
         sessions,
-        vault,
+        shared.vault,
         settings.node_name,
         settings.uplink,
         policy=policy_config(settings),
         dns_guard=guard,
     )
-    lock = HostLock(settings.data_dir / "dataplane.lock")
-    telemetry = Telemetry()
     status = SyncStatusWriter(sessions, settings.node_name)
-    timing = telemetry.reconcile_sink(lambda: reconciler.last_duration)
+    timing = telemetry.reconcile_sink()
 
     def sink(desired: DesiredState, report: Report) -> None:
         status(desired, report)
         timing(desired, report)
 
-    reconciler = Reconciler(source, dataplane, sink, lock)
+    lock = HostLock(settings.data_dir / "dataplane.lock")
+    reconciler = Reconciler(reader, dataplane, sink, lock, usage_sink=UsageRecorder(sessions))
     loop = Loop(reconciler, settings.reconcile_period)
     # Fresh enough that every collection pass gets a dump of its own.
     stats = DumpCache(dataplane.dump_all, min(stats_max_age, settings.metrics_period / 2))
+    resolver = build_dns(settings, DnsStore(sessions, settings.node_name), shared.lists)
+    if resolver is not None:
+        telemetry.registry.register(DnsExporter(resolver))
+    collector = Collector(
+        stats.timed, TrafficStore(shared.engine), settings.node_name, settings.metrics_period
+    )
+    telemetry.watch(collector)
+    applier = LocalApplier(reconciler, loop, settings.node_name, reader.note)
+    return NodeRuntime(
+        dataplane,
+        reader,
+        reconciler,
+        loop,
+        stats,
+        guarded_stats(stats),
+        collector,
+        applier,
+        resolver,
+        kernel,
+    )
+
+
+def build(
+    settings: Settings,
+    dataplane: Dataplane | None = None,
+    stats_max_age: float = 2.0,
+    runtime: bool = True,
+) -> ControlPlane:
+    """The control plane, with this host's node runtime built now (`serve`, tests) or at
+    its first use (`runtime=False`: CLI commands). `dataplane` and `stats_max_age` are for
+    tests: a fake kernel, and no stats caching."""
+    prepare_data_dir(settings)
+    reached = reach(settings)
+    engine = open_database(settings)
+    schema.upgrade(engine)
+    sessions = make_sessions(engine)
+    ensure_defaults(sessions, settings.node_name)
+    with sessions.begin() as db:
+        ensure_default_policy(db)
+    lists = ListStore(
+        lists_dir(settings.data_dir),
+        local_dir=local_lists_dir(settings.data_dir),
+        allow_private=settings.dns_lists_allow_private,
+        max_bytes=settings.dns_list_max_mb * 2**20,
+    )
+    vault = Vault(load_or_create_key(settings.master_key_path, settings.master_key))
+    shared = _Shared(settings, engine, sessions, vault, Telemetry(), lists)
+    handle = RuntimeHandle(partial(build_runtime, shared, dataplane, stats_max_age))
+    if runtime:
+        handle.get()
     deps = Deps(
         sessions=sessions,
         vault=vault,
-        reconciler=reconciler,
+        applier=DeferredApplier(handle),
+        desired=lambda: handle.get().reader(),
         node=settings.node_name,
         public_host=settings.public_host,
-        stats=stats,
-        trigger=loop.trigger,
+        stats=lambda: handle.get().live_stats(),
         policy=policy_config(settings),
         allocation=allocation_of(settings),
-        uplink_address=outbound_address if kernel else lambda: None,
+        uplink_address=outbound_address if dataplane is None else lambda: None,
     )
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)
@@ -224,48 +393,38 @@ def build(
         params=hash_params(settings),
         concurrency=settings.password_hash_concurrency,
     )
-    reconciler.usage_sink = UsageRecorder(deps)
-    lists = ListStore(
-        lists_dir(settings.data_dir),
-        local_dir=local_lists_dir(settings.data_dir),
-        allow_private=settings.dns_lists_allow_private,
-        max_bytes=settings.dns_list_max_mb * 2**20,
-    )
-    runtime = build_dns(settings, DnsStore(sessions, settings.node_name), lists)
-    if runtime is not None:
-        telemetry.registry.register(DnsExporter(runtime))
-    reload = runtime.reload_lists if runtime else (lambda: None)
-    store = TrafficStore(engine)
-    collector = Collector(stats.timed, store, settings.node_name, settings.metrics_period)
-    telemetry.watch(collector)
-    traffic = TrafficService(sessions, store, settings.node_name)
+
+    def reload_lists() -> None:
+        # Only a resolver this process runs has lists loaded to refresh.
+        node = handle.built
+        if node is not None and node.dns_runtime is not None:
+            node.dns_runtime.reload_lists()
+
+    traffic = TrafficService(sessions, TrafficStore(engine), settings.node_name)
     initial = InitialPassword(settings.data_dir, FIRST_ADMIN)
     auth = AuthService(
         sessions, vault, passwords, auth_config(settings), on_sign_in=initial.signed_in
     )
-    return Container(
+    return ControlPlane(
         settings,
         engine,
         deps,
-        reconciler,
-        loop,
         interfaces,
         peers,
         TokenService(sessions),
         ProfileService(deps),
         UsageService(deps, traffic),
-        DnsService(deps, lists, reload),
-        collector,
+        DnsService(deps, lists, reload_lists),
         traffic,
-        telemetry,
+        shared.telemetry,
         users=UserService(sessions, passwords, settings.default_device_limit),
         auth=auth,
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
-        dns_runtime=runtime,
+        runtime=handle,
         reach=reached,
         initial_password=initial,
-        kernel=kernel,
+        kernel=dataplane is None,
     )
 
 
@@ -292,6 +451,8 @@ def open_database(settings: Settings) -> Engine:
 
 def copy_database_to(settings: Settings, url: str, progress: Progress | None = None) -> CopyReport:
     """`wirewarden db copy --to URL`: this install's database into another (store/copy.py)."""
+    from wirewarden.store.copy import copy_database
+
     if make_url(url) == make_url(settings.db_url):
         raise StartupError("--to names the database this install already uses")
     source = open_database(settings)
@@ -321,6 +482,12 @@ def policy_config(settings: Settings) -> PolicyConfig:
 def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRuntime | None:
     if not settings.dns_enabled:
         return None
+    from wirewarden.dns.cache import CacheLimits
+    from wirewarden.dns.doh import system_upstreams
+    from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports
+    from wirewarden.dns.upstream import UNBOUND, UpstreamSet, parse_upstreams
+    from wirewarden.store.dns import log_ports, shared_database
+
     try:
         upstreams = parse_upstreams(settings.dns_upstreams or system_upstreams())
     except ValueError as exc:
@@ -344,8 +511,9 @@ def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRunti
 
 
 def local_unbound(settings: Settings, upstream: Upstream) -> LocalUnbound:
-    """The Unbound an `unbound` upstream names, run by the resolver (not started here:
-    every CLI command builds the container)."""
+    """The Unbound an `unbound` upstream names, run by the resolver (not started here)."""
+    from wirewarden.dataplane.unbound import ROOT_HINTS, LocalUnbound, UnboundOptions, find_binary
+
     options = UnboundOptions(
         settings.data_dir / "dns" / "unbound",
         host=upstream.host,

@@ -66,8 +66,8 @@ def cli_env(
         monkeypatch.setenv("WIREWARDEN_DATABASE_URL", database_url)
     fake = FakeDataplane()
 
-    def fast(settings: Settings) -> Container:
-        return build_fast(settings, dataplane=fake)
+    def fast(settings: Settings, **kwargs: Any) -> Container:
+        return build_fast(settings, dataplane=fake, **kwargs)
 
     monkeypatch.setattr(cli_main, "build", fast)
     yield fake

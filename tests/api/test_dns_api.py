@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from wirewarden.bootstrap import Container
-from wirewarden.dns.lists import ListStore
+from wirewarden.dns.lists import ListStore, local_lists_dir
 from wirewarden.dns.logwriter import ProcessLogWriter
 from wirewarden.dns.resolver import LogBatch, LogKey
-from wirewarden.dns.runtime import local_lists_dir
 from wirewarden.store.dns import DnsStore, log_ports, read_directory
 from wirewarden.store.tables import DnsQuery
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,8 +22,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("WIREWARDEN_DATA_DIR", str(tmp_path / "data"))
     fake = FakeDataplane()  # the test must not touch the host's data plane
 
-    def build(settings: Settings) -> bootstrap.Container:
-        return bootstrap.build(settings, dataplane=fake)
+    def build(settings: Settings, **kwargs: Any) -> bootstrap.Container:
+        return bootstrap.build(settings, dataplane=fake, **kwargs)
 
     monkeypatch.setattr(cli_main, "build", build)
     runner = CliRunner()

@@ -14,8 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from wirewarden.bootstrap import Container
-from wirewarden.dns.lists import ListStore
-from wirewarden.dns.runtime import local_lists_dir
+from wirewarden.dns.lists import ListStore, local_lists_dir
 
 DNS = "/api/v1/dns"
 SECRET = "root-secret-line-7f3a9c"

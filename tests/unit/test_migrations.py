@@ -62,3 +62,11 @@ def test_files_are_named_in_chain_order() -> None:
     names = [Path(rev.path).name for rev in chain]
     assert names == sorted(names)
     assert [name[:4] for name in names] == [f"{i:04d}" for i in range(1, len(names) + 1)]
+
+
+def test_the_quick_head_check_names_alembics_head() -> None:
+    """upgrade() skips Alembic when the stored revision is the files' head: that head must
+    be the one Alembic would upgrade to."""
+    from wirewarden.store import schema
+
+    assert schema._newest_file() == schema.head_revision()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from wirewarden import bootstrap
 from wirewarden.cli.main import app
 from wirewarden.config import Settings, SettingsError
+from wirewarden.dataplane import unbound
 from wirewarden.dataplane.unbound import LocalUnbound, UnboundOptions, find_binary
 from wirewarden.dns.lists import ListStore
 from wirewarden.dns.upstream import UNBOUND, parse_upstream, parse_upstreams
@@ -176,7 +177,7 @@ def test_our_anchor_copy_is_kept_until_the_shipped_key_is_newer(tmp_path: Path) 
 
 
 def test_missing_unbound_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bootstrap, "find_binary", lambda name: None)
+    monkeypatch.setattr(unbound, "find_binary", lambda name: None)
     settings = Settings(data_dir=tmp_path, dns_upstreams="udp://10.0.0.1,unbound")
     with pytest.raises(SettingsError, match=r"WIREWARDEN_DNS_UPSTREAMS names unbound://"):
         bootstrap.build_dns(settings, DnsStore(None, "local"), ListStore(tmp_path))  # type: ignore[arg-type]
@@ -185,7 +186,7 @@ def test_missing_unbound_names_the_setting(tmp_path: Path, monkeypatch: pytest.M
 def test_serve_without_unbound_fails_with_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bootstrap, "find_binary", lambda name: None)
+    monkeypatch.setattr(unbound, "find_binary", lambda name: None)
     monkeypatch.setenv("WIREWARDEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("WIREWARDEN_DNS_UPSTREAMS", "unbound")
     result = CliRunner().invoke(app, ["serve"])

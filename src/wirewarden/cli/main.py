@@ -17,7 +17,6 @@ from wirewarden.cli.service import service_app
 from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, SettingsError, StartupError, load_settings
 from wirewarden.dataplane.hostinfo import NEEDS_NET_ADMIN, has_net_admin
-from wirewarden.dns.runtime import SWITCH_INTERVAL
 from wirewarden.services import backup as backups
 from wirewarden.services.account_schemas import UserCreate, UserUpdate
 from wirewarden.services.context import Actor
@@ -77,11 +76,14 @@ def require_net_admin(what: str) -> None:
 
 
 @contextmanager
-def container(cfg: Settings | None = None, kernel: str | None = None) -> Iterator[Container]:
+def container(
+    cfg: Settings | None = None, kernel: str | None = None, runtime: bool = False
+) -> Iterator[Container]:
     """The local control plane, with friendly errors instead of tracebacks. `kernel` names
-    a command that changes the data plane: refused without CAP_NET_ADMIN."""
+    a command that changes the data plane: refused without CAP_NET_ADMIN. The node runtime
+    (drivers, reconciler) is built at once for `serve` (`runtime`), else at a first change."""
     try:
-        built = build(cfg or settings())
+        built = build(cfg or settings(), runtime=runtime)
     except SettingsError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -156,10 +158,11 @@ def _serve(cfg: Settings) -> None:
     import uvicorn
 
     from wirewarden.cli.serving import announce, first_admin, prepare_tls
+    from wirewarden.dns.runtime import SWITCH_INTERVAL
     from wirewarden.web.accesslog import server_log_config
     from wirewarden.web.app import create_app
 
-    with container(cfg) as c:
+    with container(cfg, runtime=True) as c:
         try:
             tls = prepare_tls(cfg, c.reach)
         except SettingsError as exc:

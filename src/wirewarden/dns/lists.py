@@ -25,9 +25,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
-from wirewarden.dns.fetchguard import GuardedTransport
 from wirewarden.domain.dnsrules import CompiledList, NotABlocklist, compile_chunks
 
 MAX_BYTES = 128 * 1024 * 1024
@@ -48,6 +45,8 @@ def check_source(source: str) -> str:
     """A blocklist source as stored: an http(s) URL or the name of a local list."""
     text = source.strip()
     if is_url(text):
+        import httpx  # here, not at the top: every CLI command loads this module
+
         try:
             parsed = httpx.URL(text)
         except httpx.InvalidURL as exc:
@@ -155,6 +154,8 @@ class ListStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         status = self.status(source)
         status.checked_at = _now()
+        import httpx
+
         try:
             fresh = self._download(source, status, progress)
             if fresh is not None:
@@ -191,6 +192,10 @@ class ListStore:
             headers["If-None-Match"] = status.etag
         if copy.exists() and status.last_modified:
             headers["If-Modified-Since"] = status.last_modified
+        import httpx
+
+        from wirewarden.dns.fetchguard import GuardedTransport
+
         transport = GuardedTransport(self.allow_private)
         with (
             httpx.Client(transport=transport, timeout=self.timeout, follow_redirects=True) as web,
@@ -250,6 +255,8 @@ class ListStore:
 
 
 def _describe(exc: BaseException) -> str:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return "timed out fetching the list"
     if isinstance(exc, httpx.HTTPError):
@@ -263,3 +270,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{time.monotonic_ns()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def local_lists_dir(data_dir: Path) -> Path:
+    """Where an admin puts local blocklists, named in policies relative to it."""
+    return data_dir / "dns" / LOCAL_LISTS
+
+
+def lists_dir(data_dir: Path) -> Path:
+    return data_dir / "dns" / "lists"

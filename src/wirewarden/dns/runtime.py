@@ -19,11 +19,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from wirewarden.dns.cache import AnswerCache, CacheLimits
-from wirewarden.dns.lists import LOCAL_LISTS, ListStatus, ListStore
+from wirewarden.dns.lists import ListStatus, ListStore
 from wirewarden.dns.logwriter import (
     LogPortsFactory,
     LogWriter,
@@ -355,12 +354,3 @@ class _YoungCollections:
 
     def stop(self) -> None:
         self.timer.cancel()
-
-
-def local_lists_dir(data_dir: Path) -> Path:
-    """Where an admin puts local blocklists, named in policies relative to it."""
-    return data_dir / "dns" / LOCAL_LISTS
-
-
-def lists_dir(data_dir: Path) -> Path:
-    return data_dir / "dns" / "lists"

@@ -8,14 +8,18 @@ scrape time: a scrape never runs `wg` or queries the database.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 
 from wirewarden.domain.state import DesiredState
-from wirewarden.metrics.collector import Collector
 from wirewarden.reconciler.executor import GLOBAL, Report
+
+if TYPE_CHECKING:
+    # Only the node runtime has a collector to watch; the CLI's control plane need not load it.
+    from wirewarden.metrics.collector import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -151,13 +155,11 @@ class Telemetry:
         self.registry.register(TrafficExporter(collector))
         self.peers = PeerExposition(collector)
 
-    def reconcile_sink(
-        self, duration: Callable[[], float]
-    ) -> Callable[[DesiredState, Report], None]:
+    def reconcile_sink(self) -> Callable[[DesiredState, Report], None]:
         """A reconciler report sink recording each pass's duration and errors."""
 
         def record(_: DesiredState, report: Report) -> None:
-            self.reconcile_duration.observe(duration())
+            self.reconcile_duration.observe(report.duration)
             for scope in report.errors:
                 self.reconcile_errors.labels("" if scope == GLOBAL else scope).inc()
             self.reconcile_last_ok.set(1 if report.ok else 0)

@@ -55,6 +55,7 @@ class Reconciler:
         dataplane: Dataplane,
         sink: ReportSink | None = None,
         lock: Lock | None = None,
+        usage_sink: UsageSink | None = None,
     ) -> None:
         self.source = source
         self.dataplane = dataplane
@@ -65,7 +66,7 @@ class Reconciler:
         self.last_firewall: firewall.ObservedFirewall | None = None
         self.last_desired: DesiredState | None = None  # its interfaces' slow looks are prefetched
         # Told what the quotas counted after each pass (to save data usage).
-        self.usage_sink: UsageSink | None = None
+        self.usage_sink = usage_sink
 
     def desired(self) -> DesiredState:
         return self._complete(self.source())
@@ -105,7 +106,7 @@ class Reconciler:
     def reconcile(self) -> Report:
         started = time.perf_counter()
         desired, report = self._reconcile()
-        self.last_duration = time.perf_counter() - started
+        self.last_duration = report.duration = time.perf_counter() - started
         if self.sink is not None:
             self.sink(desired, report)
         if self.usage_sink is not None:

@@ -33,6 +33,8 @@ GLOBAL = ""  # key of failures that belong to no interface (firewall, forwarding
 class Report:
     applied: list[Action] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    # Seconds the whole pass took (observe, plan, apply), set by the reconciler.
+    duration: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -1,4 +1,4 @@
-"""What every use case needs: sessions, the vault, the reconciler, who is acting."""
+"""What every use case needs: sessions, the vault, the applier, who is acting."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.policy import PolicyConfig
-from wirewarden.domain.state import DeviceDump
-from wirewarden.reconciler.engine import Reconciler
+from wirewarden.domain.state import DesiredState, DeviceDump
+from wirewarden.services.applier import Applier
 from wirewarden.services.errors import NotFound
 from wirewarden.store.tables import AuditEvent, Node, Tenant, utcnow
 from wirewarden.store.vault import Vault
@@ -50,11 +50,14 @@ SYSTEM = Actor("system", "local")
 class Deps:
     sessions: sessionmaker[Session]
     vault: Vault
-    reconciler: Reconciler
+    # Where committed changes go: the node's data plane, now or through its agent.
+    applier: Applier
+    # The node's desired state as the database holds it (exports render from it).
+    desired: Callable[[], DesiredState]
     node: str
     public_host: str | None
+    # Live per-device counters; raises ApplyFailed when the data plane does not answer.
     stats: Callable[[], dict[str, DeviceDump]]
-    trigger: Callable[[], None] = lambda: None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     allocation: Allocation = field(default_factory=lambda: Allocation())
     # The host's address towards the internet (the setup page's suggested public host).
@@ -81,13 +84,17 @@ def node_id(db: Session, node: str) -> int:
 # flushing an ORM object) costs more than SQLite's work on these rows.
 _NODES, _AUDIT = cast(Table, Node.__table__), cast(Table, AuditEvent.__table__)
 _BUMP = (
-    update(_NODES).where(_NODES.c.id == bindparam("node")).values(revision=_NODES.c.revision + 1)
+    update(_NODES)
+    .where(_NODES.c.id == bindparam("node"))
+    .values(revision=_NODES.c.revision + 1)
+    .returning(_NODES.c.revision)
 )
 _INSERT_AUDIT = insert(_AUDIT)
 
 
-def bump_revision(db: Session, node: int) -> None:
-    db.connection().execute(_BUMP, {"node": node})
+def bump_revision(db: Session, node: int) -> int:
+    """The node's revision moved on by one; returns the new one (what a Change carries)."""
+    return int(db.connection().execute(_BUMP, {"node": node}).scalar_one())
 
 
 def audit(db: Session, actor: Actor, action: str, target: str, **detail: object) -> None:

@@ -14,6 +14,7 @@ from wirewarden.dns.lists import ListStatus, ListStore, Progress
 from wirewarden.domain.dnsstate import DEFAULT_POLICY
 from wirewarden.domain.names import check_name
 from wirewarden.services import access
+from wirewarden.services.applier import DNS, FIREWALL, Change
 from wirewarden.services.context import SYSTEM, Actor, Deps, audit
 from wirewarden.services.dns_schemas import (
     BlocklistOut,
@@ -164,7 +165,8 @@ class DnsService:
         self._changed()
 
     def _changed(self) -> None:
-        self.deps.trigger()  # the firewall's anti-bypass exemptions follow policies
+        # The firewall's anti-bypass exemptions follow policies.
+        self.deps.applier.changed(Change.of(self.deps.node, None, FIREWALL, DNS))
         self.reload()
 
     # ---- blocklists

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from wirewarden.domain.names import NAME_RE
 from wirewarden.domain.wgconf import ConfigParseError, WgQuickConfig, WgQuickPeer, parse_wg_quick
+from wirewarden.services.applier import INTERFACES, Change
 from wirewarden.services.context import Actor
 from wirewarden.services.errors import Invalid, ServiceError
 from wirewarden.services.interfaces import InterfaceService
@@ -40,11 +41,11 @@ class Importer:
         except ConfigParseError as exc:
             raise Invalid(str(exc), exc.field or "file") from exc
         body, planned, warnings = self.plan(name, config, endpoint)
-        reconciler = self.interfaces.deps.reconciler
+        deps = self.interfaces.deps
         # Under the data-plane lock and reconciled only once the peers are in: a pass over the
         # interface without its peers would remove a running config's peers as zombies and
         # cut their tunnels (another process's pass replans after the lock: the revision moved).
-        with reconciler.lock:
+        with deps.applier.turn():
             # Everything is validated before anything is written, so a bad peer leaves
             # nothing behind.
             self.interfaces.create(
@@ -58,7 +59,7 @@ class Importer:
                 # being adopted, and nothing was taken away from it.
                 self.interfaces.delete(name, actor, teardown=False)
                 raise
-            reconciler.reconcile()
+            deps.applier.apply(Change.of(deps.node, None, INTERFACES))
         return ImportResult(name, len(planned), warnings)
 
     def plan(

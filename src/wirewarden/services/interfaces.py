@@ -11,11 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import addresses, ipam
-from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.keys import KeyPair, generate_keypair, public_key_of
 from wirewarden.domain.render import server_config
 from wirewarden.domain.state import HostFootprint
 from wirewarden.services import access
+from wirewarden.services.applier import INTERFACES, ApplyFailed, Change
 from wirewarden.services.context import (
     SYSTEM,
     Actor,
@@ -222,16 +222,16 @@ class InterfaceService:
         """Delete the interface; teardown=False forgets it but leaves the device running."""
         access.require_manager(actor)
         self._delete(name, actor, teardown)
-        self.deps.reconciler.reconcile()
+        self.deps.applier.apply(Change.of(self.deps.node, None, INTERFACES))
 
     @retry_on_busy
     def _delete(self, name: str, actor: Actor, teardown: bool) -> None:
-        with self.deps.reconciler.lock, self.deps.sessions() as db:
+        with self.deps.applier.turn(), self.deps.sessions() as db:
             iface = self.find(db, name, actor)
             try:
                 if teardown:
-                    self.deps.reconciler.teardown(name)
-            except DataplaneError as exc:
+                    self.deps.applier.remove_interface(name)
+            except ApplyFailed as exc:
                 # Once deleted it is no longer ours to tear down: the kernel must go first.
                 raise Unavailable(f"could not remove {name!r} from the data plane: {exc}") from exc
             db.delete(iface)
@@ -241,7 +241,7 @@ class InterfaceService:
                 db.commit()
             except Exception:
                 # Still stored, but torn down: the next pass brings the device back.
-                self.deps.trigger()
+                self.deps.applier.changed(Change.of(self.deps.node, None, INTERFACES))
                 raise
 
     def set_enabled(self, name: str, enabled: bool, actor: Actor) -> InterfaceOut:
@@ -250,7 +250,7 @@ class InterfaceService:
     def export(self, name: str, actor: Actor = SYSTEM) -> str:
         """The server side in wg-quick form (holds the private key: for backups and migration)."""
         access.require_manager(actor)
-        desired = self.deps.reconciler.source()
+        desired = self.deps.desired()
         with self.deps.sessions() as db:
             iface = self.find(db, name, actor)
             rows = db.execute(
@@ -268,12 +268,12 @@ class InterfaceService:
             ours = db.scalars(
                 select(Interface.name).join(Node).where(Node.name == self.deps.node)
             ).all()
-        return self.deps.reconciler.host_footprint(frozenset({*ours, name}))
+        return self.deps.applier.host_footprint(frozenset({*ours, name}))
 
     def _reconciled(self, name: str) -> InterfaceOut:
         # Interface changes are rare and touch links, addresses and the firewall: a full pass
         # applies them before the caller hears back.
-        self.deps.reconciler.reconcile()
+        self.deps.applier.apply(Change.of(self.deps.node, None, INTERFACES))
         return self.get(name)
 
 

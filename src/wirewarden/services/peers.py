@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from wirewarden.domain import addresses, ipam, tcplan
-from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
 from wirewarden.domain.names import config_file_name
 from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
@@ -20,6 +19,7 @@ from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.domain.traffic import is_online
 from wirewarden.services import access, keyset
+from wirewarden.services.applier import ApplyFailed, Change
 from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision
 from wirewarden.services.dns import policy_exists
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
@@ -103,7 +103,7 @@ class PeerService:
     def _stats(self, interface: str) -> dict[str, PeerStats]:
         try:
             dump = self.deps.stats().get(interface)
-        except DataplaneError:
+        except ApplyFailed:
             return {}
         return dump.stats if dump else {}
 
@@ -161,7 +161,7 @@ class PeerService:
         # The host lock from the first read on: concurrent creates then never pick the same
         # free address (nor pass a member's device limit together), and the kernel apply
         # below needs the lock anyway.
-        with self.deps.reconciler.lock, self.deps.sessions() as db:
+        with self.deps.applier.turn(), self.deps.sessions() as db:
             iface = self.interfaces.find(db, interface, actor)
             owner = self._owner_for_new(db, iface, data.owner, actor)
             self._check_unique(db, iface, data)
@@ -173,9 +173,9 @@ class PeerService:
                 insert_row(db, peer)
             except IntegrityError as exc:
                 raise Conflict("the address or public key is already taken", "address") from exc
-            bump_revision(db, iface.node_id)
+            revision = bump_revision(db, iface.node_id)
             audit(db, actor, "peer.create", f"{interface}/{data.name}", address=peer.ipv4)
-            self._apply_and_commit(db, peer, iface)
+            self._apply_and_commit(db, peer, iface, revision)
             return self.to_out(peer, iface.name, {}, {owner.id: owner.name} if owner else None)
 
     def _owner_for_new(
@@ -285,7 +285,7 @@ class PeerService:
         # The host lock before the first write (dataplane/lock.py: host lock, then the
         # database): the revision bump below takes SQLite's write lock, and waiting for the
         # host lock while holding it deadlocked with every writer that holds the host lock.
-        with self.deps.reconciler.lock, self.deps.sessions() as db:
+        with self.deps.applier.turn(), self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
             if data.name and data.name != peer.name:
                 clash = select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
@@ -299,7 +299,7 @@ class PeerService:
             for field, value in changes.items():
                 if value is not None or field in NULLABLE:
                     setattr(peer, field, value)
-            bump_revision(db, iface.node_id)
+            revision = bump_revision(db, iface.node_id)
             audit(
                 db,
                 actor,
@@ -308,7 +308,7 @@ class PeerService:
                 **{k: str(v) for k, v in changes.items()},
             )
             try:
-                self._apply_and_commit(db, peer, iface, old, before)
+                self._apply_and_commit(db, peer, iface, revision, old, before)
             except (StaleDataError, ObjectDeletedError) as exc:
                 # Deleted by another writer (a replica, another process) since we read it.
                 raise NotFound(f"peer {peer_id} not found") from exc
@@ -346,19 +346,20 @@ class PeerService:
 
     @retry_on_busy
     def delete(self, peer_id: int, actor: Actor) -> None:
-        with self.deps.reconciler.lock, self.deps.sessions() as db:
+        with self.deps.applier.turn(), self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
             policy = self.policy_of(peer, iface)
             before = self.peer_state(peer) if policy is not None else None
             key, where = peer.public_key, (iface.name, iface.enabled)
             db.delete(peer)
-            bump_revision(db, iface.node_id)
+            revision = bump_revision(db, iface.node_id)
             audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
+            applied = True
             try:
                 if iface.enabled:  # a disabled interface has no device to remove it from
-                    self.deps.reconciler.remove_peer(iface.name, key)
-            except DataplaneError:
-                self.deps.trigger()  # the zombie pass removes it once the data plane answers
+                    self.deps.applier.remove_peer(iface.name, key)
+            except ApplyFailed:
+                applied = False  # the zombie pass removes it once the data plane answers
             try:
                 db.commit()
             except Exception:
@@ -366,12 +367,16 @@ class PeerService:
                 db.rollback()
                 self._undo(where, key, before, policy, policy)
                 raise
+            self.deps.applier.changed(
+                Change.of_peers(self.deps.node, revision, [peer_id], applied=applied)
+            )
 
     def _apply_and_commit(
         self,
         db: Session,
         peer: Peer,
         iface: Interface,
+        revision: int,
         old: PeerPolicy | None = None,
         before: PeerState | None = None,
     ) -> None:
@@ -382,21 +387,22 @@ class PeerService:
         disk, a busy database) puts the kernel back as it was (`before`: the peer as the
         kernel held it, None where it held none; `old`: its policy then), so nothing the
         database does not hold stays applied."""
-        key, where = peer.public_key, (iface.name, iface.enabled)
+        key, where, peer_id = peer.public_key, (iface.name, iface.enabled), peer.id
         new = self.policy_of(peer, iface)
-        with self.deps.reconciler.lock:
+        applied = True
+        with self.deps.applier.turn():
             try:
                 if not iface.enabled:
                     pass  # the interface is down on purpose: none of its peers is in the kernel
                 elif peer.enabled and not is_expired(peer):
-                    self.deps.reconciler.apply_peer(iface.name, self.peer_state(peer))
+                    self.deps.applier.set_peer(iface.name, self.peer_state(peer))
                 else:
-                    self.deps.reconciler.remove_peer(iface.name, peer.public_key)
+                    self.deps.applier.remove_peer(iface.name, peer.public_key)
                 if old != new:
-                    self.deps.reconciler.apply_policy(old, new, self.deps.policy.leaf_qdisc)
-            except DataplaneError as exc:
+                    self.deps.applier.set_policy(old, new, self.deps.policy.leaf_qdisc)
+            except ApplyFailed as exc:
                 peer.sync_state, peer.sync_error = ERROR, str(exc)
-                self.deps.trigger()
+                applied = False  # the node's next pass retries
             else:
                 if (peer.sync_state, peer.sync_error) != (APPLIED, None):
                     # Only on a real change: setting even an equal value makes the commit
@@ -408,6 +414,8 @@ class PeerService:
                 db.rollback()
                 self._undo(where, key, before, new, old)
                 raise
+        change = Change.of_peers(self.deps.node, revision, [peer_id], applied=applied)
+        self.deps.applier.changed(change)
 
     def _undo(
         self,
@@ -418,18 +426,19 @@ class PeerService:
         previous: PeerPolicy | None,
     ) -> None:
         """Put one peer back in the kernel as it was before a change that was not stored."""
-        reconciler = self.deps.reconciler
+        applier = self.deps.applier
         name, enabled = where  # taken before the rollback, which expires the objects
         try:
             if enabled:
                 if before is None:
-                    reconciler.remove_peer(name, key)
+                    applier.remove_peer(name, key)
                 else:
-                    reconciler.apply_peer(name, before)
+                    applier.set_peer(name, before)
             if applied != previous:
-                reconciler.apply_policy(applied, previous, self.deps.policy.leaf_qdisc)
-        except DataplaneError:
-            self.deps.trigger()  # the reconciler converges to the database once it answers
+                applier.set_policy(applied, previous, self.deps.policy.leaf_qdisc)
+        except ApplyFailed:
+            # The node converges to the database once its data plane answers.
+            self.deps.applier.changed(Change(self.deps.node, None))
 
     def peer_state(self, peer: Peer) -> PeerState:
         return PeerState(

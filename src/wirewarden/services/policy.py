@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.firewall import ObservedFirewall
 from wirewarden.domain.names import check_name
 from wirewarden.domain.policy import (
@@ -19,6 +18,7 @@ from wirewarden.domain.policy import (
 )
 from wirewarden.domain.state import DesiredState
 from wirewarden.services import access
+from wirewarden.services.applier import FIREWALL, ApplyFailed, Change
 from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
@@ -81,7 +81,8 @@ class ProfileService:
             db.commit()
             count = db.scalar(select(func.count()).where(Peer.acl == name)) or 0
             out = _out(row, count)
-        self.deps.trigger()  # the profile's chain is part of the table skeleton
+        # The profile's chain is part of the table skeleton.
+        self.deps.applier.changed(Change.of(self.deps.node, None, FIREWALL))
         return out, created
 
     def delete(self, name: str, actor: Actor) -> None:
@@ -97,7 +98,7 @@ class ProfileService:
             self._bump_all(db)
             audit(db, actor, "acl_profile.delete", name)
             db.commit()
-        self.deps.trigger()
+        self.deps.applier.changed(Change.of(self.deps.node, None, FIREWALL))
 
     @staticmethod
     def _bump_all(db: Session) -> None:
@@ -122,8 +123,8 @@ class UsageService:
         saved = peer.cap_used_bytes if peer.cap_used_period == period_start else 0
         prefix = f"cap_{peer.id}_{period_start}_"
         try:
-            seen = self.deps.reconciler.observe_quotas(prefix)
-        except DataplaneError:
+            seen = self.deps.applier.quotas(prefix)
+        except ApplyFailed:
             seen = {}
         return max([saved, *(q.used for q in seen.values())])
 
@@ -188,18 +189,18 @@ class UsageService:
             access.require_manager(actor)  # a member resetting their own cap would lift it
             peer.cap_reset_at = datetime.now(UTC)
             db.execute(update(Peer).where(Peer.id == peer.id).values(cap_used_bytes=0))
-            bump_revision(db, iface.node_id)
+            revision = bump_revision(db, iface.node_id)
             audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}")
             db.commit()
-        self.deps.trigger()
+        self.deps.applier.changed(Change.of_peers(self.deps.node, revision, [peer_id]))
         return self.usage(peer_id, actor)
 
 
 class UsageRecorder:
     """Saves what each capped peer's quota counted, so a lost quota (reboot) is restored."""
 
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
         self._saved: dict[int, tuple[int, int]] = {}
 
     @retry_on_busy
@@ -217,7 +218,7 @@ class UsageRecorder:
                 changes.append((peer.peer_id, *value))
         if not changes:
             return
-        with self.deps.sessions.begin() as db:
+        with self.sessions.begin() as db:
             for peer_id, used, period in changes:
                 db.execute(
                     update(Peer)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -69,6 +70,14 @@ class _Cached:
     revision: int
     valid_until: datetime | None
     state: DesiredState
+    # Enabled interfaces by id, and where each peer in `state` sits (interface, key): what
+    # a delta needs to replace a peer without reading the others.
+    names: dict[int, str] = field(default_factory=dict)
+    where: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 class DesiredStateReader:
@@ -89,6 +98,16 @@ class DesiredStateReader:
         self.policy = policy or PolicyConfig()
         self.dns_guard = dns_guard
         self._cache: _Cached | None = None
+        # Peer ids each revision changed, as its writer told us (note()); a revision not
+        # noted here (another process, a whole-section change) means a full read.
+        self._notes: dict[int, frozenset[int]] = {}
+        self._notes_lock = threading.Lock()
+        self.full_reads = 0
+
+    def note(self, revision: int, peers: frozenset[int]) -> None:
+        """Revision `revision` changed only these peers: the next read re-reads just them."""
+        with self._notes_lock:
+            self._notes[revision] = peers
 
     def revision(self) -> int:
         with self.sessions() as db:
@@ -109,21 +128,78 @@ class DesiredStateReader:
         fresh = cached and (cached.valid_until is None or now < cached.valid_until)
         if cached and fresh and cached.revision == revision:
             return cached.state
-        state, valid_until = self._read(db, revision, now)
-        self._cache = _Cached(revision, valid_until, state)
-        return state
+        peers = self._delta(cached.revision, revision) if cached and fresh else None
+        if cached is not None and peers is not None:
+            self._cache = self._patch(db, cached, revision, now, peers)
+        else:
+            self._cache = self._read(db, revision, now)
+            self.full_reads += 1
+            self._forget(revision)
+        return self._cache.state
 
-    def _read(
-        self, db: Session, revision: int, now: datetime
-    ) -> tuple[DesiredState, datetime | None]:
+    def _forget(self, revision: int) -> None:
+        """Notes of revisions a read has covered are of no more use."""
+        with self._notes_lock:
+            for r in [r for r in self._notes if r <= revision]:
+                del self._notes[r]
+
+    def _delta(self, since: int, revision: int) -> frozenset[int] | None:
+        """The peers changed from `since` to `revision`, if every step between was noted."""
+        with self._notes_lock:
+            steps = range(since + 1, revision + 1)
+            known = revision > since and all(r in self._notes for r in steps)
+            peers = frozenset().union(*(self._notes[r] for r in steps)) if known else None
+        self._forget(revision)
+        return peers
+
+    def _patch(
+        self, db: Session, cached: _Cached, revision: int, now: datetime, ids: frozenset[int]
+    ) -> _Cached:
+        """The cached state with these peers read again (gone, changed or new)."""
+        state, where = cached.state, dict(cached.where)
+        peers = {name: i.peers for name, i in state.interfaces.items()}
+        copied: set[str] = set()
+
+        def own(name: str) -> dict[str, PeerState]:
+            if name not in copied:  # copy on write: the last state may still be in use
+                peers[name] = dict(peers[name])
+                copied.add(name)
+            return peers[name]
+
+        for peer_id in ids & where.keys():
+            name, key = where.pop(peer_id)
+            own(name).pop(key, None)
+        query = select(*_PEER_COLUMNS).where(Peer.id.in_(ids), Peer.interface_id.in_(cached.names))
+        rows = db.connection().execute(query).all()
+        fresh: list[PeerPolicy] = []
+        found: dict[int, dict[str, PeerState]] = {i: {} for i in cached.names}
+        expiry = self._collect_peers(rows, found, now, cached.names, fresh, where)
+        for iface_id, new in found.items():
+            if new:
+                own(cached.names[iface_id]).update(new)
+        kept = tuple(p for p in state.policy.peers if p.peer_id not in ids)
+        interfaces = {
+            name: replace(i, peers=peers[name]) if name in copied else i
+            for name, i in state.interfaces.items()
+        }
+        guard = self.dns_guard(db) if self.dns_guard and interfaces else None
+        patched = replace(
+            state,
+            interfaces=interfaces,
+            revision=revision,
+            policy=replace(state.policy, peers=kept + tuple(fresh)),
+            dns_guard=guard,
+        )
+        valid = _earliest(cached.valid_until, expiry)
+        return _Cached(revision, valid, patched, cached.names, where)
+
+    def _read(self, db: Session, revision: int, now: datetime) -> _Cached:
         # Tens of thousands of new objects, none of them garbage: collections started by
         # their allocation would only walk the heap (a quarter of the read at 10k peers).
         with _collection_paused():
             return self._read_all(db, revision, now)
 
-    def _read_all(
-        self, db: Session, revision: int, now: datetime
-    ) -> tuple[DesiredState, datetime | None]:
+    def _read_all(self, db: Session, revision: int, now: datetime) -> _Cached:
         ifaces = db.scalars(select(Interface).join(Node).where(Node.name == self.node)).all()
         by_id = {i.id: i for i in ifaces if i.enabled}
         peers: dict[int, dict[str, PeerState]] = {i: {} for i in by_id}
@@ -132,7 +208,8 @@ class DesiredStateReader:
         rows = db.connection().execute(query).all()
         names = {i: iface.name for i, iface in by_id.items()}
         policies: list[PeerPolicy] = []
-        next_expiry = self._collect_peers(rows, peers, now, names, policies)
+        where: dict[int, tuple[str, str]] = {}
+        next_expiry = self._collect_peers(rows, peers, now, names, policies, where)
         interfaces = {
             i.name: InterfaceState(
                 name=i.name,
@@ -151,7 +228,7 @@ class DesiredStateReader:
         state = DesiredState(
             interfaces, managed, nat, self.uplink, revision, policy, dns_guard=guard
         )
-        return state, next_expiry
+        return _Cached(revision, next_expiry, state, names, where)
 
     def _tz(self) -> tzinfo:
         return self.policy.tz or datetime.now().astimezone().tzinfo or UTC
@@ -193,6 +270,7 @@ class DesiredStateReader:
         now: datetime,
         names: dict[int, str],
         policies: list[PeerPolicy],
+        where: dict[int, tuple[str, str]],
     ) -> datetime | None:
         next_expiry: datetime | None = None
         tz = self._tz()
@@ -202,7 +280,7 @@ class DesiredStateReader:
             # loudly rather than shifting the others.
             (
                 iface_id, key, psk, ipv4, ipv6, routed, enabled, expires_at,
-                _id, _index, _acl, _mesh, _down, _up,
+                peer_id, _index, _acl, _mesh, _down, _up,
                 cap_bytes, reset_day, reset_at, _used, _used_period,
             ) = row  # fmt: skip
             if expires_at is not None and expires_at > now:
@@ -215,6 +293,7 @@ class DesiredStateReader:
                 preshared_key=self.vault.decrypt_opt(psk),
             )
             policies.append(peer_policy(names[iface_id], row, now, tz))
+            where[peer_id] = (names[iface_id], key)
             if cap_bytes is not None:  # a capped peer: its quota changes at the period's end
                 end = cap_period(now, reset_day or 1, tz, reset_at)[1]
                 next_expiry = end if next_expiry is None else min(next_expiry, end)

@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.requests import HTTPConnection
 
 from wirewarden.bootstrap import Container
-from wirewarden.domain.errors import DataplaneError
+from wirewarden.services.applier import ApplyFailed
 from wirewarden.services.live_status import peer_keys
 from wirewarden.services.peer_table import is_online
 from wirewarden.web.ui.viewer import Viewer
@@ -143,7 +143,7 @@ class StatusHub:
         self.index.refresh()
         try:
             dumps = self.app.deps.stats()
-        except DataplaneError:
+        except ApplyFailed:
             dumps = {}
         now = datetime.now(UTC).timestamp()
         status: dict[int, Status] = {}
