@@ -104,13 +104,22 @@ def audit(db: Session, actor: Actor, action: str, target: str, **detail: object)
     db.connection().execute(_INSERT_AUDIT, row)
 
 
+DEFAULT_TENANT = "default"
+
+
+def tenant_id_of(db: Session, name: str | None) -> int | None:
+    """The id of tenant `name` (None: the default tenant); None when there is no such one.
+    The one place the default tenant is looked up by its name."""
+    return db.scalar(select(Tenant.id).where(Tenant.name == (name or DEFAULT_TENANT)))
+
+
 def ensure_defaults(sessions: sessionmaker[Session], node: str) -> None:
     """The default node and tenant exist from the first start on."""
     with sessions.begin() as db:
         if db.scalar(select(Node.id).where(Node.name == node)) is None:
             db.add(Node(name=node, revision=0))
-        if db.scalar(select(Tenant.id).where(Tenant.name == "default")) is None:
-            db.add(Tenant(name="default"))
+        if tenant_id_of(db, None) is None:
+            db.add(Tenant(name=DEFAULT_TENANT))
 
 
 def page_of(

@@ -25,11 +25,12 @@ from wirewarden.services.context import (
     bump_revision,
     node_id,
     page_of,
+    tenant_id_of,
 )
 from wirewarden.services.errors import Conflict, Invalid, NotFound, Unavailable, rendered
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.db import retry_on_busy
-from wirewarden.store.tables import Interface, Node, Peer, Tenant
+from wirewarden.store.tables import Interface, Node, Peer
 
 
 @dataclass(frozen=True)
@@ -158,9 +159,7 @@ class InterfaceService:
                 if private_key
                 else generate_keypair()
             )
-            tenant = access.tenant_for_new(
-                actor, db.scalar(select(Tenant.id).where(Tenant.name == "default"))
-            )
+            tenant = access.tenant_for_new(actor, tenant_id_of(db, None))
             iface = Interface(
                 tenant_id=tenant,
                 node_id=nid,

@@ -6,7 +6,7 @@ import gc
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -25,6 +25,7 @@ from wirewarden.domain.policy import (
 )
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
 from wirewarden.store.db import begin_snapshot
+from wirewarden.store.scoped import NameMap
 from wirewarden.store.tables import AclProfile, Interface, Node, Peer, utcnow
 from wirewarden.store.vault import Vault
 
@@ -132,7 +133,10 @@ class DesiredStateReader:
         rows = db.connection().execute(query).all()
         names = {i: iface.name for i, iface in by_id.items()}
         policies: list[PeerPolicy] = []
+        acls = NameMap(db, AclProfile)
         next_expiry = self._collect_peers(rows, peers, now, names, policies)
+        tenant_of = {iface.name: iface.tenant_id for iface in by_id.values()}
+        policies = [_scoped_acl(p, acls, tenant_of) for p in policies]
         interfaces = {
             i.name: InterfaceState(
                 name=i.name,
@@ -146,7 +150,7 @@ class DesiredStateReader:
         }
         nat = tuple(_nat_networks(by_id.values()))
         managed = frozenset(i.name for i in ifaces)
-        policy = self._policy(db, policies, by_id.values())
+        policy = self._policy(db, policies, by_id.values(), acls)
         guard = self.dns_guard(db) if self.dns_guard and interfaces else None
         state = DesiredState(
             interfaces, managed, nat, self.uplink, revision, policy, dns_guard=guard
@@ -157,12 +161,21 @@ class DesiredStateReader:
         return self.policy.tz or datetime.now().astimezone().tzinfo or UTC
 
     def _policy(
-        self, db: Session, peers: list[PeerPolicy], ifaces: Iterable[Interface]
+        self,
+        db: Session,
+        peers: list[PeerPolicy],
+        ifaces: Iterable[Interface],
+        acls: NameMap,
     ) -> PolicyState:
         rows = db.execute(
-            select(AclProfile.name, AclProfile.rules, AclProfile.default_action)
+            select(
+                AclProfile.tenant_id, AclProfile.name, AclProfile.rules, AclProfile.default_action
+            )
         ).all()
-        profiles: tuple[Profile, ...] = tuple(profile_from_row(*row) for row in rows)
+        profiles: tuple[Profile, ...] = tuple(
+            profile_from_row(acls.of_row(tenant, name), rules, default)
+            for tenant, name, rules, default in rows
+        )
         ifaces = list(ifaces)
         gateways = tuple(
             str(ipaddress.ip_interface(a).ip) for i in ifaces for a in (i.ipv4, i.ipv6) if a
@@ -251,6 +264,12 @@ def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:
                 yield NatNetwork(iface.name, network_of(cidr))
 
 
+def _scoped_acl(policy: PeerPolicy, acls: NameMap, tenant_of: dict[str, int]) -> PeerPolicy:
+    """The peer's profile by its fleet-wide name (its tenant's own profile comes first)."""
+    acl = acls.kernel_name(policy.acl, tenant_of[policy.interface])
+    return policy if acl == policy.acl else replace(policy, acl=acl)
+
+
 def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPolicy:
     """A peer's policy from a row of _PEER_COLUMNS (or a Peer) at `now`."""
     # By name, the whole row (see _collect_peers: a column added fails loudly here too).
@@ -268,6 +287,10 @@ def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPoli
     )
 
 
-def policy_of(peer: Peer, interface: str, now: datetime, tz: tzinfo) -> PeerPolicy:
+def policy_of(
+    peer: Peer, interface: str, now: datetime, tz: tzinfo, acl: str | None = None
+) -> PeerPolicy:
+    """`acl`: the peer's profile by its fleet-wide name (store.scoped.kernel_name)."""
     row = tuple(getattr(peer, c.key) for c in _PEER_COLUMNS)
-    return peer_policy(interface, row, now, tz)
+    policy = peer_policy(interface, row, now, tz)
+    return policy if acl is None else replace(policy, acl=acl)

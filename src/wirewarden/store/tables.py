@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -155,8 +157,23 @@ class AclProfile(Base):
     """A custom ACL profile: ordered allow/deny rules by network, protocol and port."""
 
     __tablename__ = "acl_profiles"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_acl_profiles_tenant_name"),
+        # NULLs are distinct in a unique constraint: the global names get their own index.
+        Index(
+            "uq_acl_profiles_global_name",
+            "name",
+            unique=True,
+            sqlite_where=text("tenant_id IS NULL"),
+            postgresql_where=text("tenant_id IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)
+    # The owning tenant; None: a global one, seen by every tenant.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(32))
     rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     default_action: Mapped[str] = mapped_column(String(8), default="deny")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -192,8 +209,23 @@ class AuditEvent(Base):
 
 class DnsPolicy(Base):
     __tablename__ = "dns_policies"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_dns_policies_tenant_name"),
+        # NULLs are distinct in a unique constraint: the global names get their own index.
+        Index(
+            "uq_dns_policies_global_name",
+            "name",
+            unique=True,
+            sqlite_where=text("tenant_id IS NULL"),
+            postgresql_where=text("tenant_id IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)
+    # The owning tenant; None: a global one, seen by every tenant.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(32))
     blocklists: Mapped[list[str]] = mapped_column(JSON, default=list)
     deny: Mapped[list[str]] = mapped_column(JSON, default=list)
     allow: Mapped[list[str]] = mapped_column(JSON, default=list)
