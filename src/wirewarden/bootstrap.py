@@ -41,6 +41,7 @@ from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
+from wirewarden.services.plans import PlanService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
 from wirewarden.services.shares import ShareService
 from wirewarden.services.sync_status import SyncStatusWriter
@@ -120,6 +121,7 @@ class Container:
     auth: AuthService
     audit_log: AuditLog
     shares: ShareService
+    plans: PlanService
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
     dns_runtime: DnsRuntime | None = None
     reach: Reach = LOCAL
@@ -262,6 +264,7 @@ def build(
         auth=auth,
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
+        plans=PlanService(deps),
         dns_runtime=runtime,
         reach=reached,
         initial_password=initial,

@@ -70,10 +70,35 @@ class Node(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Plan(Base):
+    """What a tenant may have: null is unlimited. The per-peer fields are a new peer's
+    default and the ceiling a tenant admin may set."""
+
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    max_peers: Mapped[int | None] = mapped_column(Integer)
+    rate_down_kbit: Mapped[int | None] = mapped_column(Integer)
+    rate_up_kbit: Mapped[int | None] = mapped_column(Integer)
+    data_cap_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # The whole tenant's rates (an HTB parent class above its peers' classes).
+    rate_total_down_kbit: Mapped[int | None] = mapped_column(Integer)
+    rate_total_up_kbit: Mapped[int | None] = mapped_column(Integer)
+    # For the expose feature: how many mappings, and which ports ("8000-8100,9000").
+    max_mappings: Mapped[int | None] = mapped_column(Integer)
+    expose_ports: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # None: no plan, no limits. A plan in use cannot be deleted.
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="RESTRICT"), index=True
+    )
     # The DNS policy of the tenant's peers that have none of their own (None: `default`).
     dns_policy: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

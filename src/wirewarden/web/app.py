@@ -18,6 +18,7 @@ from wirewarden.web.api import (
     dns,
     interfaces,
     peers,
+    plans,
     policy,
     shares,
     tokens,
@@ -60,7 +61,19 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     )
     app.state.container = container
     app.state.changes = changes = ChangeThread()
-    for module in (interfaces, peers, policy, dns, traffic, shares, auth, users, tokens, audit):
+    for module in (
+        interfaces,
+        peers,
+        policy,
+        plans,
+        dns,
+        traffic,
+        shares,
+        auth,
+        users,
+        tokens,
+        audit,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(share.router)
     app.include_router(metrics.router)
