@@ -45,6 +45,7 @@ from wirewarden.services.plans import PlanService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
 from wirewarden.services.shares import ShareService
 from wirewarden.services.sync_status import SyncStatusWriter
+from wirewarden.services.tenants import TenantService
 from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import FIRST_ADMIN, UserService
@@ -122,6 +123,7 @@ class Container:
     audit_log: AuditLog
     shares: ShareService
     plans: PlanService
+    tenants: TenantService
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
     dns_runtime: DnsRuntime | None = None
     reach: Reach = LOCAL
@@ -146,6 +148,13 @@ def allocation_of(settings: Settings) -> Allocation:
     if not 1 <= int(first) <= int(last) <= 65535:
         raise SettingsError("WIREWARDEN_INTERFACE_PORTS: give a range like 51820-52819")
     return Allocation(settings.interface_pool, int(first), int(last))
+
+
+def tenant_allocation_of(settings: Settings) -> Allocation:
+    first, _, last = settings.tenant_ports.partition("-")
+    if not 1 <= int(first) <= int(last) <= 65535:
+        raise SettingsError("WIREWARDEN_TENANT_PORTS: give a range like 52820-53819")
+    return Allocation(settings.tenant_pool, int(first), int(last), settings.tenant_pool6)
 
 
 def hash_params(settings: Settings) -> HashParams:
@@ -217,6 +226,7 @@ def build(
         trigger=loop.trigger,
         policy=policy_config(settings),
         allocation=allocation_of(settings),
+        tenant_allocation=tenant_allocation_of(settings),
         uplink_address=outbound_address if kernel else lambda: None,
     )
     interfaces = InterfaceService(deps)
@@ -245,6 +255,7 @@ def build(
     auth = AuthService(
         sessions, vault, passwords, auth_config(settings), on_sign_in=initial.signed_in
     )
+    dns = DnsService(deps, lists, reload)
     return Container(
         settings,
         engine,
@@ -256,7 +267,7 @@ def build(
         TokenService(sessions),
         ProfileService(deps),
         UsageService(deps, traffic),
-        DnsService(deps, lists, reload),
+        dns,
         collector,
         traffic,
         telemetry,
@@ -265,6 +276,7 @@ def build(
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
         plans=PlanService(deps),
+        tenants=TenantService(deps, interfaces, dns),
         dns_runtime=runtime,
         reach=reached,
         initial_password=initial,

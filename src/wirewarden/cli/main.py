@@ -687,8 +687,10 @@ def main() -> None:
     from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
     from wirewarden.cli.plans import plan_app
+    from wirewarden.cli.tenants import tenant_app
 
     app.add_typer(dns_app, name="dns")
     app.add_typer(plan_app, name="plan")
+    app.add_typer(tenant_app, name="tenant")
     app.add_typer(db_app, name="db")
     app()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
@@ -57,6 +57,10 @@ class Deps:
     trigger: Callable[[], None] = lambda: None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     allocation: Allocation = field(default_factory=lambda: Allocation())
+    # Where a tenant's interfaces get theirs.
+    tenant_allocation: Allocation = field(
+        default_factory=lambda: Allocation(IPv4Network("10.88.0.0/16"), 52820, 53819)
+    )
     # The host's address towards the internet (the setup page's suggested public host).
     uplink_address: Callable[[], str | None] = lambda: None
 
@@ -68,6 +72,8 @@ class Allocation:
     pool: IPv4Network = field(default_factory=lambda: IPv4Network("10.8.0.0/16"))
     first_port: int = 51820
     last_port: int = 52819
+    # /64s for the interfaces' IPv6 networks (a ULA network); None: IPv4 only.
+    pool6: IPv6Network | None = None
 
 
 def node_id(db: Session, node: str) -> int:

@@ -50,7 +50,7 @@ class PlanService:
                 setattr(row, field, value)
             db.flush()
             audit(db, actor, "plan.put", name, **data.model_dump())
-            lowered = 0 if created else _lower_peers(db, row, actor)
+            lowered = 0 if created else lower_peers(db, row, actor)
             out = _out(db, row)
         if lowered:
             self.deps.trigger()  # the lowered limits reach the kernel
@@ -81,7 +81,7 @@ def _out(db: Session, row: Plan) -> PlanOut:
     return PlanOut(name=row.name, tenants=list(tenants), updated_at=row.updated_at, **values)
 
 
-def _lower_peers(db: Session, plan: Plan, actor: Actor) -> int:
+def lower_peers(db: Session, plan: Plan, actor: Actor) -> int:
     """Peers of the plan's tenants above a per-peer ceiling (or unlimited under one) are set
     to it; every node holding one gets a new revision. Returns how many peers changed."""
     ifaces = select(Interface.id).join(Tenant, Interface.tenant_id == Tenant.id)

@@ -26,7 +26,7 @@ from wirewarden.domain.policy import (
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
 from wirewarden.store.db import begin_snapshot
 from wirewarden.store.scoped import NameMap
-from wirewarden.store.tables import AclProfile, Interface, Node, Peer, utcnow
+from wirewarden.store.tables import AclProfile, Interface, Node, Peer, Tenant, utcnow
 from wirewarden.store.vault import Vault
 
 _PEER_COLUMNS = (
@@ -128,8 +128,11 @@ class DesiredStateReader:
         ifaces = db.scalars(select(Interface).join(Node).where(Node.name == self.node)).all()
         by_id = {i.id: i for i in ifaces if i.enabled}
         peers: dict[int, dict[str, PeerState]] = {i: {} for i in by_id}
+        # A disabled tenant's interfaces stay up, without a peer.
+        off = set(db.scalars(select(Tenant.id).where(Tenant.enabled.is_(False))))
+        with_peers = [i for i, iface in by_id.items() if iface.tenant_id not in off]
         # Through the connection: the ORM's row handling would cost more than the rows.
-        query = select(*_PEER_COLUMNS).where(Peer.interface_id.in_(by_id))
+        query = select(*_PEER_COLUMNS).where(Peer.interface_id.in_(with_peers))
         rows = db.connection().execute(query).all()
         names = {i: iface.name for i, iface in by_id.items()}
         policies: list[PeerPolicy] = []

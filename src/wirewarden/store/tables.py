@@ -101,6 +101,8 @@ class Tenant(Base):
     )
     # The DNS policy of the tenant's peers that have none of their own (None: `default`).
     dns_policy: Mapped[str | None] = mapped_column(String(32))
+    # A disabled tenant keeps its data; none of its peers is in the kernel.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
