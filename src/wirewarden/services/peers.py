@@ -19,7 +19,7 @@ from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.domain.traffic import is_online
-from wirewarden.services import access
+from wirewarden.services import access, limits
 from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision, page_of
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
@@ -155,10 +155,13 @@ class PeerService:
             iface = self.interfaces.find(db, interface, actor)
             owner = self._owner_for_new(db, iface, data.owner, actor)
             self._check_unique(db, iface, data)
+            plan = limits.reserve_peer(db, iface.tenant_id)
             pool = ipam.pool_for(addresses_of(iface))
             index, ipv6 = self._address(db, iface, pool, data.address)
             peer = self._new_peer(iface, pool, data, index, ipv6, preshared_key)
             peer.owner_id = owner.id if owner else None
+            for field, value in limits.defaults_for_new_peer(plan).items():
+                setattr(peer, field, value)
             try:
                 insert_row(db, peer)
             except IntegrityError as exc:
@@ -284,6 +287,7 @@ class PeerService:
             old = self.policy_of(peer, iface)
             before = self.peer_state(peer) if old is not None else None  # to undo with
             self._check_policy(db, peer, data, changes)
+            limits.check_ceilings(db, iface.tenant_id, changes, actor)
             dns = data.dns_policy
             if dns is not None and scoped.resolve(db, DnsPolicy, dns, iface.tenant_id) is None:
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
