@@ -173,3 +173,52 @@ def test_cli_tenant_add_and_its_admin(cli_env: FakeDataplane) -> None:
     assert {t["name"]: t["plan"] for t in listed} == {"acme": "small", "default": None}
     assert run.invoke(cli_app, ["tenant", "rm", "acme", "--yes"]).exit_code == 0
     assert "t-acme" not in cli_env.devices
+
+
+def test_dashboard_create_change_disable_delete(
+    client: TestClient,
+    make_user: Any,
+    browser: Callable[..., TestClient],
+    dataplane: FakeDataplane,
+    small: str,
+) -> None:
+    make_user("root", role="admin")
+    root = browser("root")
+    csrf = root.csrf  # type: ignore[attr-defined]
+    made = root.post(
+        "/tenants", data={"csrf_token": csrf, "name": "acme", "plan": small}, follow_redirects=False
+    )
+    assert made.status_code == 303, made.text
+    assert client.get(f"{TENANTS}/acme").json()["plan"] == small
+    listing = root.get("/tenants")
+    assert listing.status_code == 200 and "t-acme" in listing.text and "0 / 5" in listing.text
+    bad = root.post("/tenants", data={"csrf_token": csrf, "name": "beta", "plan": "nope"})
+    assert bad.status_code == 422 and "no plan named" in bad.text
+    assert client.get(f"{TENANTS}/beta").status_code == 404
+    off = root.post(
+        "/tenants/acme", data={"csrf_token": csrf, "enabled": "0"}, follow_redirects=False
+    )
+    assert off.status_code == 303 and client.get(f"{TENANTS}/acme").json()["enabled"] is False
+    confirm = root.get("/tenants/acme/delete")
+    assert confirm.status_code == 200 and "cannot be undone" in confirm.text
+    assert "t-acme" in dataplane.devices  # asking is not deleting
+    gone = root.post("/tenants/acme/delete", data={"csrf_token": csrf}, follow_redirects=False)
+    assert gone.status_code == 303 and client.get(f"{TENANTS}/acme").status_code == 404
+    assert "t-acme" not in dataplane.devices
+
+
+def test_dashboard_of_a_tenant_admin_shows_its_tenant_only(
+    client: TestClient, make_user: Any, browser: Callable[..., TestClient]
+) -> None:
+    client.post(TENANTS, json={"name": "acme"})
+    client.post(TENANTS, json={"name": "beta"})
+    make_user("alice", role="tenant-admin", tenant="acme")
+    alice = browser("alice")
+    page = alice.get("/tenants")
+    assert page.status_code == 200 and "t-acme" in page.text and "t-beta" not in page.text
+    assert 'href="/plans"' not in page.text
+    assert alice.get("/tenants/beta/delete").status_code == 404
+    csrf = alice.csrf  # type: ignore[attr-defined]
+    alice.post("/tenants/beta/delete", data={"csrf_token": csrf})
+    alice.post("/tenants/beta", data={"csrf_token": csrf, "enabled": "0"})
+    assert client.get(f"{TENANTS}/beta").json()["enabled"] is True

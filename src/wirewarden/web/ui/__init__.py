@@ -24,6 +24,7 @@ from wirewarden.web.ui import (
     policy,
     setup,
     signin,
+    tenants,
     traffic,
 )
 from wirewarden.web.ui.forms import CsrfRejected
@@ -45,6 +46,7 @@ def install(app: FastAPI, json_errors: JsonHandler) -> None:
         traffic,
         dns,
         plans,
+        tenants,
         policy,
         account,
         people,
