@@ -90,6 +90,8 @@ def test_disable_cuts_peers_off_and_keeps_data(
     assert dataplane.devices["t-acme"].peers == {}
     assert len(dataplane.devices["t-beta"].peers) == 1  # the other tenant untouched
     assert client.get(f"/api/v1/peers/{peer['id']}").status_code == 200
+    refused = client.post("/api/v1/interfaces/t-acme/peers", json={"name": "new"})
+    assert refused.status_code == 409 and dataplane.devices["t-acme"].peers == {}
     assert client.patch(f"{TENANTS}/acme", json={"enabled": True}).status_code == 200
     assert list(dataplane.devices["t-acme"].peers) == [peer["public_key"]]
 

@@ -29,6 +29,8 @@ def reserve_peer(db: Session, tenant_id: int) -> Plan | None:
     # A write, not SELECT ... FOR UPDATE: SQLite has no row locks, and a write takes its
     # database lock from here to the commit just as it takes the row on PostgreSQL.
     db.execute(update(Tenant).where(Tenant.id == tenant_id).values(enabled=Tenant.enabled))
+    if db.scalar(select(Tenant.enabled).where(Tenant.id == tenant_id)) is False:
+        raise Conflict("the tenant is disabled: enable it to add peers", "interface")
     plan = plan_of(db, tenant_id)
     if plan is None or plan.max_peers is None:
         return plan
