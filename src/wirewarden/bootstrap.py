@@ -32,8 +32,10 @@ from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
+from wirewarden.services.plans import PlanService
 from wirewarden.services.policy import ProfileService, UsageService
 from wirewarden.services.shares import ShareService
+from wirewarden.services.tenants import TenantService
 from wirewarden.services.tokens import TokenService
 from wirewarden.services.traffic import TrafficService
 from wirewarden.services.users import FIRST_ADMIN, UserService
@@ -202,6 +204,8 @@ class ControlPlane:
     auth: AuthService
     audit_log: AuditLog
     shares: ShareService
+    plans: PlanService
+    tenants: TenantService
     runtime: RuntimeHandle
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
@@ -249,6 +253,13 @@ def allocation_of(settings: Settings) -> Allocation:
     if not 1 <= int(first) <= int(last) <= 65535:
         raise SettingsError("WIREWARDEN_INTERFACE_PORTS: give a range like 51820-52819")
     return Allocation(settings.interface_pool, int(first), int(last))
+
+
+def tenant_allocation_of(settings: Settings) -> Allocation:
+    first, _, last = settings.tenant_ports.partition("-")
+    if not 1 <= int(first) <= int(last) <= 65535:
+        raise SettingsError("WIREWARDEN_TENANT_PORTS: give a range like 52820-53819")
+    return Allocation(settings.tenant_pool, int(first), int(last), settings.tenant_pool6)
 
 
 def hash_params(settings: Settings) -> HashParams:
@@ -384,6 +395,7 @@ def build(
         stats=lambda: handle.get().live_stats(),
         policy=policy_config(settings),
         allocation=allocation_of(settings),
+        tenant_allocation=tenant_allocation_of(settings),
         uplink_address=outbound_address if dataplane is None else lambda: None,
     )
     interfaces = InterfaceService(deps)
@@ -405,6 +417,7 @@ def build(
     auth = AuthService(
         sessions, vault, passwords, auth_config(settings), on_sign_in=initial.signed_in
     )
+    dns = DnsService(deps, lists, reload_lists)
     return ControlPlane(
         settings,
         engine,
@@ -414,13 +427,15 @@ def build(
         TokenService(sessions),
         ProfileService(deps),
         UsageService(deps, traffic),
-        DnsService(deps, lists, reload_lists),
+        dns,
         traffic,
         shared.telemetry,
         users=UserService(sessions, passwords, settings.default_device_limit),
         auth=auth,
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
+        plans=PlanService(deps),
+        tenants=TenantService(deps, interfaces, dns),
         runtime=handle,
         reach=reached,
         initial_password=initial,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     # network, and the first free UDP port of this range.
     interface_pool: IPv4Network = IPv4Network("10.8.0.0/16")
     interface_ports: str = Field(default="51820-52819", pattern=r"^[0-9]{1,5}-[0-9]{1,5}$")
+    # A tenant's interface: a /24 of this network, a port of this range (apart from the
+    # interface ports: DESIGN's 51800-52800 would overlap them), and a /64 of the optional
+    # ULA network.
+    tenant_pool: IPv4Network = IPv4Network("10.88.0.0/16")
+    tenant_ports: str = Field(default="52820-53819", pattern=r"^[0-9]{1,5}-[0-9]{1,5}$")
+    tenant_pool6: IPv6Network | None = None
 
     @field_validator("http")
     @classmethod

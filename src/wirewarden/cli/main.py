@@ -689,7 +689,11 @@ def main() -> None:
     # Registered here: the dns commands use this module's helpers (container, validated).
     from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
+    from wirewarden.cli.plans import plan_app
+    from wirewarden.cli.tenants import tenant_app
 
     app.add_typer(dns_app, name="dns")
+    app.add_typer(plan_app, name="plan")
+    app.add_typer(tenant_app, name="tenant")
     app.add_typer(db_app, name="db")
     app()

@@ -46,3 +46,9 @@ def config_file_name(interface: str, peer: str) -> str:
         digest = hashlib.sha256(stem.encode()).hexdigest()[:4]
         stem = f"{stem[:10].rstrip('-_')}-{digest}"
     return f"{stem}.conf"
+
+
+def scoped_name(name: str, tenant: str | None) -> str:
+    """The fleet-wide name of a tenant-owned object (an nft chain, a resolver policy):
+    names are unique per tenant only, and "." is in neither a name nor a tenant's name."""
+    return name if tenant is None else f"{name}.{tenant}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
@@ -60,6 +60,10 @@ class Deps:
     stats: Callable[[], dict[str, DeviceDump]]
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     allocation: Allocation = field(default_factory=lambda: Allocation())
+    # Where a tenant's interfaces get theirs.
+    tenant_allocation: Allocation = field(
+        default_factory=lambda: Allocation(IPv4Network("10.88.0.0/16"), 52820, 53819)
+    )
     # The host's address towards the internet (the setup page's suggested public host).
     uplink_address: Callable[[], str | None] = lambda: None
 
@@ -71,6 +75,8 @@ class Allocation:
     pool: IPv4Network = field(default_factory=lambda: IPv4Network("10.8.0.0/16"))
     first_port: int = 51820
     last_port: int = 52819
+    # /64s for the interfaces' IPv6 networks (a ULA network); None: IPv4 only.
+    pool6: IPv6Network | None = None
 
 
 def node_id(db: Session, node: str) -> int:
@@ -111,13 +117,22 @@ def audit(db: Session, actor: Actor, action: str, target: str, **detail: object)
     db.connection().execute(_INSERT_AUDIT, row)
 
 
+DEFAULT_TENANT = "default"
+
+
+def tenant_id_of(db: Session, name: str | None) -> int | None:
+    """The id of tenant `name` (None: the default tenant); None when there is no such one.
+    The one place the default tenant is looked up by its name."""
+    return db.scalar(select(Tenant.id).where(Tenant.name == (name or DEFAULT_TENANT)))
+
+
 def ensure_defaults(sessions: sessionmaker[Session], node: str) -> None:
     """The default node and tenant exist from the first start on."""
     with sessions.begin() as db:
         if db.scalar(select(Node.id).where(Node.name == node)) is None:
             db.add(Node(name=node, revision=0))
-        if db.scalar(select(Tenant.id).where(Tenant.name == "default")) is None:
-            db.add(Tenant(name="default"))
+        if tenant_id_of(db, None) is None:
+            db.add(Tenant(name=DEFAULT_TENANT))
 
 
 def page_of(

@@ -27,6 +27,7 @@ from wirewarden.services.dns_schemas import (
 )
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import Page
+from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Node, Peer, Tenant
 
@@ -34,7 +35,8 @@ TOP = 10
 
 
 def policy_exists(db: Session, name: str) -> bool:
-    return db.scalar(select(DnsPolicy.id).where(DnsPolicy.name == name)) is not None
+    """Whether a global policy of that name exists."""
+    return scoped.find(db, DnsPolicy, name, None) is not None
 
 
 def ensure_default_policy(db: Session) -> None:
@@ -66,7 +68,7 @@ class DnsService:
     # ---- policies
 
     def _find(self, db: Session, name: str) -> DnsPolicy:
-        row = db.scalar(select(DnsPolicy).where(DnsPolicy.name == name))
+        row = scoped.find(db, DnsPolicy, name, None)
         if row is None:
             raise NotFound(f"DNS policy {name!r} not found")
         return row
@@ -87,7 +89,8 @@ class DnsService:
 
     def list_policies(self, actor: Actor = SYSTEM) -> list[DnsPolicyOut]:
         with self.deps.sessions() as db:
-            rows = db.scalars(select(DnsPolicy).order_by(DnsPolicy.name)).all()
+            global_ = scoped.owned_by(DnsPolicy, None)
+            rows = db.scalars(select(DnsPolicy).where(global_).order_by(DnsPolicy.name)).all()
             return [self._out(db, row, actor) for row in rows]
 
     def get_policy(self, name: str, actor: Actor = SYSTEM) -> DnsPolicyOut:
@@ -112,7 +115,7 @@ class DnsService:
         self, name: str, data: DnsPolicyIn, actor: Actor
     ) -> tuple[DnsPolicyOut, bool]:
         with self.deps.sessions.begin() as db:
-            row = db.scalar(select(DnsPolicy).where(DnsPolicy.name == name))
+            row = scoped.find(db, DnsPolicy, name, None)
             created = row is None
             if row is None:
                 row = DnsPolicy(name=name)
@@ -157,7 +160,7 @@ class DnsService:
             row = db.scalar(select(Tenant).where(Tenant.name == tenant))
             if row is None:
                 raise NotFound(f"tenant {tenant!r} not found")
-            if policy is not None and not policy_exists(db, policy):
+            if policy is not None and scoped.resolve(db, DnsPolicy, policy, row.id) is None:
                 raise Invalid(f"no DNS policy named {policy!r}", "policy")
             row.dns_policy = policy
             bump_all(db)

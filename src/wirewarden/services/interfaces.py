@@ -25,11 +25,12 @@ from wirewarden.services.context import (
     bump_revision,
     node_id,
     page_of,
+    tenant_id_of,
 )
 from wirewarden.services.errors import Conflict, Invalid, NotFound, Unavailable, rendered
 from wirewarden.services.schemas import InterfaceCreate, InterfaceOut, InterfaceUpdate, Page
 from wirewarden.store.db import retry_on_busy
-from wirewarden.store.tables import Interface, Node, Peer, Tenant
+from wirewarden.store.tables import Interface, Node, Peer
 
 
 @dataclass(frozen=True)
@@ -124,16 +125,23 @@ class InterfaceService:
         actor: Actor,
         private_key: str | None = None,
         reconcile: bool = True,
+        tenant: int | None = None,
     ) -> InterfaceOut:
         """Store a new interface and, unless `reconcile` is False (the caller reconciles once
-        it has added the peers too, as an import does), apply it before answering."""
+        it has added the peers too, as an import does), apply it before answering.
+        `tenant`: an admin making a tenant's interface (its network from the tenant pool)."""
         access.require_manager(actor)
-        self._insert(data, actor, private_key, self._host(data.name))
+        self._insert(data, actor, private_key, self._host(data.name), tenant)
         return self._reconciled(data.name) if reconcile else self.get(data.name)
 
     @retry_on_busy
     def _insert(
-        self, data: InterfaceCreate, actor: Actor, private_key: str | None, host: HostFootprint
+        self,
+        data: InterfaceCreate,
+        actor: Actor,
+        private_key: str | None,
+        host: HostFootprint,
+        tenant: int | None = None,
     ) -> None:
         with self.deps.sessions.begin() as db:
             nid = node_id(db, self.deps.node)
@@ -144,12 +152,18 @@ class InterfaceService:
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
             if any(i.name == data.name for i in others):
                 raise Conflict(f"interface {data.name!r} already exists", "name")
-            port = data.listen_port or _free_port(others, host, self.deps.allocation)
+            tenant = (
+                tenant
+                if actor.is_admin and tenant
+                else access.tenant_for_new(actor, tenant_id_of(db, None))
+            )
+            pool = self._pool(db, tenant)
+            port = data.listen_port or _free_port(others, host, pool)
             _check_port(others, port, None)
             ipv4, ipv6 = (
                 _split_address(data.address)
                 if data.address
-                else (_free_v4(others, host, self.deps.allocation), None)
+                else (_free_v4(others, host, pool), _free_v6(others, pool))
             )
             _check_overlap(others, ipv4, ipv6, None)
             _check_host(data.name, (ipv4, ipv6), port, host)
@@ -157,9 +171,6 @@ class InterfaceService:
                 KeyPair(private_key, public_key_of(private_key))
                 if private_key
                 else generate_keypair()
-            )
-            tenant = access.tenant_for_new(
-                actor, db.scalar(select(Tenant.id).where(Tenant.name == "default"))
             )
             iface = Interface(
                 tenant_id=tenant,
@@ -182,6 +193,12 @@ class InterfaceService:
                 field = "listen_port" if "port" in str(exc.orig) else "name"
                 raise Conflict(f"the {field} was taken meanwhile; try again", field) from exc
             audit(db, actor, "interface.create", data.name, address=ipv4, port=port)
+
+    def _pool(self, db: Session, tenant: int | None) -> Allocation:
+        """The default tenant's interfaces come from the interface pool, every other
+        tenant's from the tenant pool."""
+        default = tenant_id_of(db, None)
+        return self.deps.allocation if tenant == default else self.deps.tenant_allocation
 
     def update(self, name: str, data: InterfaceUpdate, actor: Actor) -> InterfaceOut:
         access.require_manager(actor)
@@ -307,6 +324,16 @@ def _free_v4(others: Sequence[Interface], host: HostFootprint, pool: Allocation)
         if not any(net.overlaps(u) for u in used) and not addresses.host_clash(net, host.networks):
             return f"{net.network_address + 1}/{size}"
     raise Conflict(f"no free /{size} left in {pool.pool}; give an address", "address")
+
+
+def _free_v6(others: Sequence[Interface], pool: Allocation) -> str | None:
+    if pool.pool6 is None:
+        return None
+    used = [ipaddress.ip_interface(i.ipv6).network for i in others if i.ipv6]
+    for net in pool.pool6.subnets(new_prefix=max(64, pool.pool6.prefixlen)):
+        if not any(net.overlaps(u) for u in used):
+            return f"{net.network_address + 1}/{net.prefixlen}"
+    raise Conflict(f"no free /64 left in {pool.pool6}; give an address", "address")
 
 
 def _check_host(

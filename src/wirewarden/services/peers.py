@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from wirewarden.domain import addresses, ipam, tcplan
@@ -18,10 +18,9 @@ from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
 from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.domain.traffic import is_online
-from wirewarden.services import access, keyset
+from wirewarden.services import access, keyset, limits
 from wirewarden.services.applier import ApplyFailed, Change
 from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision
-from wirewarden.services.dns import policy_exists
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
@@ -34,9 +33,10 @@ from wirewarden.services.schemas import (
     split,
 )
 from wirewarden.services.sync_status import APPLIED, ERROR
+from wirewarden.store import scoped
 from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import policy_of, server_allowed_ips
-from wirewarden.store.tables import AclProfile, Interface, Peer, User
+from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, User
 
 # Statements of the create path, built once (building costs as much as running them).
 _CLASH = select(Peer.name, Peer.public_key).where(
@@ -165,10 +165,13 @@ class PeerService:
             iface = self.interfaces.find(db, interface, actor)
             owner = self._owner_for_new(db, iface, data.owner, actor)
             self._check_unique(db, iface, data)
+            plan = limits.reserve_peer(db, iface.tenant_id)
             pool = ipam.pool_for(addresses_of(iface))
             index, ipv6 = self._address(db, iface, pool, data.address)
             peer = self._new_peer(iface, pool, data, index, ipv6, preshared_key)
             peer.owner_id = owner.id if owner else None
+            for field, value in limits.defaults_for_new_peer(plan).items():
+                setattr(peer, field, value)
             try:
                 insert_row(db, peer)
             except IntegrityError as exc:
@@ -294,7 +297,9 @@ class PeerService:
             old = self.policy_of(peer, iface)
             before = self.peer_state(peer) if old is not None else None  # to undo with
             self._check_policy(db, peer, data, changes)
-            if data.dns_policy is not None and not policy_exists(db, data.dns_policy):
+            limits.check_ceilings(db, iface.tenant_id, changes, actor)
+            dns = data.dns_policy
+            if dns is not None and scoped.resolve(db, DnsPolicy, dns, iface.tenant_id) is None:
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
             for field, value in changes.items():
                 if value is not None or field in NULLABLE:
@@ -318,13 +323,16 @@ class PeerService:
         """The peer's policy as the kernel should hold it now (None: not in the kernel)."""
         if not (iface.enabled and peer.enabled and not is_expired(peer)) or peer.id is None:
             return None
-        return policy_of(peer, iface.name, datetime.now(UTC), host_tz(self.deps))
+        db = object_session(peer)
+        acl = scoped.kernel_name(db, AclProfile, peer.acl, iface.tenant_id) if db else None
+        return policy_of(peer, iface.name, datetime.now(UTC), host_tz(self.deps), acl)
 
     def _check_policy(
         self, db: Session, peer: Peer, data: PeerUpdate, changes: dict[str, object]
     ) -> None:
+        tenant = db.scalar(select(Interface.tenant_id).where(Interface.id == peer.interface_id))
         custom = data.acl is not None and data.acl not in BUILTIN_PROFILES
-        if custom and db.scalar(select(AclProfile.id).where(AclProfile.name == data.acl)) is None:
+        if custom and scoped.resolve(db, AclProfile, str(data.acl), tenant) is None:
             raise Invalid(f"no ACL profile named {data.acl!r}", "acl")
         limited = data.rate_down_kbit is not None or data.rate_up_kbit is not None
         if limited and tcplan.minor_of(peer.host_index) > tcplan.MAX_MINOR:

@@ -23,6 +23,7 @@ from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revisio
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
 from wirewarden.services.traffic import TrafficService
+from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import AclProfile, Interface, Node, Peer
 
@@ -45,7 +46,8 @@ class ProfileService:
                 )
                 for n in BUILTIN_PROFILES
             ]
-            rows = db.scalars(select(AclProfile).order_by(AclProfile.name)).all()
+            global_ = scoped.owned_by(AclProfile, None)
+            rows = db.scalars(select(AclProfile).where(global_).order_by(AclProfile.name)).all()
             return builtin + [_out(p, counts.get(p.name, 0)) for p in rows]
 
     def get(self, name: str) -> ProfileOut:
@@ -70,7 +72,7 @@ class ProfileService:
         except PolicyError as exc:
             raise Invalid(str(exc), exc.field or "rules") from exc
         with self.deps.sessions() as db:
-            row = db.scalar(select(AclProfile).where(AclProfile.name == name))
+            row = scoped.find(db, AclProfile, name, None)
             created = row is None
             if row is None:
                 row = AclProfile(name=name)
@@ -88,7 +90,7 @@ class ProfileService:
     def delete(self, name: str, actor: Actor) -> None:
         access.require_admin(actor)
         with self.deps.sessions() as db:
-            row = db.scalar(select(AclProfile).where(AclProfile.name == name))
+            row = scoped.find(db, AclProfile, name, None)
             if row is None:
                 raise NotFound(f"ACL profile {name!r} not found")
             used = db.scalar(select(func.count()).where(Peer.acl == name)) or 0

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.services.account_schemas import UserCreate, UserOut, UserUpdate
 from wirewarden.services.auth import clear_totp
-from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor, audit, page_of
+from wirewarden.services.context import (
+    ADMIN,
+    MEMBER,
+    TENANT_ADMIN,
+    Actor,
+    audit,
+    page_of,
+    tenant_id_of,
+)
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.passwords import Passwords, generate_password
 from wirewarden.services.schemas import Page
@@ -209,7 +217,7 @@ class UserService:
             return actor.tenant_id
         if role == ADMIN:
             return None
-        found = db.scalar(select(Tenant.id).where(Tenant.name == (tenant or "default")))
+        found = tenant_id_of(db, tenant)
         if found is None:
             raise Invalid(f"no tenant named {tenant!r}", "tenant")
         return found

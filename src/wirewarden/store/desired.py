@@ -26,7 +26,8 @@ from wirewarden.domain.policy import (
 )
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
 from wirewarden.store.db import begin_snapshot
-from wirewarden.store.tables import AclProfile, Interface, Node, Peer, utcnow
+from wirewarden.store.scoped import NameMap
+from wirewarden.store.tables import AclProfile, Interface, Node, Peer, Tenant, utcnow
 from wirewarden.store.vault import Vault
 
 _PEER_COLUMNS = (
@@ -74,6 +75,10 @@ class _Cached:
     # a delta needs to replace a peer without reading the others.
     names: dict[int, str] = field(default_factory=dict)
     where: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # Interfaces whose tenant is enabled (the others stay up without peers), and each
+    # enabled interface's tenant (a peer's ACL name is its tenant's).
+    peered: frozenset[int] = frozenset()
+    tenant_of: dict[str, int] = field(default_factory=dict)
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -169,11 +174,13 @@ class DesiredStateReader:
         for peer_id in ids & where.keys():
             name, key = where.pop(peer_id)
             own(name).pop(key, None)
-        query = select(*_PEER_COLUMNS).where(Peer.id.in_(ids), Peer.interface_id.in_(cached.names))
+        query = select(*_PEER_COLUMNS).where(Peer.id.in_(ids), Peer.interface_id.in_(cached.peered))
         rows = db.connection().execute(query).all()
         fresh: list[PeerPolicy] = []
         found: dict[int, dict[str, PeerState]] = {i: {} for i in cached.names}
         expiry = self._collect_peers(rows, found, now, cached.names, fresh, where)
+        acls = NameMap(db, AclProfile)
+        fresh = [_scoped_acl(p, acls, cached.tenant_of) for p in fresh]
         for iface_id, new in found.items():
             if new:
                 own(cached.names[iface_id]).update(new)
@@ -191,7 +198,7 @@ class DesiredStateReader:
             dns_guard=guard,
         )
         valid = _earliest(cached.valid_until, expiry)
-        return _Cached(revision, valid, patched, cached.names, where)
+        return replace(cached, revision=revision, valid_until=valid, state=patched, where=where)
 
     def _read(self, db: Session, revision: int, now: datetime) -> _Cached:
         # Tens of thousands of new objects, none of them garbage: collections started by
@@ -203,13 +210,19 @@ class DesiredStateReader:
         ifaces = db.scalars(select(Interface).join(Node).where(Node.name == self.node)).all()
         by_id = {i.id: i for i in ifaces if i.enabled}
         peers: dict[int, dict[str, PeerState]] = {i: {} for i in by_id}
+        # A disabled tenant's interfaces stay up, without a peer.
+        off = set(db.scalars(select(Tenant.id).where(Tenant.enabled.is_(False))))
+        with_peers = [i for i, iface in by_id.items() if iface.tenant_id not in off]
         # Through the connection: the ORM's row handling would cost more than the rows.
-        query = select(*_PEER_COLUMNS).where(Peer.interface_id.in_(by_id))
+        query = select(*_PEER_COLUMNS).where(Peer.interface_id.in_(with_peers))
         rows = db.connection().execute(query).all()
         names = {i: iface.name for i, iface in by_id.items()}
         policies: list[PeerPolicy] = []
         where: dict[int, tuple[str, str]] = {}
+        acls = NameMap(db, AclProfile)
         next_expiry = self._collect_peers(rows, peers, now, names, policies, where)
+        tenant_of = {iface.name: iface.tenant_id for iface in by_id.values()}
+        policies = [_scoped_acl(p, acls, tenant_of) for p in policies]
         interfaces = {
             i.name: InterfaceState(
                 name=i.name,
@@ -223,23 +236,33 @@ class DesiredStateReader:
         }
         nat = tuple(_nat_networks(by_id.values()))
         managed = frozenset(i.name for i in ifaces)
-        policy = self._policy(db, policies, by_id.values())
+        policy = self._policy(db, policies, by_id.values(), acls)
         guard = self.dns_guard(db) if self.dns_guard and interfaces else None
         state = DesiredState(
             interfaces, managed, nat, self.uplink, revision, policy, dns_guard=guard
         )
-        return _Cached(revision, next_expiry, state, names, where)
+        peered = frozenset(with_peers)
+        return _Cached(revision, next_expiry, state, names, where, peered, tenant_of)
 
     def _tz(self) -> tzinfo:
         return self.policy.tz or datetime.now().astimezone().tzinfo or UTC
 
     def _policy(
-        self, db: Session, peers: list[PeerPolicy], ifaces: Iterable[Interface]
+        self,
+        db: Session,
+        peers: list[PeerPolicy],
+        ifaces: Iterable[Interface],
+        acls: NameMap,
     ) -> PolicyState:
         rows = db.execute(
-            select(AclProfile.name, AclProfile.rules, AclProfile.default_action)
+            select(
+                AclProfile.tenant_id, AclProfile.name, AclProfile.rules, AclProfile.default_action
+            )
         ).all()
-        profiles: tuple[Profile, ...] = tuple(profile_from_row(*row) for row in rows)
+        profiles: tuple[Profile, ...] = tuple(
+            profile_from_row(acls.of_row(tenant, name), rules, default)
+            for tenant, name, rules, default in rows
+        )
         ifaces = list(ifaces)
         gateways = tuple(
             (i.name, str(ipaddress.ip_interface(a).ip))
@@ -337,6 +360,12 @@ def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:
                 yield NatNetwork(iface.name, network_of(cidr))
 
 
+def _scoped_acl(policy: PeerPolicy, acls: NameMap, tenant_of: dict[str, int]) -> PeerPolicy:
+    """The peer's profile by its fleet-wide name (its tenant's own profile comes first)."""
+    acl = acls.kernel_name(policy.acl, tenant_of[policy.interface])
+    return policy if acl == policy.acl else replace(policy, acl=acl)
+
+
 def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPolicy:
     """A peer's policy from a row of _PEER_COLUMNS (or a Peer) at `now`."""
     # By name, the whole row (see _collect_peers: a column added fails loudly here too).
@@ -354,6 +383,10 @@ def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPoli
     )
 
 
-def policy_of(peer: Peer, interface: str, now: datetime, tz: tzinfo) -> PeerPolicy:
+def policy_of(
+    peer: Peer, interface: str, now: datetime, tz: tzinfo, acl: str | None = None
+) -> PeerPolicy:
+    """`acl`: the peer's profile by its fleet-wide name (store.scoped.kernel_name)."""
     row = tuple(getattr(peer, c.key) for c in _PEER_COLUMNS)
-    return peer_policy(interface, row, now, tz)
+    policy = peer_policy(interface, row, now, tz)
+    return policy if acl is None else replace(policy, acl=acl)

@@ -19,6 +19,7 @@ from wirewarden.store.db import (
     make_sessions,
     stores_datetime_as_text,
 )
+from wirewarden.store.scoped import NameMap
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
 _LOG_COLUMNS = (
@@ -41,9 +42,10 @@ _INSERT = bulk_insert("dns_queries", [(c, c, kind) for c, kind in _LOG_COLUMNS],
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
-def policy_spec(row: DnsPolicy) -> PolicySpec:
+def policy_spec(row: DnsPolicy, name: str | None = None) -> PolicySpec:
+    """`name`: the policy's fleet-wide name where it differs from its own (store.scoped)."""
     return PolicySpec(
-        name=row.name,
+        name=name or row.name,
         blocklists=tuple(row.blocklists or ()),
         deny=tuple(row.deny or ()),
         allow=tuple(row.allow or ()),
@@ -62,20 +64,32 @@ def _network(cidr: str | None) -> str | None:
 
 def read_directory(db: Session, node: str) -> DnsDirectory:
     revision = db.scalar(select(Node.revision).where(Node.name == node)) or 0
-    policies = {row.name: policy_spec(row) for row in db.scalars(select(DnsPolicy))}
+    names = NameMap(db, DnsPolicy)
+    # Keyed by fleet-wide name: a tenant's own policy may share its name with another's.
+    specs = (
+        policy_spec(r, names.of_row(r.tenant_id, r.name)) for r in db.scalars(select(DnsPolicy))
+    )
+    policies = {spec.name: spec for spec in specs}
     ifaces = db.execute(
-        select(Interface.id, Interface.name, Interface.ipv4, Interface.ipv6, Tenant.dns_policy)
+        select(
+            Interface.id,
+            Interface.name,
+            Interface.ipv4,
+            Interface.ipv6,
+            Interface.tenant_id,
+            Tenant.dns_policy,
+        )
         .join(Node, Interface.node_id == Node.id)
         .join(Tenant, Interface.tenant_id == Tenant.id)
         .where(Node.name == node, Interface.enabled.is_(True))
     ).all()
     listen: list[str] = []
     networks: list[str] = []
-    tenant_policy: dict[int, tuple[str, str | None]] = {}
-    for iface_id, name, ipv4, ipv6, tenant_dns in ifaces:
+    tenant_policy: dict[int, tuple[str, int, str | None]] = {}
+    for iface_id, name, ipv4, ipv6, tenant, tenant_dns in ifaces:
         listen += [h for h in (_host(ipv4), _host(ipv6)) if h]
         networks += [n for n in (_network(ipv4), _network(ipv6)) if n]
-        tenant_policy[iface_id] = (name, tenant_dns)
+        tenant_policy[iface_id] = (name, tenant, tenant_dns)
     clients: dict[str, Client] = {}
     # Through the connection: the ORM's row handling would cost more than the rows.
     rows = (
@@ -88,8 +102,8 @@ def read_directory(db: Session, node: str) -> DnsDirectory:
         .all()
     )
     for peer_id, peer, iface_id, ipv4, ipv6, own in rows:
-        iface, tenant_dns = tenant_policy[iface_id]
-        policy = _effective(own, tenant_dns, policies)
+        iface, tenant, tenant_dns = tenant_policy[iface_id]
+        policy = _effective(own, tenant_dns, tenant, names, policies)
         client = Client(peer_id, peer, iface, policy)
         for addr in (ipv4, ipv6):
             if addr:
@@ -97,10 +111,17 @@ def read_directory(db: Session, node: str) -> DnsDirectory:
     return DnsDirectory(revision, tuple(listen), tuple(networks), clients, policies)
 
 
-def _effective(own: str | None, tenant: str | None, policies: dict[str, PolicySpec]) -> str:
-    for name in (own, tenant):
-        if name and name in policies:
-            return name
+def _effective(
+    own: str | None,
+    tenant_dns: str | None,
+    tenant: int,
+    names: NameMap,
+    policies: dict[str, PolicySpec],
+) -> str:
+    for name in (own, tenant_dns):
+        key = names.kernel_name(name, tenant) if name else None
+        if key and key in policies:
+            return key
     return DEFAULT_POLICY
 
 

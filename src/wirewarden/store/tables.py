@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -68,12 +70,39 @@ class Node(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class Plan(Base):
+    """What a tenant may have: null is unlimited. The per-peer fields are a new peer's
+    default and the ceiling a tenant admin may set."""
+
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    max_peers: Mapped[int | None] = mapped_column(Integer)
+    rate_down_kbit: Mapped[int | None] = mapped_column(Integer)
+    rate_up_kbit: Mapped[int | None] = mapped_column(Integer)
+    data_cap_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # The whole tenant's rates (an HTB parent class above its peers' classes).
+    rate_total_down_kbit: Mapped[int | None] = mapped_column(Integer)
+    rate_total_up_kbit: Mapped[int | None] = mapped_column(Integer)
+    # For the expose feature: how many mappings, and which ports ("8000-8100,9000").
+    max_mappings: Mapped[int | None] = mapped_column(Integer)
+    expose_ports: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # None: no plan, no limits. A plan in use cannot be deleted.
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="RESTRICT"), index=True
+    )
     # The DNS policy of the tenant's peers that have none of their own (None: `default`).
     dns_policy: Mapped[str | None] = mapped_column(String(32))
+    # A disabled tenant keeps its data; none of its peers is in the kernel.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -155,8 +184,23 @@ class AclProfile(Base):
     """A custom ACL profile: ordered allow/deny rules by network, protocol and port."""
 
     __tablename__ = "acl_profiles"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_acl_profiles_tenant_name"),
+        # NULLs are distinct in a unique constraint: the global names get their own index.
+        Index(
+            "uq_acl_profiles_global_name",
+            "name",
+            unique=True,
+            sqlite_where=text("tenant_id IS NULL"),
+            postgresql_where=text("tenant_id IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)
+    # The owning tenant; None: a global one, seen by every tenant.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(32))
     rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     default_action: Mapped[str] = mapped_column(String(8), default="deny")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -192,8 +236,23 @@ class AuditEvent(Base):
 
 class DnsPolicy(Base):
     __tablename__ = "dns_policies"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_dns_policies_tenant_name"),
+        # NULLs are distinct in a unique constraint: the global names get their own index.
+        Index(
+            "uq_dns_policies_global_name",
+            "name",
+            unique=True,
+            sqlite_where=text("tenant_id IS NULL"),
+            postgresql_where=text("tenant_id IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)
+    # The owning tenant; None: a global one, seen by every tenant.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(32))
     blocklists: Mapped[list[str]] = mapped_column(JSON, default=list)
     deny: Mapped[list[str]] = mapped_column(JSON, default=list)
     allow: Mapped[list[str]] = mapped_column(JSON, default=list)

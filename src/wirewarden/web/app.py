@@ -18,8 +18,10 @@ from wirewarden.web.api import (
     dns,
     interfaces,
     peers,
+    plans,
     policy,
     shares,
+    tenants,
     tokens,
     traffic,
     users,
@@ -60,7 +62,20 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     )
     app.state.container = container
     app.state.changes = changes = ChangeThread()
-    for module in (interfaces, peers, policy, dns, traffic, shares, auth, users, tokens, audit):
+    for module in (
+        interfaces,
+        peers,
+        policy,
+        plans,
+        tenants,
+        dns,
+        traffic,
+        shares,
+        auth,
+        users,
+        tokens,
+        audit,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(share.router)
     app.include_router(metrics.router)

@@ -20,9 +20,11 @@ from wirewarden.web.ui import (
     live,
     peers,
     people,
+    plans,
     policy,
     setup,
     signin,
+    tenants,
     traffic,
 )
 from wirewarden.web.ui.forms import CsrfRejected
@@ -43,6 +45,8 @@ def install(app: FastAPI, json_errors: JsonHandler) -> None:
         peers,
         traffic,
         dns,
+        plans,
+        tenants,
         policy,
         account,
         people,
