@@ -14,6 +14,7 @@ from sqlalchemy import Engine, make_url
 
 from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.hostinfo import outbound_address
+from wirewarden.dataplane.links import listening_ports
 from wirewarden.dataplane.linux import LinuxDataplane
 from wirewarden.dataplane.lock import HostLock
 from wirewarden.dataplane.stats import DumpCache
@@ -39,6 +40,7 @@ from wirewarden.services.context import Allocation, Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
+from wirewarden.services.mappings import MappingService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
 from wirewarden.services.policy import ProfileService, UsageRecorder, UsageService
@@ -120,6 +122,7 @@ class Container:
     auth: AuthService
     audit_log: AuditLog
     shares: ShareService
+    mappings: MappingService
     # The resolver `serve` runs (started by the web app's lifespan); None when disabled.
     dns_runtime: DnsRuntime | None = None
     reach: Reach = LOCAL
@@ -191,6 +194,7 @@ def build(
         settings.uplink,
         policy=policy_config(settings),
         dns_guard=guard,
+        expose_listen=split_csv(settings.expose_listen),
     )
     lock = HostLock(settings.data_dir / "dataplane.lock")
     telemetry = Telemetry()
@@ -262,6 +266,7 @@ def build(
         auth=auth,
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
+        mappings=MappingService(deps, listening_ports if kernel else lambda _: frozenset()),
         dns_runtime=runtime,
         reach=reached,
         initial_password=initial,

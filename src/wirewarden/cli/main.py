@@ -686,6 +686,9 @@ def main() -> None:
     # Registered here: the dns commands use this module's helpers (container, validated).
     from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
+    from wirewarden.cli.expose import expose
+
+    app.command("expose")(expose)
 
     app.add_typer(dns_app, name="dns")
     app.add_typer(db_app, name="db")
