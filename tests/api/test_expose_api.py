@@ -217,3 +217,38 @@ def test_the_admin_removes_a_mapping(
     events = client.get("/api/v1/audit").json()
     actions = [e["action"] for e in (events["items"] if isinstance(events, dict) else events)]
     assert "mapping.delete" in actions and "mapping.register" in actions
+
+
+def test_the_dashboard_allows_ports_shows_mappings_and_removes_one(
+    container: Container, tunnel: object
+) -> None:
+    from tests.api.test_dashboard_pages import PASSWORD, sign_in
+    from wirewarden.services.account_schemas import UserCreate
+    from wirewarden.services.context import SYSTEM
+    from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+    from wirewarden.web.app import create_app
+
+    container.users.create(UserCreate(name="root", role="admin", password=PASSWORD), SYSTEM)
+    container.interfaces.create(InterfaceCreate(name="wg0", address="10.8.0.1/24"), SYSTEM)
+    peer = container.peers.create("wg0", PeerCreate(name="nas"), SYSTEM)
+    with TestClient(create_app(container, run_loop=False)) as ui:
+        ui.headers["x-csrf-token"] = sign_in(ui, "root")
+        form = {"acl": "full", "cap_reset_day": "1", "expose_ports": "http"}
+        bad = ui.post(f"/peers/{peer.id}/policy", data=form)
+        assert bad.status_code == 422 and 'id="e-expose_ports"' in bad.text
+        form["expose_ports"] = "8080, 9000-9010"
+        assert (
+            ui.post(f"/peers/{peer.id}/policy", data=form, follow_redirects=False).status_code
+            == 303
+        )
+        page = ui.get(f"/peers/{peer.id}").text
+        assert "8080,9000-9010" in page and "Published ports" not in page
+        made = tunnel(address({"address": peer.address})).post(  # type: ignore[operator]
+            "/v1/mappings", json={"remote_port": 9005, "local_port": 80}
+        )
+        assert made.status_code == 201
+        page = ui.get(f"/peers/{peer.id}").text
+        assert "Published ports" in page and "9005/tcp" in page
+        removed = ui.post(f"/mappings/{made.json()['id']}/delete", follow_redirects=False)
+        assert removed.status_code == 303
+        assert forwards(container) == () and "9005/tcp" not in ui.get(f"/peers/{peer.id}").text

@@ -176,7 +176,7 @@ class MappingService:
 
     # ---- admins
 
-    def list(self, actor: Actor) -> list[MappingOut]:
+    def live(self, actor: Actor) -> list[MappingOut]:
         with self.deps.sessions() as db:
             query = (
                 select(ExposedPort, Peer, Interface)
@@ -187,6 +187,9 @@ class MappingService:
             )
             query = query.where(access.interface_filter(actor), access.own_peers(actor))
             return [self._out(m, p, i) for m, p, i in db.execute(query).all()]
+
+    def of_peer(self, peer_id: int, actor: Actor) -> list[MappingOut]:
+        return [m for m in self.live(actor) if m.peer_id == peer_id]
 
     def delete(self, mapping_id: int, actor: Actor) -> None:
         with self.deps.sessions() as db:

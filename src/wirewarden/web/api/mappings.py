@@ -12,7 +12,7 @@ router = APIRouter(prefix="/mappings", tags=["expose"])
 
 @router.get("")
 def list_mappings(app: App, actor: Reader) -> list[MappingOut]:
-    return app.mappings.list(actor)
+    return app.mappings.live(actor)
 
 
 @router.delete("/{mapping_id}", status_code=status.HTTP_204_NO_CONTENT)
