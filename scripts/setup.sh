@@ -75,5 +75,6 @@ SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
 # postgresql: the store, API and security suites run on it too (a private cluster).
 # libatomic1: Playwright's bundled node driver links it; Debian's chromium does not pull it
 # (found by scripts/check-fresh-install).
+# socat: bench/expose_bench.py compares the kernel forward with a userspace relay.
 TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy
-    systemd podman runc mmdebstrap postgresql libatomic1)
+    systemd podman runc mmdebstrap postgresql libatomic1 socat)

@@ -30,6 +30,7 @@ from wirewarden.services.context import Allocation, Deps, ensure_defaults
 from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
+from wirewarden.services.mappings import MappingService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
 from wirewarden.services.plans import PlanService
@@ -206,6 +207,7 @@ class ControlPlane:
     shares: ShareService
     plans: PlanService
     tenants: TenantService
+    mappings: MappingService
     runtime: RuntimeHandle
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
@@ -322,6 +324,7 @@ def build_runtime(
         settings.uplink,
         policy=policy_config(settings),
         dns_guard=guard,
+        expose_listen=split_csv(settings.expose_listen),
     )
     status = SyncStatusWriter(sessions, settings.node_name)
     timing = telemetry.reconcile_sink()
@@ -436,11 +439,19 @@ def build(
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
         plans=PlanService(deps),
         tenants=TenantService(deps, interfaces, dns),
+        mappings=MappingService(deps, host_ports if dataplane is None else lambda _: frozenset()),
         runtime=handle,
         reach=reached,
         initial_password=initial,
         kernel=dataplane is None,
     )
+
+
+def host_ports(proto: str) -> frozenset[int]:
+    """The ports this host's sockets hold (expose never takes one over)."""
+    from wirewarden.dataplane.links import listening_ports
+
+    return listening_ports(proto)
 
 
 def open_database(settings: Settings) -> Engine:

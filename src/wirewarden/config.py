@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # else the addresses built into Unbound.
     dns_unbound_root_hints: Path | None = None
     dns_port: int = Field(default=53, ge=1, le=65535)
+    # Expose: the tunnel API's TCP port on every gateway address, and the public addresses
+    # published ports are reached at (comma separated; empty: the uplink's).
+    tunnel_api_port: int = Field(default=7070, ge=1, le=65535)
+    expose_listen: str = ""
     # Addresses to answer on besides the gateways (e.g. 127.0.0.1), comma separated.
     dns_listen: str = ""
     dns_refresh_hours: float = Field(default=24.0, gt=0)

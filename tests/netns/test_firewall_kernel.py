@@ -1,6 +1,7 @@
 """Our table as the kernel holds it: what `nft -j` lists parses back to exactly the
-elements we asked for (peer and interface sets alike), so the reconciler's next pass has
-nothing to change, and a new tenant's interface is added by elements alone."""
+elements we asked for (peer, interface and expose sets and maps alike), so the
+reconciler's next pass has nothing to change, and a new tenant's interface is added by
+elements alone."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from wirewarden.dataplane import nft
 from wirewarden.domain import firewall
 from wirewarden.domain.dnsstate import DnsGuard
 from wirewarden.domain.dnsnft import dns_section
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import Cap, PeerPolicy, PolicyState
 from wirewarden.domain.state import NatNetwork
 
@@ -37,7 +39,13 @@ def ruleset(tenants):
                          tenants=tuple((n,) for n in names))
     dns = {n: tuple(a for o, a in gws if o == n) for n in names}
     guard = DnsGuard(dns, ("10.88.1.2",), ("192.0.2.53",))
-    return firewall.ruleset(nat, "eth0", policy, extra=[dns_section(guard)], dns=dns)
+    forwards = [
+        Forward("tcp", 8080, "10.88.0.2", 80),
+        Forward("udp", 25565, "10.88.1.2", 25565, False),
+    ]
+    return firewall.ruleset(
+        nat, "eth0", policy, extra=[dns_section(guard)], dns=dns, forwards=forwards
+    )
 
 two, three = ruleset(2), ruleset(3)
 nft.apply_ruleset(firewall.full_script(two))

@@ -689,8 +689,11 @@ def main() -> None:
     # Registered here: the dns commands use this module's helpers (container, validated).
     from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
+    from wirewarden.cli.expose import expose
     from wirewarden.cli.plans import plan_app
     from wirewarden.cli.tenants import tenant_app
+
+    app.command("expose")(expose)
 
     app.add_typer(dns_app, name="dns")
     app.add_typer(plan_app, name="plan")

@@ -54,12 +54,25 @@ def observe_host(names: set[str]) -> HostLinks:
 
 def udp_ports() -> frozenset[int]:
     """Local UDP ports some socket holds, IPv4 and IPv6, from /proc/net/udp{,6}."""
+    return listening_ports("udp")
+
+
+_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
+
+
+def listening_ports(proto: str) -> frozenset[int]:
+    """Local ports some socket of this network namespace holds: every bound UDP socket, or
+    TCP sockets in LISTEN, IPv4 and IPv6 (from /proc/net/{tcp,udp}{,6})."""
     ports: set[int] = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
         try:
             with open(table, encoding="ascii") as lines:
                 next(lines, None)  # the header
-                ports.update(int(line.split()[1].rsplit(":", 1)[1], 16) for line in lines)
+                for line in lines:
+                    fields = line.split()
+                    if proto == "tcp" and fields[3] != _LISTEN:
+                        continue
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
         except FileNotFoundError:
             continue  # no IPv6 in this kernel
     return frozenset(ports)

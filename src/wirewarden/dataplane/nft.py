@@ -55,16 +55,16 @@ def parse_table(doc: dict[str, Any]) -> ObservedFirewall:
             body = item.get("map") or item.get("set")
             if body and body.get("name") in MANAGED_SETS:
                 name = body["name"]
-                keys, value = _types(MANAGED_SETS[name])
-                elements |= {_element(name, keys, value, e) for e in body.get("elem", [])}
+                keys, values = _types(MANAGED_SETS[name])
+                elements |= {_element(name, keys, values, e) for e in body.get("elem", [])}
     return ObservedFirewall(None, frozenset(elements), quotas)
 
 
-def _types(kind: str) -> tuple[list[str], str | None]:
-    """'type ifname . ipv4_addr : verdict; ...' -> (['ifname', 'ipv4_addr'], 'verdict')."""
+def _types(kind: str) -> tuple[list[str], list[str] | None]:
+    """'type ifname . ipv4_addr : verdict; ...' -> (['ifname', 'ipv4_addr'], ['verdict'])."""
     spec = kind.removeprefix("type ").split(";")[0]
     key, _, value = spec.partition(" : ")
-    return key.split(" . "), value or None
+    return key.split(" . "), value.split(" . ") if value else None
 
 
 def _text(kind: str, value: Any) -> str:
@@ -79,13 +79,18 @@ def _text(kind: str, value: Any) -> str:
     return str(value)
 
 
-def _element(name: str, keys: list[str], value: str | None, raw: Any) -> Element:
+def _element(name: str, keys: list[str], values: list[str] | None, raw: Any) -> Element:
     if isinstance(raw, dict) and "elem" in raw:
         raw = raw["elem"].get("val")
-    key, val = (raw[0], raw[1]) if value is not None and isinstance(raw, list) else (raw, None)
-    parts = key["concat"] if isinstance(key, dict) and "concat" in key else [key]
-    text = " . ".join(_text(k, part) for k, part in zip(keys, parts, strict=True))
-    return Element(name, text, None if value is None else _text(value, val))
+    key, val = (raw[0], raw[1]) if values is not None and isinstance(raw, list) else (raw, None)
+    value = None if values is None else _joined(values, val)
+    return Element(name, _joined(keys, key), value)
+
+
+def _joined(kinds: list[str], raw: Any) -> str:
+    """A (possibly concatenated) key or value: 'a . b' with each part in our spelling."""
+    parts = raw["concat"] if isinstance(raw, dict) and "concat" in raw else [raw]
+    return " . ".join(_text(kind, part) for kind, part in zip(kinds, parts, strict=True))
 
 
 def quotas() -> dict[str, Quota]:

@@ -25,6 +25,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
     FULL,
     INTERNET_ONLY,
@@ -78,6 +79,11 @@ INTERFACE_SETS = {
     "vpn6": "type ipv6_addr; flags interval;",
     "dns4": "type ifname : ipv4_addr;",  # where port 53 from an interface is sent
     "dns6": "type ifname : ipv6_addr;",
+    # Expose: a public port -> a peer's tunnel address and port, and the peers whose
+    # client routes only the VPN (their replies need the gateway as source).
+    "expose_tcp": "type inet_service : ipv4_addr . inet_service;",
+    "expose_udp": "type inet_service : ipv4_addr . inet_service;",
+    "expose_snat4": "type ipv4_addr;",
 }
 MANAGED_SETS = {**PEER_SETS, **INTERFACE_SETS}
 
@@ -200,6 +206,34 @@ def isolation_section() -> Section:
     return Section("isolation", decl, {FROM_PEER: jump})
 
 
+def expose_section(uplink: str | None, listen: Sequence[str] = ()) -> Section:
+    """Published ports: DNAT in the kernel from the public addresses (`listen`, else the
+    uplink's, else any address of the host not on our interfaces) to the peer; the
+    peer's replies pass its ACL; split-tunnel peers see the gateway as the source."""
+    decl: tuple[str, ...] = ()
+    if listen:
+        v4 = [a for a in listen if ":" not in a]
+        decl = (_set("expose_listen4", "ipv4_addr", v4),)
+        where = "ip daddr @expose_listen4"
+    elif uplink:
+        where = f'iifname "{uplink}" fib daddr type local'
+    else:
+        where = f"iifname != @{IFACES} fib daddr type local"
+    pre = tuple(f"{where} dnat ip to {p} dport map @expose_{p}" for p in ("tcp", "udp"))
+    post = (f"oifname @{IFACES} ct status dnat ip daddr @expose_snat4 masquerade",)
+    reply = ("ct direction reply ct status dnat accept",)
+    return Section("expose", decl, {"prerouting": pre, "postrouting": post, FROM_PEER: reply})
+
+
+def expose_elements(forwards: Iterable[Forward]) -> frozenset[Element]:
+    out = {
+        Element(f"expose_{f.proto}", str(f.remote_port), f"{f.address} . {f.local_port}")
+        for f in forwards
+    }
+    out |= {Element("expose_snat4", f.address) for f in forwards if f.snat}
+    return frozenset(out)
+
+
 def acl_section(policy: PolicyState) -> Section:
     lan = policy.lan_networks or ()
     decl = [
@@ -269,8 +303,16 @@ def nat_section(uplink: str | None) -> Section:
     return Section("nat", (), {"forward": fwd, "postrouting": post})
 
 
-def policy_sections(policy: PolicyState) -> list[Section]:
-    return [gateway_section(), caps_section(policy), isolation_section(), acl_section(policy)]
+def policy_sections(
+    policy: PolicyState, uplink: str | None = None, listen: Sequence[str] = ()
+) -> list[Section]:
+    return [
+        gateway_section(),
+        caps_section(policy),
+        isolation_section(),
+        expose_section(uplink, listen),
+        acl_section(policy),
+    ]
 
 
 # ---------------------------------------------------------------- composing
@@ -371,16 +413,18 @@ def ruleset(
     policy: PolicyState | None = None,
     extra: Sequence[Section] = (),
     dns: Mapping[str, tuple[str, ...]] | None = None,
+    forwards: Iterable[Forward] = (),
+    listen: Sequence[str] = (),
 ) -> Ruleset:
     policy = policy or PolicyState()
     nat = tuple(nat)
     interfaces = sorted({n.interface for n in nat} | set(policy.interfaces))
     policy = PolicyState(**{**policy.__dict__, "interfaces": tuple(interfaces)})
-    sections = [*policy_sections(policy), *extra, nat_section(uplink)]
+    sections = [*policy_sections(policy, uplink, listen), *extra, nat_section(uplink)]
     skeleton = compose(sections)
     digest = hashlib.sha256(skeleton.encode()).hexdigest()[:16]
     peers = peer_layer(policy)
-    ours = interface_elements(policy, nat, dns or {})
+    ours = interface_elements(policy, nat, dns or {}) | expose_elements(forwards)
     layer = PeerLayer(peers.elements | ours, peers.quotas, peers.floors)
     return Ruleset(digest, skeleton, layer)
 

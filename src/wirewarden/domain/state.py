@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from wirewarden.domain.dnsstate import DnsGuard
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import PolicyState
 
 if TYPE_CHECKING:
@@ -85,6 +86,10 @@ class DesiredState:
     policy: PolicyState = field(default_factory=PolicyState)
     # Port 53 redirection and DoT/DoH refusal for the peers (None: no DNS filtering).
     dns_guard: DnsGuard | None = None
+    # Published ports (expose), and the public addresses they are reached at (empty: the
+    # uplink's).
+    forwards: tuple[Forward, ...] = ()
+    expose_listen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

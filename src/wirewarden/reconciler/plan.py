@@ -85,6 +85,8 @@ def diff_firewall(desired: DesiredState, observed: ObservedState) -> list[Action
         desired.policy,
         extra=firewall_sections(desired),
         dns=guard.gateways if guard else None,
+        forwards=desired.forwards,
+        listen=desired.expose_listen,
     )
     layer = rs.layer
     quotas = tuple(sorted(layer.quotas.items()))

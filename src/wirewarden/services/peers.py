@@ -144,6 +144,7 @@ class PeerService:
             data_cap_bytes=peer.data_cap_bytes,
             cap_reset_day=peer.cap_reset_day,
             dns_policy=peer.dns_policy,
+            expose_ports=peer.expose_ports,
             created_at=peer.created_at,
             updated_at=peer.updated_at,
             owner=(owners or {}).get(peer.owner_id) if peer.owner_id else None,

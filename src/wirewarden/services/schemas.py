@@ -9,6 +9,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from wirewarden.domain import addresses
+from wirewarden.domain.exposure import ExposeError, parse_ports
 from wirewarden.domain.keys import parse_key
 from wirewarden.domain.names import check_ifname, check_name
 from wirewarden.store.desired import split_csv
@@ -196,6 +197,9 @@ class PeerUpdate(Strict):
     _acl = field_validator("acl")(lambda cls, v: v if v is None else check_name(v))
     # A DNS policy's name; null goes back to the tenant's policy (else `default`).
     dns_policy: str | None = None
+    expose_ports: str | None = Field(
+        None, description='Ports and ranges the peer may publish, e.g. "8000-8100,9000"; "": none'
+    )
 
     _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
     _dns_policy = field_validator("dns_policy")(lambda cls, v: v if v is None else check_name(v))
@@ -203,6 +207,14 @@ class PeerUpdate(Strict):
         lambda cls, v: v if v is None else ", ".join(parse_networks(v))
     )
     _expires = field_validator("expires_at")(lambda cls, v: _aware(v))
+
+    @field_validator("expose_ports")
+    @classmethod
+    def _expose_ports(cls, v: str | None) -> str | None:
+        try:
+            return v if v is None else str(parse_ports(v))
+        except ExposeError as exc:
+            raise ValueError(str(exc).removeprefix("expose_ports: ")) from exc
 
     @field_validator("allowed_ips")
     @classmethod
@@ -254,9 +266,33 @@ class PeerOut(BaseModel):
     data_cap_bytes: int | None = None
     cap_reset_day: int = 1
     dns_policy: str | None = None
+    expose_ports: str = ""
     created_at: datetime
     updated_at: datetime
     owner: str | None = None
+
+
+class MappingOut(BaseModel):
+    """A published port: the server's `remote_port` forwarded to the peer's `local_port`."""
+
+    id: int
+    peer_id: int
+    peer: str
+    interface: str
+    proto: Literal["tcp", "udp"]
+    remote_port: int
+    local_port: int
+    expires_at: datetime
+    created_at: datetime
+
+
+class MappingIn(Strict):
+    """What a peer's client registers through the tunnel API: nothing names the peer (it
+    is the packet's tunnel source address)."""
+
+    proto: Literal["tcp", "udp"] = "tcp"
+    remote_port: int = Field(ge=1, le=65535, description="The server's public port")
+    local_port: int = Field(ge=1, le=65535, description="The port on the peer's tunnel address")
 
 
 class AclRuleIn(Strict):

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.dnsstate import DnsGuard
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
     Cap,
     PeerPolicy,
@@ -27,7 +28,7 @@ from wirewarden.domain.policy import (
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
 from wirewarden.store.db import begin_snapshot
 from wirewarden.store.scoped import NameMap
-from wirewarden.store.tables import AclProfile, Interface, Node, Peer, Tenant, utcnow
+from wirewarden.store.tables import AclProfile, ExposedPort, Interface, Node, Peer, Tenant, utcnow
 from wirewarden.store.vault import Vault
 
 _PEER_COLUMNS = (
@@ -97,8 +98,10 @@ class DesiredStateReader:
         clock: Callable[[], datetime] = utcnow,
         policy: PolicyConfig | None = None,
         dns_guard: Callable[[Session], DnsGuard] | None = None,
+        expose_listen: tuple[str, ...] = (),
     ) -> None:
         self.sessions, self.vault, self.node = sessions, vault, node
+        self.expose_listen = expose_listen
         self.uplink, self.clock = uplink, clock
         self.policy = policy or PolicyConfig()
         self.dns_guard = dns_guard
@@ -238,11 +241,22 @@ class DesiredStateReader:
         managed = frozenset(i.name for i in ifaces)
         policy = self._policy(db, policies, by_id.values(), acls)
         guard = self.dns_guard(db) if self.dns_guard and interfaces else None
+        forwards, lease_end = _forwards(db, by_id, now)
         state = DesiredState(
-            interfaces, managed, nat, self.uplink, revision, policy, dns_guard=guard
+            interfaces,
+            managed,
+            nat,
+            self.uplink,
+            revision,
+            policy,
+            dns_guard=guard,
+            forwards=forwards,
+            expose_listen=self.expose_listen,
         )
+        # Read again when the first peer or lease expires, whatever the revision says.
+        valid = _earliest(next_expiry, lease_end)
         peered = frozenset(with_peers)
-        return _Cached(revision, next_expiry, state, names, where, peered, tenant_of)
+        return _Cached(revision, valid, state, names, where, peered, tenant_of)
 
     def _tz(self) -> tzinfo:
         return self.policy.tz or datetime.now().astimezone().tzinfo or UTC
@@ -351,6 +365,36 @@ def _collection_paused() -> Iterator[None]:
     finally:
         if paused:
             gc.enable()
+
+
+def _forwards(
+    db: Session, ifaces: dict[int, Interface], now: datetime
+) -> tuple[tuple[Forward, ...], datetime | None]:
+    """Live mappings of enabled peers on this node's enabled interfaces, and when the
+    first of them runs out (the state is read again then, reaper or not)."""
+    rows = db.execute(
+        select(ExposedPort, Peer.ipv4, Peer.allowed_ips)
+        .join(Peer, ExposedPort.peer_id == Peer.id)
+        .where(
+            Peer.interface_id.in_(ifaces),
+            Peer.enabled,
+            ExposedPort.expires_at > now,
+            (Peer.expires_at.is_(None)) | (Peer.expires_at > now),
+        )
+    ).all()
+    forwards = tuple(
+        Forward(
+            "udp" if m.proto == "udp" else "tcp",
+            m.remote_port,
+            ipv4,
+            m.local_port,
+            # A client routing everything through the tunnel sends replies back by it.
+            snat="0.0.0.0/0" not in split_csv(allowed),
+        )
+        for m, ipv4, allowed in rows
+    )
+    ends = [m.expires_at for m, _, _ in rows]
+    return forwards, min(ends) if ends else None
 
 
 def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:

@@ -170,6 +170,8 @@ class Peer(Base):
     cap_used_period: Mapped[int | None] = mapped_column(BigInteger)
     # The peer's own DNS policy (None: its tenant's, else `default`).
     dns_policy: Mapped[str | None] = mapped_column(String(32))
+    # Ports and ranges the peer may publish through the server ("8000-8100,9000"; "": none).
+    expose_ports: Mapped[str] = mapped_column(Text, default="", server_default="")
     sync_state: Mapped[str] = mapped_column(String(16), default="pending")
     sync_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -424,3 +426,23 @@ class LoginThrottle(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ExposedPort(Base):
+    """A port of the server's public side forwarded to a peer (expose): alive until
+    `expires_at`, which every heartbeat of the peer's client moves on."""
+
+    __tablename__ = "mappings"
+    __table_args__ = (
+        # One public port per protocol and node: a double registration cannot happen.
+        UniqueConstraint("node_id", "proto", "remote_port", name="uq_mappings_node_port"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), index=True)
+    proto: Mapped[str] = mapped_column(String(3))
+    remote_port: Mapped[int] = mapped_column(Integer)
+    # The port on the peer's tunnel address the server forwards to.
+    local_port: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -17,6 +19,7 @@ from wirewarden.web.api import (
     auth,
     dns,
     interfaces,
+    mappings,
     peers,
     plans,
     policy,
@@ -30,6 +33,10 @@ from wirewarden.web.bodygate import BodyGate
 from wirewarden.web.changes import ChangeThread
 from wirewarden.web.deps import Reader
 from wirewarden.web.security import SecurityHeaders
+from wirewarden.web.tunnel import TunnelListener, tunnel_app
+
+log = logging.getLogger(__name__)
+REAP_SECONDS = 10.0
 
 
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
@@ -43,7 +50,18 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
             container.collector.start()
         if resolver is not None:
             resolver.start()
+        tunnel = reaper = None
+        if run_loop:
+            mappings = container.mappings
+            api = tunnel_app(mappings, changes)
+            port = container.settings.tunnel_api_port
+            tunnel = TunnelListener(api, mappings.gateways, port)
+            tunnel.start()
+            reaper = asyncio.get_running_loop().create_task(_reap(mappings.reap, changes))
         yield
+        if reaper is not None and tunnel is not None:
+            reaper.cancel()
+            await tunnel.stop()
         changes.close()
         if resolver is not None:
             resolver.stop()
@@ -62,7 +80,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     )
     app.state.container = container
     app.state.changes = changes = ChangeThread()
-    for module in (
+    routers = (
         interfaces,
         peers,
         policy,
@@ -75,7 +93,9 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         users,
         tokens,
         audit,
-    ):
+        mappings,
+    )
+    for module in routers:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(share.router)
     app.include_router(metrics.router)
@@ -103,6 +123,16 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
 
     proxy.install(app, container.reach.trusted_proxies)  # last: it must run first
     return app
+
+
+async def _reap(reap: Callable[[], int], changes: ChangeThread) -> None:
+    """Expired mappings leave the database (and so the kernel) every REAP_SECONDS."""
+    while True:
+        await asyncio.sleep(REAP_SECONDS)
+        try:
+            await changes.run(reap)
+        except Exception:  # a busy database: the next round tries again
+            log.exception("reaping expired mappings")
 
 
 async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

@@ -11,7 +11,7 @@ from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
 from wirewarden.web.deps import RowId
 from wirewarden.web.ui import forms
-from wirewarden.web.ui.auth import App, Signed
+from wirewarden.web.ui.auth import Admin, App, Signed
 from wirewarden.web.ui.interfaces import peer_payload
 from wirewarden.web.ui.templating import NO_STORE, page, redirect
 from wirewarden.web.ui.viewer import Viewer
@@ -43,6 +43,7 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         viewer,
         peer=peer,
         usage=app.usage.usage(peer.id, viewer.actor) if peer.data_cap_bytes else None,
+        mappings=app.mappings.of_peer(peer.id, viewer.actor),
         config_error=config_error,
         share_enabled=True,
         **extra,
@@ -156,3 +157,11 @@ def delete_peer(
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
     return redirect(f"/interfaces/{peer.interface}")
+
+
+@router.post("/mappings/{mapping_id}/delete")
+def delete_mapping(app: App, viewer: Admin, mapping_id: RowId, _: forms.Posted) -> Response:
+    """An admin takes a published port away (the client's next heartbeat finds it gone)."""
+    found = next((m for m in app.mappings.live(viewer.actor) if m.id == mapping_id), None)
+    app.mappings.delete(mapping_id, viewer.actor)
+    return redirect(f"/peers/{found.peer_id}" if found else "/")

@@ -17,7 +17,14 @@ from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
-POLICY_FIELDS = ("acl", "rate_down_kbit", "rate_up_kbit", "data_cap_mb", "cap_reset_day")
+POLICY_FIELDS = (
+    "acl",
+    "rate_down_kbit",
+    "rate_up_kbit",
+    "data_cap_mb",
+    "cap_reset_day",
+    "expose_ports",
+)
 MB = 1_000_000
 
 
@@ -33,6 +40,7 @@ def policy_form_data(peer: PeerOut) -> dict[str, str]:
         "rate_up_kbit": str(peer.rate_up_kbit or ""),
         "data_cap_mb": "" if cap is None else f"{cap / MB:g}",
         "cap_reset_day": str(peer.cap_reset_day),
+        "expose_ports": peer.expose_ports,
     }
 
 
@@ -45,6 +53,7 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
     for name in ("rate_down_kbit", "rate_up_kbit"):
         payload[name] = data.get(name) or None
     payload["cap_reset_day"] = data.get("cap_reset_day") or 1
+    payload["expose_ports"] = data.get("expose_ports", "")
     cap = data.get("data_cap_mb", "")
     try:
         payload["data_cap_bytes"] = round(float(cap) * MB) if cap else None

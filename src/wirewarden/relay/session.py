@@ -1,0 +1,144 @@
+"""`wirewarden expose`: register mappings with the tunnel API, relay to the local services,
+heartbeat every 20 s, and remove everything when stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from wirewarden.domain.exposure import HEARTBEAT, MappingSpec
+from wirewarden.relay.relays import TcpRelay, UdpRelay
+from wirewarden.relay.tunnel import source_towards
+
+Say = Callable[[str], None]
+
+
+class ExposeFailed(Exception):
+    """The server refused or could not be reached; the message says why."""
+
+
+@dataclass
+class Published:
+    spec: MappingSpec
+    relay: TcpRelay | UdpRelay | None
+    local_port: int
+    mapping_id: int | None = None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return str(detail)
+
+
+class ExposeSession:
+    def __init__(self, specs: Sequence[MappingSpec], gateway: str, port: int, say: Say) -> None:
+        self.specs, self.gateway, self.port, self.say = list(specs), gateway, port, say
+        self.published: list[Published] = []
+
+    async def run(self) -> None:
+        """Until cancelled (Ctrl-C, SIGTERM): then the mappings go at once."""
+        tunnel_ip = source_towards(self.gateway, self.port)
+        base = f"http://{self.gateway}:{self.port}/v1"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            try:
+                who = await self._call(http, "GET", "/whoami")
+                self.say(f"peer {who['peer']} on {who['interface']} ({tunnel_ip})")
+                for spec in self.specs:
+                    await self._publish(http, spec, tunnel_ip)
+                while True:
+                    await asyncio.sleep(HEARTBEAT.total_seconds())
+                    await self._heartbeat(http)
+            finally:
+                await self._withdraw(http)
+
+    async def _call(
+        self, http: httpx.AsyncClient, method: str, path: str, **kw: Any
+    ) -> dict[str, Any]:
+        try:
+            response = await http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ExposeFailed(
+                f"cannot reach the tunnel API at {self.gateway}:{self.port} ({exc}); "
+                "is the tunnel up? (--via GATEWAY names the server's tunnel address)"
+            ) from exc
+        if response.status_code >= 400:
+            raise ExposeFailed(_detail(response))
+        found: dict[str, Any] = response.json() if response.content else {}
+        return found
+
+    async def _publish(self, http: httpx.AsyncClient, spec: MappingSpec, tunnel_ip: str) -> None:
+        relay: TcpRelay | UdpRelay | None = None
+        if spec.local_host == tunnel_ip:
+            local_port = spec.local_port  # the service listens on the tunnel address itself
+        else:
+            relay = (TcpRelay if spec.proto == "tcp" else UdpRelay)(
+                tunnel_ip, (spec.local_host, spec.local_port)
+            )
+            local_port = await relay.start()
+        item = Published(spec, relay, local_port)
+        self.published.append(item)
+        await self._register(http, item)
+        self.say(
+            f"{spec.proto} port {spec.remote_port} of the server -> "
+            f"{spec.local_host}:{spec.local_port}"
+        )
+
+    async def _register(self, http: httpx.AsyncClient, item: Published) -> None:
+        body = {
+            "proto": item.spec.proto,
+            "remote_port": item.spec.remote_port,
+            "local_port": item.local_port,
+        }
+        try:
+            made = await self._call(http, "POST", "/mappings", json=body)
+        except ExposeFailed as exc:
+            raise ExposeFailed(f"{item.spec}: {exc}") from exc
+        item.mapping_id = int(made["id"])
+
+    async def _heartbeat(self, http: httpx.AsyncClient) -> None:
+        try:
+            beat = await self._call(http, "POST", "/heartbeat")
+            if int(beat.get("renewed", 0)) < len(self.published):
+                # Leases ran out while the server or the tunnel was away: take them again.
+                live = {m["id"] for m in await self._list(http)}
+                for item in self.published:
+                    if item.mapping_id not in live:
+                        await self._register(http, item)
+        except ExposeFailed as exc:
+            self.say(f"heartbeat: {exc} (retrying)")
+
+    async def _list(self, http: httpx.AsyncClient) -> list[dict[str, Any]]:
+        response = await http.get("/mappings")
+        found: list[dict[str, Any]] = response.json() if response.status_code == 200 else []
+        return found
+
+    async def _withdraw(self, http: httpx.AsyncClient) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.delete("/mappings")
+        for item in self.published:
+            if item.relay is not None:
+                await item.relay.close()
+
+
+def run(session: ExposeSession) -> None:
+    """Runs the session until SIGINT or SIGTERM; raises ExposeFailed on a refusal."""
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        with contextlib.suppress(asyncio.CancelledError):
+            await session.run()
+
+    asyncio.run(main())

@@ -1,0 +1,248 @@
+"""Expose: a peer's published ports (mappings), leased and renewed by its client.
+
+The tunnel API calls `register`, `renew`, `remove` and `mine` with the address pair the
+connection came in on (the gateway it reached, the tunnel source address it came from):
+WireGuard's cryptokey routing ties that source to one peer, so the peer is found here
+from the pair and never from anything the client sends. Admins list and remove mappings
+through `list` and `delete`. A heartbeat writes no revision (the kernel holds the same
+forwards); registration, removal and expiry do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from wirewarden.domain.exposure import lease_until, parse_ports
+from wirewarden.services import access
+from wirewarden.services.applier import FIREWALL, Change
+from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
+from wirewarden.services.errors import Conflict, Forbidden, NotFound
+from wirewarden.services.schemas import MappingIn, MappingOut
+from wirewarden.store.tables import ExposedPort, Interface, Peer
+
+# Where a connection to the tunnel API came from: (gateway address, tunnel source address).
+Origin = tuple[str, str]
+HostPorts = Callable[[str], frozenset[int]]
+
+
+def _host(address: str) -> str:
+    return str(ipaddress.ip_interface(address).ip)
+
+
+class MappingService:
+    def __init__(self, deps: Deps, host_ports: HostPorts) -> None:
+        self.deps = deps
+        # Ports some socket of the host listens on, per protocol: never taken over.
+        self.host_ports = host_ports
+
+    def gateways(self) -> frozenset[str]:
+        """The gateway addresses of this node's enabled interfaces: where the tunnel API
+        listens."""
+        with self.deps.sessions() as db:
+            rows = db.execute(
+                select(Interface.ipv4, Interface.ipv6).where(
+                    Interface.node_id == node_id(db, self.deps.node), Interface.enabled
+                )
+            ).all()
+        return frozenset(_host(a) for row in rows for a in row if a)
+
+    # ---- the tunnel API (acts for the peer the origin belongs to)
+
+    def whoami(self, origin: Origin) -> dict[str, object]:
+        with self.deps.sessions() as db:
+            peer, iface = self._peer_at(db, origin)
+            return {
+                "peer": peer.name,
+                "interface": iface.name,
+                "address": peer.ipv4,
+                "expose_ports": peer.expose_ports,
+            }
+
+    def register(self, origin: Origin, data: MappingIn) -> MappingOut:
+        now = datetime.now(UTC)
+        with self.deps.sessions() as db:
+            peer, iface = self._peer_at(db, origin)
+            if data.remote_port not in parse_ports(peer.expose_ports):
+                allowed = peer.expose_ports or "none"
+                raise Forbidden(
+                    f"port {data.remote_port} is not one this peer may publish "
+                    f"(expose_ports: {allowed})",
+                    "remote_port",
+                )
+            if data.remote_port in self.host_ports(data.proto):
+                raise Conflict(
+                    f"{data.proto} port {data.remote_port} is taken by a service of the server",
+                    "remote_port",
+                )
+            node = node_id(db, self.deps.node)
+            row = ExposedPort(
+                node_id=node,
+                peer_id=peer.id,
+                proto=data.proto,
+                remote_port=data.remote_port,
+                local_port=data.local_port,
+                expires_at=lease_until(now),
+            )
+            # The same client registering again (a restart within the lease) takes its
+            # own mapping back; anyone else's is a conflict, settled by the constraint.
+            db.execute(
+                delete(ExposedPort).where(
+                    ExposedPort.node_id == node,
+                    ExposedPort.proto == data.proto,
+                    ExposedPort.remote_port == data.remote_port,
+                    or_(ExposedPort.peer_id == peer.id, ExposedPort.expires_at <= now),
+                )
+            )
+            db.add(row)
+            try:
+                db.flush()
+            except IntegrityError as exc:
+                raise Conflict(
+                    f"{data.proto} port {data.remote_port} is published by another peer",
+                    "remote_port",
+                ) from exc
+            revision = bump_revision(db, node)
+            audit(
+                db,
+                Actor(peer.name, origin[1], via="tunnel"),
+                "mapping.register",
+                f"{data.proto}/{data.remote_port}",
+                peer_id=peer.id,
+                local_port=data.local_port,
+            )
+            out = self._out(row, peer, iface)
+            db.commit()
+        self._changed(revision)
+        return out
+
+    def renew(self, origin: Origin) -> tuple[int, datetime]:
+        """The heartbeat: every mapping of the peer lives another lease."""
+        until = lease_until(datetime.now(UTC))
+        with self.deps.sessions() as db:
+            peer, _ = self._peer_at(db, origin)
+            result = db.execute(
+                update(ExposedPort)
+                .where(ExposedPort.peer_id == peer.id, ExposedPort.expires_at > func.now())
+                .values(expires_at=until)
+                .execution_options(synchronize_session=False)
+            )
+            db.commit()
+        return int(getattr(result, "rowcount", 0) or 0), until
+
+    def mine(self, origin: Origin) -> list[MappingOut]:
+        with self.deps.sessions() as db:
+            peer, iface = self._peer_at(db, origin)
+            rows = db.scalars(select(ExposedPort).where(ExposedPort.peer_id == peer.id))
+            return [self._out(r, peer, iface) for r in rows.all()]
+
+    def unregister(self, origin: Origin, mapping_id: int | None = None) -> int:
+        """Removes one of the peer's mappings, or all of them (the client stopping)."""
+        with self.deps.sessions() as db:
+            peer, _ = self._peer_at(db, origin)
+            query = delete(ExposedPort).where(ExposedPort.peer_id == peer.id)
+            if mapping_id is not None:
+                query = query.where(ExposedPort.id == mapping_id)
+            gone = int(getattr(db.execute(query), "rowcount", 0) or 0)
+            if mapping_id is not None and not gone:
+                raise NotFound(f"mapping {mapping_id} not found")
+            revision = None
+            if gone:
+                revision = bump_revision(db, node_id(db, self.deps.node))
+                who = Actor(peer.name, origin[1], via="tunnel")
+                audit(db, who, "mapping.remove", str(mapping_id or "all"), peer_id=peer.id)
+            db.commit()
+        if gone:
+            self._changed(revision)
+        return gone
+
+    def _peer_at(self, db: Session, origin: Origin) -> tuple[Peer, Interface]:
+        gateway, source = (_host(a) for a in origin)
+        rows = db.execute(
+            select(Peer, Interface)
+            .join(Interface, Peer.interface_id == Interface.id)
+            .where(or_(Peer.ipv4 == source, Peer.ipv6 == source), Peer.enabled, Interface.enabled)
+        ).all()
+        now = datetime.now(UTC)
+        for peer, iface in rows:
+            gateways = {_host(a) for a in (iface.ipv4, iface.ipv6) if a}
+            if gateway in gateways and not (peer.expires_at and peer.expires_at <= now):
+                return peer, iface
+        # Not a peer of the interface whose gateway it reached: nothing to say to it.
+        raise Forbidden("this address is not a peer of this gateway")
+
+    # ---- admins
+
+    def live(self, actor: Actor) -> list[MappingOut]:
+        with self.deps.sessions() as db:
+            query = (
+                select(ExposedPort, Peer, Interface)
+                .join(Peer, ExposedPort.peer_id == Peer.id)
+                .join(Interface, Peer.interface_id == Interface.id)
+                .where(ExposedPort.expires_at > datetime.now(UTC))
+                .order_by(ExposedPort.id)
+            )
+            query = query.where(access.interface_filter(actor), access.own_peers(actor))
+            return [self._out(m, p, i) for m, p, i in db.execute(query).all()]
+
+    def of_peer(self, peer_id: int, actor: Actor) -> list[MappingOut]:
+        return [m for m in self.live(actor) if m.peer_id == peer_id]
+
+    def delete(self, mapping_id: int, actor: Actor) -> None:
+        with self.deps.sessions() as db:
+            found = db.execute(
+                select(ExposedPort, Peer, Interface)
+                .join(Peer, ExposedPort.peer_id == Peer.id)
+                .join(Interface, Peer.interface_id == Interface.id)
+                .where(ExposedPort.id == mapping_id)
+            ).first()
+            if found is None:
+                raise NotFound(f"mapping {mapping_id} not found")
+            row, peer, iface = found
+            try:
+                access.check_peer(actor, peer, iface)
+            except NotFound as exc:
+                raise NotFound(f"mapping {mapping_id} not found") from exc
+            db.delete(row)
+            revision = bump_revision(db, row.node_id)
+            audit(db, actor, "mapping.delete", f"{row.proto}/{row.remote_port}", peer_id=peer.id)
+            db.commit()
+        self._changed(revision)
+
+    def reap(self) -> int:
+        """Drops mappings whose lease ran out (their client stopped heartbeating)."""
+        now = datetime.now(UTC)
+        with self.deps.sessions() as db:
+            node = node_id(db, self.deps.node)
+            query = delete(ExposedPort).where(
+                ExposedPort.node_id == node, ExposedPort.expires_at <= now
+            )
+            gone = int(getattr(db.execute(query), "rowcount", 0) or 0)
+            revision = bump_revision(db, node) if gone else None
+            db.commit()
+        if gone:
+            self._changed(revision)
+        return gone
+
+    def _changed(self, revision: int | None) -> None:
+        """Forwards are firewall elements: the node converges in its next pass, now."""
+        self.deps.applier.changed(Change.of(self.deps.node, revision, FIREWALL))
+
+    @staticmethod
+    def _out(row: ExposedPort, peer: Peer, iface: Interface) -> MappingOut:
+        return MappingOut(
+            id=row.id,
+            peer_id=peer.id,
+            peer=peer.name,
+            interface=iface.name,
+            proto="udp" if row.proto == "udp" else "tcp",
+            remote_port=row.remote_port,
+            local_port=row.local_port,
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+        )

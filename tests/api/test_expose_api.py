@@ -1,0 +1,254 @@
+"""Expose through the tunnel API and the admin API, on SQLite and PostgreSQL.
+
+The tunnel API is called as the kernel would hand it a connection: from a peer's tunnel
+address to its interface's gateway (the ASGI scope's client and server), so the tests
+are written as each peer's (or an attacker's) requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from wirewarden.bootstrap import Container
+from wirewarden.domain.exposure import Forward
+from wirewarden.store.tables import ExposedPort
+from wirewarden.web.changes import ChangeThread
+from wirewarden.web.tunnel import tunnel_app
+
+GATEWAY = "10.8.0.1"
+
+
+@pytest.fixture
+def peers(client: TestClient) -> dict[str, dict[str, object]]:
+    assert (
+        client.post(
+            "/api/v1/interfaces", json={"name": "wg0", "address": "10.8.0.1/24"}
+        ).status_code
+        == 201
+    )
+    made = {}
+    for name in ("alice", "bob"):
+        response = client.post("/api/v1/interfaces/wg0/peers", json={"name": name})
+        assert response.status_code == 201
+        made[name] = response.json()
+    return made
+
+
+@pytest.fixture
+def tunnel(container: Container) -> Iterator[object]:
+    changes = ChangeThread()
+    app = tunnel_app(container.mappings, changes)
+    opened: list[httpx.AsyncClient] = []
+
+    def as_peer(source: str, gateway: str = GATEWAY) -> httpx.Client:
+        transport = httpx.ASGITransport(app=app, client=(source, 40000))
+        return _Sync(transport, f"http://{gateway}:7070")
+
+    yield as_peer
+    changes.close()
+    del opened
+
+
+class _Sync:
+    """A synchronous face on an ASGI transport (the tunnel app's handlers are awaited)."""
+
+    def __init__(self, transport: httpx.ASGITransport, base: str) -> None:
+        self.transport, self.base = transport, base
+
+    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        import asyncio
+
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=self.transport, base_url=self.base) as c:
+                return await c.request(method, path, **kwargs)  # type: ignore[arg-type]
+
+        return asyncio.run(go())
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def get(self, path: str) -> httpx.Response:
+        return self.request("GET", path)
+
+    def delete(self, path: str) -> httpx.Response:
+        return self.request("DELETE", path)
+
+
+def address(peer: dict[str, object]) -> str:
+    return str(peer["address"]).split("/")[0].split(",")[0]
+
+
+def forwards(container: Container) -> tuple[Forward, ...]:
+    return container.reconciler.source().forwards
+
+
+def revision(container: Container) -> int:
+    return container.reconciler.source.revision()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_peer_publishes_an_allowed_port_and_it_reaches_the_kernel(
+    client: TestClient, container: Container, peers: dict[str, dict[str, object]], tunnel: object
+) -> None:
+    alice = peers["alice"]
+    patched = client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "9000, 8000-8100"})
+    assert patched.status_code == 200 and patched.json()["expose_ports"] == "8000-8100,9000"
+    me = tunnel(address(alice))  # type: ignore[operator]
+    assert me.get("/v1/whoami").json()["peer"] == "alice"
+    made = me.post("/v1/mappings", json={"proto": "tcp", "remote_port": 8080, "local_port": 43210})
+    assert made.status_code == 201, made.text
+    assert made.json()["peer_id"] == alice["id"]
+    udp = me.post("/v1/mappings", json={"proto": "udp", "remote_port": 9000, "local_port": 43211})
+    assert udp.status_code == 201
+    # A full-tunnel client sends its replies back through the tunnel: no SNAT.
+    assert set(forwards(container)) == {
+        Forward("tcp", 8080, address(alice), 43210, snat=False),
+        Forward("udp", 9000, address(alice), 43211, snat=False),
+    }
+    # A split-tunnel one routes only the VPN: the server shows its gateway as the source.
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"allowed_ips": "10.8.0.0/24"})
+    assert {f.snat for f in forwards(container)} == {True}
+    listed = client.get("/api/v1/mappings").json()
+    assert {(m["proto"], m["remote_port"], m["peer"]) for m in listed} == {
+        ("tcp", 8080, "alice"),
+        ("udp", 9000, "alice"),
+    }
+    # The heartbeat renews without a revision: the kernel holds the same forwards.
+    before = revision(container)
+    beat = me.post("/v1/heartbeat")
+    assert beat.json()["renewed"] == 2 and revision(container) == before
+    # Stopping the client removes its mappings at once.
+    assert me.delete("/v1/mappings").json() == {"removed": 2}
+    assert forwards(container) == () and client.get("/api/v1/mappings").json() == []
+
+
+def test_refusals_name_the_field_and_leave_nothing(
+    client: TestClient, container: Container, peers: dict[str, dict[str, object]], tunnel: object
+) -> None:
+    alice, bob = peers["alice"], peers["bob"]
+    bad = client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "80-70"})
+    assert bad.status_code == 422 and "expose_ports" in bad.text
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "8080"})
+    client.patch(f"/api/v1/peers/{bob['id']}", json={"expose_ports": "8080,9090"})
+    as_alice, as_bob = tunnel(address(alice)), tunnel(address(bob))  # type: ignore[operator]
+    outside = as_alice.post("/v1/mappings", json={"remote_port": 9090, "local_port": 1})
+    assert outside.status_code == 403 and outside.json()["field"] == "remote_port"
+    assert (
+        as_alice.post("/v1/mappings", json={"remote_port": 8080, "local_port": 1}).status_code
+        == 201
+    )
+    taken = as_bob.post("/v1/mappings", json={"remote_port": 8080, "local_port": 2})
+    assert taken.status_code == 409 and "another peer" in taken.json()["detail"]
+    assert [f.address for f in forwards(container)] == [address(alice)]
+
+
+def test_a_peer_cannot_act_for_another_whatever_its_body_says(
+    client: TestClient, container: Container, peers: dict[str, dict[str, object]], tunnel: object
+) -> None:
+    """wg-rp's flaw: the client names its address in the body. Here nothing in the body
+    names a peer: bob claiming alice's address gets no mapping to alice."""
+    alice, bob = peers["alice"], peers["bob"]
+    for peer in (alice, bob):
+        client.patch(f"/api/v1/peers/{peer['id']}", json={"expose_ports": "1-65535"})
+    as_bob = tunnel(address(bob))  # type: ignore[operator]
+    for field in ("client_ip", "address", "peer_id", "peer", "source"):
+        value = alice["id"] if field == "peer_id" else address(alice)
+        body = {"remote_port": 8443, "local_port": 443, field: value}
+        assert as_bob.post("/v1/mappings", json=body).status_code == 422
+    assert forwards(container) == ()
+    # From an address that is no peer of this gateway, nothing at all.
+    stranger = tunnel("10.8.0.200")  # type: ignore[operator]
+    assert (
+        stranger.post("/v1/mappings", json={"remote_port": 8443, "local_port": 1}).status_code
+        == 403
+    )
+    # A peer's address reaching another interface's gateway is not that peer there.
+    elsewhere = tunnel(address(alice), gateway="10.9.0.1")  # type: ignore[operator]
+    assert elsewhere.get("/v1/whoami").status_code == 403
+    # bob removing alice's mapping by id: not his.
+    as_alice = tunnel(address(alice))  # type: ignore[operator]
+    made = as_alice.post("/v1/mappings", json={"remote_port": 8443, "local_port": 443}).json()
+    assert as_bob.delete(f"/v1/mappings/{made['id']}").status_code == 404
+    assert len(forwards(container)) == 1
+
+
+def test_an_expired_lease_leaves_the_kernel_and_the_reaper_clears_it(
+    client: TestClient, container: Container, peers: dict[str, dict[str, object]], tunnel: object
+) -> None:
+    alice = peers["alice"]
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "8080"})
+    as_alice = tunnel(address(alice))  # type: ignore[operator]
+    made = as_alice.post("/v1/mappings", json={"remote_port": 8080, "local_port": 80}).json()
+    assert len(forwards(container)) == 1
+    # The state is read again when the first lease ends, whatever the revision says.
+    reader = container.reconciler.source
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    reader.clock = lambda: later  # type: ignore[attr-defined]
+    assert forwards(container) == ()
+    # The reaper takes the row away (its clock is the real one: the lease ended for it too).
+    with container.deps.sessions.begin() as db:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        db.execute(update(ExposedPort).where(ExposedPort.id == made["id"]).values(expires_at=past))
+    assert client.get("/api/v1/mappings").json() == []
+    assert container.mappings.reap() == 1
+    # A late heartbeat renews nothing: the client registers again.
+    assert as_alice.post("/v1/heartbeat").json()["renewed"] == 0
+
+
+def test_the_admin_removes_a_mapping(
+    client: TestClient, container: Container, peers: dict[str, dict[str, object]], tunnel: object
+) -> None:
+    alice = peers["alice"]
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "8080"})
+    made = (
+        tunnel(address(alice))
+        .post(  # type: ignore[operator]
+            "/v1/mappings", json={"remote_port": 8080, "local_port": 80}
+        )
+        .json()
+    )
+    assert client.delete(f"/api/v1/mappings/{made['id']}").status_code == 204
+    assert client.delete(f"/api/v1/mappings/{made['id']}").status_code == 404
+    assert forwards(container) == ()
+    events = client.get("/api/v1/audit").json()
+    actions = [e["action"] for e in (events["items"] if isinstance(events, dict) else events)]
+    assert "mapping.delete" in actions and "mapping.register" in actions
+
+
+def test_the_dashboard_allows_ports_shows_mappings_and_removes_one(
+    container: Container, tunnel: object
+) -> None:
+    from tests.api.test_dashboard_pages import PASSWORD, sign_in
+    from wirewarden.services.account_schemas import UserCreate
+    from wirewarden.services.context import SYSTEM
+    from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+    from wirewarden.web.app import create_app
+
+    container.users.create(UserCreate(name="root", role="admin", password=PASSWORD), SYSTEM)
+    container.interfaces.create(InterfaceCreate(name="wg0", address="10.8.0.1/24"), SYSTEM)
+    peer = container.peers.create("wg0", PeerCreate(name="nas"), SYSTEM)
+    with TestClient(create_app(container, run_loop=False)) as ui:
+        ui.headers["x-csrf-token"] = sign_in(ui, "root")
+        form = {"acl": "full", "cap_reset_day": "1", "expose_ports": "http"}
+        bad = ui.post(f"/peers/{peer.id}/policy", data=form)
+        assert bad.status_code == 422 and 'id="e-expose_ports"' in bad.text
+        form["expose_ports"] = "8080, 9000-9010"
+        assert (
+            ui.post(f"/peers/{peer.id}/policy", data=form, follow_redirects=False).status_code
+            == 303
+        )
+        page = ui.get(f"/peers/{peer.id}").text
+        assert "8080,9000-9010" in page and "Published ports" not in page
+        made = tunnel(address({"address": peer.address})).post(  # type: ignore[operator]
+            "/v1/mappings", json={"remote_port": 9005, "local_port": 80}
+        )
+        assert made.status_code == 201
+        page = ui.get(f"/peers/{peer.id}").text
+        assert "Published ports" in page and "9005/tcp" in page
+        removed = ui.post(f"/mappings/{made.json()['id']}/delete", follow_redirects=False)
+        assert removed.status_code == 303
+        assert forwards(container) == () and "9005/tcp" not in ui.get(f"/peers/{peer.id}").text
