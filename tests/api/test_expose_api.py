@@ -252,3 +252,27 @@ def test_the_dashboard_allows_ports_shows_mappings_and_removes_one(
         removed = ui.post(f"/mappings/{made.json()['id']}/delete", follow_redirects=False)
         assert removed.status_code == 303
         assert forwards(container) == () and "9005/tcp" not in ui.get(f"/peers/{peer.id}").text
+
+
+def test_a_tenants_plan_caps_its_published_ports_and_mappings(
+    client: TestClient, container: Container, tunnel: object
+) -> None:
+    plan = {"max_mappings": 1, "expose_ports": "8000-8100"}
+    assert client.put("/api/v1/plans/small", json=plan).status_code in (200, 201)
+    made = client.post("/api/v1/tenants", json={"name": "acme", "plan": "small"})
+    assert made.status_code == 201, made.text
+    iface = made.json()["interfaces"][0]
+    gateway = iface["address"].split("/")[0]
+    peer = client.post(f"/api/v1/interfaces/{iface['name']}/peers", json={"name": "nas"}).json()
+    # An admin may allow more than the plan; the plan still bounds what is published.
+    client.patch(f"/api/v1/peers/{peer['id']}", json={"expose_ports": "8000-9000"})
+    nas = tunnel(address(peer), gateway=gateway)  # type: ignore[operator]
+    outside = nas.post("/v1/mappings", json={"remote_port": 9000, "local_port": 80})
+    assert outside.status_code == 403 and "plan" in outside.json()["detail"]
+    assert nas.post("/v1/mappings", json={"remote_port": 8080, "local_port": 80}).status_code == 201
+    full = nas.post("/v1/mappings", json={"remote_port": 8081, "local_port": 81})
+    assert full.status_code == 409 and full.json()["field"] == "max_mappings"
+    # The same port again from the same client (a restart within the lease) is not a second.
+    again = nas.post("/v1/mappings", json={"remote_port": 8080, "local_port": 82})
+    assert again.status_code == 201
+    assert [f.local_port for f in forwards(container)] == [82]

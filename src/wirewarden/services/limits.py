@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from wirewarden.domain.exposure import parse_ports
 from wirewarden.services.context import Actor
-from wirewarden.services.errors import Conflict, Invalid
-from wirewarden.store.tables import Interface, Peer, Plan, Tenant
+from wirewarden.services.errors import Conflict, Forbidden, Invalid
+from wirewarden.store.tables import ExposedPort, Interface, Peer, Plan, Tenant
 
 # Per-peer fields a plan caps (the peer's column of the same name).
 CEILINGS = ("rate_down_kbit", "rate_up_kbit", "data_cap_bytes")
@@ -71,3 +72,47 @@ def check_ceilings(
         value = changes[field]
         if value is None or (isinstance(value, int) and value > ceiling):
             raise Invalid(f"{field}: the plan {plan.name!r} allows at most {ceiling}", field)
+
+
+def check_expose_ports(db: Session, tenant_id: int, ports: str, actor: Actor) -> None:
+    """A tenant admin may let a peer publish only ports of its plan's `expose_ports`."""
+    if actor.is_admin:
+        return
+    plan = plan_of(db, tenant_id)
+    if plan is None or plan.expose_ports is None:
+        return
+    if not parse_ports(ports).within(parse_ports(plan.expose_ports)):
+        allowed = plan.expose_ports or "none"
+        raise Invalid(
+            f"expose_ports: the plan {plan.name!r} allows ports {allowed}", "expose_ports"
+        )
+
+
+def reserve_mapping(db: Session, tenant_id: int, port: int) -> None:
+    """A new mapping fits the tenant's plan: its port among the plan's `expose_ports`, and
+    fewer live mappings than `max_mappings` (counted after taking the tenant's row, as
+    `reserve_peer` does: concurrent registrations count one after another)."""
+    db.execute(update(Tenant).where(Tenant.id == tenant_id).values(enabled=Tenant.enabled))
+    plan = plan_of(db, tenant_id)
+    if plan is None:
+        return
+    if plan.expose_ports is not None and port not in parse_ports(plan.expose_ports):
+        raise Forbidden(
+            f"port {port} is not among the ports the plan {plan.name!r} publishes "
+            f"({plan.expose_ports or 'none'})",
+            "remote_port",
+        )
+    if plan.max_mappings is None:
+        return
+    live = db.scalar(
+        select(func.count())
+        .select_from(ExposedPort)
+        .join(Peer, ExposedPort.peer_id == Peer.id)
+        .join(Interface, Peer.interface_id == Interface.id)
+        .where(Interface.tenant_id == tenant_id, ExposedPort.expires_at > func.now())
+    )
+    if (live or 0) >= plan.max_mappings:
+        raise Conflict(
+            f"the plan {plan.name!r} allows {plan.max_mappings} mapping(s) (max_mappings)",
+            "max_mappings",
+        )

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.exposure import lease_until, parse_ports
-from wirewarden.services import access
+from wirewarden.services import access, limits
 from wirewarden.services.applier import FIREWALL, Change
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
 from wirewarden.services.errors import Conflict, Forbidden, NotFound
@@ -99,6 +99,7 @@ class MappingService:
                     or_(ExposedPort.peer_id == peer.id, ExposedPort.expires_at <= now),
                 )
             )
+            limits.reserve_mapping(db, iface.tenant_id, data.remote_port)
             db.add(row)
             try:
                 db.flush()

@@ -299,6 +299,8 @@ class PeerService:
             before = self.peer_state(peer) if old is not None else None  # to undo with
             self._check_policy(db, peer, data, changes)
             limits.check_ceilings(db, iface.tenant_id, changes, actor)
+            if data.expose_ports is not None:
+                limits.check_expose_ports(db, iface.tenant_id, data.expose_ports, actor)
             dns = data.dns_policy
             if dns is not None and scoped.resolve(db, DnsPolicy, dns, iface.tenant_id) is None:
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")

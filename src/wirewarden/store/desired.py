@@ -193,14 +193,17 @@ class DesiredStateReader:
             for name, i in state.interfaces.items()
         }
         guard = self.dns_guard(db) if self.dns_guard and interfaces else None
+        # A peer's change can change its forwards (disabled, its routes): one small query.
+        forwards, lease_end = _forwards(db, cached.peered, now)
         patched = replace(
             state,
             interfaces=interfaces,
             revision=revision,
             policy=replace(state.policy, peers=kept + tuple(fresh)),
             dns_guard=guard,
+            forwards=forwards,
         )
-        valid = _earliest(cached.valid_until, expiry)
+        valid = _earliest(_earliest(cached.valid_until, expiry), lease_end)
         return replace(cached, revision=revision, valid_until=valid, state=patched, where=where)
 
     def _read(self, db: Session, revision: int, now: datetime) -> _Cached:
@@ -241,7 +244,7 @@ class DesiredStateReader:
         managed = frozenset(i.name for i in ifaces)
         policy = self._policy(db, policies, by_id.values(), acls)
         guard = self.dns_guard(db) if self.dns_guard and interfaces else None
-        forwards, lease_end = _forwards(db, by_id, now)
+        forwards, lease_end = _forwards(db, with_peers, now)
         state = DesiredState(
             interfaces,
             managed,
@@ -368,7 +371,7 @@ def _collection_paused() -> Iterator[None]:
 
 
 def _forwards(
-    db: Session, ifaces: dict[int, Interface], now: datetime
+    db: Session, ifaces: Iterable[int], now: datetime
 ) -> tuple[tuple[Forward, ...], datetime | None]:
     """Live mappings of enabled peers on this node's enabled interfaces, and when the
     first of them runs out (the state is read again then, reaper or not)."""
@@ -376,7 +379,7 @@ def _forwards(
         select(ExposedPort, Peer.ipv4, Peer.allowed_ips)
         .join(Peer, ExposedPort.peer_id == Peer.id)
         .where(
-            Peer.interface_id.in_(ifaces),
+            Peer.interface_id.in_(list(ifaces)),
             Peer.enabled,
             ExposedPort.expires_at > now,
             (Peer.expires_at.is_(None)) | (Peer.expires_at > now),
