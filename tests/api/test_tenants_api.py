@@ -224,3 +224,27 @@ def test_dashboard_of_a_tenant_admin_shows_its_tenant_only(
     alice.post("/tenants/beta/delete", data={"csrf_token": csrf})
     alice.post("/tenants/beta", data={"csrf_token": csrf, "enabled": "0"})
     assert client.get(f"{TENANTS}/beta").json()["enabled"] is True
+
+
+def test_a_tenant_admin_reads_its_tenants_audit_events_only(
+    client: TestClient, make_user: Any, browser: Callable[..., TestClient]
+) -> None:
+    client.post(TENANTS, json={"name": "acme"})
+    client.post(TENANTS, json={"name": "beta"})
+    # The admin's changes in each tenant, and a sign-in of each tenant's admin.
+    client.post("/api/v1/interfaces/t-acme/peers", json={"name": "acme-phone"})
+    client.post("/api/v1/interfaces/t-beta/peers", json={"name": "beta-phone"})
+    make_user("alice", role="tenant-admin", tenant="acme")
+    make_user("bob", role="tenant-admin", tenant="beta")
+    browser("bob")
+    targets = {e["target"] for e in browser("alice").get("/api/v1/audit").json()["items"]}
+    assert {"acme", "t-acme", "t-acme/acme-phone", "alice"} <= targets
+    assert not any("beta" in t or t == "bob" for t in targets), targets
+    # A deleted tenant's events stay for the admin, and no later tenant inherits them.
+    assert client.delete(f"{TENANTS}/beta").status_code == 204
+    client.post(TENANTS, json={"name": "gamma"})
+    make_user("carol", role="tenant-admin", tenant="gamma")
+    seen = {e["target"] for e in browser("carol").get("/api/v1/audit").json()["items"]}
+    assert not any("beta" in t for t in seen), seen
+    all_targets = {e["target"] for e in client.get("/api/v1/audit?limit=1000").json()["items"]}
+    assert "t-beta/beta-phone" in all_targets

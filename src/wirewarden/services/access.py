@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, or_, true
 
 from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor
 from wirewarden.services.errors import Forbidden, NotFound
-from wirewarden.store.tables import Interface, Peer
+from wirewarden.store.tables import AuditEvent, Interface, Peer
 
 
 def require_admin(actor: Actor) -> None:
@@ -48,6 +48,16 @@ def check_peer(actor: Actor, peer: Peer, iface: Interface) -> None:
     )
     if not visible:
         raise NotFound(f"peer {peer.id} not found")
+
+
+def audit_filter(actor: Actor) -> ColumnElement[bool]:
+    """Audit events: a tenant admin reads its tenant's and its own, a member their own."""
+    if actor.is_admin:
+        return true()
+    own = AuditEvent.actor == actor.name
+    if actor.role == TENANT_ADMIN:
+        return or_(own, AuditEvent.tenant_id == actor.tenant_id)
+    return own
 
 
 def tenant_for_new(actor: Actor, default: Any) -> Any:

@@ -167,7 +167,14 @@ class PeerService:
             except IntegrityError as exc:
                 raise Conflict("the address or public key is already taken", "address") from exc
             bump_revision(db, iface.node_id)
-            audit(db, actor, "peer.create", f"{interface}/{data.name}", address=peer.ipv4)
+            audit(
+                db,
+                actor,
+                "peer.create",
+                f"{interface}/{data.name}",
+                iface.tenant_id,
+                address=peer.ipv4,
+            )
             self._apply_and_commit(db, peer, iface)
             return self.to_out(peer, iface.name, {}, {owner.id: owner.name} if owner else None)
 
@@ -300,6 +307,7 @@ class PeerService:
                 actor,
                 "peer.update",
                 f"{iface.name}/{peer.name}",
+                iface.tenant_id,
                 **{k: str(v) for k, v in changes.items()},
             )
             try:
@@ -351,7 +359,7 @@ class PeerService:
             key, where = peer.public_key, (iface.name, iface.enabled)
             db.delete(peer)
             bump_revision(db, iface.node_id)
-            audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
+            audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}", iface.tenant_id)
             try:
                 if iface.enabled:  # a disabled interface has no device to remove it from
                     self.deps.reconciler.remove_peer(iface.name, key)

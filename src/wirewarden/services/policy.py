@@ -191,7 +191,7 @@ class UsageService:
             peer.cap_reset_at = datetime.now(UTC)
             db.execute(update(Peer).where(Peer.id == peer.id).values(cap_used_bytes=0))
             bump_revision(db, iface.node_id)
-            audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}")
+            audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}", iface.tenant_id)
             db.commit()
         self.deps.trigger()
         return self.usage(peer_id, actor)

@@ -5,7 +5,7 @@ a tenant admin reads its own tenant only."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from wirewarden.services.schemas import InterfaceCreate
 from wirewarden.services.tenant_schemas import TenantCreate, TenantOut, TenantUpdate
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
-from wirewarden.store.tables import DnsPolicy, Interface, Peer, Plan, Tenant, User
+from wirewarden.store.tables import AuditEvent, DnsPolicy, Interface, Peer, Plan, Tenant, User
 
 
 def interface_name(tenant: str) -> str:
@@ -79,7 +79,7 @@ class TenantService:
                 db.flush()
             except IntegrityError as exc:
                 raise Conflict(f"tenant {data.name!r} already exists", "name") from exc
-            audit(db, actor, "tenant.create", data.name, plan=data.plan)
+            audit(db, actor, "tenant.create", data.name, row.id, plan=data.plan)
             return row.id
 
     def _forget(self, tenant_id: int) -> None:
@@ -120,7 +120,9 @@ class TenantService:
                     lower_peers(db, plan, actor)
             for node in _nodes(db, row.id):
                 bump_revision(db, node)
-            audit(db, actor, "tenant.update", name, **{k: str(v) for k, v in changes.items()})
+            audit(
+                db, actor, "tenant.update", name, row.id, **{k: str(v) for k, v in changes.items()}
+            )
 
     def delete(self, name: str, actor: Actor) -> None:
         """Its interfaces (and their peers and kernel state) first, then the tenant with
@@ -143,6 +145,10 @@ class TenantService:
             if db.scalar(select(Interface.id).where(Interface.tenant_id == tenant.id)):
                 raise Conflict(f"tenant {name!r} got a new interface meanwhile; try again")
             db.execute(delete(User).where(User.tenant_id == tenant.id))
+            # The log stays (admins read it); SQLite may give this id to a later tenant.
+            db.execute(
+                update(AuditEvent).where(AuditEvent.tenant_id == tenant.id).values(tenant_id=None)
+            )
             db.delete(tenant)
             audit(db, actor, "tenant.delete", name)
 
