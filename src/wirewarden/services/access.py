@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, Select, or_, select, true
 
 from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor
 from wirewarden.services.errors import Forbidden, NotFound
-from wirewarden.store.tables import AuditEvent, Interface, Peer
+from wirewarden.store.tables import AuditEvent, DnsQuery, Interface, Peer
 
 
 def require_admin(actor: Actor) -> None:
@@ -48,6 +48,29 @@ def check_peer(actor: Actor, peer: Peer, iface: Interface) -> None:
     )
     if not visible:
         raise NotFound(f"peer {peer.id} not found")
+
+
+def sees_tenant(actor: Actor, tenant_id: int | None) -> bool:
+    return actor.is_admin or tenant_id == actor.tenant_id
+
+
+def policy_scope(actor: Actor) -> int | None:
+    """Whose DNS policies the actor reads and writes: an admin the global ones (None), a
+    tenant's user their tenant's own (beside the global ones, which they read)."""
+    return None if actor.is_admin else actor.tenant_id
+
+
+def visible_peers(actor: Actor) -> Select[Any]:
+    """Ids of the peers the actor may see."""
+    query = select(Peer.id).join(Interface, Peer.interface_id == Interface.id)
+    return query.where(interface_filter(actor), own_peers(actor))
+
+
+def dns_log_filter(actor: Actor) -> ColumnElement[bool]:
+    """Query log rows: a tenant's user reads its visible peers' lookups only."""
+    if actor.is_admin:
+        return true()
+    return DnsQuery.peer_id.in_(visible_peers(actor))
 
 
 def audit_filter(actor: Actor) -> ColumnElement[bool]:
