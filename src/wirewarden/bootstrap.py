@@ -276,7 +276,7 @@ def build(
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
         plans=PlanService(deps),
-        tenants=TenantService(deps, interfaces, dns),
+        tenants=TenantService(deps, interfaces, dns, traffic),
         dns_runtime=runtime,
         reach=reached,
         initial_password=initial,

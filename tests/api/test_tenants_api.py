@@ -4,6 +4,7 @@ tenant pool and port range, usage, plan and DNS policy, disable, enable, delete.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from wirewarden.cli.main import app as cli_app
 from wirewarden.cli.plans import plan_app
 from wirewarden.cli.tenants import tenant_app
 from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain.state import PeerStats
 
 TENANTS = "/api/v1/tenants"
 SMALL = {"max_peers": 5, "rate_down_kbit": 8000}
@@ -248,3 +250,37 @@ def test_a_tenant_admin_reads_its_tenants_audit_events_only(
     assert not any("beta" in t for t in seen), seen
     all_targets = {e["target"] for e in client.get("/api/v1/audit?limit=1000").json()["items"]}
     assert "t-beta/beta-phone" in all_targets
+
+
+def test_traffic_this_period_and_top_peers_per_tenant(
+    client: TestClient,
+    container: Any,
+    dataplane: FakeDataplane,
+    make_user: Any,
+    browser: Callable[..., TestClient],
+) -> None:
+    """The tenants list sums each tenant's peers' bytes; a tenant admin's top peers and
+    traffic are its own."""
+    peers = {}
+    for tenant in ("acme", "beta"):
+        client.post(TENANTS, json={"name": tenant})
+        for n in (1, 2):
+            made = client.post(f"/api/v1/interfaces/t-{tenant}/peers", json={"name": f"p{n}"})
+            peers[(tenant, n)] = made.json()
+    moved = {("acme", 1): (1000, 20_000), ("acme", 2): (500, 3000), ("beta", 1): (7, 9)}
+    for (tenant, n), (rx, tx) in moved.items():
+        key = (f"t-{tenant}", peers[(tenant, n)]["public_key"])
+        dataplane.counters[key] = PeerStats("198.51.100.9:51000", int(time.time()), rx, tx)
+    container.collector.collect()
+    listed = {t["name"]: t["traffic_bytes"] for t in client.get(TENANTS).json()}
+    assert listed == {"default": 0, "acme": 24_500, "beta": 16}
+    make_user("alice", role="tenant-admin", tenant="acme")
+    alice = browser("alice")
+    page = alice.get("/tenants").text
+    assert '<td data-label="Traffic this period">23.9 KiB</td>' in page
+    assert "16 B" not in page  # beta's
+    top = alice.get("/api/v1/traffic/top").json()["items"]
+    assert [(p["interface"], p["name"]) for p in top] == [("t-acme", "p1"), ("t-acme", "p2")]
+    beta_peer = peers[("beta", 1)]["id"]
+    assert alice.get(f"/api/v1/peers/{beta_peer}/traffic").status_code == 404
+    assert alice.get("/api/v1/traffic/top?interface=t-beta").status_code == 404

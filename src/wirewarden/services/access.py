@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, or_, select, true
 
 from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor
 from wirewarden.services.errors import Forbidden, NotFound
-from wirewarden.store.tables import AuditEvent, DnsQuery, Interface, Peer
+from wirewarden.store.tables import AuditEvent, DnsQuery, Interface, Peer, Tenant
 
 
 def require_admin(actor: Actor) -> None:
@@ -50,6 +50,10 @@ def check_peer(actor: Actor, peer: Peer, iface: Interface) -> None:
         raise NotFound(f"peer {peer.id} not found")
 
 
+def tenant_filter(actor: Actor) -> ColumnElement[bool]:
+    return true() if actor.is_admin else Tenant.id == actor.tenant_id
+
+
 def sees_tenant(actor: Actor, tenant_id: int | None) -> bool:
     return actor.is_admin or tenant_id == actor.tenant_id
 
@@ -58,6 +62,15 @@ def policy_scope(actor: Actor) -> int | None:
     """Whose DNS policies the actor reads and writes: an admin the global ones (None), a
     tenant's user their tenant's own (beside the global ones, which they read)."""
     return None if actor.is_admin else actor.tenant_id
+
+
+def scope_key(actor: Actor) -> tuple[str, int | None]:
+    """Actors who see the same things share it (for results kept for a while)."""
+    if actor.is_admin:
+        return (ADMIN, None)
+    if actor.role == MEMBER:
+        return (MEMBER, actor.user_id)
+    return (actor.role, actor.tenant_id)
 
 
 def visible_peers(actor: Actor) -> Select[Any]:

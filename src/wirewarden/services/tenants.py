@@ -5,19 +5,24 @@ a tenant admin reads its own tenant only."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.names import check_ifname
+from wirewarden.domain.policy import cap_period
 from wirewarden.services import access
 from wirewarden.services.context import DEFAULT_TENANT, Actor, Deps, audit, bump_revision
 from wirewarden.services.dns import DnsService
 from wirewarden.services.errors import Conflict, Invalid, NotFound, ServiceError
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.plans import lower_peers
+from wirewarden.services.policy import host_tz
 from wirewarden.services.schemas import InterfaceCreate
 from wirewarden.services.tenant_schemas import TenantCreate, TenantOut, TenantUpdate
+from wirewarden.services.traffic import TrafficService
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import AuditEvent, DnsPolicy, Interface, Peer, Plan, Tenant, User
@@ -28,14 +33,18 @@ def interface_name(tenant: str) -> str:
 
 
 class TenantService:
-    def __init__(self, deps: Deps, interfaces: InterfaceService, dns: DnsService) -> None:
-        self.deps, self.interfaces, self.dns = deps, interfaces, dns
+    def __init__(
+        self,
+        deps: Deps,
+        interfaces: InterfaceService,
+        dns: DnsService,
+        traffic: TrafficService | None = None,
+    ) -> None:
+        self.deps, self.interfaces, self.dns, self.traffic = deps, interfaces, dns, traffic
 
     def list(self, actor: Actor) -> list[TenantOut]:
         with self.deps.sessions() as db:
-            query = select(Tenant).order_by(Tenant.name)
-            if not actor.is_admin:
-                query = query.where(Tenant.id == actor.tenant_id)
+            query = select(Tenant).where(access.tenant_filter(actor)).order_by(Tenant.name)
             return [self._out(db, row) for row in db.scalars(query)]
 
     def get(self, name: str, actor: Actor) -> TenantOut:
@@ -154,7 +163,7 @@ class TenantService:
 
     def _find(self, db: Session, name: str, actor: Actor) -> Tenant:
         row = db.scalar(select(Tenant).where(Tenant.name == name))
-        if row is None or not (actor.is_admin or row.id == actor.tenant_id):
+        if row is None or not access.sees_tenant(actor, row.id):
             raise NotFound(f"tenant {name!r} not found")
         return row
 
@@ -176,9 +185,20 @@ class TenantService:
             enabled=row.enabled,
             peers=peers or 0,
             max_peers=plan.max_peers if plan else None,
+            traffic_bytes=self._traffic(db, row.id),
             interfaces=[self.interfaces.to_out(db, i) for i in ifaces],
             created_at=row.created_at,
         )
+
+    def _traffic(self, db: Session, tenant: int) -> int:
+        """Its peers' bytes this period, each over its own cap period (as its usage shows)."""
+        if self.traffic is None:
+            return 0
+        now, tz = datetime.now(UTC), host_tz(self.deps)
+        query = select(Peer.id, Peer.cap_reset_day, Peer.cap_reset_at).join(Interface)
+        rows = db.execute(query.where(Interface.tenant_id == tenant)).all()
+        starts = {pid: cap_period(now, day, tz, at)[0] for pid, day, at in rows}
+        return self.traffic.since_each(starts, now)
 
 
 def _plan_id(db: Session, plan: str | None) -> int | None:
