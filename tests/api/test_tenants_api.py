@@ -94,6 +94,13 @@ def test_disable_cuts_peers_off_and_keeps_data(
     assert client.get(f"/api/v1/peers/{peer['id']}").status_code == 200
     refused = client.post("/api/v1/interfaces/t-acme/peers", json={"name": "new"})
     assert refused.status_code == 409 and dataplane.devices["t-acme"].peers == {}
+    # Changing a peer of the disabled tenant keeps it out of the kernel, rules included.
+    elements, tc = dataplane.elements, dict(dataplane.tc)
+    for change in ({"enabled": True}, {"rate_down_kbit": 5000, "name": "a2"}, {"mesh": True}):
+        patched = client.patch(f"/api/v1/peers/{peer['id']}", json=change)
+        assert patched.status_code == 200, patched.text
+        assert dataplane.devices["t-acme"].peers == {}
+    assert (dataplane.elements, dataplane.tc) == (elements, tc)
     assert client.patch(f"{TENANTS}/acme", json={"enabled": True}).status_code == 200
     assert list(dataplane.devices["t-acme"].peers) == [peer["public_key"]]
 
