@@ -95,3 +95,21 @@ def test_query_log_and_stats_show_only_the_tenants_peers(
     assert page.status_code == 200
     assert "acme-secret" in page.text and "beta-secret" not in page.text
     assert client.get("/api/v1/dns/stats").json()["queries"] == 2
+
+
+def test_a_tenant_admin_edits_its_own_policies_on_the_dns_page(
+    client: TestClient, two: Any
+) -> None:
+    alice, bob, _ = two
+    form = {"csrf_token": alice.csrf, "name": "homework", "deny": "games.example"}
+    saved = alice.post("/dns/policies", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert alice.get(f"{POLICIES}/homework").json()["tenant"] == "acme"
+    assert bob.get(f"{POLICIES}/homework").status_code == 404
+    page = alice.get("/dns").text
+    assert "homework</strong> (acme&#39;s own)" in page or "homework</strong> (acme's own)" in page
+    # The global default: shown, not editable here; no form posts its name.
+    assert "default</strong> (shared)" in page
+    assert '<input type="hidden" name="name" value="default">' not in page
+    assert '<input type="hidden" name="name" value="homework">' in page
+    assert client.get(f"{POLICIES}/default").json()["deny"] == []
