@@ -113,3 +113,14 @@ def test_a_tenant_admin_edits_its_own_policies_on_the_dns_page(
     assert '<input type="hidden" name="name" value="default">' not in page
     assert '<input type="hidden" name="name" value="homework">' in page
     assert client.get(f"{POLICIES}/default").json()["deny"] == []
+
+
+def test_a_local_list_is_no_blocklist_for_a_tenant_admin(client: TestClient, two: Any) -> None:
+    alice, _, _ = two
+    # Outside the local lists for anyone (422); an admin's local list, for admins only.
+    outside = alice.put(f"{POLICIES}/sneaky", json={"blocklists": ["/etc/shadow"]})
+    assert outside.status_code == 422 and outside.json()["detail"][0]["loc"][-1] == "blocklists"
+    local = alice.put(f"{POLICIES}/sneaky", json={"blocklists": ["office.txt"]})
+    assert local.status_code == 403, local.text
+    assert local.json()["field"] == "blocklists"
+    assert alice.get(f"{POLICIES}/sneaky").status_code == 404

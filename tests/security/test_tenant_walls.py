@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from tests.api.conftest import PASSWORD
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import PeerStats
-from wirewarden.store.tables import DnsQuery
+from wirewarden.store.tables import DnsPolicy, DnsQuery
 
 API = "/api/v1"
 # Every name of beta's holds this, so one search finds any of them in an answer.
@@ -76,8 +77,11 @@ def world(
     peer = _ok(bob.post(f"{API}/interfaces/t-beta/peers", json={"name": "beta-phone"}), 201)
     _ok(bob.put(f"{API}/dns/policies/beta-dns", json={"deny": ["beta.example"]}), 201)
     _ok(bob.patch(f"{API}/peers/{peer['id']}", json={"dns_policy": "beta-dns"}), 200)
-    # Lookups and traffic of beta's peer, for the log, stats, usage and top lists.
+    # A blocklist of beta's own (set here: the walk must not depend on fetching one), and
+    # lookups and traffic of beta's peer, for the log, stats, usage and top lists.
     with container.deps.sessions.begin() as db:
+        own = {"blocklists": ["https://lists.example/beta-private.txt"]}
+        db.execute(update(DnsPolicy).where(DnsPolicy.name == "beta-dns").values(**own))
         db.add(
             DnsQuery(
                 at=datetime.now(UTC),

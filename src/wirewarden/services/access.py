@@ -86,6 +86,16 @@ def dns_log_filter(actor: Actor) -> ColumnElement[bool]:
     return DnsQuery.peer_id.in_(visible_peers(actor))
 
 
+def check_blocklist_sources(actor: Actor, sources: list[str]) -> None:
+    """Local lists (files in the data dir) are the admin's: a tenant's policies take
+    http(s) lists only, or their contents and counts would show the admin's files."""
+    if actor.is_admin:
+        return
+    for source in sources:
+        if not source.startswith(("https://", "http://")):
+            raise Forbidden(f"only an admin may use a local list: {source!r}", "blocklists")
+
+
 def audit_filter(actor: Actor) -> ColumnElement[bool]:
     """Audit events: a tenant admin reads its tenant's and its own, a member their own."""
     if actor.is_admin:

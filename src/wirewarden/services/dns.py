@@ -114,6 +114,7 @@ class DnsService:
             check_name(name)
         except ValueError as exc:
             raise Invalid(f"policy name {exc}", "name") from exc
+        access.check_blocklist_sources(actor, data.blocklists)
         self._fetch_new(data.blocklists)
         out, created = self._store_policy(name, data, actor)
         self._changed()
@@ -191,13 +192,18 @@ class DnsService:
 
     # ---- blocklists
 
-    def sources(self) -> list[str]:
+    def sources(self, actor: Actor = SYSTEM) -> list[str]:
+        """Blocklists in use: by any policy (an admin), or by those the actor may read
+        (a tenant's user: the global ones and its tenant's own)."""
+        query = select(DnsPolicy.blocklists)
+        if not actor.is_admin:
+            query = query.where(scoped.visible_to(DnsPolicy, access.policy_scope(actor)))
         with self.deps.sessions() as db:
-            rows = db.scalars(select(DnsPolicy.blocklists)).all()
+            rows = db.scalars(query).all()
         return sorted({s for lists in rows for s in lists})
 
     def list_status(self, actor: Actor = SYSTEM) -> list[BlocklistOut]:
-        return [_list_out(self.lists.status(s), actor) for s in self.sources()]
+        return [_list_out(self.lists.status(s), actor) for s in self.sources(actor)]
 
     def refresh(
         self,
@@ -207,8 +213,8 @@ class DnsService:
     ) -> list[BlocklistOut]:
         """Fetch lists now (all in use, or those named); a failed one keeps its last copy."""
         access.require_manager(actor or SYSTEM)
-        wanted = list(sources) if sources is not None else self.sources()
-        known = set(self.sources())
+        known = self.sources(actor or SYSTEM)
+        wanted = list(sources) if sources is not None else known
         for source in wanted:
             if source not in known:
                 raise NotFound(f"no policy uses the blocklist {source!r}")
