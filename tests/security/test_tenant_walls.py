@@ -1,8 +1,9 @@
-"""Tenants are walls (issue 16): acme's tenant admin walks every route of /openapi.json and
-every dashboard page against beta's ids, with beta's names in every query parameter and
-body that takes one. Each route with an id of beta's answers 403 or 404; no answer shows
-anything of beta's; beta is untouched afterwards (its tenant, interface and kernel device,
-peer, users, DNS policy, token, session). On SQLite and PostgreSQL.
+"""Tenants are walls (issue 16): acme's tenant admin, and a member of acme, walk every route
+of /openapi.json and every dashboard page against beta's ids, with beta's names in every
+query parameter and body that takes one. Each route with an id of beta's answers 403 or
+404; no answer shows anything of beta's; beta is untouched afterwards (its tenant,
+interface and kernel device, peer, users, DNS policy, token, session). On SQLite and
+PostgreSQL.
 
 Both tenants, their users, peers and DNS policies are made through the API, by the admin
 and by each tenant's own admin, so the walk meets what a real installation holds; beta's
@@ -38,7 +39,7 @@ class World:
     peer_key: str
     session_id: str  # of beta's admin
     bob_token: str
-    alice_token: str
+    tokens: dict[str, str]  # of acme's admin (alice) and member (dave)
 
 
 def _ok(response: Any, *codes: int) -> Any:
@@ -59,16 +60,17 @@ def world(
     for tenant in ("acme", "beta"):
         _ok(client.post(f"{API}/tenants", json={"name": tenant, "plan": "small"}), 201)
     users = [("alice", "tenant-admin", "acme"), ("betabob", "tenant-admin", "beta")]
-    users += [("betacarol", "member", "beta")]
+    users += [("betacarol", "member", "beta"), ("dave", "member", "acme")]
     for name, role, tenant in users:
         body = {"name": name, "role": role, "tenant": tenant, "password": PASSWORD}
         _ok(client.post(f"{API}/users", json=body), 201)
     tokens = {}
-    for name in ("alice", "betabob"):
+    for name in ("alice", "betabob", "dave"):
         signed = browser(name)
+        scopes = ["read", "write"] if name == "dave" else ["read", "write", "admin"]
         made = signed.post(
             f"{API}/tokens",
-            json={"name": f"{name}-token", "scopes": ["read", "write", "admin"]},
+            json={"name": f"{name}-token", "scopes": scopes},
             headers={"X-CSRF-Token": signed.csrf},  # type: ignore[attr-defined]
         )
         tokens[name] = _ok(made, 200, 201)["token"]
@@ -104,7 +106,7 @@ def world(
         peer_key=peer["public_key"],
         session_id=str(sessions[0]["id"]),
         bob_token=tokens["betabob"],
-        alice_token=tokens["alice"],
+        tokens=tokens,
     )
 
 
@@ -209,15 +211,18 @@ def _state(client: TestClient, dataplane: FakeDataplane, world: World) -> Any:
     )
 
 
+@pytest.mark.parametrize("walker", ["alice", "dave"])
 def test_every_api_route_walls_off_the_other_tenant(
     app: Any,
     client: TestClient,
     dataplane: FakeDataplane,
     client_of: Callable[[str], TestClient],
     world: World,
+    walker: str,
 ) -> None:
+    """As acme's tenant admin, and as a member of acme."""
     before = _state(client, dataplane, world)
-    alice = client_of(world.alice_token)
+    alice = client_of(world.tokens[walker])
     walked = 0
     for template, operations in app.openapi()["paths"].items():
         for method, operation in operations.items():
@@ -253,12 +258,14 @@ def _dashboard_routes(app: Any) -> list[tuple[str, str]]:
     return found
 
 
+@pytest.mark.parametrize("walker", ["alice", "dave"])
 def test_every_dashboard_page_walls_off_the_other_tenant(
     app: Any,
     client: TestClient,
     dataplane: FakeDataplane,
     browser: Callable[..., TestClient],
     world: World,
+    walker: str,
 ) -> None:
     before = _state(client, dataplane, world)
     routes = _dashboard_routes(app)
@@ -269,7 +276,7 @@ def test_every_dashboard_page_walls_off_the_other_tenant(
     for method, template in routes:
         if template in skipped:
             continue
-        alice = browser("alice")  # fresh each time: a page may end the session it came in
+        alice = browser(walker)  # fresh each time: a page may end the session it came in
         path = _concrete(template, world)
         if method == "GET":
             response = alice.get(path, follow_redirects=False)
