@@ -438,7 +438,7 @@ def build(
         audit_log=AuditLog(sessions),
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
         plans=PlanService(deps),
-        tenants=TenantService(deps, interfaces, dns),
+        tenants=TenantService(deps, interfaces, dns, traffic),
         mappings=MappingService(deps, host_ports if dataplane is None else lambda _: frozenset()),
         runtime=handle,
         reach=reached,

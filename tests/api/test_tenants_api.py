@@ -4,6 +4,7 @@ tenant pool and port range, usage, plan and DNS policy, disable, enable, delete.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from wirewarden.cli.main import app as cli_app
 from wirewarden.cli.plans import plan_app
 from wirewarden.cli.tenants import tenant_app
 from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain.state import PeerStats
 
 TENANTS = "/api/v1/tenants"
 SMALL = {"max_peers": 5, "rate_down_kbit": 8000}
@@ -92,6 +94,13 @@ def test_disable_cuts_peers_off_and_keeps_data(
     assert client.get(f"/api/v1/peers/{peer['id']}").status_code == 200
     refused = client.post("/api/v1/interfaces/t-acme/peers", json={"name": "new"})
     assert refused.status_code == 409 and dataplane.devices["t-acme"].peers == {}
+    # Changing a peer of the disabled tenant keeps it out of the kernel, rules included.
+    elements, tc = dataplane.elements, dict(dataplane.tc)
+    for change in ({"enabled": True}, {"rate_down_kbit": 5000, "name": "a2"}, {"mesh": True}):
+        patched = client.patch(f"/api/v1/peers/{peer['id']}", json=change)
+        assert patched.status_code == 200, patched.text
+        assert dataplane.devices["t-acme"].peers == {}
+    assert (dataplane.elements, dataplane.tc) == (elements, tc)
     assert client.patch(f"{TENANTS}/acme", json={"enabled": True}).status_code == 200
     assert list(dataplane.devices["t-acme"].peers) == [peer["public_key"]]
 
@@ -224,3 +233,61 @@ def test_dashboard_of_a_tenant_admin_shows_its_tenant_only(
     alice.post("/tenants/beta/delete", data={"csrf_token": csrf})
     alice.post("/tenants/beta", data={"csrf_token": csrf, "enabled": "0"})
     assert client.get(f"{TENANTS}/beta").json()["enabled"] is True
+
+
+def test_a_tenant_admin_reads_its_tenants_audit_events_only(
+    client: TestClient, make_user: Any, browser: Callable[..., TestClient]
+) -> None:
+    client.post(TENANTS, json={"name": "acme"})
+    client.post(TENANTS, json={"name": "beta"})
+    # The admin's changes in each tenant, and a sign-in of each tenant's admin.
+    client.post("/api/v1/interfaces/t-acme/peers", json={"name": "acme-phone"})
+    client.post("/api/v1/interfaces/t-beta/peers", json={"name": "beta-phone"})
+    make_user("alice", role="tenant-admin", tenant="acme")
+    make_user("bob", role="tenant-admin", tenant="beta")
+    browser("bob")
+    targets = {e["target"] for e in browser("alice").get("/api/v1/audit").json()["items"]}
+    assert {"acme", "t-acme", "t-acme/acme-phone", "alice"} <= targets
+    assert not any("beta" in t or t == "bob" for t in targets), targets
+    # A deleted tenant's events stay for the admin, and no later tenant inherits them.
+    assert client.delete(f"{TENANTS}/beta").status_code == 204
+    client.post(TENANTS, json={"name": "gamma"})
+    make_user("carol", role="tenant-admin", tenant="gamma")
+    seen = {e["target"] for e in browser("carol").get("/api/v1/audit").json()["items"]}
+    assert not any("beta" in t for t in seen), seen
+    all_targets = {e["target"] for e in client.get("/api/v1/audit?limit=1000").json()["items"]}
+    assert "t-beta/beta-phone" in all_targets
+
+
+def test_traffic_this_period_and_top_peers_per_tenant(
+    client: TestClient,
+    container: Any,
+    dataplane: FakeDataplane,
+    make_user: Any,
+    browser: Callable[..., TestClient],
+) -> None:
+    """The tenants list sums each tenant's peers' bytes; a tenant admin's top peers and
+    traffic are its own."""
+    peers = {}
+    for tenant in ("acme", "beta"):
+        client.post(TENANTS, json={"name": tenant})
+        for n in (1, 2):
+            made = client.post(f"/api/v1/interfaces/t-{tenant}/peers", json={"name": f"p{n}"})
+            peers[(tenant, n)] = made.json()
+    moved = {("acme", 1): (1000, 20_000), ("acme", 2): (500, 3000), ("beta", 1): (7, 9)}
+    for (tenant, n), (rx, tx) in moved.items():
+        key = (f"t-{tenant}", peers[(tenant, n)]["public_key"])
+        dataplane.counters[key] = PeerStats("198.51.100.9:51000", int(time.time()), rx, tx)
+    container.collector.collect()
+    listed = {t["name"]: t["traffic_bytes"] for t in client.get(TENANTS).json()}
+    assert listed == {"default": 0, "acme": 24_500, "beta": 16}
+    make_user("alice", role="tenant-admin", tenant="acme")
+    alice = browser("alice")
+    page = alice.get("/tenants").text
+    assert '<td data-label="Traffic this period">23.9 KiB</td>' in page
+    assert "16 B" not in page  # beta's
+    top = alice.get("/api/v1/traffic/top").json()["items"]
+    assert [(p["interface"], p["name"]) for p in top] == [("t-acme", "p1"), ("t-acme", "p2")]
+    beta_peer = peers[("beta", 1)]["id"]
+    assert alice.get(f"/api/v1/peers/{beta_peer}/traffic").status_code == 404
+    assert alice.get("/api/v1/traffic/top?interface=t-beta").status_code == 404

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, Select, or_, select, true
 
 from wirewarden.services.context import ADMIN, MEMBER, TENANT_ADMIN, Actor
 from wirewarden.services.errors import Forbidden, NotFound
-from wirewarden.store.tables import Interface, Peer
+from wirewarden.store.tables import AuditEvent, DnsQuery, Interface, Peer, Tenant
 
 
 def require_admin(actor: Actor) -> None:
@@ -48,6 +48,62 @@ def check_peer(actor: Actor, peer: Peer, iface: Interface) -> None:
     )
     if not visible:
         raise NotFound(f"peer {peer.id} not found")
+
+
+def tenant_filter(actor: Actor) -> ColumnElement[bool]:
+    return true() if actor.is_admin else Tenant.id == actor.tenant_id
+
+
+def sees_tenant(actor: Actor, tenant_id: int | None) -> bool:
+    return actor.is_admin or tenant_id == actor.tenant_id
+
+
+def policy_scope(actor: Actor) -> int | None:
+    """Whose DNS policies the actor reads and writes: an admin the global ones (None), a
+    tenant's user their tenant's own (beside the global ones, which they read)."""
+    return None if actor.is_admin else actor.tenant_id
+
+
+def scope_key(actor: Actor) -> tuple[str, int | None]:
+    """Actors who see the same things share it (for results kept for a while)."""
+    if actor.is_admin:
+        return (ADMIN, None)
+    if actor.role == MEMBER:
+        return (MEMBER, actor.user_id)
+    return (actor.role, actor.tenant_id)
+
+
+def visible_peers(actor: Actor) -> Select[Any]:
+    """Ids of the peers the actor may see."""
+    query = select(Peer.id).join(Interface, Peer.interface_id == Interface.id)
+    return query.where(interface_filter(actor), own_peers(actor))
+
+
+def dns_log_filter(actor: Actor) -> ColumnElement[bool]:
+    """Query log rows: a tenant's user reads its visible peers' lookups only."""
+    if actor.is_admin:
+        return true()
+    return DnsQuery.peer_id.in_(visible_peers(actor))
+
+
+def check_blocklist_sources(actor: Actor, sources: list[str]) -> None:
+    """Local lists (files in the data dir) are the admin's: a tenant's policies take
+    http(s) lists only, or their contents and counts would show the admin's files."""
+    if actor.is_admin:
+        return
+    for source in sources:
+        if not source.startswith(("https://", "http://")):
+            raise Forbidden(f"only an admin may use a local list: {source!r}", "blocklists")
+
+
+def audit_filter(actor: Actor) -> ColumnElement[bool]:
+    """Audit events: a tenant admin reads its tenant's and its own, a member their own."""
+    if actor.is_admin:
+        return true()
+    own = AuditEvent.actor == actor.name
+    if actor.role == TENANT_ADMIN:
+        return or_(own, AuditEvent.tenant_id == actor.tenant_id)
+    return own
 
 
 def tenant_for_new(actor: Actor, default: Any) -> Any:

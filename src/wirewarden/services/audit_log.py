@@ -1,6 +1,7 @@
 """Reading the audit log: filters by actor, action, target and time, newest first, paged.
 
-Admins read everything; anyone else reads the events they caused.
+Admins read everything; a tenant admin the events of its tenant and its own; a member the
+events they caused (the rule is access.audit_filter).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.services import access
 from wirewarden.services.account_schemas import AuditOut
 from wirewarden.services.context import Actor, page_of
 from wirewarden.services.schemas import Page
@@ -31,9 +33,7 @@ class AuditLog:
         limit: int = 100,
         offset: int = 0,
     ) -> Page[AuditOut]:
-        query = select(AuditEvent)
-        if not actor.is_admin:
-            query = query.where(AuditEvent.actor == actor.name)
+        query = select(AuditEvent).where(access.audit_filter(actor))
         if who:
             query = query.where(AuditEvent.actor == who)
         if action:

@@ -103,7 +103,18 @@ def bump_revision(db: Session, node: int) -> int:
     return int(db.connection().execute(_BUMP, {"node": node}).scalar_one())
 
 
-def audit(db: Session, actor: Actor, action: str, target: str, **detail: object) -> None:
+def audit(
+    db: Session,
+    actor: Actor,
+    action: str,
+    target: str,
+    tenant_id: int | None = None,
+    **detail: object,
+) -> None:
+    """One audit event. `tenant_id`: the tenant it concerns (its tenant admin reads it);
+    by default the tenant of a tenant admin or member acting, none for an admin's own."""
+    if tenant_id is None and not actor.is_admin:
+        tenant_id = actor.tenant_id
     if actor.via:
         detail = {**detail, "via": actor.via}
     row = {
@@ -113,6 +124,7 @@ def audit(db: Session, actor: Actor, action: str, target: str, **detail: object)
         "action": action,
         "target": target[:128],
         "detail": detail,
+        "tenant_id": tenant_id,
     }
     db.connection().execute(_INSERT_AUDIT, row)
 

@@ -71,6 +71,8 @@ class BlocklistOut(BaseModel):
 
 class DnsPolicyOut(BaseModel):
     name: str
+    # The tenant owning it; None: global, shared by every tenant (only admins change it).
+    tenant: str | None = None
     blocklists: list[str]
     deny: list[str]
     allow: list[str]

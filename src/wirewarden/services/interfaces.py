@@ -192,7 +192,7 @@ class InterfaceService:
                 # A writer that skipped the node lock: the constraints still hold.
                 field = "listen_port" if "port" in str(exc.orig) else "name"
                 raise Conflict(f"the {field} was taken meanwhile; try again", field) from exc
-            audit(db, actor, "interface.create", data.name, address=ipv4, port=port)
+            audit(db, actor, "interface.create", data.name, tenant, address=ipv4, port=port)
 
     def _pool(self, db: Session, tenant: int | None) -> Allocation:
         """The default tenant's interfaces come from the interface pool, every other
@@ -233,7 +233,14 @@ class InterfaceService:
             if "endpoint" in changes and changes["endpoint"] is None:
                 iface.endpoint = None
             iface.sync_state = "pending"
-            audit(db, actor, "interface.update", name, **{k: str(v) for k, v in changes.items()})
+            audit(
+                db,
+                actor,
+                "interface.update",
+                name,
+                iface.tenant_id,
+                **{k: str(v) for k, v in changes.items()},
+            )
 
     def delete(self, name: str, actor: Actor, teardown: bool = True) -> None:
         """Delete the interface; teardown=False forgets it but leaves the device running."""
@@ -253,7 +260,7 @@ class InterfaceService:
                 raise Unavailable(f"could not remove {name!r} from the data plane: {exc}") from exc
             db.delete(iface)
             bump_revision(db, iface.node_id)
-            audit(db, actor, "interface.delete", name)
+            audit(db, actor, "interface.delete", name, iface.tenant_id)
             try:
                 db.commit()
             except Exception:

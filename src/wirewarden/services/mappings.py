@@ -114,6 +114,7 @@ class MappingService:
                 Actor(peer.name, origin[1], via="tunnel"),
                 "mapping.register",
                 f"{data.proto}/{data.remote_port}",
+                iface.tenant_id,
                 peer_id=peer.id,
                 local_port=data.local_port,
             )
@@ -145,7 +146,7 @@ class MappingService:
     def unregister(self, origin: Origin, mapping_id: int | None = None) -> int:
         """Removes one of the peer's mappings, or all of them (the client stopping)."""
         with self.deps.sessions() as db:
-            peer, _ = self._peer_at(db, origin)
+            peer, iface = self._peer_at(db, origin)
             query = delete(ExposedPort).where(ExposedPort.peer_id == peer.id)
             if mapping_id is not None:
                 query = query.where(ExposedPort.id == mapping_id)
@@ -156,7 +157,8 @@ class MappingService:
             if gone:
                 revision = bump_revision(db, node_id(db, self.deps.node))
                 who = Actor(peer.name, origin[1], via="tunnel")
-                audit(db, who, "mapping.remove", str(mapping_id or "all"), peer_id=peer.id)
+                target = str(mapping_id or "all")
+                audit(db, who, "mapping.remove", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
         if gone:
             self._changed(revision)
@@ -211,7 +213,8 @@ class MappingService:
                 raise NotFound(f"mapping {mapping_id} not found") from exc
             db.delete(row)
             revision = bump_revision(db, row.node_id)
-            audit(db, actor, "mapping.delete", f"{row.proto}/{row.remote_port}", peer_id=peer.id)
+            target = f"{row.proto}/{row.remote_port}"
+            audit(db, actor, "mapping.delete", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
         self._changed(revision)
 

@@ -36,7 +36,7 @@ from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store import scoped
 from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import policy_of, server_allowed_ips
-from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, User
+from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, Tenant, User
 
 # Statements of the create path, built once (building costs as much as running them).
 _CLASH = select(Peer.name, Peer.public_key).where(
@@ -178,7 +178,14 @@ class PeerService:
             except IntegrityError as exc:
                 raise Conflict("the address or public key is already taken", "address") from exc
             revision = bump_revision(db, iface.node_id)
-            audit(db, actor, "peer.create", f"{interface}/{data.name}", address=peer.ipv4)
+            audit(
+                db,
+                actor,
+                "peer.create",
+                f"{interface}/{data.name}",
+                iface.tenant_id,
+                address=peer.ipv4,
+            )
             self._apply_and_commit(db, peer, iface, revision)
             return self.to_out(peer, iface.name, {}, {owner.id: owner.name} if owner else None)
 
@@ -295,7 +302,8 @@ class PeerService:
                 clash = select(Peer.id).where(Peer.interface_id == iface.id, Peer.name == data.name)
                 if db.scalar(clash):
                     raise Conflict(f"peer {data.name!r} already exists", "name")
-            old = self.policy_of(peer, iface)
+            live = _tenant_on(db, iface)
+            old = self.policy_of(peer, iface, live)
             before = self.peer_state(peer) if old is not None else None  # to undo with
             self._check_policy(db, peer, data, changes)
             limits.check_ceilings(db, iface.tenant_id, changes, actor)
@@ -313,18 +321,21 @@ class PeerService:
                 actor,
                 "peer.update",
                 f"{iface.name}/{peer.name}",
+                iface.tenant_id,
                 **{k: str(v) for k, v in changes.items()},
             )
             try:
-                self._apply_and_commit(db, peer, iface, revision, old, before)
+                self._apply_and_commit(db, peer, iface, revision, old, before, live)
             except (StaleDataError, ObjectDeletedError) as exc:
                 # Deleted by another writer (a replica, another process) since we read it.
                 raise NotFound(f"peer {peer_id} not found") from exc
             return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
 
-    def policy_of(self, peer: Peer, iface: Interface) -> PeerPolicy | None:
-        """The peer's policy as the kernel should hold it now (None: not in the kernel)."""
-        if not (iface.enabled and peer.enabled and not is_expired(peer)) or peer.id is None:
+    def policy_of(self, peer: Peer, iface: Interface, live: bool = True) -> PeerPolicy | None:
+        """The peer's policy as the kernel should hold it now (None: not in the kernel).
+        `live`: its tenant is enabled (a disabled tenant's peers are out of the kernel)."""
+        in_kernel = live and iface.enabled and peer.enabled and not is_expired(peer)
+        if not in_kernel or peer.id is None:
             return None
         db = object_session(peer)
         acl = scoped.kernel_name(db, AclProfile, peer.acl, iface.tenant_id) if db else None
@@ -359,12 +370,12 @@ class PeerService:
     def delete(self, peer_id: int, actor: Actor) -> None:
         with self.deps.applier.turn(), self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
-            policy = self.policy_of(peer, iface)
+            policy = self.policy_of(peer, iface, _tenant_on(db, iface))
             before = self.peer_state(peer) if policy is not None else None
             key, where = peer.public_key, (iface.name, iface.enabled)
             db.delete(peer)
             revision = bump_revision(db, iface.node_id)
-            audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}")
+            audit(db, actor, "peer.delete", f"{iface.name}/{peer.name}", iface.tenant_id)
             applied = True
             try:
                 if iface.enabled:  # a disabled interface has no device to remove it from
@@ -390,6 +401,7 @@ class PeerService:
         revision: int,
         old: PeerPolicy | None = None,
         before: PeerState | None = None,
+        live: bool = True,
     ) -> None:
         """Apply to the kernel, then commit, under the host lock (see Reconciler.reconcile).
 
@@ -399,12 +411,14 @@ class PeerService:
         kernel held it, None where it held none; `old`: its policy then), so nothing the
         database does not hold stays applied."""
         key, where, peer_id = peer.public_key, (iface.name, iface.enabled), peer.id
-        new = self.policy_of(peer, iface)
+        new = self.policy_of(peer, iface, live)
         applied = True
         with self.deps.applier.turn():
             try:
-                if not iface.enabled:
-                    pass  # the interface is down on purpose: none of its peers is in the kernel
+                if not iface.enabled or not live:
+                    # The interface is down, or its tenant disabled, on purpose: none of its
+                    # peers is in the kernel, and a change does not bring one back.
+                    pass
                 elif peer.enabled and not is_expired(peer):
                     self.deps.applier.set_peer(iface.name, self.peer_state(peer))
                 else:
@@ -535,3 +549,10 @@ def _parse_peer_address(
         else:
             v6 = iface.ip
     return v4, v6
+
+
+def _tenant_on(db: Session, iface: Interface) -> bool:
+    """Whether the interface's tenant is enabled (its peers belong in the kernel): the
+    rule the desired state follows too (store/desired.py)."""
+    enabled = db.scalar(select(Tenant.enabled).where(Tenant.id == iface.tenant_id))
+    return enabled is not False

@@ -192,7 +192,7 @@ class UsageService:
             peer.cap_reset_at = datetime.now(UTC)
             db.execute(update(Peer).where(Peer.id == peer.id).values(cap_used_bytes=0))
             revision = bump_revision(db, iface.node_id)
-            audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}")
+            audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}", iface.tenant_id)
             db.commit()
         self.deps.applier.changed(Change.of_peers(self.deps.node, revision, [peer_id]))
         return self.usage(peer_id, actor)

@@ -70,7 +70,14 @@ class ShareService:
                     expires_at=expires,
                 )
             )
-            audit(db, actor, "share.create", f"{iface.name}/{peer.name}", expires_at=str(expires))
+            audit(
+                db,
+                actor,
+                "share.create",
+                f"{iface.name}/{peer.name}",
+                iface.tenant_id,
+                expires_at=str(expires),
+            )
         return ShareOut(url=self.base + PATH + token, expires_at=expires)
 
     def is_open(self, token: str) -> bool:
@@ -93,7 +100,13 @@ class ShareService:
             peer, iface = self.peers.find(db, taken)
             # Inside the transaction: if the config cannot be made, the link stays unused.
             text, filename = self.peers.config(taken)
-            audit(db, Actor("share-link", source), "share.open", f"{iface.name}/{peer.name}")
+            audit(
+                db,
+                Actor("share-link", source),
+                "share.open",
+                f"{iface.name}/{peer.name}",
+                iface.tenant_id,
+            )
         return SharedConfig(peer.name, filename, text, config_qr_svg(text))
 
 

@@ -36,5 +36,8 @@ class TenantOut(BaseModel):
     enabled: bool
     peers: int = Field(description="Peers the tenant has")
     max_peers: int | None = Field(description="Its plan's limit; null: unlimited")
+    traffic_bytes: int = Field(
+        0, description="Bytes its peers moved (both ways) this period: each peer's cap period"
+    )
     interfaces: list[InterfaceOut]
     created_at: datetime

@@ -5,11 +5,14 @@ a tenant admin reads its own tenant only."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.names import check_ifname
+from wirewarden.domain.policy import cap_period
 from wirewarden.services import access
 from wirewarden.services.applier import FIREWALL, INTERFACES, Change
 from wirewarden.services.context import DEFAULT_TENANT, Actor, Deps, audit, bump_revision
@@ -17,11 +20,13 @@ from wirewarden.services.dns import DnsService
 from wirewarden.services.errors import Conflict, Invalid, NotFound, ServiceError
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.plans import lower_peers
+from wirewarden.services.policy import host_tz
 from wirewarden.services.schemas import InterfaceCreate
 from wirewarden.services.tenant_schemas import TenantCreate, TenantOut, TenantUpdate
+from wirewarden.services.traffic import TrafficService
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
-from wirewarden.store.tables import DnsPolicy, Interface, Peer, Plan, Tenant, User
+from wirewarden.store.tables import AuditEvent, DnsPolicy, Interface, Peer, Plan, Tenant, User
 
 
 def interface_name(tenant: str) -> str:
@@ -29,14 +34,18 @@ def interface_name(tenant: str) -> str:
 
 
 class TenantService:
-    def __init__(self, deps: Deps, interfaces: InterfaceService, dns: DnsService) -> None:
-        self.deps, self.interfaces, self.dns = deps, interfaces, dns
+    def __init__(
+        self,
+        deps: Deps,
+        interfaces: InterfaceService,
+        dns: DnsService,
+        traffic: TrafficService | None = None,
+    ) -> None:
+        self.deps, self.interfaces, self.dns, self.traffic = deps, interfaces, dns, traffic
 
     def list(self, actor: Actor) -> list[TenantOut]:
         with self.deps.sessions() as db:
-            query = select(Tenant).order_by(Tenant.name)
-            if not actor.is_admin:
-                query = query.where(Tenant.id == actor.tenant_id)
+            query = select(Tenant).where(access.tenant_filter(actor)).order_by(Tenant.name)
             return [self._out(db, row) for row in db.scalars(query)]
 
     def get(self, name: str, actor: Actor) -> TenantOut:
@@ -80,7 +89,7 @@ class TenantService:
                 db.flush()
             except IntegrityError as exc:
                 raise Conflict(f"tenant {data.name!r} already exists", "name") from exc
-            audit(db, actor, "tenant.create", data.name, plan=data.plan)
+            audit(db, actor, "tenant.create", data.name, row.id, plan=data.plan)
             return row.id
 
     def _forget(self, tenant_id: int) -> None:
@@ -121,7 +130,9 @@ class TenantService:
                     lower_peers(db, plan, actor)
             for node in _nodes(db, row.id):
                 bump_revision(db, node)
-            audit(db, actor, "tenant.update", name, **{k: str(v) for k, v in changes.items()})
+            audit(
+                db, actor, "tenant.update", name, row.id, **{k: str(v) for k, v in changes.items()}
+            )
 
     def delete(self, name: str, actor: Actor) -> None:
         """Its interfaces (and their peers and kernel state) first, then the tenant with
@@ -144,12 +155,16 @@ class TenantService:
             if db.scalar(select(Interface.id).where(Interface.tenant_id == tenant.id)):
                 raise Conflict(f"tenant {name!r} got a new interface meanwhile; try again")
             db.execute(delete(User).where(User.tenant_id == tenant.id))
+            # The log stays (admins read it); SQLite may give this id to a later tenant.
+            db.execute(
+                update(AuditEvent).where(AuditEvent.tenant_id == tenant.id).values(tenant_id=None)
+            )
             db.delete(tenant)
             audit(db, actor, "tenant.delete", name)
 
     def _find(self, db: Session, name: str, actor: Actor) -> Tenant:
         row = db.scalar(select(Tenant).where(Tenant.name == name))
-        if row is None or not (actor.is_admin or row.id == actor.tenant_id):
+        if row is None or not access.sees_tenant(actor, row.id):
             raise NotFound(f"tenant {name!r} not found")
         return row
 
@@ -171,9 +186,20 @@ class TenantService:
             enabled=row.enabled,
             peers=peers or 0,
             max_peers=plan.max_peers if plan else None,
+            traffic_bytes=self._traffic(db, row.id),
             interfaces=[self.interfaces.to_out(db, i) for i in ifaces],
             created_at=row.created_at,
         )
+
+    def _traffic(self, db: Session, tenant: int) -> int:
+        """Its peers' bytes this period, each over its own cap period (as its usage shows)."""
+        if self.traffic is None:
+            return 0
+        now, tz = datetime.now(UTC), host_tz(self.deps)
+        query = select(Peer.id, Peer.cap_reset_day, Peer.cap_reset_at).join(Interface)
+        rows = db.execute(query.where(Interface.tenant_id == tenant)).all()
+        starts = {pid: cap_period(now, day, tz, at)[0] for pid, day, at in rows}
+        return self.traffic.since_each(starts, now)
 
 
 def _plan_id(db: Session, plan: str | None) -> int | None:

@@ -20,6 +20,8 @@ from wirewarden.domain.traffic import (
     floor_to,
     tiers_for_step,
 )
+from wirewarden.services import access
+from wirewarden.services.context import SYSTEM, Actor
 from wirewarden.services.errors import Invalid, NotFound
 from wirewarden.store.tables import Interface, Node, Peer
 from wirewarden.store.tsdb import Kind, TrafficStore
@@ -96,7 +98,7 @@ class Buckets:
 class TrafficService:
     def __init__(self, sessions: sessionmaker[Session], store: TrafficStore, node: str) -> None:
         self.sessions, self.store, self.node = sessions, store, node
-        self._recent: dict[tuple[int, int, str | None], tuple[float, TopPeers]] = {}
+        self._recent: dict[tuple[int, int, str | None, object], tuple[float, TopPeers]] = {}
 
     # ---- series
 
@@ -106,8 +108,9 @@ class TrafficService:
         since: datetime | None = None,
         until: datetime | None = None,
         step: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> TrafficSeries:
-        return self.peer_buckets(peer_id, since, until, step).series()
+        return self.peer_buckets(peer_id, since, until, step, actor).series()
 
     def interface_series(
         self,
@@ -115,8 +118,9 @@ class TrafficService:
         since: datetime | None = None,
         until: datetime | None = None,
         step: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> TrafficSeries:
-        return self.interface_buckets(name, since, until, step).series()
+        return self.interface_buckets(name, since, until, step, actor).series()
 
     def peer_buckets(
         self,
@@ -124,9 +128,10 @@ class TrafficService:
         since: datetime | None = None,
         until: datetime | None = None,
         step: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> Buckets:
         """A peer's series as plain lists (what a chart draws, no model per point)."""
-        self._peer(peer_id)
+        self._peer(peer_id, actor)
         return self._buckets("peer", peer_id, since, until, step)
 
     def interface_buckets(
@@ -135,8 +140,10 @@ class TrafficService:
         since: datetime | None = None,
         until: datetime | None = None,
         step: int | None = None,
+        actor: Actor = SYSTEM,
     ) -> Buckets:
-        return self._buckets("interface", self._interface_id(name), since, until, step)
+        access.require_manager(actor)  # an interface's total is everyone's traffic on it
+        return self._buckets("interface", self._interface_id(name, actor), since, until, step)
 
     def _buckets(
         self,
@@ -170,6 +177,19 @@ class TrafficService:
         hi = ceil_to(epoch(end) + 1, MINUTE)
         return self.store.totals("peer", lo, hi, [peer_id]).get(peer_id, (0, 0))
 
+    def since_each(self, starts: dict[int, datetime], end: datetime) -> int:
+        """Bytes (both ways) of several peers, each from its own start up to `end`: one
+        store read per distinct start (peers of one reset day share theirs)."""
+        by_start: dict[datetime, list[int]] = {}
+        for peer_id, start in starts.items():
+            by_start.setdefault(start, []).append(peer_id)
+        hi = ceil_to(epoch(end) + 1, MINUTE)
+        total = 0
+        for start, ids in by_start.items():
+            found = self.store.totals("peer", floor_to(epoch(start), MINUTE), hi, ids)
+            total += sum(rx + tx for rx, tx in found.values())
+        return total
+
     # ---- top peers
 
     def top(
@@ -178,15 +198,19 @@ class TrafficService:
         until: datetime | None = None,
         limit: int = 10,
         interface: str | None = None,
+        actor: Actor = SYSTEM,
     ) -> TopPeers:
+        """Peers that moved the most bytes, among those the actor may see."""
         now = int(datetime.now(UTC).timestamp())
         lo, hi = _range(since, until, now)
         lo, hi = floor_to(lo, MINUTE), ceil_to(hi, MINUTE)
         ids = None
-        if interface is not None:
-            iface_id = self._interface_id(interface)
+        if interface is not None or not actor.is_admin:
+            query = access.visible_peers(actor)
+            if interface is not None:
+                query = query.where(Peer.interface_id == self._interface_id(interface, actor))
             with self.store.engine.connect() as conn:
-                ids = list(conn.scalars(select(Peer.id).where(Peer.interface_id == iface_id)))
+                ids = list(conn.scalars(query))
         totals = self.store.totals("peer", lo, hi, ids)
         ranked = sorted(totals.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:limit]
         names = self._names([pid for pid, _ in ranked])
@@ -204,39 +228,48 @@ class TrafficService:
         ]
         return TopPeers(since=_at(lo), until=_at(hi), items=items)
 
-    def endpoints(self, peer_id: int, limit: int = 20) -> list[EndpointSeen]:
+    def endpoints(self, peer_id: int, limit: int = 20, actor: Actor = SYSTEM) -> list[EndpointSeen]:
         """The endpoints a peer connected from, newest first (kept 35 days)."""
-        self._peer(peer_id)
+        self._peer(peer_id, actor)
         return [
             EndpointSeen(at=_at(at), endpoint=ep) for at, ep in self.store.endpoints(peer_id, limit)
         ]
 
     def recent_top(
-        self, span: int, limit: int = 10, interface: str | None = None, max_age: float = 30.0
+        self,
+        span: int,
+        limit: int = 10,
+        interface: str | None = None,
+        max_age: float = 30.0,
+        actor: Actor = SYSTEM,
     ) -> TopPeers:
         """Top peers of the last `span` seconds, reused for `max_age` seconds: the dashboard
-        asks on every overview load, and at 10,000 peers a day's top reads ~500k rows."""
-        key = (span, limit, interface)
+        asks on every overview load, and at 10,000 peers a day's top reads ~500k rows.
+        Kept per scope: what one reader may see is never served to another."""
+        key = (span, limit, interface, access.scope_key(actor))
         hit = self._recent.get(key)
         if hit is not None and time.monotonic() - hit[0] < max_age:
             return hit[1]
-        top = self.top(datetime.now(UTC) - timedelta(seconds=span), None, limit, interface)
+        since = datetime.now(UTC) - timedelta(seconds=span)
+        top = self.top(since, None, limit, interface, actor)
         self._recent[key] = (time.monotonic(), top)
         return top
 
     # ---- lookups
 
-    def _peer(self, peer_id: int) -> None:
+    def _peer(self, peer_id: int, actor: Actor) -> None:
+        """404 for a peer that is not there or not the actor's to see."""
         with self.store.engine.connect() as conn:
-            found = conn.scalar(select(Peer.id).where(Peer.id == peer_id))
+            found = conn.scalar(access.visible_peers(actor).where(Peer.id == peer_id))
         if found is None:
             raise NotFound(f"peer {peer_id} not found")
 
-    def _interface_id(self, name: str) -> int:
+    def _interface_id(self, name: str, actor: Actor) -> int:
         query = (
             select(Interface.id)
             .join(Node, Interface.node_id == Node.id)
             .where(Node.name == self.node, Interface.name == name)
+            .where(access.interface_filter(actor))
         )
         with self.store.engine.connect() as conn:
             found = conn.scalar(query)

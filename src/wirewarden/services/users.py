@@ -120,7 +120,15 @@ class UserService:
             )
             db.add(user)
             db.flush()
-            audit(db, actor, "user.create", data.name, role=data.role, tenant=data.tenant)
+            audit(
+                db,
+                actor,
+                "user.create",
+                data.name,
+                _tenant_of(user),
+                role=data.role,
+                tenant=data.tenant,
+            )
             return self.to_out(db, user)
 
     def update(self, name: str, data: UserUpdate, actor: Actor) -> UserOut:
@@ -149,7 +157,14 @@ class UserService:
                     _end_sessions(db, user)
                     # A link they handed out must not outlive their access.
                     changes["share_links_ended"] = end_links_of(db, user.id)
-            audit(db, actor, "user.update", name, **{k: str(v) for k, v in changes.items()})
+            audit(
+                db,
+                actor,
+                "user.update",
+                name,
+                _tenant_of(user),
+                **{k: str(v) for k, v in changes.items()},
+            )
             return self.to_out(db, user)
 
     def set_disabled(self, name: str, disabled: bool, actor: Actor) -> UserOut:
@@ -165,7 +180,7 @@ class UserService:
             user.password_hash = self.passwords.hash(password)
             user.password_changed_at = datetime.now(UTC)
             _end_sessions(db, user)
-            audit(db, actor, "user.password.set", name)
+            audit(db, actor, "user.password.set", name, _tenant_of(user))
 
     def reset_2fa(self, name: str, actor: Actor) -> None:
         """For a lost phone: 2FA off, recovery codes gone, sessions ended."""
@@ -174,7 +189,7 @@ class UserService:
             user = self._visible(db, name, actor)
             clear_totp(db, user)
             _end_sessions(db, user)
-            audit(db, actor, "user.reset_2fa", name)
+            audit(db, actor, "user.reset_2fa", name, _tenant_of(user))
 
     def delete(self, name: str, actor: Actor) -> None:
         _require_manager(actor)
@@ -186,7 +201,7 @@ class UserService:
             # Their devices stay (owner cleared by the foreign key); their tokens and share
             # links go with them.
             db.delete(user)
-            audit(db, actor, "user.delete", name)
+            audit(db, actor, "user.delete", name, _tenant_of(user))
 
     def ensure_first_admin(self, password: str | None, actor: Actor) -> tuple[str, str] | None:
         """On a first start with no user: an admin, with `password` or a generated one.
@@ -249,3 +264,8 @@ def _end_sessions(db: Session, user: User) -> None:
         select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
     ):
         row.revoked_at = now
+
+
+def _tenant_of(user: User) -> int | None:
+    """The tenant whose admin reads this user's events: none for an admin's."""
+    return None if user.role == ADMIN else user.tenant_id

@@ -234,6 +234,9 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(128))
     source: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The tenant the event concerns, for its tenant admin. No foreign key: the log outlives
+    # a deleted tenant (whose delete clears this, as SQLite may give its id to a new one).
+    tenant_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class DnsPolicy(Base):

@@ -13,6 +13,7 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wirewarden.metrics.prometheus import CONTENT_TYPE
+from wirewarden.services import access
 from wirewarden.web.deps import App, bearer
 
 router = APIRouter(tags=["health"])
@@ -55,7 +56,12 @@ def _token_ok(app: App, token: str) -> bool:
     if expected and hmac.compare_digest(token.encode(), expected.encode()):
         return True
     principal = app.tokens.authenticate(token)
-    return principal is not None and bool({"read", "admin"} & set(principal.scopes))
+    if principal is None or not {"read", "admin"} & set(principal.scopes):
+        return False
+    # The figures name every tenant's interfaces and peers: a tenant's user's token is
+    # refused (403), as for any other fleet-wide read.
+    access.require_admin(principal.actor(""))
+    return True
 
 
 @router.get("/metrics", response_class=Response)
@@ -66,7 +72,7 @@ def metrics(
 ) -> Response:
     """Prometheus metrics. Open to direct loopback clients when metrics_access is
     "loopback" and serve listens on loopback only; otherwise (through a proxy, or for
-    anyone else) a bearer token: an API token with the read scope or
+    anyone else) a bearer token: an admin's API token with the read scope or
     WIREWARDEN_METRICS_TOKEN."""
     allowed = _open_without_token(app, request)
     if not allowed and credentials is not None:

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
-from wirewarden.services.access import require_admin
 from wirewarden.services.dns_schemas import (
     BlocklistOut,
     DnsPolicyIn,
@@ -105,8 +104,7 @@ def stats(
     peer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     policy: str | None = None,
 ) -> DnsStats:
-    require_admin(actor)  # top names are everyone's lookups
-    return app.dns.stats(since, peer_id, policy)
+    return app.dns.stats(since, peer_id, policy, actor)
 
 
 @router.get("/status")

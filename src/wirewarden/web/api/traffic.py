@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from wirewarden.services import access
 from wirewarden.services.traffic import EndpointSeen, TopPeers, TrafficSeries
 from wirewarden.web.api.serialized import model_response
 from wirewarden.web.deps import App, Reader, RowId
@@ -37,8 +36,7 @@ def peer_traffic(
     step: Step = None,
 ) -> Response:
     """Bytes per bucket: `rx_bytes` received from the peer (its upload), `tx_bytes` sent to it."""
-    app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
-    return model_response(app.traffic.peer_series(peer_id, since, until, step))
+    return model_response(app.traffic.peer_series(peer_id, since, until, step, actor))
 
 
 @router.get("/peers/{peer_id}/endpoints")
@@ -46,17 +44,14 @@ def peer_endpoints(
     app: App, actor: Reader, peer_id: RowId, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> list[EndpointSeen]:
     """Where the peer connected from, newest first: each change the collector saw."""
-    app.peers.get(peer_id, actor)  # 404 for a peer the caller may not see
-    return app.traffic.endpoints(peer_id, limit)
+    return app.traffic.endpoints(peer_id, limit, actor)
 
 
 @router.get("/interfaces/{name}/traffic", response_model=TrafficSeries)
 def interface_traffic(
     app: App, actor: Reader, name: str, since: Since = None, until: Until = None, step: Step = None
 ) -> Response:
-    access.require_manager(actor)  # an interface's total is everyone's traffic
-    app.interfaces.get(name, actor)  # 404 outside the caller's tenant
-    return model_response(app.traffic.interface_series(name, since, until, step))
+    return model_response(app.traffic.interface_series(name, since, until, step, actor))
 
 
 @router.get("/traffic/top")
@@ -68,6 +63,6 @@ def top_peers(
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     interface: Annotated[str | None, Query(max_length=15)] = None,
 ) -> TopPeers:
-    """Peers that moved the most bytes (both ways) over the range."""
-    access.require_admin(actor)  # across every tenant
-    return app.traffic.top(since, until, limit, interface)
+    """Peers that moved the most bytes (both ways) over the range, among those the caller
+    may see (a tenant admin: its tenant's; a member: their own)."""
+    return app.traffic.top(since, until, limit, interface, actor)

@@ -55,11 +55,6 @@ def own_peer_ids(app: Container, viewer: Viewer) -> set[int] | None:
     return visible_peer_ids(app.deps, viewer.actor)
 
 
-def check_peer(app: Container, viewer: Viewer, peer_id: int) -> None:
-    """404 (NotFound) unless the viewer may see this peer; the service's own rule."""
-    app.peers.get(peer_id, viewer.actor)
-
-
 App = Annotated[Container, Depends(container)]
 Signed = Annotated[Viewer, Depends(current_viewer)]
 Manager = Annotated[Viewer, Depends(manager_viewer)]

@@ -34,6 +34,7 @@ def _dns_page(
         name=params.get("name") or None,
         policy=params.get("policy") or None,
         limit=100,
+        actor=viewer.actor,
     )
     return page(
         request,
@@ -42,7 +43,7 @@ def _dns_page(
         status_code=status_code,
         nav="dns",
         policies=app.dns.list_policies(viewer.actor),
-        stats=app.dns.stats(),
+        stats=app.dns.stats(actor=viewer.actor),
         queries=queries,
         filters={
             "status": status,

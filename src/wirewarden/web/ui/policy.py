@@ -137,6 +137,7 @@ def bulk_policy(
 ) -> Response:
     """The same policy change for the peers ticked in the table; empty fields stay as they
     are, 0 removes a limit or cap."""
+    app.interfaces.get(name, viewer.actor)  # 404 outside the viewer's tenant, form or not
     ids = [int(v) for v in form.getlist("peer") if isinstance(v, str) and v.isdigit()]
     changes: dict[str, object] = {}
     data = forms.values(form, (*POLICY_FIELDS, "mesh"))

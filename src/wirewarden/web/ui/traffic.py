@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from wirewarden.domain.traffic import DAY, HOUR
 from wirewarden.services.traffic import Buckets
 from wirewarden.web.deps import RowId
-from wirewarden.web.ui.auth import Admin, App, Signed, check_peer, own_peer_ids
+from wirewarden.web.ui.auth import Admin, App, Signed
 from wirewarden.web.ui.templating import NO_STORE, templates
 
 router = APIRouter(include_in_schema=False)
@@ -43,14 +43,12 @@ def chart_json(buckets: Buckets) -> JSONResponse:
 
 @router.get("/ui/traffic/peers/{peer_id}.json")
 def peer_chart(app: App, viewer: Signed, peer_id: RowId, range: Range = "24h") -> JSONResponse:
-    check_peer(app, viewer, peer_id)
-    return chart_json(app.traffic.peer_buckets(peer_id, _since(range)))
+    return chart_json(app.traffic.peer_buckets(peer_id, _since(range), actor=viewer.actor))
 
 
 @router.get("/ui/traffic/interfaces/{name}.json")
 def interface_chart(app: App, viewer: Admin, name: str, range: Range = "24h") -> JSONResponse:
-    app.interfaces.get(name, viewer.actor)  # a tenant-admin: only their tenant's interfaces
-    return chart_json(app.traffic.interface_buckets(name, _since(range)))
+    return chart_json(app.traffic.interface_buckets(name, _since(range), actor=viewer.actor))
 
 
 @router.get("/ui/traffic/top", response_class=HTMLResponse)
@@ -61,8 +59,6 @@ def top_talkers(request: Request, app: App, viewer: Signed, range: Range = "24h"
 
 
 def top_context(app: Any, viewer: Any, span: str = "24h") -> dict[str, Any]:
-    """What the top-talkers table shows: the admin every peer, a member only their own."""
-    own = own_peer_ids(app, viewer)
-    top = app.traffic.recent_top(RANGES[span], 10 if own is None else 1000)
-    items = [p for p in top.items if own is None or p.id in own][:10]
-    return {"top": items, "top_range": span, "ranges": RANGE_NAMES}
+    """What the top-talkers table shows: the peers the viewer may see (the service scopes)."""
+    top = app.traffic.recent_top(RANGES[span], 10, actor=viewer.actor)
+    return {"top": top.items, "top_range": span, "ranges": RANGE_NAMES}
