@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -51,6 +52,37 @@ def test_dns_page_shows_policies_stats_and_log(ui: TestClient, container: Contai
     assert 'data-total="blocked">1<' in page.text
     assert '<td class="mono">ads.example</td>' in page.text
     assert ui.get("/dns?status=resolved").text.count('<td class="mono">') == 0
+
+
+def test_servfail_is_shown_as_failed_not_allowed(ui: TestClient, container: Container) -> None:
+    now = time.time()
+    name = b"\x04down\x07example\x00"
+    # (at, peer id, peer, client, policy, name, qtype, status, reason, rcode, upstream, ms, n)
+    DnsStore(container.deps.sessions, "local").write_log(
+        [
+            (
+                now,
+                3,
+                "laptop",
+                "10.8.0.2",
+                "default",
+                name,
+                1,
+                "servfail",
+                "no upstream answered",
+                2,
+                None,
+                None,
+                2,
+            )
+        ]
+    )
+    page = ui.get("/dns").text
+    top = page[page.index("<caption>Top blocked") : page.index("</table>")]
+    header = re.findall(r'<th scope="col">([^<]*)</th>', top)
+    cells = re.findall(r"<td>([^<]*)</td>", top)
+    assert header == ["Blocked", "Count", "Allowed", "Count", "Failed", "Count"]
+    assert cells == ["", "", "", "", "down.example", "2"]
 
 
 def test_policy_form_saves_and_names_bad_fields(ui: TestClient, container: Container) -> None:
