@@ -69,6 +69,18 @@ def test_signed_out_pages_send_to_sign_in(container: Container) -> None:
     assert answer.headers["location"] == "/login?next=/interfaces/wg0%3Fpage%3D2"
 
 
+def test_pages_show_the_favicon(container: Container) -> None:
+    with TestClient(create_app(container, run_loop=False)) as client:
+        page = client.get("/login").text
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+        assert icon is not None
+        served = client.get(icon.group(1))
+        fallback = client.get("/favicon.ico")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("image/svg")
+    assert "<svg" in served.text
+    assert fallback.status_code == 200 and fallback.content == served.content
+
+
 def test_overview_lists_interfaces_and_totals(
     ui: TestClient, container: Container, wg0: str
 ) -> None:
