@@ -48,7 +48,22 @@ def epoch(value: datetime | None) -> int:
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES))
-templates.env.filters.update(bytes=human_bytes, ago=ago, ts=timestamp, epoch=epoch)
+
+
+def plain(value: object) -> str:
+    """An audit detail value in words a reader expects, not Python's repr of it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(plain(v) for v in value) or "none"
+    return str(value)
+
+
+templates.env.filters.update(bytes=human_bytes, ago=ago, ts=timestamp, epoch=epoch, plain=plain)
 
 
 def page(
