@@ -172,6 +172,22 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
     assert client.get(f"{DNS}/queries").json()["total"] == 2
 
 
+def test_prune_keeps_newest_rows_across_id_gaps(client: TestClient, container: Container) -> None:
+    """An age prune leaves gaps in the ids; the row cap must still keep exactly the
+    newest N rows that exist, not the rows above max(id) - N."""
+    store = DnsStore(container.deps.sessions, "local")
+    now = time.time()
+    who = (1, "laptop", "10.8.0.2", "default")
+    rows: list[tuple[object, ...]] = []
+    for i in range(6):  # old and recent rows alternate, so the age prune punches holes
+        at = now - 9 * 86400 if i % 2 == 0 else now - 6 + i
+        rows.append((at, *who, f"n{i}.example", 1, "resolved", None, 0, "udp://x", 1.0, 1))
+    store.write_log(rows)
+    assert store.prune_log(now - 7 * 86400, 2) == 4
+    names = [i["name"] for i in client.get(f"{DNS}/queries").json()["items"]]
+    assert sorted(names) == ["n3.example", "n5.example"]
+
+
 class _ListHandler(BaseHTTPRequestHandler):
     body = b"||ads.example^\n"
     etag = '"v1"'
