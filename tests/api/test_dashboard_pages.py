@@ -134,7 +134,7 @@ def test_peer_table_sorts_by_live_transfer(
     container.deps.stats = dump
     page = ui.get("/interfaces/wg0?sort=transfer&dir=desc").text
     assert peer_names(page) == ["big", "small", "none"]
-    assert "4.9 KiB" in page
+    assert "5.0 kB" in page
 
 
 def test_create_peer_shows_field_errors_then_creates(

@@ -26,10 +26,10 @@
   }
 
   // ---- formatting, the same as the server's filters
-  var UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  var UNITS = ["B", "kB", "MB", "GB", "TB", "PB"];
   function bytes(n) {
     var amount = Number(n) || 0, i = 0;
-    while (amount >= 1024 && i < UNITS.length - 1) { amount /= 1024; i++; }
+    while (amount >= 1000 && i < UNITS.length - 1) { amount /= 1000; i++; }
     return i === 0 ? amount.toFixed(0) + " B" : amount.toFixed(1) + " " + UNITS[i];
   }
   function ago(epoch) {

@@ -11,27 +11,28 @@ from wirewarden.bootstrap import Container
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.schemas import AclRuleIn, PeerOut, PeerUpdate, ProfileIn
 from wirewarden.web.deps import RowId
-from wirewarden.web.ui import forms
+from wirewarden.web.ui import forms, units
 from wirewarden.web.ui.auth import Admin, App
 from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
-POLICY_FIELDS = ("acl", "rate_down_kbit", "rate_up_kbit", "data_cap_mb", "cap_reset_day")
-MB = 1_000_000
+POLICY_FIELDS = ("acl", "rate_down_mbit", "rate_up_mbit", "data_cap_gb", "cap_reset_day")
+# The form's fields (Mbit/s, GB) and the API fields they fill (kbit/s, bytes).
+RATE_FIELDS = (("rate_down_mbit", "rate_down_kbit"), ("rate_up_mbit", "rate_up_kbit"))
+CAP_FIELD = ("data_cap_gb", "data_cap_bytes")
 
 
 # ---------------------------------------------------------------- one peer
 
 
 def policy_form_data(peer: PeerOut) -> dict[str, str]:
-    cap = peer.data_cap_bytes
     return {
         "acl": peer.acl,
         "mesh": "on" if peer.mesh else "",
-        "rate_down_kbit": str(peer.rate_down_kbit or ""),
-        "rate_up_kbit": str(peer.rate_up_kbit or ""),
-        "data_cap_mb": "" if cap is None else f"{cap / MB:g}",
+        "rate_down_mbit": units.mbit_text(peer.rate_down_kbit),
+        "rate_up_mbit": units.mbit_text(peer.rate_up_kbit),
+        "data_cap_gb": units.gb_text(peer.data_cap_bytes),
         "cap_reset_day": str(peer.cap_reset_day),
     }
 
@@ -42,14 +43,16 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
         "acl": data.get("acl") or "full",
         "mesh": data.get("mesh") == "on",
     }
-    for name in ("rate_down_kbit", "rate_up_kbit"):
-        payload[name] = data.get(name) or None
     payload["cap_reset_day"] = data.get("cap_reset_day") or 1
-    cap = data.get("data_cap_mb", "")
-    try:
-        payload["data_cap_bytes"] = round(float(cap) * MB) if cap else None
-    except ValueError:
-        errors["data_cap_mb"] = "a number of megabytes (1 MB = 1,000,000 bytes)"
+    for field, api, parse in (
+        *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
+        (*CAP_FIELD, units.parse_gb),
+    ):
+        text = data.get(field, "")
+        try:
+            payload[api] = (parse(text) or None) if text else None
+        except ValueError as exc:
+            errors[field] = str(exc)
     return payload
 
 
@@ -80,9 +83,19 @@ def save_policy(
     return redirect(f"/peers/{peer_id}")
 
 
+# What a rejected value means in the form's own units (the schema speaks kbit/s and bytes).
+_UNIT_ERRORS = {
+    "rate_down_kbit": ("rate_down_mbit", "Between 0.008 and 100000 Mbit/s, or empty for no limit."),
+    "rate_up_kbit": ("rate_up_mbit", "Between 0.008 and 100000 Mbit/s, or empty for no limit."),
+    "data_cap_bytes": ("data_cap_gb", "More than 0 GB, or empty for no cap."),
+}
+
+
 def _rename_cap_error(errors: forms.Errors) -> None:
-    if "data_cap_bytes" in errors:
-        errors["data_cap_mb"] = errors.pop("data_cap_bytes")
+    for api, (field, message) in _UNIT_ERRORS.items():
+        if api in errors:
+            errors.pop(api)
+            errors.setdefault(field, message)
 
 
 def _checked(form: FormData, name: str) -> str:
@@ -135,17 +148,18 @@ def bulk_policy(
         changes["acl"] = data["acl"]
     if data.get("mesh") in ("on", "off"):
         changes["mesh"] = data["mesh"] == "on"
-    for field in ("rate_down_kbit", "rate_up_kbit"):
-        if data.get(field):
-            changes[field] = None if data[field] == "0" else data[field]
-    if data.get("data_cap_mb"):
-        try:
-            cap = float(data["data_cap_mb"])
-        except ValueError:
-            return _bulk_result(request, viewer, name, [], {"data_cap_mb": "not a number"})
-        changes["data_cap_bytes"] = None if cap == 0 else round(cap * MB)
     errors: forms.Errors = {}
-    body = forms.build(lambda: PeerUpdate.model_validate(changes), errors)
+    for field, api, parse in (
+        *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
+        (*CAP_FIELD, units.parse_gb),
+    ):
+        if data.get(field):
+            try:
+                changes[api] = parse(data[field]) or None  # 0 removes the limit or cap
+            except ValueError as exc:
+                errors[field] = str(exc)
+    body = None if errors else forms.build(lambda: PeerUpdate.model_validate(changes), errors)
+    _rename_cap_error(errors)
     if body is None or not ids:
         if not ids:
             errors["form"] = "Tick the peers to change in the table first."
@@ -166,8 +180,17 @@ def _bulk_result(
     request: Request, viewer: Viewer, name: str, done: list[str], errors: forms.Errors
 ) -> Response:
     status = 200 if done or not errors else 422
+    labels = {"rate_down_mbit": "Download limit", "rate_up_mbit": "Upload limit"}
+    labels |= {"data_cap_gb": "Data cap", "acl": "Access", "mesh": "Mesh"}
     return page(
-        request, "bulk_policy_result.html", viewer, status, iface=name, done=done, errors=errors
+        request,
+        "bulk_policy_result.html",
+        viewer,
+        status,
+        iface=name,
+        done=done,
+        errors=errors,
+        labels=labels,
     )
 
 

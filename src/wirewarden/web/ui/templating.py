@@ -10,21 +10,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from wirewarden.web.ui.units import human_bytes, speed
 from wirewarden.web.ui.viewer import Viewer
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Private pages must not be kept by the browser: after sign-out, Back shows nothing.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_bytes(value: int | None) -> str:
-    amount = float(value or 0)
-    for unit in _UNITS:
-        if amount < 1024 or unit == _UNITS[-1]:
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    raise AssertionError("unreachable")
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:
@@ -63,7 +54,9 @@ def plain(value: object) -> str:
     return str(value)
 
 
-templates.env.filters.update(bytes=human_bytes, ago=ago, ts=timestamp, epoch=epoch, plain=plain)
+templates.env.filters.update(
+    bytes=human_bytes, speed=speed, ago=ago, ts=timestamp, epoch=epoch, plain=plain
+)
 
 
 def page(
