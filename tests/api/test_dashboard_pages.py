@@ -142,10 +142,18 @@ def test_create_peer_shows_field_errors_then_creates(
 ) -> None:
     bad = ui.post(
         "/interfaces/wg0/peers/new",
-        data={"name": "Not OK", "allowed_ips": "10.0.0.0/33", "csrf_token": csrf},
+        data={
+            "name": "Not OK",
+            "allowed_ips": "10.0.0.0/33",
+            "persistent_keepalive": "often",
+            "csrf_token": csrf,
+        },
     )
     assert bad.status_code == 422
     assert 'id="e-name"' in bad.text and 'id="e-allowed_ips"' in bad.text
+    # Plain words next to the field, not pydantic's or the ipaddress module's.
+    assert 'id="e-persistent_keepalive">Enter a whole number, like 25.</p>' in bad.text
+    assert "Input should" not in bad.text and "does not appear to be" not in bad.text
     made = ui.post(
         "/interfaces/wg0/peers/new",
         data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
