@@ -14,8 +14,11 @@ from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.firewall import Quota
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
+from wirewarden.services.dns_schemas import DnsPolicyIn
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+from wirewarden.store.dns import read_directory
 from wirewarden.web.app import create_app
+from wirewarden.web.ui.policy import policy_form_data
 
 CSRF = ""  # the signed-in session's token, sent as a header by the client below
 
@@ -158,3 +161,39 @@ def test_custom_profiles_page(ui: TestClient, container: Container, wg0: str) ->
     assert len(container.profiles.get("lanweb").rules) == 1
     ui.post("/acl-profiles/lanweb/delete", data={"csrf_token": CSRF})
     assert "lanweb" not in ui.get("/acl-profiles").text
+
+
+def test_dns_policy_on_the_peer_page_and_in_bulk(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    container.dns.put_policy("kids", DnsPolicyIn(deny=["games.example"]), SYSTEM)
+    a, b = (container.peers.create(wg0, PeerCreate(name=n), SYSTEM) for n in ("tab", "tv"))
+    form = ui.get(f"/peers/{a.id}/policy").text
+    assert '<option value="kids"' in form and 'name="dns_policy"' in form
+    saved = ui.post(
+        f"/peers/{a.id}/policy",
+        data={**policy_form_data(a), "dns_policy": "kids", "csrf_token": CSRF},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert container.peers.get(a.id).dns_policy == "kids"
+    assert "<dt>DNS filtering</dt><dd>kids</dd>" in ui.get(f"/peers/{a.id}").text
+    with container.deps.sessions() as db:
+        assert read_directory(db, "local").clients["10.9.0.2"].policy == "kids"
+    bad = ui.post(
+        f"/peers/{a.id}/policy",
+        data={**policy_form_data(a), "dns_policy": "nope", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422 and 'id="e-dns_policy"' in bad.text
+    # Bulk: the table's form offers the policies; "-" puts a peer back on the default.
+    assert 'id="b-dns"' in ui.get("/interfaces/wg0").text
+    ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [str(a.id), str(b.id)], "dns_policy": "kids", "csrf_token": CSRF},
+    )
+    assert [container.peers.get(i).dns_policy for i in (a.id, b.id)] == ["kids", "kids"]
+    ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [str(a.id)], "dns_policy": "-", "csrf_token": CSRF},
+    )
+    assert [container.peers.get(i).dns_policy for i in (a.id, b.id)] == [None, "kids"]

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from wirewarden.services.dns_schemas import DnsPolicyIn
 from wirewarden.services.errors import ServiceError
-from wirewarden.web.ui import forms
+from wirewarden.web.ui import blocklists, forms
 from wirewarden.web.ui.auth import Admin, App
 from wirewarden.web.ui.templating import page, redirect
 
@@ -52,6 +52,8 @@ def _dns_page(
         statuses=STATUSES,
         errors=errors or {},
         notice=notice,
+        known_lists=blocklists.KNOWN_LISTS,
+        known_urls=blocklists.KNOWN_URLS,
     )
 
 
@@ -66,7 +68,10 @@ def save_policy(request: Request, app: App, viewer: Admin, form: forms.Posted) -
     errors: forms.Errors = {}
     body = forms.build(
         lambda: DnsPolicyIn(
-            blocklists=_lines(data.get("blocklists", "")),
+            blocklists=blocklists.merge(
+                [v for v in form.getlist("known") if isinstance(v, str)],
+                _lines(data.get("blocklists", "")),
+            ),
             deny=_lines(data.get("deny", "")),
             allow=_lines(data.get("allow", "")),
             block_answer=data.get("block_answer", "nxdomain"),

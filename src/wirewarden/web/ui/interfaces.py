@@ -134,7 +134,9 @@ def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Res
     # htmx asks for the table alone when searching, sorting or paging.
     template = "_peer_table.html" if request.headers.get("hx-request") else "interface.html"
     base = f"/interfaces/{name}"
-    profile_names = [p.name for p in app.profiles.list()]
+    # The bulk policy form is an admin's: a member's page shows no choices it may not make.
+    profile_names = [p.name for p in app.profiles.list()] if viewer.is_admin else []
+    dns_names = [p.name for p in app.dns.list_policies(viewer.actor)] if viewer.is_admin else []
     return page(
         request,
         template,
@@ -144,6 +146,7 @@ def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Res
         query=query,
         base=base,
         profile_names=profile_names,
+        dns_policy_names=dns_names,
     )
 
 

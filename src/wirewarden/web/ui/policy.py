@@ -17,7 +17,16 @@ from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
-POLICY_FIELDS = ("acl", "rate_down_mbit", "rate_up_mbit", "data_cap_gb", "cap_reset_day")
+POLICY_FIELDS = (
+    "acl",
+    "dns_policy",
+    "rate_down_mbit",
+    "rate_up_mbit",
+    "data_cap_gb",
+    "cap_reset_day",
+)
+# The bulk form's DNS choice that clears a peer's own policy (it follows its tenant's).
+INHERIT = "-"
 # The form's fields (Mbit/s, GB) and the API fields they fill (kbit/s, bytes).
 RATE_FIELDS = (("rate_down_mbit", "rate_down_kbit"), ("rate_up_mbit", "rate_up_kbit"))
 CAP_FIELD = ("data_cap_gb", "data_cap_bytes")
@@ -30,6 +39,7 @@ def policy_form_data(peer: PeerOut) -> dict[str, str]:
     return {
         "acl": peer.acl,
         "mesh": "on" if peer.mesh else "",
+        "dns_policy": peer.dns_policy or "",
         "rate_down_mbit": units.mbit_text(peer.rate_down_kbit),
         "rate_up_mbit": units.mbit_text(peer.rate_up_kbit),
         "data_cap_gb": units.gb_text(peer.data_cap_bytes),
@@ -42,6 +52,7 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
     payload: dict[str, object] = {
         "acl": data.get("acl") or "full",
         "mesh": data.get("mesh") == "on",
+        "dns_policy": data.get("dns_policy") or None,
     }
     payload["cap_reset_day"] = data.get("cap_reset_day") or 1
     for field, api, parse in (
@@ -120,6 +131,7 @@ def _policy_form(
         form=data,
         errors=errors,
         profiles=[p.name for p in app.profiles.list()],
+        dns_policies=[p.name for p in app.dns.list_policies(viewer.actor)],
         back=f"/peers/{peer.id}",
     )
 
@@ -148,6 +160,8 @@ def bulk_policy(
         changes["acl"] = data["acl"]
     if data.get("mesh") in ("on", "off"):
         changes["mesh"] = data["mesh"] == "on"
+    if data.get("dns_policy"):
+        changes["dns_policy"] = None if data["dns_policy"] == INHERIT else data["dns_policy"]
     errors: forms.Errors = {}
     for field, api, parse in (
         *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
@@ -181,7 +195,7 @@ def _bulk_result(
 ) -> Response:
     status = 200 if done or not errors else 422
     labels = {"rate_down_mbit": "Download limit", "rate_up_mbit": "Upload limit"}
-    labels |= {"data_cap_gb": "Data cap", "acl": "Access", "mesh": "Mesh"}
+    labels |= {"data_cap_gb": "Data cap", "acl": "Access", "mesh": "Mesh", "dns_policy": "DNS"}
     return page(
         request,
         "bulk_policy_result.html",
