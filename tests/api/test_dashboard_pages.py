@@ -258,3 +258,23 @@ def test_live_status_socket_refuses_other_origins(ui: TestClient) -> None:
     with ui.websocket_connect("/ws/status", headers={"origin": "http://evil.test"}) as socket:
         closed = socket.receive()
     assert closed["type"] == "websocket.close" and closed["code"] == 4403
+
+
+def test_actions_say_what_they_did_once(
+    ui: TestClient, csrf: str, container: Container, wg0: str
+) -> None:
+    made = ui.post(
+        "/interfaces/wg0/peers/new",
+        data={"name": "tablet", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
+    )
+    notice = '<p class="notice" role="status">'
+    assert f"{notice}tablet added: download its config" in made.text
+    peer = container.peers.find_by_name("wg0", "tablet")
+    # Shown once: a reload of the page does not repeat it.
+    assert notice not in ui.get(f"/peers/{peer.id}").text
+    off = ui.post(f"/peers/{peer.id}/disable", data={"csrf_token": csrf})
+    assert f"{notice}tablet disabled: its traffic is blocked." in off.text
+    on = ui.post(f"/peers/{peer.id}/enable", data={"csrf_token": csrf})
+    assert f"{notice}tablet enabled: it can connect again." in on.text
+    gone = ui.post(f"/peers/{peer.id}/delete", data={"csrf_token": csrf})
+    assert f"{notice}tablet deleted." in gone.text and gone.url.path == "/interfaces/wg0"

@@ -84,11 +84,11 @@ def save_policy(request: Request, app: App, viewer: Admin, form: forms.Posted) -
             app.dns.put_policy(data.get("name", ""), body, viewer.actor)
         except ServiceError as exc:
             return _dns_page(request, app, viewer, errors, forms.service_error(exc, errors))
-        return redirect("/dns")
+        return redirect("/dns", f"DNS policy {data.get('name', '')} saved.")
     return _dns_page(request, app, viewer, errors, 422)
 
 
 @router.post("/dns/blocklists/refresh", response_class=HTMLResponse)
 def refresh_lists(request: Request, app: App, viewer: Admin, _: forms.Posted) -> Response:
     app.dns.refresh(actor=viewer.actor)
-    return redirect("/dns")
+    return redirect("/dns", "Blocklists checked for updates.")

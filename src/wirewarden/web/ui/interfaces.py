@@ -117,7 +117,7 @@ def create_interface(request: Request, app: App, viewer: Manager, form: forms.Po
         created = app.interfaces.create(body, viewer.actor)
     except ServiceError as exc:
         return _interface_form(request, viewer, data, errors, forms.service_error(exc, errors))
-    return redirect(f"/interfaces/{created.name}")
+    return redirect(f"/interfaces/{created.name}", f"Interface {created.name} created.")
 
 
 def _interface_form(
@@ -174,7 +174,10 @@ def create_peer(
         created = app.peers.create(name, body, viewer.actor)
     except ServiceError as exc:
         return _peer_form(request, viewer, name, data, errors, forms.service_error(exc, errors))
-    return redirect(f"/peers/{created.id}")
+    return redirect(
+        f"/peers/{created.id}",
+        f"{created.name} added: download its config, show its QR code or share a link.",
+    )
 
 
 def peer_payload(data: dict[str, str], optional: tuple[str, ...]) -> dict[str, object]:

@@ -86,8 +86,9 @@ def disable_peer(app: App, viewer: Signed, peer_id: RowId, _: forms.Posted) -> R
 
 
 def _set_enabled(app: App, viewer: Viewer, peer_id: int, enabled: bool) -> Response:
-    app.peers.set_enabled(peer_id, enabled, viewer.actor)
-    return redirect(f"/peers/{peer_id}")
+    peer = app.peers.set_enabled(peer_id, enabled, viewer.actor)
+    done = "enabled: it can connect again." if enabled else "disabled: its traffic is blocked."
+    return redirect(f"/peers/{peer_id}", f"{peer.name} {done}")
 
 
 @router.get("/peers/{peer_id}/edit", response_class=HTMLResponse)
@@ -120,7 +121,7 @@ def save_peer(
         app.peers.update(peer_id, body, viewer.actor)
     except ServiceError as exc:
         return _edit_form(request, viewer, peer, data, errors, forms.service_error(exc, errors))
-    return redirect(f"/peers/{peer_id}")
+    return redirect(f"/peers/{peer_id}", "Changes saved.")
 
 
 def _edit_form(
@@ -155,4 +156,4 @@ def delete_peer(
 ) -> Response:
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
-    return redirect(f"/interfaces/{peer.interface}")
+    return redirect(f"/interfaces/{peer.interface}", f"{peer.name} deleted.")

@@ -91,7 +91,7 @@ def save_policy(
         status = forms.service_error(exc, errors)
         _rename_cap_error(errors)
         return _policy_form(request, app, viewer, peer, data, errors, status)
-    return redirect(f"/peers/{peer_id}")
+    return redirect(f"/peers/{peer_id}", f"Policy of {peer.name} saved.")
 
 
 # What a rejected value means in the form's own units (the schema speaks kbit/s and bytes).
@@ -141,7 +141,7 @@ def reset_usage(
     request: Request, app: App, viewer: Admin, peer_id: RowId, _: forms.Posted
 ) -> Response:
     app.usage.reset(peer_id, viewer.actor)
-    return redirect(f"/peers/{peer_id}")
+    return redirect(f"/peers/{peer_id}", "Usage reset: the cap counts from zero again.")
 
 
 # ---------------------------------------------------------------- bulk
@@ -294,7 +294,7 @@ def _save_profile(
     except ServiceError as exc:
         status = forms.service_error(exc, errors)
         return _profile_form(request, viewer, existing, data, _rules_errors(errors), status)
-    return redirect("/acl-profiles")
+    return redirect("/acl-profiles", f"Profile {name} saved.")
 
 
 def _rules_errors(errors: forms.Errors) -> forms.Errors:
@@ -310,7 +310,7 @@ def delete_profile(
     request: Request, app: App, viewer: Admin, name: str, _: forms.Posted
 ) -> Response:
     app.profiles.delete(name, viewer.actor)
-    return redirect("/acl-profiles")
+    return redirect("/acl-profiles", f"Profile {name} deleted.")
 
 
 def _profile_form(
