@@ -282,7 +282,7 @@ class PeerService:
                 if db.scalar(clash):
                     raise Conflict(f"peer {data.name!r} already exists", "name")
             old = self.policy_of(peer, iface)
-            before = self.peer_state(peer) if old is not None else None  # to undo with
+            before = self.kernel_state(peer, iface)  # to undo with
             self._check_policy(db, peer, data, changes)
             if data.dns_policy is not None and not policy_exists(db, data.dns_policy):
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
@@ -339,7 +339,7 @@ class PeerService:
         with self.deps.reconciler.lock, self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
             policy = self.policy_of(peer, iface)
-            before = self.peer_state(peer) if policy is not None else None
+            before = self.kernel_state(peer, iface)
             key, where = peer.public_key, (iface.name, iface.enabled)
             db.delete(peer)
             bump_revision(db, iface.node_id)
@@ -374,12 +374,13 @@ class PeerService:
         database does not hold stays applied."""
         key, where = peer.public_key, (iface.name, iface.enabled)
         new = self.policy_of(peer, iface)
+        state = self.kernel_state(peer, iface)
         with self.deps.reconciler.lock:
             try:
                 if not iface.enabled:
                     pass  # the interface is down on purpose: none of its peers is in the kernel
-                elif peer.enabled and not is_expired(peer):
-                    self.deps.reconciler.apply_peer(iface.name, self.peer_state(peer))
+                elif state is not None:
+                    self.deps.reconciler.apply_peer(iface.name, state)
                 else:
                     self.deps.reconciler.remove_peer(iface.name, peer.public_key)
                 if old != new:
@@ -420,6 +421,16 @@ class PeerService:
                 reconciler.apply_policy(applied, previous, self.deps.policy.leaf_qdisc)
         except DataplaneError:
             self.deps.trigger()  # the reconciler converges to the database once it answers
+
+    def kernel_state(self, peer: Peer, iface: Interface) -> PeerState | None:
+        """The peer as its interface's device should hold it; None: not at all. A disabled
+        peer stays with no AllowedIPs (store/desired.py says why): blocked, its session
+        kept, so enabling it again works at once."""
+        if not iface.enabled or is_expired(peer):
+            return None
+        if not peer.enabled:
+            return PeerState(public_key=peer.public_key, allowed_ips=())
+        return self.peer_state(peer)
 
     def peer_state(self, peer: Peer) -> PeerState:
         return PeerState(
