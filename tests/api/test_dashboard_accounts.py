@@ -221,6 +221,8 @@ def test_audit_page_filters(people: Container, app_client: TestClient) -> None:
     assert "peer.create" in page and "wg0/laptop" in page
     assert "interface.create" not in page
     assert "auth.login" in app_client.get("/audit").text
+    # details read as key and value, never Python's repr of a dict or list
+    assert "{'" not in page and "['" not in page and '<dl class="detail">' in page
 
 
 def test_share_link_from_the_peer_page_works_once(

@@ -69,6 +69,18 @@ def test_signed_out_pages_send_to_sign_in(container: Container) -> None:
     assert answer.headers["location"] == "/login?next=/interfaces/wg0%3Fpage%3D2"
 
 
+def test_pages_show_the_favicon(container: Container) -> None:
+    with TestClient(create_app(container, run_loop=False)) as client:
+        page = client.get("/login").text
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+        assert icon is not None
+        served = client.get(icon.group(1))
+        fallback = client.get("/favicon.ico")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("image/svg")
+    assert "<svg" in served.text
+    assert fallback.status_code == 200 and fallback.content == served.content
+
+
 def test_overview_lists_interfaces_and_totals(
     ui: TestClient, container: Container, wg0: str
 ) -> None:
@@ -142,7 +154,7 @@ def test_peer_table_sorts_by_live_transfer(
     container.deps.stats = dump
     page = ui.get("/interfaces/wg0?sort=transfer&dir=desc").text
     assert peer_names(page) == ["big", "small", "none"]
-    assert "4.9 KiB" in page
+    assert "5.0 kB" in page
 
 
 def test_create_peer_shows_field_errors_then_creates(
@@ -150,10 +162,18 @@ def test_create_peer_shows_field_errors_then_creates(
 ) -> None:
     bad = ui.post(
         "/interfaces/wg0/peers/new",
-        data={"name": "Not OK", "allowed_ips": "10.0.0.0/33", "csrf_token": csrf},
+        data={
+            "name": "Not OK",
+            "allowed_ips": "10.0.0.0/33",
+            "persistent_keepalive": "often",
+            "csrf_token": csrf,
+        },
     )
     assert bad.status_code == 422
     assert 'id="e-name"' in bad.text and 'id="e-allowed_ips"' in bad.text
+    # Plain words next to the field, not pydantic's or the ipaddress module's.
+    assert 'id="e-persistent_keepalive">Enter a whole number, like 25.</p>' in bad.text
+    assert "Input should" not in bad.text and "does not appear to be" not in bad.text
     made = ui.post(
         "/interfaces/wg0/peers/new",
         data={"name": "phone", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
@@ -258,3 +278,23 @@ def test_live_status_socket_refuses_other_origins(ui: TestClient) -> None:
     with ui.websocket_connect("/ws/status", headers={"origin": "http://evil.test"}) as socket:
         closed = socket.receive()
     assert closed["type"] == "websocket.close" and closed["code"] == 4403
+
+
+def test_actions_say_what_they_did_once(
+    ui: TestClient, csrf: str, container: Container, wg0: str
+) -> None:
+    made = ui.post(
+        "/interfaces/wg0/peers/new",
+        data={"name": "tablet", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
+    )
+    notice = '<p class="notice" role="status">'
+    assert f"{notice}tablet added: download its config" in made.text
+    peer = container.peers.find_by_name("wg0", "tablet")
+    # Shown once: a reload of the page does not repeat it.
+    assert notice not in ui.get(f"/peers/{peer.id}").text
+    off = ui.post(f"/peers/{peer.id}/disable", data={"csrf_token": csrf})
+    assert f"{notice}tablet disabled: its traffic is blocked." in off.text
+    on = ui.post(f"/peers/{peer.id}/enable", data={"csrf_token": csrf})
+    assert f"{notice}tablet enabled: it can connect again." in on.text
+    gone = ui.post(f"/peers/{peer.id}/delete", data={"csrf_token": csrf})
+    assert f"{notice}tablet deleted." in gone.text and gone.url.path == "/interfaces/wg0"

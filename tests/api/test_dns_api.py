@@ -144,6 +144,8 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
         (now, *laptop, "www.example", 1, "resolved", None, 0, "udp://x", 3.5, 1),
         # three identical cache hits within one flush: one row with a count
         (now, *phone, "www.example", 1, "cached", None, 0, None, None, 3),
+        # no upstream answered: a failure, never an allowed name
+        (now, *phone, "down.example", 1, "servfail", "no upstream", 2, None, None, 1),
         (now - 9 * 86400, *phone, "old.example", 1, "cached", None, 0, None, None, 1),
     ]
     store.write_log(rows)
@@ -153,19 +155,36 @@ def test_query_log_filters_and_stats(client: TestClient, container: Container) -
     assert [i["qtype"] for i in blocked["items"]] == ["AAAA", "A"]
     assert blocked["items"][0]["rcode"] == "NXDOMAIN"
     stats = client.get(f"{DNS}/stats").json()
-    assert stats["queries"] == 6 and stats["blocked"] == 2 and stats["blocked_share"] == 0.3333
-    assert stats["by_status"] == {"blocked": 2, "resolved": 1, "cached": 3}
+    assert stats["queries"] == 7 and stats["blocked"] == 2 and stats["blocked_share"] == 0.2857
+    assert stats["by_status"] == {"blocked": 2, "resolved": 1, "cached": 3, "servfail": 1}
     assert stats["top_blocked"] == [{"name": "ads.example", "count": 2}]
     assert stats["top_allowed"] == [{"name": "www.example", "count": 4}]
-    assert {g["key"]: g["queries"] for g in stats["by_peer"]} == {"laptop": 3, "phone": 3}
+    assert stats["top_failed"] == [{"name": "down.example", "count": 1}]
+    assert {g["key"]: g["queries"] for g in stats["by_peer"]} == {"laptop": 3, "phone": 4}
     phone = client.get(f"{DNS}/queries", params={"peer_id": 2, "name": "www"}).json()["items"]
     assert phone[0]["count"] == 3
     by_policy = {g["key"]: g for g in stats["by_policy"]}
     assert by_policy["kids"]["blocked_share"] == pytest.approx(2 / 3, abs=1e-3)
     # Retention: entries older than the cut-off go, then all but the newest N.
     assert store.prune_log(now - 7 * 86400, 1_000_000) == 1
-    assert store.prune_log(0, 2) == 2
+    assert store.prune_log(0, 2) == 3
     assert client.get(f"{DNS}/queries").json()["total"] == 2
+
+
+def test_prune_keeps_newest_rows_across_id_gaps(client: TestClient, container: Container) -> None:
+    """An age prune leaves gaps in the ids; the row cap must still keep exactly the
+    newest N rows that exist, not the rows above max(id) - N."""
+    store = DnsStore(container.deps.sessions, "local")
+    now = time.time()
+    who = (1, "laptop", "10.8.0.2", "default")
+    rows: list[tuple[object, ...]] = []
+    for i in range(6):  # old and recent rows alternate, so the age prune punches holes
+        at = now - 9 * 86400 if i % 2 == 0 else now - 6 + i
+        rows.append((at, *who, f"n{i}.example", 1, "resolved", None, 0, "udp://x", 1.0, 1))
+    store.write_log(rows)
+    assert store.prune_log(now - 7 * 86400, 2) == 4
+    names = [i["name"] for i in client.get(f"{DNS}/queries").json()["items"]]
+    assert sorted(names) == ["n3.example", "n5.example"]
 
 
 class _ListHandler(BaseHTTPRequestHandler):

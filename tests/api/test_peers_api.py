@@ -442,19 +442,21 @@ def test_disable_and_enable(
     keep = add_peer(client, name="desk")
     body = client.patch(f"{PEERS}/{peer['id']}", json={"enabled": False}).json()
     assert body["enabled"] is False
-    assert peer["public_key"] not in kernel_peers(dataplane)
-    assert keep["public_key"] in kernel_peers(dataplane)
-    # A reconcile pass agrees: the disabled peer stays out.
+    # Blocked, not removed: no AllowedIPs, so WireGuard passes none of its traffic, while
+    # its session survives for an instant re-enable.
+    assert kernel_peers(dataplane)[peer["public_key"]].allowed_ips == ()
+    assert kernel_peers(dataplane)[keep["public_key"]].allowed_ips == ("10.8.0.3/32",)
+    # A reconcile pass agrees: the disabled peer stays blocked.
     assert client.app.state.container.reconciler.reconcile().ok  # type: ignore[attr-defined]
-    assert peer["public_key"] not in kernel_peers(dataplane)
+    assert kernel_peers(dataplane)[peer["public_key"]].allowed_ips == ()
     client.patch(f"{PEERS}/{peer['id']}", json={"enabled": True})
-    assert peer["public_key"] in kernel_peers(dataplane)
+    assert kernel_peers(dataplane)[peer["public_key"]].allowed_ips == ("10.8.0.2/32",)
 
 
 def test_create_disabled(client: TestClient, dataplane: FakeDataplane, wg0: dict[str, Any]) -> None:
     peer = add_peer(client, name="later", enabled=False)
     assert peer["enabled"] is False
-    assert peer["public_key"] not in kernel_peers(dataplane)
+    assert kernel_peers(dataplane)[peer["public_key"]].allowed_ips == ()
 
 
 def test_delete(client: TestClient, dataplane: FakeDataplane, wg0: dict[str, Any]) -> None:

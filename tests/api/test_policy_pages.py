@@ -14,8 +14,11 @@ from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.firewall import Quota
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
+from wirewarden.services.dns_schemas import DnsPolicyIn
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+from wirewarden.store.dns import read_directory
 from wirewarden.web.app import create_app
+from wirewarden.web.ui.policy import policy_form_data
 
 CSRF = ""  # the signed-in session's token, sent as a header by the client below
 
@@ -47,18 +50,26 @@ def test_peer_policy_form_sets_every_field_and_shows_usage(
     assert '<option value="internet-only"' in form
     bad = ui.post(
         f"/peers/{peer.id}/policy",
-        data={"acl": "full", "rate_down_kbit": "-5", "data_cap_mb": "lots", "csrf_token": CSRF},
+        data={
+            "acl": "full",
+            "rate_down_mbit": "-5",
+            "rate_up_mbit": "0.001",
+            "data_cap_gb": "lots",
+            "csrf_token": CSRF,
+        },
     )
     assert bad.status_code == 422
-    assert 'id="e-rate_down_kbit"' in bad.text and 'id="e-data_cap_mb"' in bad.text
+    assert 'id="e-rate_down_mbit"' in bad.text and "A speed cannot be negative." in bad.text
+    assert 'id="e-data_cap_gb"' in bad.text and "Enter an amount in GB" in bad.text
+    assert "Between 0.008 and 100000 Mbit/s" in bad.text  # the schema's kbit/s, in Mbit/s
     saved = ui.post(
         f"/peers/{peer.id}/policy",
         data={
             "acl": "internet-only",
             "mesh": "on",
-            "rate_down_kbit": "20000",
-            "rate_up_kbit": "",
-            "data_cap_mb": "5",
+            "rate_down_mbit": "20",
+            "rate_up_mbit": "",
+            "data_cap_gb": "2,5",
             "cap_reset_day": "3",
             "csrf_token": CSRF,
         },
@@ -72,11 +83,14 @@ def test_peer_policy_form_sets_every_field_and_shows_usage(
         20000,
         None,
     )
-    assert (after.data_cap_bytes, after.cap_reset_day) == (5_000_000, 3)
+    assert (after.data_cap_bytes, after.cap_reset_day) == (2_500_000_000, 3)
     (name,) = dataplane.quotas
-    dataplane.quotas[name] = Quota(name, 5_000_000, 4_000_000)
+    dataplane.quotas[name] = Quota(name, 2_500_000_000, 1_200_000_000)
     page = ui.get(f"/peers/{peer.id}").text
-    assert '<meter id="usage-' in page and 'value="4000000"' in page
+    assert '<meter id="usage-' in page and 'value="1200000000"' in page
+    assert "20 Mbit/s" in page and "1.2 GB of 2.5 GB" in page
+    form = ui.get(f"/peers/{peer.id}/policy").text
+    assert 'name="rate_down_mbit" type="text" value="20"' in form and 'value="2.5"' in form
     assert "over the cap" not in page
     ui.post(f"/peers/{peer.id}/usage/reset", data={"csrf_token": CSRF})
     container.reconciler.reconcile()
@@ -92,7 +106,7 @@ def test_bulk_policy_from_the_peer_table(ui: TestClient, container: Container, w
         data={
             "peer": [str(ids[0]), str(ids[2])],
             "acl": "intranet-only",
-            "rate_up_kbit": "5000",
+            "rate_up_mbit": "5",
             "csrf_token": CSRF,
         },
     )
@@ -102,8 +116,14 @@ def test_bulk_policy_from_the_peer_table(ui: TestClient, container: Container, w
     assert [p.rate_up_kbit for p in got] == [5000, None, 5000]
     ui.post(
         "/interfaces/wg0/policy",
-        data={"peer": [str(ids[0])], "rate_up_kbit": "0", "csrf_token": CSRF},
+        data={"peer": [str(ids[0])], "rate_up_mbit": "0", "csrf_token": CSRF},
     )
+    bad = ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [str(ids[1])], "data_cap_gb": "much", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422 and "Data cap: Enter an amount in GB" in bad.text
+    assert container.peers.get(ids[1]).data_cap_bytes is None
     assert container.peers.get(ids[0]).rate_up_kbit is None
     assert container.peers.get(ids[0]).acl == "intranet-only"  # unchanged
     none = ui.post("/interfaces/wg0/policy", data={"acl": "full", "csrf_token": CSRF})
@@ -141,3 +161,39 @@ def test_custom_profiles_page(ui: TestClient, container: Container, wg0: str) ->
     assert len(container.profiles.get("lanweb").rules) == 1
     ui.post("/acl-profiles/lanweb/delete", data={"csrf_token": CSRF})
     assert "lanweb" not in ui.get("/acl-profiles").text
+
+
+def test_dns_policy_on_the_peer_page_and_in_bulk(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    container.dns.put_policy("kids", DnsPolicyIn(deny=["games.example"]), SYSTEM)
+    a, b = (container.peers.create(wg0, PeerCreate(name=n), SYSTEM) for n in ("tab", "tv"))
+    form = ui.get(f"/peers/{a.id}/policy").text
+    assert '<option value="kids"' in form and 'name="dns_policy"' in form
+    saved = ui.post(
+        f"/peers/{a.id}/policy",
+        data={**policy_form_data(a), "dns_policy": "kids", "csrf_token": CSRF},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert container.peers.get(a.id).dns_policy == "kids"
+    assert "<dt>DNS filtering</dt><dd>kids</dd>" in ui.get(f"/peers/{a.id}").text
+    with container.deps.sessions() as db:
+        assert read_directory(db, "local").clients["10.9.0.2"].policy == "kids"
+    bad = ui.post(
+        f"/peers/{a.id}/policy",
+        data={**policy_form_data(a), "dns_policy": "nope", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422 and 'id="e-dns_policy"' in bad.text
+    # Bulk: the table's form offers the policies; "-" puts a peer back on the default.
+    assert 'id="b-dns"' in ui.get("/interfaces/wg0").text
+    ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [str(a.id), str(b.id)], "dns_policy": "kids", "csrf_token": CSRF},
+    )
+    assert [container.peers.get(i).dns_policy for i in (a.id, b.id)] == ["kids", "kids"]
+    ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [str(a.id)], "dns_policy": "-", "csrf_token": CSRF},
+    )
+    assert [container.peers.get(i).dns_policy for i in (a.id, b.id)] == [None, "kids"]

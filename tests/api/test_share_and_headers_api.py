@@ -40,6 +40,12 @@ def test_share_link_works_once(
     assert shown.status_code == 200
     expected, _ = container.peers.config(peer_id)
     assert "<svg" in shown.text
+    # Styled like the dashboard, with a download, a copy button and the apps to get.
+    assert '<link rel="stylesheet" href="/static/app.css">' in shown.text
+    assert 'download="' in shown.text and "data:text/plain;base64," in shown.text
+    assert "data-copy=" in shown.text and "Copy the configuration" in shown.text
+    assert "play.google.com/store/apps/details?id=com.wireguard.android" in shown.text
+    assert "apps.apple.com/app/wireguard/id1441195209" in shown.text
     assert all(html.escape(line) in shown.text for line in expected.splitlines())
     # Then never again, in either form.
     assert anon.get(url).status_code == 404

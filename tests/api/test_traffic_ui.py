@@ -3,6 +3,7 @@ interface pages, live rates and top talkers on the overview."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -123,3 +124,19 @@ def test_live_totals_carry_the_collectors_rates(
     assert rates["tx"] > 0 and rates["interfaces"]["wg0"]["tx"] == rates["tx"]
     # a viewer limited to other peers sees none of it
     assert hub.snapshot().totals({peers["bo"].id})["rates"]["tx"] == 0
+
+
+def test_a_member_gets_no_form_or_chart_it_may_not_use(
+    member: TestClient, container: Container, peers: dict[str, PeerOut]
+) -> None:
+    """Every chart and fragment a member's pages load answers 200 (no 403 chart), and the
+    interface page has no bulk policy form or selection column."""
+    mine = container.peers.create("wg0", PeerCreate(name="mine", owner="alice-member"), SYSTEM)
+    pages = {path: member.get(path) for path in ("/", "/interfaces/wg0", f"/peers/{mine.id}")}
+    for path, answer in pages.items():
+        assert answer.status_code == 200, path
+        for url in re.findall(r'(?:data-src|hx-get)="([^"]+)"', answer.text):
+            assert member.get(url.replace("&amp;", "&")).status_code == 200, (path, url)
+    table = pages["/interfaces/wg0"].text
+    assert "bulk-policy" not in table and "/ui/traffic/interfaces/" not in table
+    assert "/policy" not in table and ">mine</a>" in table

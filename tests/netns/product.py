@@ -153,6 +153,12 @@ class Product:
 
     # ------------------------------------------------------------ data plane
 
+    def wg_allowed_ips(self, ifname: str) -> dict[str, str]:
+        """Each peer's AllowedIPs as `wg show` prints them ("" for none)."""
+        result = self.server.run(["wg", "show", ifname, "allowed-ips"], check=False)
+        lines = (line.split("\t", 1) for line in result.stdout.splitlines())
+        return {key: "" if ips == "(none)" else ips for key, ips in lines}
+
     def wg_peers(self, ifname: str) -> list[str]:
         """Public keys of the peers the server's WireGuard interface holds."""
         result = self.server.run(["wg", "show", ifname, "peers"], check=False)

@@ -9,12 +9,13 @@ import pytest
 from wirewarden.services.schemas import PeerCreate
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.signin import safe_next
-from wirewarden.web.ui.templating import ago, human_bytes
+from wirewarden.web.ui.templating import ago
+from wirewarden.web.ui.units import human_bytes
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (5 * 1024**3, "5.0 GiB"), (None, "0 B")],
+    [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (5 * 10**9, "5.0 GB"), (None, "0 B")],
 )
 def test_human_bytes(value: int | None, text: str) -> None:
     assert human_bytes(value) == text

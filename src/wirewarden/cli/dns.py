@@ -178,4 +178,5 @@ def stats(as_json: cli.JsonOpt = False) -> None:
     )
     table(out.top_blocked, ["name", "count"], title="top blocked")
     table(out.top_allowed, ["name", "count"], title="top allowed")
+    table(out.top_failed, ["name", "count"], title="top failed (no answer)")
     table(out.by_peer, ["key", "queries", "blocked", "blocked_share"], title="by peer")

@@ -108,9 +108,18 @@ class WireGuard:
         if sock is not None:
             uapi.send_set(sock, messages.set_peers_chunks(peers))
             return
+        peers = list(peers)
         # addconf takes the keys on stdin and replaces each listed peer's AllowedIPs,
         # leaving every other peer (and its session) untouched.
         run(["wg", "addconf", name, "/dev/stdin"], stdin=wg_peers_conf(peers), timeout=60)
+        # A config file cannot say "no AllowedIPs" (an empty value is a syntax error, a
+        # missing one keeps the old list); `wg set ... allowed-ips ""` clears them.
+        blocked = [p.public_key for p in peers if not p.allowed_ips]
+        for start in range(0, len(blocked), REMOVE_BATCH):
+            argv = ["wg", "set", name]
+            for key in blocked[start : start + REMOVE_BATCH]:
+                argv += ["peer", key, "allowed-ips", ""]
+            run(argv, timeout=60)
 
     def remove_peers(self, name: str, public_keys: Iterable[str]) -> None:
         keys = list(public_keys)

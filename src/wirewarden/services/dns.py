@@ -32,6 +32,10 @@ from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
 TOP = 10
+# Outcomes that gave the client an answer, and those where it got none: a SERVFAIL is
+# neither blocked nor allowed, and listing it as "Allowed" would hide an outage.
+ANSWERED = ("resolved", "cached", "stale")
+FAILED = ("servfail", "refused")
 
 
 def policy_exists(db: Session, name: str) -> bool:
@@ -302,8 +306,9 @@ class DnsService:
 
             counted = where(select(DnsQuery.status, queries).group_by(DnsQuery.status))
             by_status: dict[str, int] = {status: n for status, n in db.execute(counted).all()}
-            top_blocked = self._top(db, where(select(DnsQuery.name)), True)
-            top_allowed = self._top(db, where(select(DnsQuery.name)), False)
+            top_blocked = self._top(db, where(select(DnsQuery.name)), ("blocked",))
+            top_allowed = self._top(db, where(select(DnsQuery.name)), ANSWERED)
+            top_failed = self._top(db, where(select(DnsQuery.name)), FAILED)
             peers = db.execute(
                 where(
                     select(DnsQuery.peer_id, DnsQuery.peer, queries, blocked).group_by(
@@ -324,6 +329,7 @@ class DnsService:
             by_status=by_status,
             top_blocked=top_blocked,
             top_allowed=top_allowed,
+            top_failed=top_failed,
             by_peer=[
                 GroupStats(
                     key=p or "(unknown)",
@@ -341,8 +347,8 @@ class DnsService:
         )
 
     @staticmethod
-    def _top(db: Session, base: Select[Any], blocked: bool) -> list[NameCount]:
-        cond = DnsQuery.status == "blocked" if blocked else DnsQuery.status != "blocked"
+    def _top(db: Session, base: Select[Any], statuses: tuple[str, ...]) -> list[NameCount]:
+        cond = DnsQuery.status.in_(statuses)
         count = func.sum(DnsQuery.count).label("n")
         rows = db.execute(
             base.add_columns(count)

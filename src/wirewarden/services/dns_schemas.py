@@ -121,6 +121,8 @@ class DnsStats(BaseModel):
     by_status: dict[str, int]
     top_blocked: list[NameCount]
     top_allowed: list[NameCount]
+    # Names that got no answer (SERVFAIL or REFUSED): an upstream or validation failure.
+    top_failed: list[NameCount] = []
     by_peer: list[GroupStats]
     by_policy: list[GroupStats]
 

@@ -304,7 +304,7 @@ class PeerService:
                     raise Conflict(f"peer {data.name!r} already exists", "name")
             live = _tenant_on(db, iface)
             old = self.policy_of(peer, iface, live)
-            before = self.peer_state(peer) if old is not None else None  # to undo with
+            before = self.kernel_state(peer, iface, live)  # to undo with
             self._check_policy(db, peer, data, changes)
             limits.check_ceilings(db, iface.tenant_id, changes, actor)
             if data.expose_ports is not None:
@@ -370,8 +370,9 @@ class PeerService:
     def delete(self, peer_id: int, actor: Actor) -> None:
         with self.deps.applier.turn(), self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
-            policy = self.policy_of(peer, iface, _tenant_on(db, iface))
-            before = self.peer_state(peer) if policy is not None else None
+            live = _tenant_on(db, iface)
+            policy = self.policy_of(peer, iface, live)
+            before = self.kernel_state(peer, iface, live)
             key, where = peer.public_key, (iface.name, iface.enabled)
             db.delete(peer)
             revision = bump_revision(db, iface.node_id)
@@ -412,6 +413,7 @@ class PeerService:
         database does not hold stays applied."""
         key, where, peer_id = peer.public_key, (iface.name, iface.enabled), peer.id
         new = self.policy_of(peer, iface, live)
+        state = self.kernel_state(peer, iface, live)
         applied = True
         with self.deps.applier.turn():
             try:
@@ -419,8 +421,8 @@ class PeerService:
                     # The interface is down, or its tenant disabled, on purpose: none of its
                     # peers is in the kernel, and a change does not bring one back.
                     pass
-                elif peer.enabled and not is_expired(peer):
-                    self.deps.applier.set_peer(iface.name, self.peer_state(peer))
+                elif state is not None:
+                    self.deps.applier.set_peer(iface.name, state)
                 else:
                     self.deps.applier.remove_peer(iface.name, peer.public_key)
                 if old != new:
@@ -464,6 +466,16 @@ class PeerService:
         except ApplyFailed:
             # The node converges to the database once its data plane answers.
             self.deps.applier.changed(Change(self.deps.node, None))
+
+    def kernel_state(self, peer: Peer, iface: Interface, live: bool = True) -> PeerState | None:
+        """The peer as its interface's device should hold it; None: not at all (`live`:
+        its tenant is enabled). A disabled peer stays with no AllowedIPs (store/desired.py
+        says why): blocked, its session kept, so enabling it again works at once."""
+        if not live or not iface.enabled or is_expired(peer):
+            return None
+        if not peer.enabled:
+            return PeerState(public_key=peer.public_key, allowed_ips=())
+        return self.peer_state(peer)
 
     def peer_state(self, peer: Peer) -> PeerState:
         return PeerState(

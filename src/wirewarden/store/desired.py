@@ -325,7 +325,14 @@ class DesiredStateReader:
             ) = row  # fmt: skip
             if expires_at is not None and expires_at > now:
                 next_expiry = expires_at if next_expiry is None else min(next_expiry, expires_at)
-            if not enabled or (expires_at is not None and expires_at <= now):
+            if expires_at is not None and expires_at <= now:
+                continue
+            if not enabled:
+                # Kept on the interface with no AllowedIPs: WireGuard drops every packet
+                # from it and routes none to it, yet its session lives on, so re-enabling
+                # (AllowedIPs back) works at once instead of after the client's next
+                # handshake, 5-25 s or more away. Delete removes the key.
+                out[iface_id][key] = PeerState(public_key=key, allowed_ips=())
                 continue
             out[iface_id][key] = PeerState(
                 public_key=key,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, make_url, select
+from sqlalchemy import delete, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain import dnswire
@@ -231,9 +231,14 @@ class DnsStore:
         cutoff = datetime.fromtimestamp(before, UTC)
         with self.sessions.begin() as db:
             gone = _count(db.execute(delete(DnsQuery).where(DnsQuery.at < cutoff)))
-            newest = db.scalar(select(func.max(DnsQuery.id))) or 0
-            if newest > max_rows:
-                gone += _count(db.execute(delete(DnsQuery).where(DnsQuery.id <= newest - max_rows)))
+            # Ids have gaps after the age prune (and rolled-back inserts), so the cut is the
+            # max_rows-th newest id that exists, not max(id) - max_rows.
+            if max_rows <= 0:
+                return gone + _count(db.execute(delete(DnsQuery)))
+            kept = select(DnsQuery.id).order_by(DnsQuery.id.desc()).offset(max_rows - 1).limit(1)
+            oldest_kept = db.scalar(kept)
+            if oldest_kept is not None:
+                gone += _count(db.execute(delete(DnsQuery).where(DnsQuery.id < oldest_kept)))
             return gone
 
 

@@ -26,10 +26,10 @@
   }
 
   // ---- formatting, the same as the server's filters
-  var UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  var UNITS = ["B", "kB", "MB", "GB", "TB", "PB"];
   function bytes(n) {
     var amount = Number(n) || 0, i = 0;
-    while (amount >= 1024 && i < UNITS.length - 1) { amount /= 1024; i++; }
+    while (amount >= 1000 && i < UNITS.length - 1) { amount /= 1000; i++; }
     return i === 0 ? amount.toFixed(0) + " B" : amount.toFixed(1) + " " + UNITS[i];
   }
   function ago(epoch) {
@@ -145,7 +145,23 @@
     });
   }
 
+  // ---- phones: each table row becomes a card; a cell is labelled by its column's header
+  // (the CSS shows data-label before the value). Tables that label their cells keep theirs.
+  function labelCells(scope) {
+    (scope || document).querySelectorAll(".table-wrap table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, i) {
+          if (!cell.hasAttribute("data-label") && heads[i]) cell.setAttribute("data-label", heads[i]);
+        });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    labelCells();
     bindThemeToggle();
     bindCopyButtons();
     setInterval(tickTimes, 5000);
@@ -156,5 +172,6 @@
   });
   // A new table page (search, sort, paging) changes which peers are on screen.
   document.addEventListener("htmx:afterSettle", subscribe);
+  document.addEventListener("htmx:afterSettle", function (event) { labelCells(event.target); });
   window.addEventListener("pagehide", function () { closing = true; if (socket) socket.close(); });
 })();

@@ -10,10 +10,10 @@
     while (v >= 1000 && i < UNITS.length - 1) { v /= 1000; i++; }
     return (i === 0 ? v.toFixed(0) : v.toFixed(1)) + " " + UNITS[i];
   }
-  var BYTES = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  var BYTES = ["B", "kB", "MB", "GB", "TB", "PB"];
   function bytes(n) {
     var v = Number(n) || 0, i = 0;
-    while (v >= 1024 && i < BYTES.length - 1) { v /= 1024; i++; }
+    while (v >= 1000 && i < BYTES.length - 1) { v /= 1000; i++; }
     return i === 0 ? v.toFixed(0) + " B" : v.toFixed(1) + " " + BYTES[i];
   }
   function color(name, fallback) {

@@ -125,7 +125,7 @@ def revoke_session(
     request: Request, app: App, viewer: Signed, session_id: RowId, _: forms.Posted
 ) -> Response:
     app.auth.revoke_session(viewer.user_id, session_id, viewer.actor)
-    return redirect("/account")
+    return redirect("/account", "Session signed out.")
 
 
 @router.post("/account/sessions/revoke-others", response_class=HTMLResponse)

@@ -55,5 +55,11 @@ def install(app: FastAPI, files: Mapping[str, Path]) -> None:
         headers = {"Cache-Control": "public, max-age=86400"}
         return FileResponse(path, media_type=_MEDIA[path.suffix], headers=headers)
 
+    @vendor.get("/favicon.ico")
+    def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico on pages that name no icon (API docs, JSON).
+        headers = {"Cache-Control": "public, max-age=86400"}
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=headers)
+
     app.include_router(vendor)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

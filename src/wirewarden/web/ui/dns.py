@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from wirewarden.services.dns_schemas import DnsPolicyIn
 from wirewarden.services.errors import ServiceError
-from wirewarden.web.ui import forms
+from wirewarden.web.ui import blocklists, forms
 from wirewarden.web.ui.auth import Admin, App
 from wirewarden.web.ui.templating import page, redirect
 
@@ -53,6 +53,8 @@ def _dns_page(
         statuses=STATUSES,
         errors=errors or {},
         notice=notice,
+        known_lists=blocklists.KNOWN_LISTS,
+        known_urls=blocklists.KNOWN_URLS,
     )
 
 
@@ -67,7 +69,10 @@ def save_policy(request: Request, app: App, viewer: Admin, form: forms.Posted) -
     errors: forms.Errors = {}
     body = forms.build(
         lambda: DnsPolicyIn(
-            blocklists=_lines(data.get("blocklists", "")),
+            blocklists=blocklists.merge(
+                [v for v in form.getlist("known") if isinstance(v, str)],
+                _lines(data.get("blocklists", "")),
+            ),
             deny=_lines(data.get("deny", "")),
             allow=_lines(data.get("allow", "")),
             block_answer=data.get("block_answer", "nxdomain"),
@@ -80,11 +85,11 @@ def save_policy(request: Request, app: App, viewer: Admin, form: forms.Posted) -
             app.dns.put_policy(data.get("name", ""), body, viewer.actor)
         except ServiceError as exc:
             return _dns_page(request, app, viewer, errors, forms.service_error(exc, errors))
-        return redirect("/dns")
+        return redirect("/dns", f"DNS policy {data.get('name', '')} saved.")
     return _dns_page(request, app, viewer, errors, 422)
 
 
 @router.post("/dns/blocklists/refresh", response_class=HTMLResponse)
 def refresh_lists(request: Request, app: App, viewer: Admin, _: forms.Posted) -> Response:
     app.dns.refresh(actor=viewer.actor)
-    return redirect("/dns")
+    return redirect("/dns", "Blocklists checked for updates.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, TypeVar
 
@@ -62,9 +63,52 @@ def build(make: Callable[[], M], errors: Errors) -> M | None:
     except ValidationError as exc:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "form"
-            message = str(err["msg"]).removeprefix("Value error, ")
-            errors.setdefault(field, message)
+            errors.setdefault(field, plain_message(err))
         return None
+
+
+# Pydantic's words are for programmers ("Input should be a valid integer, unable to parse
+# string as an integer"); a form says what to type instead.
+_PLAIN: dict[str, str] = {
+    "missing": "This field is required.",
+    "int_parsing": "Enter a whole number, like 25.",
+    "int_type": "Enter a whole number, like 25.",
+    "int_from_float": "Enter a whole number, without decimals.",
+    "float_parsing": "Enter a number, like 2.5.",
+    "bool_parsing": "Choose yes or no.",
+    "datetime_parsing": "Enter a date and time, like 2026-12-31 18:00.",
+    "datetime_from_date_parsing": "Enter a date and time, like 2026-12-31 18:00.",
+    "string_too_short": "This field is required.",
+    "extra_forbidden": "This field cannot be set here.",
+    "ip_any_network": "Enter a network, like 192.168.1.0/24.",
+    "ip_v4_network": "Enter an IPv4 network, like 192.168.1.0/24.",
+}
+
+
+_LIBRARY_DETAIL = re.compile(r" \('[^']*' does not appear to be [^)]*\)")
+
+
+def plain_message(err: Mapping[str, object]) -> str:
+    """One validation error in words a person understands, ending with a full stop."""
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx")
+    limits = ctx if isinstance(ctx, Mapping) else {}
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = limits.get("ge", limits.get("gt"))
+        return f"Enter {'at least' if kind == 'greater_than_equal' else 'more than'} {bound}."
+    if kind in ("less_than_equal", "less_than"):
+        bound = limits.get("le", limits.get("lt"))
+        return f"Enter {'at most' if kind == 'less_than_equal' else 'less than'} {bound}."
+    if kind == "string_too_long":
+        return f"At most {limits.get('max_length')} characters."
+    if kind in ("literal_error", "enum"):
+        return f"Choose one of {limits.get('expected', 'the offered values')}."
+    message = str(err.get("msg", "")).removeprefix("Value error, ").removeprefix("Input ")
+    message = _LIBRARY_DETAIL.sub("", message)  # the ipaddress module's restatement
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
 
 
 def service_error(exc: ServiceError, errors: Errors) -> int:

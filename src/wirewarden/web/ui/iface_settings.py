@@ -80,13 +80,13 @@ def save_settings(
 @router.post("/interfaces/{name}/enable")
 def enable(app: App, viewer: Manager, name: str, _: forms.Posted) -> Response:
     app.interfaces.set_enabled(name, True, viewer.actor)
-    return redirect(f"/interfaces/{name}/settings")
+    return redirect(f"/interfaces/{name}/settings", f"{name} enabled.")
 
 
 @router.post("/interfaces/{name}/disable")
 def disable(app: App, viewer: Manager, name: str, _: forms.Posted) -> Response:
     app.interfaces.set_enabled(name, False, viewer.actor)
-    return redirect(f"/interfaces/{name}/settings")
+    return redirect(f"/interfaces/{name}/settings", f"{name} disabled: its peers cannot connect.")
 
 
 @router.get("/interfaces/{name}/delete", response_class=HTMLResponse)
@@ -98,4 +98,4 @@ def confirm_delete(request: Request, app: App, viewer: Manager, name: str) -> Re
 @router.post("/interfaces/{name}/delete")
 def delete(app: App, viewer: Manager, name: str, _: forms.Posted) -> Response:
     app.interfaces.delete(name, viewer.actor)
-    return redirect("/")
+    return redirect("/", f"Interface {name} deleted.")

@@ -118,7 +118,7 @@ def create_interface(request: Request, app: App, viewer: Manager, form: forms.Po
         created = app.interfaces.create(body, viewer.actor)
     except ServiceError as exc:
         return _interface_form(request, viewer, data, errors, forms.service_error(exc, errors))
-    return redirect(f"/interfaces/{created.name}")
+    return redirect(f"/interfaces/{created.name}", f"Interface {created.name} created.")
 
 
 def _interface_form(
@@ -135,7 +135,9 @@ def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Res
     # htmx asks for the table alone when searching, sorting or paging.
     template = "_peer_table.html" if request.headers.get("hx-request") else "interface.html"
     base = f"/interfaces/{name}"
-    profile_names = [p.name for p in app.profiles.list()]
+    # The bulk policy form is an admin's: a member's page shows no choices it may not make.
+    profile_names = [p.name for p in app.profiles.list()] if viewer.is_admin else []
+    dns_names = [p.name for p in app.dns.list_policies(viewer.actor)] if viewer.is_admin else []
     return page(
         request,
         template,
@@ -145,6 +147,7 @@ def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Res
         query=query,
         base=base,
         profile_names=profile_names,
+        dns_policy_names=dns_names,
     )
 
 
@@ -172,7 +175,10 @@ def create_peer(
         created = app.peers.create(name, body, viewer.actor)
     except ServiceError as exc:
         return _peer_form(request, viewer, name, data, errors, forms.service_error(exc, errors))
-    return redirect(f"/peers/{created.id}")
+    return redirect(
+        f"/peers/{created.id}",
+        f"{created.name} added: download its config, show its QR code or share a link.",
+    )
 
 
 def peer_payload(data: dict[str, str], optional: tuple[str, ...]) -> dict[str, object]:

@@ -87,8 +87,9 @@ def disable_peer(app: App, viewer: Signed, peer_id: RowId, _: forms.Posted) -> R
 
 
 def _set_enabled(app: App, viewer: Viewer, peer_id: int, enabled: bool) -> Response:
-    app.peers.set_enabled(peer_id, enabled, viewer.actor)
-    return redirect(f"/peers/{peer_id}")
+    peer = app.peers.set_enabled(peer_id, enabled, viewer.actor)
+    done = "enabled: it can connect again." if enabled else "disabled: its traffic is blocked."
+    return redirect(f"/peers/{peer_id}", f"{peer.name} {done}")
 
 
 @router.get("/peers/{peer_id}/edit", response_class=HTMLResponse)
@@ -121,7 +122,7 @@ def save_peer(
         app.peers.update(peer_id, body, viewer.actor)
     except ServiceError as exc:
         return _edit_form(request, viewer, peer, data, errors, forms.service_error(exc, errors))
-    return redirect(f"/peers/{peer_id}")
+    return redirect(f"/peers/{peer_id}", "Changes saved.")
 
 
 def _edit_form(
@@ -156,7 +157,7 @@ def delete_peer(
 ) -> Response:
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
-    return redirect(f"/interfaces/{peer.interface}")
+    return redirect(f"/interfaces/{peer.interface}", f"{peer.name} deleted.")
 
 
 @router.post("/mappings/{mapping_id}/delete")
@@ -164,4 +165,5 @@ def delete_mapping(app: App, viewer: Admin, mapping_id: RowId, _: forms.Posted) 
     """An admin takes a published port away (the client's next heartbeat finds it gone)."""
     found = next((m for m in app.mappings.live(viewer.actor) if m.id == mapping_id), None)
     app.mappings.delete(mapping_id, viewer.actor)
-    return redirect(f"/peers/{found.peer_id}" if found else "/")
+    gone = f"Port {found.remote_port}/{found.proto} no longer published." if found else None
+    return redirect(f"/peers/{found.peer_id}" if found else "/", gone)

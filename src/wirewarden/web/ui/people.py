@@ -66,7 +66,7 @@ def create_user(request: Request, app: App, viewer: Manager, form: forms.Posted)
         app.users.create(body, viewer.actor)
     except ServiceError as exc:
         return _users(request, app, viewer, data, errors, forms.service_error(exc, errors))
-    return redirect("/users")
+    return redirect("/users", f"{body.name} can now sign in.")
 
 
 @router.post("/users/{name}/disable")
@@ -74,7 +74,7 @@ def disable_user(
     request: Request, app: App, viewer: Manager, name: str, _: forms.Posted
 ) -> Response:
     app.users.set_disabled(name, True, viewer.actor)
-    return redirect("/users")
+    return redirect("/users", f"{name} disabled and signed out.")
 
 
 @router.post("/users/{name}/enable")
@@ -82,13 +82,13 @@ def enable_user(
     request: Request, app: App, viewer: Manager, name: str, _: forms.Posted
 ) -> Response:
     app.users.set_disabled(name, False, viewer.actor)
-    return redirect("/users")
+    return redirect("/users", f"{name} enabled.")
 
 
 @router.post("/users/{name}/reset-2fa")
 def reset_2fa(request: Request, app: App, viewer: Manager, name: str, _: forms.Posted) -> Response:
     app.users.reset_2fa(name, viewer.actor)
-    return redirect("/users")
+    return redirect("/users", f"Two-factor sign-in of {name} reset.")
 
 
 @router.get("/users/{name}/delete", response_class=HTMLResponse)
@@ -102,7 +102,7 @@ def delete_user(
     request: Request, app: App, viewer: Manager, name: str, _: forms.Posted
 ) -> Response:
     app.users.delete(name, viewer.actor)
-    return redirect("/users")
+    return redirect("/users", f"{name} deleted.")
 
 
 # ---- tokens
@@ -159,7 +159,7 @@ def revoke_token(
     request: Request, app: App, viewer: Signed, name: str, _: forms.Posted
 ) -> Response:
     app.tokens.revoke(name, viewer.actor)
-    return redirect("/tokens")
+    return redirect("/tokens", f"Token {name} revoked.")
 
 
 # ---- audit log

@@ -11,7 +11,7 @@ from wirewarden.bootstrap import Container
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.schemas import AclRuleIn, PeerOut, PeerUpdate, ProfileIn
 from wirewarden.web.deps import RowId
-from wirewarden.web.ui import forms
+from wirewarden.web.ui import forms, units
 from wirewarden.web.ui.auth import Admin, App
 from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
@@ -19,26 +19,31 @@ from wirewarden.web.ui.viewer import Viewer
 router = APIRouter(include_in_schema=False)
 POLICY_FIELDS = (
     "acl",
-    "rate_down_kbit",
-    "rate_up_kbit",
-    "data_cap_mb",
+    "dns_policy",
+    "rate_down_mbit",
+    "rate_up_mbit",
+    "data_cap_gb",
     "cap_reset_day",
     "expose_ports",
 )
-MB = 1_000_000
+# The bulk form's DNS choice that clears a peer's own policy (it follows its tenant's).
+INHERIT = "-"
+# The form's fields (Mbit/s, GB) and the API fields they fill (kbit/s, bytes).
+RATE_FIELDS = (("rate_down_mbit", "rate_down_kbit"), ("rate_up_mbit", "rate_up_kbit"))
+CAP_FIELD = ("data_cap_gb", "data_cap_bytes")
 
 
 # ---------------------------------------------------------------- one peer
 
 
 def policy_form_data(peer: PeerOut) -> dict[str, str]:
-    cap = peer.data_cap_bytes
     return {
         "acl": peer.acl,
         "mesh": "on" if peer.mesh else "",
-        "rate_down_kbit": str(peer.rate_down_kbit or ""),
-        "rate_up_kbit": str(peer.rate_up_kbit or ""),
-        "data_cap_mb": "" if cap is None else f"{cap / MB:g}",
+        "dns_policy": peer.dns_policy or "",
+        "rate_down_mbit": units.mbit_text(peer.rate_down_kbit),
+        "rate_up_mbit": units.mbit_text(peer.rate_up_kbit),
+        "data_cap_gb": units.gb_text(peer.data_cap_bytes),
         "cap_reset_day": str(peer.cap_reset_day),
         "expose_ports": peer.expose_ports,
     }
@@ -49,16 +54,19 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
     payload: dict[str, object] = {
         "acl": data.get("acl") or "full",
         "mesh": data.get("mesh") == "on",
+        "dns_policy": data.get("dns_policy") or None,
     }
-    for name in ("rate_down_kbit", "rate_up_kbit"):
-        payload[name] = data.get(name) or None
     payload["cap_reset_day"] = data.get("cap_reset_day") or 1
     payload["expose_ports"] = data.get("expose_ports", "")
-    cap = data.get("data_cap_mb", "")
-    try:
-        payload["data_cap_bytes"] = round(float(cap) * MB) if cap else None
-    except ValueError:
-        errors["data_cap_mb"] = "a number of megabytes (1 MB = 1,000,000 bytes)"
+    for field, api, parse in (
+        *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
+        (*CAP_FIELD, units.parse_gb),
+    ):
+        text = data.get(field, "")
+        try:
+            payload[api] = (parse(text) or None) if text else None
+        except ValueError as exc:
+            errors[field] = str(exc)
     return payload
 
 
@@ -86,12 +94,22 @@ def save_policy(
         status = forms.service_error(exc, errors)
         _rename_cap_error(errors)
         return _policy_form(request, app, viewer, peer, data, errors, status)
-    return redirect(f"/peers/{peer_id}")
+    return redirect(f"/peers/{peer_id}", f"Policy of {peer.name} saved.")
+
+
+# What a rejected value means in the form's own units (the schema speaks kbit/s and bytes).
+_UNIT_ERRORS = {
+    "rate_down_kbit": ("rate_down_mbit", "Between 0.008 and 100000 Mbit/s, or empty for no limit."),
+    "rate_up_kbit": ("rate_up_mbit", "Between 0.008 and 100000 Mbit/s, or empty for no limit."),
+    "data_cap_bytes": ("data_cap_gb", "More than 0 GB, or empty for no cap."),
+}
 
 
 def _rename_cap_error(errors: forms.Errors) -> None:
-    if "data_cap_bytes" in errors:
-        errors["data_cap_mb"] = errors.pop("data_cap_bytes")
+    for api, (field, message) in _UNIT_ERRORS.items():
+        if api in errors:
+            errors.pop(api)
+            errors.setdefault(field, message)
 
 
 def _checked(form: FormData, name: str) -> str:
@@ -116,6 +134,7 @@ def _policy_form(
         form=data,
         errors=errors,
         profiles=[p.name for p in app.profiles.list()],
+        dns_policies=[p.name for p in app.dns.list_policies(viewer.actor)],
         back=f"/peers/{peer.id}",
     )
 
@@ -125,7 +144,7 @@ def reset_usage(
     request: Request, app: App, viewer: Admin, peer_id: RowId, _: forms.Posted
 ) -> Response:
     app.usage.reset(peer_id, viewer.actor)
-    return redirect(f"/peers/{peer_id}")
+    return redirect(f"/peers/{peer_id}", "Usage reset: the cap counts from zero again.")
 
 
 # ---------------------------------------------------------------- bulk
@@ -145,17 +164,20 @@ def bulk_policy(
         changes["acl"] = data["acl"]
     if data.get("mesh") in ("on", "off"):
         changes["mesh"] = data["mesh"] == "on"
-    for field in ("rate_down_kbit", "rate_up_kbit"):
-        if data.get(field):
-            changes[field] = None if data[field] == "0" else data[field]
-    if data.get("data_cap_mb"):
-        try:
-            cap = float(data["data_cap_mb"])
-        except ValueError:
-            return _bulk_result(request, viewer, name, [], {"data_cap_mb": "not a number"})
-        changes["data_cap_bytes"] = None if cap == 0 else round(cap * MB)
+    if data.get("dns_policy"):
+        changes["dns_policy"] = None if data["dns_policy"] == INHERIT else data["dns_policy"]
     errors: forms.Errors = {}
-    body = forms.build(lambda: PeerUpdate.model_validate(changes), errors)
+    for field, api, parse in (
+        *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
+        (*CAP_FIELD, units.parse_gb),
+    ):
+        if data.get(field):
+            try:
+                changes[api] = parse(data[field]) or None  # 0 removes the limit or cap
+            except ValueError as exc:
+                errors[field] = str(exc)
+    body = None if errors else forms.build(lambda: PeerUpdate.model_validate(changes), errors)
+    _rename_cap_error(errors)
     if body is None or not ids:
         if not ids:
             errors["form"] = "Tick the peers to change in the table first."
@@ -176,8 +198,17 @@ def _bulk_result(
     request: Request, viewer: Viewer, name: str, done: list[str], errors: forms.Errors
 ) -> Response:
     status = 200 if done or not errors else 422
+    labels = {"rate_down_mbit": "Download limit", "rate_up_mbit": "Upload limit"}
+    labels |= {"data_cap_gb": "Data cap", "acl": "Access", "mesh": "Mesh", "dns_policy": "DNS"}
     return page(
-        request, "bulk_policy_result.html", viewer, status, iface=name, done=done, errors=errors
+        request,
+        "bulk_policy_result.html",
+        viewer,
+        status,
+        iface=name,
+        done=done,
+        errors=errors,
+        labels=labels,
     )
 
 
@@ -267,7 +298,7 @@ def _save_profile(
     except ServiceError as exc:
         status = forms.service_error(exc, errors)
         return _profile_form(request, viewer, existing, data, _rules_errors(errors), status)
-    return redirect("/acl-profiles")
+    return redirect("/acl-profiles", f"Profile {name} saved.")
 
 
 def _rules_errors(errors: forms.Errors) -> forms.Errors:
@@ -283,7 +314,7 @@ def delete_profile(
     request: Request, app: App, viewer: Admin, name: str, _: forms.Posted
 ) -> Response:
     app.profiles.delete(name, viewer.actor)
-    return redirect("/acl-profiles")
+    return redirect("/acl-profiles", f"Profile {name} deleted.")
 
 
 def _profile_form(

@@ -104,4 +104,6 @@ def create_first(request: Request, app: App, viewer: Manager, form: forms.Posted
     except ServiceError as exc:
         status = forms.service_error(exc, errors)
         return _form(request, viewer, suggestion, data, errors, status)
-    return redirect(f"/interfaces/{created.name}")
+    return redirect(
+        f"/interfaces/{created.name}", f"Interface {created.name} is up: add a device next."
+    )
