@@ -251,7 +251,9 @@ def test_the_dashboard_allows_ports_shows_mappings_and_removes_one(
         assert "Published ports" in page and "9005/tcp" in page
         removed = ui.post(f"/mappings/{made.json()['id']}/delete", follow_redirects=False)
         assert removed.status_code == 303
-        assert forwards(container) == () and "9005/tcp" not in ui.get(f"/peers/{peer.id}").text
+        after = ui.get(f"/peers/{peer.id}").text
+        assert forwards(container) == () and "Published ports" not in after
+        assert "Port 9005/tcp no longer published." in after  # the flash, once
 
 
 def test_a_tenants_plan_caps_its_published_ports_and_mappings(

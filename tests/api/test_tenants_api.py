@@ -284,7 +284,7 @@ def test_traffic_this_period_and_top_peers_per_tenant(
     make_user("alice", role="tenant-admin", tenant="acme")
     alice = browser("alice")
     page = alice.get("/tenants").text
-    assert '<td data-label="Traffic this period">23.9 KiB</td>' in page
+    assert '<td data-label="Traffic this period">24.5 kB</td>' in page
     assert "16 B" not in page  # beta's
     top = alice.get("/api/v1/traffic/top").json()["items"]
     assert [(p["interface"], p["name"]) for p in top] == [("t-acme", "p1"), ("t-acme", "p2")]
