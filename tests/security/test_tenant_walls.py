@@ -26,6 +26,7 @@ from tests.api.conftest import PASSWORD
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import PeerStats
+from wirewarden.services.schemas import MappingIn
 from wirewarden.store.tables import DnsPolicy, DnsQuery
 
 API = "/api/v1"
@@ -38,6 +39,7 @@ class World:
     peer_id: int  # beta's peer
     peer_key: str
     session_id: str  # of beta's admin
+    mapping_id: int  # a port beta's peer publishes
     bob_token: str
     tokens: dict[str, str]  # of acme's admin (alice) and member (dave)
 
@@ -97,6 +99,12 @@ def world(
                 rcode="NXDOMAIN",
             )
         )
+    # A port beta's peer publishes, registered as its client would (from its tunnel address
+    # at its gateway): the mapping lists and removal must keep it beta's.
+    _ok(client.patch(f"{API}/peers/{peer['id']}", json={"expose_ports": "8080"}), 200)
+    gateway = _ok(client.get(f"{API}/tenants/beta"), 200)["interfaces"][0]["address"]
+    origin = (gateway.split("/")[0], peer["address"].split("/")[0])
+    mapping = container.mappings.register(origin, MappingIn(remote_port=8080, local_port=80))
     key = ("t-beta", peer["public_key"])
     dataplane.counters[key] = PeerStats("198.51.100.7:51000", int(time.time()), 5000, 90000)
     container.collector.collect()
@@ -105,6 +113,7 @@ def world(
         peer_id=peer["id"],
         peer_key=peer["public_key"],
         session_id=str(sessions[0]["id"]),
+        mapping_id=mapping.id,
         bob_token=tokens["betabob"],
         tokens=tokens,
     )
@@ -165,6 +174,7 @@ SHARED = {
 
 def _concrete(template: str, world: World) -> str:
     path = template.replace("{peer_id}", str(world.peer_id))
+    path = path.replace("{mapping_id}", str(world.mapping_id))
     path = path.replace("{session_id}", world.session_id).replace("{tenant}", "beta")
     for pattern, value in NAMES:
         path = re.sub(pattern, lambda m, v=value: m.group(0).replace("{name}", v), path)
@@ -206,6 +216,7 @@ def _state(client: TestClient, dataplane: FakeDataplane, world: World) -> Any:
         me,
         sessions,
         sorted(device.peers),
+        [(m["id"], m["remote_port"]) for m in client.get(f"{API}/mappings").json()],
         # A user the walk made, wherever it landed, must not be one of beta's.
         [u["name"] for u in client.get(f"{API}/users").json()["items"] if u["tenant"] == "beta"],
     )
