@@ -1,0 +1,165 @@
+"""Many tenants on one node (issue 16, DESIGN.md §7), in namespaces it creates and removes.
+
+Run as root from the repository root:
+
+    .venv/bin/python bench/tenants_200.py                         # 200 tenants x 50 peers
+    .venv/bin/python bench/tenants_200.py --tenants 20 --peers 10  # a quick look
+
+With the test topology (tests/netns) and `wirewarden serve` in the server namespace:
+1. one tenant with a client brought up from its exported config; iperf3 throughput from
+   that client to the inet host through its tunnel, with only its tenant present;
+2. N-1 more tenants through the API (each: its interface t-<name>, a wireguard-go
+   process, a /24 and a port), timing each create, then P peers in each;
+3. memory: the RSS of serve and of every wireguard-go process, per tenant;
+4. the same throughput with every tenant's rules and peers present (same run: the ratio);
+5. the whole nftables table written at once (`nft -f` of what the reconciler would write
+   from nothing), and a tenant added to the running table (its elements only).
+It prints figures, never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.netns.product import Product
+from tests.netns.topology import Topology, wait_until
+
+ADD_PEERS = """
+import httpx, sys
+base, token, iface, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with httpx.Client(base_url=base + "/api/v1", headers={"Authorization": "Bearer " + token},
+                  timeout=60) as http:
+    for i in range(n):
+        r = http.post(f"/interfaces/{iface}/peers", json={"name": f"p{i}"})
+        assert r.status_code == 201, r.text
+"""
+
+TABLE_TIMES = """
+import json, time
+from wirewarden.bootstrap import build
+from wirewarden.config import load_settings
+from wirewarden.dataplane import nft
+from wirewarden.domain import firewall
+from wirewarden.reconciler.plan import firewall_sections
+plane = build(load_settings(None), runtime=True)
+desired = plane.reconciler.desired()
+guard = desired.dns_guard
+rs = firewall.ruleset(desired.nat, desired.uplink, desired.policy,
+                      extra=firewall_sections(desired), dns=guard.gateways if guard else None,
+                      forwards=desired.forwards, listen=desired.expose_listen)
+script = firewall.full_script(rs)
+t = time.monotonic(); nft.apply_ruleset(script); whole = time.monotonic() - t
+print(json.dumps({"whole": whole, "elements": len(rs.layer.elements), "bytes": len(script)}))
+"""
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def wg_pids() -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"wireguard-go") and b"t-" in b" ".join(argv):
+            found.append(int(status.parent.name))
+    return found
+
+
+def throughput(topology: Topology, client: object, seconds: float) -> float:
+    report = client.iperf3(topology.inet_ip, seconds=seconds)  # type: ignore[attr-defined]
+    return round(float(report["end"]["sum_received"]["bits_per_second"]) / 1e6, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--peers", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    with Topology() as topology:
+        product = Product(topology)
+        product.env["WIREWARDEN_RECONCILE_PERIOD"] = "10"
+        try:
+            product.start()
+            run(topology, product, args)
+        finally:
+            product.close()
+
+
+def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
+    client = topology.add_client()
+    first = product.api(
+        "POST", "/tenants", {"name": "b0", "endpoint": client.server_ip}, expect=201
+    )
+    iface = first["interfaces"][0]
+    peer = product.create_peer(iface["name"], name="bench")
+    client.wg_quick_up(product.peer_config(peer["id"]))
+    gateway = iface["address"].split("/")[0]
+    wait_until(lambda: client.ping(gateway, timeout=1), timeout=15, what="the tunnel")
+    alone = throughput(topology, client, args.seconds)
+    print(f"throughput through one tenant's tunnel, alone: {alone} Mbit/s")
+
+    took = []
+    for i in range(1, args.tenants):
+        t = time.monotonic()
+        product.api("POST", "/tenants", {"name": f"b{i}"}, expect=201)
+        took.append(time.monotonic() - t)
+    ordered = sorted(took) or [0.0]
+    print(
+        f"create a tenant (interface, wireguard-go, /24, port): median "
+        f"{statistics.median(ordered) * 1000:.0f} ms, p95 "
+        f"{ordered[int(len(ordered) * 0.95) - 1 if len(ordered) > 1 else 0] * 1000:.0f} ms, "
+        f"max {ordered[-1] * 1000:.0f} ms over {len(took)}"
+    )
+    t = time.monotonic()
+    for i in range(args.tenants):
+        product.python(ADD_PEERS, f"t-b{i}", str(args.peers - (1 if i == 0 else 0)), timeout=900)
+    print(f"{args.tenants * args.peers} peers added in {time.monotonic() - t:.0f} s")
+    time.sleep(2)
+    serve_kib = rss_kib([product.proc.pid]) if product.proc else 0
+    wg = wg_pids()
+    wg_kib = rss_kib(wg)
+    print(
+        f"memory: serve {serve_kib // 1024} MiB, {len(wg)} wireguard-go "
+        f"{wg_kib // 1024} MiB; per tenant {(serve_kib + wg_kib) / args.tenants / 1024:.1f} "
+        f"MiB (wireguard-go alone {wg_kib / max(len(wg), 1) / 1024:.1f} MiB each)"
+    )
+    crowded = throughput(topology, client, args.seconds)
+    print(
+        f"throughput with {args.tenants} tenants' rules and peers present: {crowded} "
+        f"Mbit/s ({crowded / alone:.2f}x alone)"
+    )
+    out = product.server.run(
+        [sys.executable, "-c", TABLE_TIMES], env=product.env, timeout=600
+    ).stdout
+    table = json.loads(out.strip().splitlines()[-1])
+    print(
+        f"whole table at once: {table['whole'] * 1000:.0f} ms "
+        f"({table['elements']} elements, {table['bytes'] // 1024} KiB of nft script)"
+    )
+    t = time.monotonic()
+    product.api("POST", "/tenants", {"name": "late"}, expect=201)
+    print(
+        f"one more tenant into the running table: {(time.monotonic() - t) * 1000:.0f} ms "
+        "(create to answer, its elements added)"
+    )
+
+
+if __name__ == "__main__":
+    main()
