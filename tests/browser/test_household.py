@@ -93,7 +93,7 @@ def test_household_path(browser: Any, live: Live, screen: str, tmp_path: Path) -
     other.goto(link)
     fits(other)
     other.click("button:has-text('Reveal the configuration')")
-    expect(other.locator("h1")).to_have_text("Your VPN connection: grandmas-tablet")
+    expect(other.locator("h1")).to_have_text("Your VPN connection: Grandma's Tablet")
     expect(other.locator("figure.qr svg")).to_be_visible()
     expect(other.get_by_role("link", name="Android")).to_be_visible()
     fits(other)

@@ -94,7 +94,8 @@ class ShareService:
             # Inside the transaction: if the config cannot be made, the link stays unused.
             text, filename = self.peers.config(taken)
             audit(db, Actor("share-link", source), "share.open", f"{iface.name}/{peer.name}")
-        return SharedConfig(peer.name, filename, text, config_qr_svg(text))
+        shown = peer.display_name or peer.name  # what the recipient calls the device
+        return SharedConfig(shown, filename, text, config_qr_svg(text))
 
 
 def _usable(token: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
