@@ -304,6 +304,8 @@ def test_peers_have_display_names_with_unique_slugs(
     }
     table = ui.get("/interfaces/wg0").text
     assert "Dad&#39;s Laptop</a>" in table and "Grandma Ünal</a>" in table
+    found = ui.get("/interfaces/wg0", params={"q": "ÜNAL"}).text  # the name people know
+    assert "Grandma Ünal</a>" in found and "Laptop</a>" not in found
     # The slug is shown as the short name, and the download's file name is a valid
     # wg-quick interface name.
     page = ui.get(laptop).text
