@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
@@ -298,3 +299,42 @@ def test_actions_say_what_they_did_once(
     assert f"{notice}tablet enabled: it can connect again." in on.text
     gone = ui.post(f"/peers/{peer.id}/delete", data={"csrf_token": csrf})
     assert f"{notice}tablet deleted." in gone.text and gone.url.path == "/interfaces/wg0"
+
+
+def test_peers_have_display_names_with_unique_slugs(
+    ui: TestClient, csrf: str, container: Container, wg0: str
+) -> None:
+    def add(display: str) -> str:
+        made = ui.post(
+            "/interfaces/wg0/peers/new",
+            data={"display_name": display, "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
+        )
+        assert made.status_code == 200 and made.url.path.startswith("/peers/"), made.text
+        assert f"<h1>{escape(display)}</h1>" in made.text
+        return str(made.url.path)
+
+    laptop = add("Dad's Laptop")
+    add("Dad\u2019s laptop")  # the same slug: made unique
+    grandma = add("Grandma Ünal")
+    names = {p.name: p.display_name for p in container.peers.list("wg0").items}
+    assert names == {
+        "dads-laptop": "Dad's Laptop",
+        "dads-laptop-2": "Dad\u2019s laptop",
+        "grandma-unal": "Grandma Ünal",
+    }
+    table = ui.get("/interfaces/wg0").text
+    assert "Dad&#39;s Laptop</a>" in table and "Grandma Ünal</a>" in table
+    found = ui.get("/interfaces/wg0", params={"q": "ÜNAL"}).text  # the name people know
+    assert "Grandma Ünal</a>" in found and "Laptop</a>" not in found
+    # The slug is shown as the short name, and the download's file name is a valid
+    # wg-quick interface name.
+    page = ui.get(laptop).text
+    assert '<dd class="mono">dads-laptop</dd>' in page
+    assert "Download wg0-dads-laptop.conf" in page  # 15 characters: wg-quick takes it
+    longer = ui.get(grandma).text  # wg0-grandma-unal is 16: shortened with a hash
+    assert re.search(r"Download wg0-grandm-[0-9a-f]{4}\.conf", longer)
+    empty = ui.post(
+        "/interfaces/wg0/peers/new",
+        data={"display_name": "", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
+    )
+    assert empty.status_code == 422 and "Enter a name, like Dad&#39;s Laptop." in empty.text

@@ -626,3 +626,20 @@ def test_patch_expiry_removes_and_restores(
     body = client.patch(f"{PEERS}/{peer['id']}", json={"expires_at": None}).json()
     assert (body["expired"], body["expires_at"]) == (False, None)
     assert peer["public_key"] in kernel_peers(dataplane)
+
+
+def test_display_name_makes_the_slug_and_the_slug_still_works(
+    client: TestClient, wg0: dict[str, Any]
+) -> None:
+    made = add_peer(client, display_name="Grandma's Tablet")
+    assert (made["name"], made["display_name"]) == ("grandmas-tablet", "Grandma's Tablet")
+    again = add_peer(client, display_name="Grandma\u2019s tablet")
+    assert again["name"] == "grandmas-tablet-2"
+    plain = add_peer(client, name="desk")  # slugs as before; shown as themselves
+    assert plain["display_name"] == "desk"
+    renamed = client.patch(f"{PEERS}/{plain['id']}", json={"display_name": "Büro PC"}).json()
+    assert (renamed["name"], renamed["display_name"]) == ("desk", "Büro PC")
+    bad = client.post(f"{IFACES}/wg0/peers", json={"display_name": "a\x07b"})
+    assert bad.status_code == 422 and error_fields(bad) == {"display_name"}
+    none = client.post(f"{IFACES}/wg0/peers", json={})
+    assert none.status_code == 422 and "name" in error_fields(none)

@@ -112,4 +112,24 @@ def test_peer_from_the_dashboard_brings_a_tunnel_up_and_goes_live(
     expect(page.locator(badge)).to_have_text("online", timeout=20_000)
     row = page.locator(f'[data-peer-id="{peer_id}"]').inner_text()
     assert "never" not in row
+
+    # DNS filtering from the dashboard: a policy made on the DNS page and assigned on the
+    # peer's policy page; the name it denies is refused through the tunnel.
+    def refused(name: str) -> bool:
+        argv = ["dig", "+tries=1", "+time=2", "@10.63.0.1", name]
+        out = client.ns.run(argv, check=False, timeout=10).stdout
+        return "status: NXDOMAIN" in out
+
+    page.goto(f"{base}/dns")
+    page.click("summary:has-text('New policy')")
+    page.fill("#new-name", "kids")
+    page.fill("#deny-", "games.example")
+    page.click("button:has-text('Save policy')")
+    expect(page.locator("p.notice")).to_have_text("DNS policy kids saved.")
+    assert not refused("games.example")  # the default policy lets it through
+    page.goto(f"{base}/peers/{peer_id}/policy")
+    page.select_option("#f-dns_policy", "kids")
+    page.click("button[type=submit].primary")
+    expect(page.locator("p.notice")).to_have_text("Policy of laptop saved.")
+    wait_until(lambda: refused("games.example"), timeout=10, what="games.example refused")
     page.close()

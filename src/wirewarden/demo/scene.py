@@ -6,9 +6,11 @@
 ```
 The server runs the real product; the clients bring up the configs it exports and make
 light traffic to the inet host through the tunnel (a ping each second, a download every
-few seconds); the third client joins a little later so the dashboard shows it come
-online. The dashboard is relayed to 127.0.0.1:PORT of the root namespace. Everything
-carries a random token in its name and is removed on Ctrl-C, or on any failure.
+few seconds, a name lookup at the gateway's filtering resolver: the phone's DNS policy
+blocks games and ads, the laptop has a 20 Mbit/s download limit); the third client
+joins a little later so the dashboard shows it come online. The dashboard is relayed to
+127.0.0.1:PORT of the root namespace. Everything carries a random token in its name and
+is removed on Ctrl-C, or on any failure.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ API = ("127.0.0.1", 8000)
 CLIENTS = ("laptop", "phone", "desktop")
 DOWNLOAD_BYTES = 256 * 1024
 LATE_CLIENT_SECONDS = 20.0
+# The phone's DNS policy denies these; every client looks them up now and then, with these.
+BLOCKED = ("games.example", "ads.example")
+LOOKUPS = ("www.example.com", "wireguard.com")
 
 
 @dataclass
@@ -129,6 +134,11 @@ class Scene:
         )
         for name in CLIENTS:
             self._cli("peer", "add", name, "-i", self.ifname, "--keepalive", "25")
+        self.say("A DNS policy for the phone (blocks games and ads), 20 Mbit/s for the laptop...")
+        deny = [arg for name in BLOCKED for arg in ("--deny", name)]
+        self._cli("dns", "policy", "set", "kids", *deny)
+        self._cli("dns", "assign", "phone", "-i", self.ifname, "kids")
+        self._cli("peer", "set", "laptop", "-i", self.ifname, "--rate-down-kbit", "20000")
         self.say("Starting `wirewarden serve` in the server namespace...")
         argv = [sys.executable, "-c", "from wirewarden.cli.main import main; main()", "serve"]
         log = str(self.workdir / "serve.log")
@@ -165,11 +175,24 @@ class Scene:
         client.up = True
         client.ns.popen(["ping", "-n", "-q", "-i", "1", "-s", "200", INET])
         threading.Thread(target=self._downloads, args=(client,), daemon=True).start()
+        if shutil.which("dig"):
+            threading.Thread(target=self._lookups, args=(client,), daemon=True).start()
         self.say(f"  {client.name} is up (wg-quick in {client.ns.name})")
 
     def _downloads(self, client: DemoClient) -> None:
         argv = ["curl", "-sS", "-o", "/dev/null", "--max-time", "5", f"http://{INET}/file.bin"]
         while not self.stop.wait(3 + secrets.randbelow(5)):
+            with contextlib.suppress(Exception):
+                client.ns.run(argv, check=False, timeout=10)
+
+    def _lookups(self, client: DemoClient) -> None:
+        """Name lookups through the tunnel at the gateway's filtering resolver, so the DNS
+        page has queries: the phone's blocked names among them."""
+        gateway = VPN_NETWORK.split("/", 1)[0]
+        names = (*LOOKUPS, *BLOCKED)
+        while not self.stop.wait(2 + secrets.randbelow(4)):
+            name = names[secrets.randbelow(len(names))]
+            argv = ["dig", "+tries=1", "+time=2", f"@{gateway}", name]
             with contextlib.suppress(Exception):
                 client.ns.run(argv, check=False, timeout=10)
 

@@ -120,9 +120,19 @@ def own_peers(actor: Actor) -> ColumnElement[bool]:
 # expiry, policies, limits) is for whoever runs the interface: a member could otherwise lift
 # their own limits or route other people's networks to themselves.
 MEMBER_CREATE_FIELDS = frozenset(
-    {"name", "address", "allowed_ips", "persistent_keepalive", "public_key", "enabled"}
+    {
+        "name",
+        "display_name",
+        "address",
+        "allowed_ips",
+        "persistent_keepalive",
+        "public_key",
+        "enabled",
+    }
 )
-MEMBER_UPDATE_FIELDS = frozenset({"name", "enabled", "allowed_ips", "persistent_keepalive"})
+MEMBER_UPDATE_FIELDS = frozenset(
+    {"name", "display_name", "enabled", "allowed_ips", "persistent_keepalive"}
+)
 
 
 def check_member_fields(actor: Actor, fields: set[str], allowed: frozenset[str]) -> None:

@@ -118,10 +118,12 @@ class PeerTable:
     def _filtered(stmt: Any, iface: Interface, query: PeerQuery, actor: Actor) -> Any:
         stmt = stmt.where(Peer.interface_id == iface.id, access.own_peers(actor))
         if query.q:
-            # Name or address anywhere, public key by its beginning (as users copy it).
+            # Name (slug, or display name in any case) or address anywhere, public key by
+            # its beginning (as users copy it).
             stmt = stmt.where(
                 or_(
                     Peer.name.contains(query.q, autoescape=True),
+                    Peer.display_name.icontains(query.q, autoescape=True),
                     Peer.ipv4.contains(query.q, autoescape=True),
                     Peer.public_key.startswith(query.q, autoescape=True),
                 )

@@ -12,7 +12,7 @@ from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from wirewarden.domain import addresses, ipam, tcplan
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
-from wirewarden.domain.names import config_file_name
+from wirewarden.domain.names import config_file_name, slugify, unique_slug
 from wirewarden.domain.policy import BUILTIN_PROFILES, PeerPolicy, cap_period
 from wirewarden.domain.qr import config_qr_svg
 from wirewarden.domain.render import ClientConfig, client_config
@@ -121,6 +121,7 @@ class PeerService:
             id=peer.id,
             interface=interface,
             name=peer.name,
+            display_name=peer.display_name or peer.name,
             address=", ".join(_peer_addresses(peer)),
             public_key=peer.public_key,
             allowed_ips=peer.allowed_ips,
@@ -165,6 +166,7 @@ class PeerService:
         with self.deps.applier.turn(), self.deps.sessions() as db:
             iface = self.interfaces.find(db, interface, actor)
             owner = self._owner_for_new(db, iface, data.owner, actor)
+            data = self._with_slug(db, iface, data)
             self._check_unique(db, iface, data)
             plan = limits.reserve_peer(db, iface.tenant_id)
             pool = ipam.pool_for(addresses_of(iface))
@@ -210,6 +212,14 @@ class PeerService:
             raise Invalid(f"no user {name!r} in this interface's tenant", "owner")
         return user
 
+    def _with_slug(self, db: Session, iface: Interface, data: PeerCreate) -> PeerCreate:
+        """A peer given only a display name gets its slug from it, unique on the interface."""
+        if data.name is not None:
+            return data
+        taken = set(db.scalars(select(Peer.name).where(Peer.interface_id == iface.id)))
+        slug = unique_slug(slugify(data.display_name or ""), taken)
+        return data.model_copy(update={"name": slug})
+
     def _check_unique(self, db: Session, iface: Interface, data: PeerCreate) -> None:
         # A NULL key compares equal to nothing: without a key, only the name can clash.
         params = {"iface": iface.id, "name": data.name, "key": data.public_key}
@@ -238,6 +248,7 @@ class PeerService:
         return Peer(
             interface_id=iface.id,
             name=data.name,
+            display_name=data.display_name,
             host_index=index,
             ipv4=str(pool.v4_at(index)),
             ipv6=ipv6,

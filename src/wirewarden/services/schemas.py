@@ -6,12 +6,19 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from wirewarden.domain import addresses
 from wirewarden.domain.exposure import ExposeError, parse_ports
 from wirewarden.domain.keys import parse_key
-from wirewarden.domain.names import check_ifname, check_name
+from wirewarden.domain.names import check_display_name, check_ifname, check_name
 from wirewarden.store.desired import split_csv
 
 T = TypeVar("T")
@@ -139,7 +146,15 @@ class InterfaceUpdate(Strict):
 
 
 class PeerCreate(Strict):
-    name: str
+    # display_name first: the check of `name` looks at it.
+    display_name: str | None = Field(
+        None, description='The name people read, e.g. "Dad\'s Laptop" (default: the slug)'
+    )
+    name: str | None = Field(
+        None,
+        validate_default=True,
+        description="The slug (API, CLI, file names); made from display_name if left out",
+    )
     address: Csv | None = Field(None, description="e.g. '10.8.0.5' or '10.8.0.5/32, fd00:8::5'")
     allowed_ips: Csv = Field("0.0.0.0/0, ::/0", description="What the client routes")
     routed_ips: Csv = Field("", description="Networks behind the peer the server routes to it")
@@ -149,10 +164,23 @@ class PeerCreate(Strict):
     enabled: bool = True
     owner: str | None = Field(None, description="User whose device this is (default: none)")
 
-    _name = field_validator("name")(lambda cls, v: check_name(v))
+    _display = field_validator("display_name")(
+        lambda cls, v: v if v is None else check_display_name(v)
+    )
     _allowed = field_validator("allowed_ips", "routed_ips")(
         lambda cls, v: ", ".join(parse_networks(v))
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None:
+            return check_name(v)
+        # Absent from info.data: display_name was given but invalid, and says so itself.
+        if "display_name" in info.data and info.data["display_name"] is None:
+            raise ValueError("give a name (a slug) or a display_name")
+        return None
+
     _expires = field_validator("expires_at")(lambda cls, v: _aware(v))
     _key = field_validator("public_key")(lambda cls, v: v and parse_key(v))
 
@@ -175,11 +203,13 @@ NULLABLE = (
     "rate_up_kbit",
     "data_cap_bytes",
     "dns_policy",
+    "display_name",
 )
 
 
 class PeerUpdate(Strict):
     name: str | None = None
+    display_name: str | None = Field(None, description="null: show the slug")
     enabled: bool | None = None
     allowed_ips: Csv | None = None
     routed_ips: Csv | None = None
@@ -202,6 +232,9 @@ class PeerUpdate(Strict):
     )
 
     _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
+    _display = field_validator("display_name")(
+        lambda cls, v: v if v is None else check_display_name(v)
+    )
     _dns_policy = field_validator("dns_policy")(lambda cls, v: v if v is None else check_name(v))
     _allowed = field_validator("allowed_ips", "routed_ips")(
         lambda cls, v: v if v is None else ", ".join(parse_networks(v))
@@ -243,6 +276,7 @@ class PeerOut(BaseModel):
     id: int
     interface: str
     name: str
+    display_name: str = ""  # the name people read; the slug where none was given
     address: str
     public_key: str
     allowed_ips: str

@@ -107,7 +107,8 @@ class ShareService:
                 f"{iface.name}/{peer.name}",
                 iface.tenant_id,
             )
-        return SharedConfig(peer.name, filename, text, config_qr_svg(text))
+        shown = peer.display_name or peer.name  # what the recipient calls the device
+        return SharedConfig(shown, filename, text, config_qr_svg(text))
 
 
 def _usable(token: str, now: datetime) -> tuple[ColumnElement[bool], ...]:

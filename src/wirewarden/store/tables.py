@@ -141,7 +141,9 @@ class Peer(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     interface_id: Mapped[int] = mapped_column(ForeignKey("interfaces.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(32))  # the slug: API, CLI, file names
+    # What people call it ("Dad's Laptop"); None: the slug is the name shown.
+    display_name: Mapped[str | None] = mapped_column(String(64))
     host_index: Mapped[int] = mapped_column(Integer)
     ipv4: Mapped[str] = mapped_column(String(64))
     ipv6: Mapped[str | None] = mapped_column(String(64))

@@ -19,6 +19,7 @@ from wirewarden.web.ui.viewer import Viewer
 router = APIRouter(include_in_schema=False)
 IFACE_FIELDS = ("name", "address", "listen_port", "endpoint", "dns", "mtu")
 PEER_FIELDS = (
+    "display_name",
     "name",
     "address",
     "allowed_ips",
@@ -29,7 +30,14 @@ PEER_FIELDS = (
     "owner",
 )
 # What a member may set on their own device (the service refuses the rest with 403).
-MEMBER_FIELDS = ("name", "address", "allowed_ips", "persistent_keepalive", "public_key")
+MEMBER_FIELDS = (
+    "display_name",
+    "name",
+    "address",
+    "allowed_ips",
+    "persistent_keepalive",
+    "public_key",
+)
 PAGE_SIZES = (25, 50, 100, 200)
 
 
@@ -166,10 +174,13 @@ def create_peer(
     data = forms.values(form, fields)
     errors: forms.Errors = {}
     body = forms.build(
-        lambda: PeerCreate.model_validate(peer_payload(data, PEER_FIELDS[1:])),
+        lambda: PeerCreate.model_validate(peer_payload(data, PEER_FIELDS)),
         errors,
     )
-    if body is None:
+    if not data.get("display_name") and not data.get("name"):
+        errors = {k: v for k, v in errors.items() if k != "name"}
+        errors["display_name"] = "Enter a name, like Dad's Laptop."
+    if body is None or errors:
         return _peer_form(request, viewer, name, data, errors, 422)
     try:
         created = app.peers.create(name, body, viewer.actor)
@@ -177,7 +188,7 @@ def create_peer(
         return _peer_form(request, viewer, name, data, errors, forms.service_error(exc, errors))
     return redirect(
         f"/peers/{created.id}",
-        f"{created.name} added: download its config, show its QR code or share a link.",
+        f"{created.display_name} added: download its config, show its QR code or share a link.",
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from wirewarden.domain.names import config_file_name
 from wirewarden.services.errors import Conflict, ServiceError
 from wirewarden.services.schemas import PeerOut, PeerUpdate
 from wirewarden.web.deps import RowId
@@ -17,8 +18,15 @@ from wirewarden.web.ui.templating import NO_STORE, page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
-EDIT_FIELDS = ("name", "allowed_ips", "routed_ips", "persistent_keepalive", "expires_at")
-MEMBER_EDIT_FIELDS = ("name", "allowed_ips", "persistent_keepalive")
+EDIT_FIELDS = (
+    "display_name",
+    "name",
+    "allowed_ips",
+    "routed_ips",
+    "persistent_keepalive",
+    "expires_at",
+)
+MEMBER_EDIT_FIELDS = ("display_name", "name", "allowed_ips", "persistent_keepalive")
 
 
 def _peer(app: App, viewer: Viewer, peer_id: int) -> PeerOut:
@@ -45,6 +53,7 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         usage=app.usage.usage(peer.id, viewer.actor) if peer.data_cap_bytes else None,
         mappings=app.mappings.of_peer(peer.id, viewer.actor),
         config_error=config_error,
+        config_filename=config_file_name(peer.interface, peer.name),
         share_enabled=True,
         **extra,
     )
@@ -89,13 +98,14 @@ def disable_peer(app: App, viewer: Signed, peer_id: RowId, _: forms.Posted) -> R
 def _set_enabled(app: App, viewer: Viewer, peer_id: int, enabled: bool) -> Response:
     peer = app.peers.set_enabled(peer_id, enabled, viewer.actor)
     done = "enabled: it can connect again." if enabled else "disabled: its traffic is blocked."
-    return redirect(f"/peers/{peer_id}", f"{peer.name} {done}")
+    return redirect(f"/peers/{peer_id}", f"{peer.display_name} {done}")
 
 
 @router.get("/peers/{peer_id}/edit", response_class=HTMLResponse)
 def edit_peer(request: Request, app: App, viewer: Signed, peer_id: RowId) -> Response:
     peer = _peer(app, viewer, peer_id)
     data = {
+        "display_name": peer.display_name,
         "name": peer.name,
         "allowed_ips": peer.allowed_ips,
         "routed_ips": peer.routed_ips,
@@ -114,6 +124,8 @@ def save_peer(
     payload = peer_payload(data, ())
     if data.get("expires_at") == "":
         payload["expires_at"] = None
+    if data.get("display_name") == "":
+        payload["display_name"] = None  # no name of its own: the short name shows
     errors: forms.Errors = {}
     body = forms.build(lambda: PeerUpdate.model_validate(payload), errors)
     if body is None:
@@ -157,7 +169,7 @@ def delete_peer(
 ) -> Response:
     peer = _peer(app, viewer, peer_id)
     app.peers.delete(peer_id, viewer.actor)
-    return redirect(f"/interfaces/{peer.interface}", f"{peer.name} deleted.")
+    return redirect(f"/interfaces/{peer.interface}", f"{peer.display_name} deleted.")
 
 
 @router.post("/mappings/{mapping_id}/delete")

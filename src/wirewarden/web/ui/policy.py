@@ -94,7 +94,7 @@ def save_policy(
         status = forms.service_error(exc, errors)
         _rename_cap_error(errors)
         return _policy_form(request, app, viewer, peer, data, errors, status)
-    return redirect(f"/peers/{peer_id}", f"Policy of {peer.name} saved.")
+    return redirect(f"/peers/{peer_id}", f"Policy of {peer.display_name} saved.")
 
 
 # What a rejected value means in the form's own units (the schema speaks kbit/s and bytes).
@@ -188,7 +188,7 @@ def bulk_policy(
             peer = app.peers.get(peer_id, viewer.actor)
             if peer.interface != name:
                 continue
-            done.append(app.peers.update(peer_id, body, viewer.actor).name)
+            done.append(app.peers.update(peer_id, body, viewer.actor).display_name)
         except ServiceError as exc:
             failed[str(peer_id)] = exc.message
     return _bulk_result(request, viewer, name, done, failed)
