@@ -291,3 +291,22 @@ def test_traffic_this_period_and_top_peers_per_tenant(
     beta_peer = peers[("beta", 1)]["id"]
     assert alice.get(f"/api/v1/peers/{beta_peer}/traffic").status_code == 404
     assert alice.get("/api/v1/traffic/top?interface=t-beta").status_code == 404
+
+
+def test_a_tenant_admin_cannot_make_users_in_another_tenant(
+    client: TestClient, make_user: Any, browser: Callable[..., TestClient]
+) -> None:
+    client.post(TENANTS, json={"name": "acme"})
+    client.post(TENANTS, json={"name": "beta"})
+    make_user("alice", role="tenant-admin", tenant="acme")
+    alice = browser("alice")
+    headers = {"X-CSRF-Token": alice.csrf}  # type: ignore[attr-defined]
+    body = {"name": "mallory", "tenant": "beta", "password": "a long enough passphrase"}
+    refused = alice.post("/api/v1/users", json=body, headers=headers)
+    # Read as a tenant that does not exist: the same answer as for a made-up name.
+    made_up = alice.post("/api/v1/users", json={**body, "tenant": "nope"}, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (422, "tenant")
+    assert str(refused.json()).replace("beta", "nope") == str(made_up.json())
+    assert client.get("/api/v1/users/mallory").status_code == 404
+    ok = alice.post("/api/v1/users", json={**body, "tenant": "acme"}, headers=headers)
+    assert ok.status_code == 201 and ok.json()["tenant"] == "acme"

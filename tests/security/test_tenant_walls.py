@@ -235,21 +235,29 @@ def test_every_api_route_walls_off_the_other_tenant(
     before = _state(client, dataplane, world)
     alice = client_of(world.tokens[walker])
     walked = 0
-    for template, operations in app.openapi()["paths"].items():
-        for method, operation in operations.items():
-            params = {
-                p["name"]: QUERY.get(p["name"], str(world.peer_id))
-                for p in operation.get("parameters", [])
-                if p["in"] == "query" and (p["name"] in QUERY or p["name"] == "peer_id")
-            }
+    paths = app.openapi()["paths"]
+    routes = [(t, m, op) for t, ops in paths.items() for m, op in ops.items()]
+    # The shared routes last: acme's own "beta-dns" they make would show (rightly) in the
+    # lists and audit events read after them.
+    routes.sort(key=lambda r: (r[1].upper(), r[0]) in SHARED)
+    for template, method, operation in routes:
+        params = {
+            p["name"]: QUERY.get(p["name"], str(world.peer_id))
+            for p in operation.get("parameters", [])
+            if p["in"] == "query" and (p["name"] in QUERY or p["name"] == "peer_id")
+        }
+        path = _concrete(template, world)
+        if method == "get":
+            # The plain list, then each filter naming beta's alone (filters together
+            # could match nothing and hide a leak).
+            for one in [{}, *({k: v} for k, v in params.items())]:
+                _check(alice.get(path, params=one), "GET", template, world)
+        else:
             body = BODIES.get((method.upper(), template), {})
-            kwargs: dict[str, Any] = {"params": params}
-            if "requestBody" in operation:
-                kwargs["json"] = body
-            path = _concrete(template, world)
-            response = alice.request(method.upper(), path, **kwargs)
+            kwargs = {"json": body} if "requestBody" in operation else {}
+            response = alice.request(method.upper(), path, params=params, **kwargs)
             _check(response, method.upper(), template, world)
-            walked += 1
+        walked += 1
     assert walked >= 60
     assert _state(client, dataplane, world) == before
 
@@ -284,16 +292,20 @@ def test_every_dashboard_page_walls_off_the_other_tenant(
     # Signing out, in or through the first run would end the walk, not cross a wall.
     skipped = ("/logout", "/login", "/login/2fa", "/login/enrol", "/setup")
     walked = 0
+    # Pages first, in one session: each sign-in is an audit event, and a walk that signed
+    # in for every page would push beta's events off the audit page before reaching it.
+    reader = browser(walker)
     for method, template in routes:
-        if template in skipped:
+        if method == "GET" and template not in skipped:
+            response = reader.get(_concrete(template, world), follow_redirects=False)
+            _check(response, method, template, world)
+            walked += 1
+    for method, template in routes:
+        if method == "GET" or template in skipped:
             continue
-        alice = browser(walker)  # fresh each time: a page may end the session it came in
-        path = _concrete(template, world)
-        if method == "GET":
-            response = alice.get(path, follow_redirects=False)
-        else:
-            form = {"csrf_token": alice.csrf, "name": "walk", "enabled": "0"}  # type: ignore[attr-defined]
-            response = alice.post(path, data=form, follow_redirects=False)
+        alice = browser(walker)  # fresh each time: a form may end the session it came in
+        form = {"csrf_token": alice.csrf, "name": "walk", "enabled": "0"}  # type: ignore[attr-defined]
+        response = alice.post(_concrete(template, world), data=form, follow_redirects=False)
         _check(response, method, template, world)
         walked += 1
     assert walked >= 60

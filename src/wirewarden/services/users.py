@@ -229,6 +229,9 @@ class UserService:
 
     def _tenant_for(self, db: Session, role: str, tenant: str | None, actor: Actor) -> int | None:
         if not actor.is_admin:
+            # Its own tenant only; another tenant's name reads as one that does not exist.
+            if tenant is not None and tenant_id_of(db, tenant) != actor.tenant_id:
+                raise Invalid(f"no tenant named {tenant!r}", "tenant")
             return actor.tenant_id
         if role == ADMIN:
             return None
