@@ -65,20 +65,27 @@ def test_a_peer_change_is_applied_as_a_delta(
     assert container.reconciler.reconcile().ok
     reader = container.node.reader
     reads = reader.full_reads
-    # A peer whose apply the kernel refused: stored, in error, left to the next pass.
-    dataplane.fail_on = {"remove_peers"}
-    gone = peers[1]
-    client.patch(f"{PEERS}/{gone['id']}", json={"enabled": False}).raise_for_status()
+    # A peer whose apply the kernel refused: stored, in error, left to the next pass. (A
+    # disabled peer stays on the device with no AllowedIPs: its session lives on.)
+    dataplane.fail_on = {"set_peers"}
+    off = peers[1]
+    client.patch(f"{PEERS}/{off['id']}", json={"enabled": False}).raise_for_status()
     dataplane.fail_on.clear()
+    assert kernel_peers(dataplane)[off["public_key"]].allowed_ips != ()  # refused: as it was
     added = add_peer(client, name="late")
     assert client.delete(f"{PEERS}/{peers[2]['id']}").status_code == 204
     dataplane.calls.clear()
     assert container.reconciler.reconcile().ok
     # Only that peer was touched in the kernel, and the database was not read whole.
-    assert dataplane.calls.count("remove_peers") == 1
-    assert "set_peers" not in dataplane.calls
-    assert gone["public_key"] not in kernel_peers(dataplane)
-    assert {p["public_key"] for p in (peers[0], peers[3], added)} == set(kernel_peers(dataplane))
+    assert dataplane.calls.count("set_peers") == 1
+    assert "remove_peers" not in dataplane.calls
+    assert kernel_peers(dataplane)[off["public_key"]].allowed_ips == ()
+    kept = {p["public_key"] for p in (peers[0], off, peers[3], added)}
+    assert kept == set(kernel_peers(dataplane))
+    # Deleting the disabled peer takes it off the device, and no pass brings it back.
+    assert client.delete(f"{PEERS}/{off['id']}").status_code == 204
+    assert container.reconciler.reconcile().ok
+    assert off["public_key"] not in kernel_peers(dataplane)
     assert reader.full_reads == reads
     same_state(container.reconciler.last_desired, full_read(container))  # type: ignore[arg-type]
 

@@ -23,6 +23,15 @@ class ExposeFailed(Exception):
     """The server refused or could not be reached; the message says why."""
 
 
+class Unreachable(ExposeFailed):
+    """No answer from the tunnel API (the tunnel, or the server's listener, not up yet)."""
+
+
+# How long a starting client waits for the tunnel API: a tunnel just brought up, or a
+# gateway the server's listener binds a moment later, answers within seconds.
+START_WAIT_SECONDS = 20.0
+
+
 @dataclass
 class Published:
     spec: MappingSpec
@@ -51,7 +60,7 @@ class ExposeSession:
         base = f"http://{self.gateway}:{self.port}/v1"
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
             try:
-                who = await self._call(http, "GET", "/whoami")
+                who = await self._whoami(http)
                 self.say(f"peer {who['peer']} on {who['interface']} ({tunnel_ip})")
                 for spec in self.specs:
                     await self._publish(http, spec, tunnel_ip)
@@ -61,13 +70,24 @@ class ExposeSession:
             finally:
                 await self._withdraw(http)
 
+    async def _whoami(self, http: httpx.AsyncClient) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_WAIT_SECONDS
+        while True:
+            try:
+                return await self._call(http, "GET", "/whoami")
+            except Unreachable:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
     async def _call(
         self, http: httpx.AsyncClient, method: str, path: str, **kw: Any
     ) -> dict[str, Any]:
         try:
             response = await http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise ExposeFailed(
+            raise Unreachable(
                 f"cannot reach the tunnel API at {self.gateway}:{self.port} ({exc}); "
                 "is the tunnel up? (--via GATEWAY names the server's tunnel address)"
             ) from exc

@@ -333,6 +333,7 @@ class DesiredStateReader:
                 # (AllowedIPs back) works at once instead of after the client's next
                 # handshake, 5-25 s or more away. Delete removes the key.
                 out[iface_id][key] = PeerState(public_key=key, allowed_ips=())
+                where[peer_id] = (names[iface_id], key)  # a delta replaces or deletes it
                 continue
             out[iface_id][key] = PeerState(
                 public_key=key,
