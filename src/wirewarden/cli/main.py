@@ -21,7 +21,6 @@ from wirewarden.services import backup as backups
 from wirewarden.services.account_schemas import UserCreate, UserUpdate
 from wirewarden.services.context import Actor
 from wirewarden.services.errors import ServiceError
-from wirewarden.services.importer import Importer
 from wirewarden.services.schemas import InterfaceCreate, InterfaceUpdate, PeerCreate, PeerUpdate
 from wirewarden.store.datalock import DataDirBusy, DataDirLock
 
@@ -643,6 +642,9 @@ def import_config(
     endpoint: Annotated[str | None, typer.Option(help="Public host[:port] clients dial")] = None,
 ) -> None:
     """Adopt an existing wg-quick server config, running or not."""
+    # Here, not at the top: the config parser is this command's alone.
+    from wirewarden.services.importer import Importer
+
     with container(kernel="import") as c:
         result = Importer(c.interfaces, c.peers).run(
             name or file.stem, file.read_text(), endpoint, CLI

@@ -15,11 +15,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector as PromCollector
 
 from wirewarden.domain.state import DesiredState
-from wirewarden.reconciler.executor import GLOBAL, Report
 
 if TYPE_CHECKING:
-    # Only the node runtime has a collector to watch; the CLI's control plane need not load it.
+    # Only the node runtime has a collector to watch and a reconciler to report: the CLI's
+    # control plane need not load them.
     from wirewarden.metrics.collector import Collector
+    from wirewarden.reconciler.executor import Report
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -157,6 +158,9 @@ class Telemetry:
 
     def reconcile_sink(self) -> Callable[[DesiredState, Report], None]:
         """A reconciler report sink recording each pass's duration and errors."""
+
+        # Imported here: the reconciler's modules stay out of CLI commands that read only.
+        from wirewarden.reconciler.executor import GLOBAL
 
         def record(_: DesiredState, report: Report) -> None:
             self.reconcile_duration.observe(report.duration)

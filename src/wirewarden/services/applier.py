@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from wirewarden.domain.firewall import Quota
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import HostFootprint, PeerState
+
+if TYPE_CHECKING:
+    # The firewall renderer loads with the node runtime, not with every CLI command.
+    from wirewarden.domain.firewall import Quota
 
 # The parts of a node's desired state a change can touch besides single peers: a change
 # naming one of these needs a full pass; one naming only peers can be applied as a delta.

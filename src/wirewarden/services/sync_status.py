@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.state import DesiredState
-from wirewarden.reconciler.executor import GLOBAL, Report
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.tables import Interface, Node, Peer
+
+if TYPE_CHECKING:
+    # The reconciler's modules load with the node runtime, not with every CLI command.
+    from wirewarden.reconciler.executor import Report
 
 APPLIED, PENDING, ERROR = "applied", "pending", "error"
 
@@ -21,6 +26,8 @@ class SyncStatusWriter:
 
     @retry_on_busy
     def __call__(self, desired: DesiredState, report: Report) -> None:
+        from wirewarden.reconciler.executor import GLOBAL
+
         # Every interface of the node, the disabled ones too: for them "applied" means the
         # pass left no device behind, which is what the user asked for.
         with self.sessions.begin() as db:

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Executable, and_, bindparam, case, delete, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from wirewarden.store.tables import LoginThrottle, UTCDateTime
@@ -58,12 +57,18 @@ def count_attempt(db: Session, key: str, now: datetime, limits: Limits) -> datet
         ),
     }
     first = {"key": key, "attempts": 1, "window_start": now, "locked_until": None}
+    # Each dialect's module imported where it is used: the PostgreSQL one alone costs
+    # 30 ms of every CLI command's start on SQLite.
     if db.get_bind().dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         lite = sqlite.insert(LoginThrottle).values(first)
         statement: Executable = lite.on_conflict_do_update(
             index_elements=[row.key], set_=values
         ).returning(row.locked_until)
     else:
+        from sqlalchemy.dialects import postgresql
+
         pg = postgresql.insert(LoginThrottle).values(first)
         statement = pg.on_conflict_do_update(index_elements=[row.key], set_=values).returning(
             row.locked_until
