@@ -85,3 +85,18 @@ def test_peer_set_refuses_what_the_api_refuses(run: CliRunner) -> None:
     assert result.exit_code == 2 and "dns_policy" in result.output
     result = run.invoke(app, ["peer", "set", "laptop", "-i", "wg0"])
     assert result.exit_code == 2 and "nothing to change" in result.output
+
+
+def test_peer_list_pages_by_key_with_the_cursor_it_prints(run: CliRunner) -> None:
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        assert run.invoke(app, ["peer", "add", name, "-i", "wg0"]).exit_code == 0
+    shown = run.invoke(app, ["peer", "list", "-i", "wg0", "--limit", "2"])
+    assert shown.exit_code == 0, shown.output
+    assert "alpha" in shown.output and "bravo" in shown.output and "delta" not in shown.output
+    cursor = shown.output.split("next page: --after ", 1)[1].split()[0]
+    after = _json(run, "peer", "list", "-i", "wg0", "--limit", "2", "--after", cursor)
+    names = [p["name"] for p in after["items"]]  # type: ignore[attr-defined]
+    assert names == ["charlie", "delta"]
+    last = _json(run, "peer", "list", "-i", "wg0", "--after", str(after["next"]))
+    assert [p["name"] for p in last["items"]] == ["laptop"]  # type: ignore[attr-defined]
+    assert last["next"] is None

@@ -334,10 +334,14 @@ def peer_list(
     name: Annotated[str | None, typer.Option(help="Name contains")] = None,
     limit: int = 100,
     offset: int = 0,
+    after: Annotated[
+        str | None,
+        typer.Option(help="The page after this cursor (the `next` a page printed): by key"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     with container() as c:
-        page = c.peers.list(interface, name, limit, offset)
+        page = c.peers.list(interface, name, limit, offset, after=after)
         if as_json:
             emit_json(page)
             return
@@ -353,6 +357,8 @@ def peer_list(
             "status",
         ]
         table(page.items, cols, title=f"{interface}: {page.total} peers")
+        if page.next:
+            console.print(f"next page: --after {page.next}", soft_wrap=True)
 
 
 @peer_app.command("show")
