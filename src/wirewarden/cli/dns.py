@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from wirewarden.cli import main as cli
-from wirewarden.cli.output import console, emit_json, record, table
+from wirewarden.cli.output import console, emit_json, listing, record, table
 from wirewarden.dns.lists import Progress as ListProgress
 from wirewarden.services.dns_schemas import DnsPolicyIn
 from wirewarden.services.schemas import PeerUpdate
@@ -24,11 +24,8 @@ dns_app.add_typer(lists_app, name="lists")
 def policy_list(as_json: cli.JsonOpt = False) -> None:
     with cli.container() as c:
         rows = c.dns.list_policies()
-    if as_json:
-        emit_json(rows)
-        return
     cols = ["name", "blocklists", "deny", "allow", "block_answer", "anti_bypass", "peers"]
-    table(rows, cols, title="DNS policies")
+    listing(rows, cols, as_json, title="DNS policies")
 
 
 @policy_app.command("show")
@@ -106,10 +103,7 @@ def lists_status(ctx: typer.Context, as_json: cli.JsonOpt = False) -> None:
         return
     with cli.container() as c:
         rows = c.dns.list_status()
-    if as_json:
-        emit_json(rows)
-        return
-    table(rows, ["source", "entries", "allow_entries", "junk", "fetched_at", "error"])
+    listing(rows, ["source", "entries", "allow_entries", "junk", "fetched_at", "error"], as_json)
 
 
 @lists_app.command("refresh")

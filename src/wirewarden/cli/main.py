@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from wirewarden.bootstrap import Container, build, configure_logging
-from wirewarden.cli.output import console, emit_json, errors, record, table
+from wirewarden.cli.output import console, emit_json, errors, listing, record, table
 from wirewarden.cli.service import service_app
 from wirewarden.cli.traffic import top_view, usage_view
 from wirewarden.config import Settings, SettingsError, StartupError, load_settings
@@ -259,13 +259,8 @@ def interface_set(
 def interface_list(as_json: JsonOpt = False) -> None:
     with container() as c:
         items = c.interfaces.list(limit=1000).items
-        if as_json:
-            emit_json(items)
-        else:
-            table(
-                items,
-                ["name", "address", "listen_port", "endpoint", "peer_count", "enabled", "status"],
-            )
+        cols = ["name", "address", "listen_port", "endpoint", "peer_count", "enabled", "status"]
+        listing(items, cols, as_json)
 
 
 @interface_app.command("show")
@@ -531,10 +526,7 @@ def token_create(
 def token_list(as_json: JsonOpt = False) -> None:
     with container() as c:
         items = c.tokens.list()
-        if as_json:
-            emit_json(items)
-        else:
-            table(items, ["name", "user", "prefix", "scopes", "created_at", "revoked"])
+        listing(items, ["name", "user", "prefix", "scopes", "created_at", "revoked"], as_json)
 
 
 @token_app.command("revoke")
@@ -587,11 +579,8 @@ def user_add(
 def user_list(as_json: JsonOpt = False) -> None:
     with container() as c:
         items = c.users.list(CLI, limit=1000).items
-        if as_json:
-            emit_json(items)
-        else:
-            cols = ["name", "role", "tenant", "device_count", "device_limit", "totp_enabled"]
-            table(items, [*cols, "disabled", "last_login_at"])
+        cols = ["name", "role", "tenant", "device_count", "device_limit", "totp_enabled"]
+        listing(items, [*cols, "disabled", "last_login_at"], as_json)
 
 
 @user_app.command("passwd")

@@ -30,6 +30,16 @@ def table(rows: Sequence[BaseModel], columns: Sequence[str], title: str | None =
     console.print(view)
 
 
+def listing(
+    rows: Sequence[BaseModel], columns: Sequence[str], as_json: bool, title: str | None = None
+) -> None:
+    """What a `list` command prints: the rows as JSON, or the table of these columns."""
+    if as_json:
+        emit_json(rows)
+    else:
+        table(rows, columns, title)
+
+
 def record(item: BaseModel, as_json: bool) -> None:
     if as_json:
         emit_json(item)

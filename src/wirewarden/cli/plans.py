@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from wirewarden.cli import main as cli
-from wirewarden.cli.output import console, emit_json, record, table
+from wirewarden.cli.output import console, listing, record
 from wirewarden.services.plan_schemas import PlanIn
 
 plan_app = typer.Typer(help="Plans: what a tenant may have.", no_args_is_help=True)
@@ -19,11 +19,8 @@ Limit = Annotated[int | None, typer.Option(help="Omit: unlimited")]
 def plan_list(as_json: cli.JsonOpt = False) -> None:
     with cli.container() as c:
         rows = c.plans.list(cli.CLI)
-    if as_json:
-        emit_json(rows)
-        return
     cols = ["name", "max_peers", "rate_down_kbit", "rate_up_kbit", "data_cap_bytes", "tenants"]
-    table(rows, cols, title="Plans")
+    listing(rows, cols, as_json, title="Plans")
 
 
 @plan_app.command("show")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from wirewarden.cli import main as cli
-from wirewarden.cli.output import console, emit_json, record, table
+from wirewarden.cli.output import console, listing, record
 from wirewarden.services.tenant_schemas import TenantCreate, TenantUpdate
 
 tenant_app = typer.Typer(help="Tenants: own interface, plan, DNS policy.", no_args_is_help=True)
@@ -42,10 +42,8 @@ def tenant_add(
 def tenant_list(as_json: cli.JsonOpt = False) -> None:
     with cli.container() as c:
         rows = c.tenants.list(cli.CLI)
-    if as_json:
-        emit_json(rows)
-        return
-    table(rows, ["name", "plan", "dns_policy", "enabled", "peers", "max_peers"], title="Tenants")
+    cols = ["name", "plan", "dns_policy", "enabled", "peers", "max_peers"]
+    listing(rows, cols, as_json, title="Tenants")
 
 
 @tenant_app.command("show")
