@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain import tcplan
 from wirewarden.domain.errors import DataplaneError
 from wirewarden.domain.firewall import Ruleset, delta_script, full_script, ruleset
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key
@@ -280,3 +281,67 @@ def test_the_firewall_is_seen_as_applied_changed_per_peer_and_removed(dp: Any) -
     assert set(dp.observe_quotas("cap_41_")) == set(new.layer.quotas)
     dp.remove_firewall()
     assert dp.observe_firewall() is None
+
+
+def limited(name: str, index: int, down: int | None, up_: int | None) -> PeerPolicy:
+    return PeerPolicy(
+        name, 50 + index, index, f"10.77.0.{index + 1}", rate_down_kbit=down, rate_up_kbit=up_
+    )
+
+
+def shaped(dp: Any, name: str, peers: list[PeerPolicy]) -> tcplan.ObservedTc:
+    """Plan the interface's whole shape from what the data plane shows, apply it, and
+    return what it shows afterwards."""
+    down, up_ = tcplan.wanted(peers, name)
+    changes = tcplan.plan(name, down, up_, dp.observe_tc(name))
+    dp.apply_tc(changes, down, up_)
+    return dp.observe_tc(name)
+
+
+def classes(shape: tcplan.ObservedShape | None) -> dict[int, int]:
+    return dict(shape.classes) if shape is not None else {}
+
+
+def test_speed_limits_are_seen_as_applied_and_planning_again_changes_nothing(dp: Any) -> None:
+    name = ifname(dp)
+    up(dp, name)
+    assert dp.observe_tc(name) == tcplan.ObservedTc()
+    peers = [limited(name, 1, 8000, 2000), limited(name, 2, 500, None)]
+    seen = shaped(dp, name, peers)
+    assert seen.ifb and seen.redirect
+    minor1, minor2 = tcplan.minor_of(1), tcplan.minor_of(2)
+    assert set(classes(seen.down)) == {minor1, minor2} and set(classes(seen.up)) == {minor1}
+    assert seen.down is not None and seen.up is not None
+    assert set(seen.down.filters.values()) == {minor1, minor2}
+    assert set(seen.up.filters.values()) == {minor1}
+    down, up_ = tcplan.wanted(peers, name)
+    assert tcplan.plan(name, down, up_, seen).empty  # what the kernel shows is what we asked
+
+
+def test_one_peers_limit_changes_alone(dp: Any) -> None:
+    name = ifname(dp)
+    up(dp, name)
+    first, second = limited(name, 1, 8000, 2000), limited(name, 2, 500, 700)
+    shaped(dp, name, [first, second])
+    changed = limited(name, 2, 3000, None)
+    minors = {tcplan.minor_of(2)}
+    handles = {tcplan.filter_handle(a)[1] for a in changed.addresses}
+    have = dp.observe_peer_tc(name, minors, handles)
+    changes = tcplan.plan_peer(name, second, changed, have)
+    down, up_ = tcplan.wanted([changed], name)
+    dp.apply_tc(changes, down, up_, frozenset(minors))
+    seen = dp.observe_tc(name)
+    want_down, want_up = tcplan.wanted([first, changed], name)
+    assert tcplan.plan(name, want_down, want_up, seen).empty
+    assert set(classes(seen.up)) == {tcplan.minor_of(1)}  # the upload limit went away
+
+
+def test_lifting_every_limit_leaves_no_shape_behind(dp: Any) -> None:
+    name = ifname(dp)
+    up(dp, name)
+    shaped(dp, name, [limited(name, 1, 8000, 2000)])
+    seen = shaped(dp, name, [limited(name, 1, None, None)])
+    assert seen.down is None or not seen.down.classes
+    assert not seen.redirect
+    dp.remove_ifb(tcplan.ifb_name(name))
+    assert not dp.observe_tc(name).ifb
