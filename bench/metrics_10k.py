@@ -6,6 +6,8 @@ Run as root from the repository root:
     .venv/bin/python bench/metrics_10k.py                 # the full run, about 4 minutes
     .venv/bin/python bench/metrics_10k.py --peers 1000 --periods 30 --day-peers 100 \\
         --history-days 3                                  # a quick look
+    .venv/bin/python bench/with_postgres.py -- .venv/bin/python bench/metrics_10k.py \\
+        --url {url}                     # steps 2-4 on SQLite, then again on PostgreSQL
 
 What it does, inside a network namespace it creates and removes itself (with a private
 tmpfs on /run/wireguard, so no other namespace's wireguard-go is listed or touched; no
@@ -27,6 +29,10 @@ traffic at all):
    TrafficService (the API's code path, JSON included) for 100 random peers: p50/p95;
    the interface's 30-day chart and the 30-day top-10 peers, for scale;
 5. a /metrics scrape with the N peers' snapshot: time and size.
+
+With `--url` (a PostgreSQL database, e.g. the one bench/with_postgres.py starts), steps 2
+to 4 run again on it in the same run, each step on a fresh schema; sizes there are
+PostgreSQL's own (pg_total_relation_size, pg_database_size: tables and indexes).
 
 It prints figures and never asserts.
 """
@@ -59,9 +65,16 @@ def peer_ip(i: int) -> str:
     return f"10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}"
 
 
-def used_bytes(engine: Any, path: Path) -> int:
+def used_bytes(engine: Any, path: Path | None) -> int:
     """Bytes of the database's pages in use, WAL folded in (a fresh connection after the
-    engine's are closed, so the checkpoint is complete)."""
+    engine's are closed, so the checkpoint is complete); PostgreSQL: the database's size
+    after a VACUUM (dead rows of the rollups' deletes not counted)."""
+    if path is None:
+        from sqlalchemy import text as sql
+
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sql("VACUUM"))
+            return int(conn.scalar(sql("SELECT pg_database_size(current_database())")))
     engine.dispose()
     con = sqlite3.connect(path)
     try:
@@ -94,8 +107,12 @@ class Bench:
         self.workdir = Path(args.workdir)
         self.results: list[tuple[str, str, str]] = []
         self.wg_go: subprocess.Popen[bytes] | None = None
+        # Where steps 2-4 run now: "sqlite", then "postgresql" with --url.
+        self.backend = "sqlite"
 
     def figure(self, what: str, target: str, got: str) -> None:
+        if self.args.url and not what.startswith("`wg") and not what.startswith("/metrics"):
+            what = f"[{self.backend}] {what}"
         self.results.append((what, target, got))
         log(f"  -> {what}: {got}")
 
@@ -148,16 +165,25 @@ class Bench:
 
     # ---- 2. the collector
 
-    def database(self, name: str, keys: list[str]) -> Any:
+    def database(self, name: str, keys: list[str]) -> tuple[Any, Path | None]:
+        """A fresh database holding one interface and these peers: a SQLite file named
+        `name`, or on PostgreSQL the --url database with its schema made anew."""
         from sqlalchemy import text as sql
 
         from wirewarden.store import schema
         from wirewarden.store.db import make_engine
 
-        path = self.workdir / name
-        engine = make_engine(f"sqlite:///{path}")
+        path: Path | None = None
+        if self.backend == "sqlite":
+            path = self.workdir / name
+            engine = make_engine(f"sqlite:///{path}")
+        else:
+            engine = make_engine(self.args.url)
+            with engine.begin() as conn:
+                conn.execute(sql("DROP SCHEMA public CASCADE"))
+                conn.execute(sql("CREATE SCHEMA public"))
         schema.upgrade(engine)
-        now = datetime.now(UTC).isoformat(" ")
+        now = datetime.now(UTC)
         with engine.begin() as conn:
             conn.execute(
                 sql(
@@ -173,16 +199,23 @@ class Bench:
                 sql(
                     "INSERT INTO interfaces (id, tenant_id, node_id, name, ipv4, listen_port,"
                     " private_key_enc, public_key, dns, mtu, enabled, sync_state, created_at,"
-                    " updated_at) VALUES (1, 1, 1, :name, '10.100.0.1/16', 51999, x'00', 'k',"
-                    " '', 1420, 1, 'applied', :n, :n)"
+                    " updated_at) VALUES (1, 1, 1, :name, '10.100.0.1/16', 51999, :key, 'k',"
+                    " '', 1420, :yes, 'applied', :n, :n)"
                 ),
-                {"name": IFNAME, "n": now},
+                {"name": IFNAME, "n": now, "key": b"\0", "yes": True},
             )
-            conn.exec_driver_sql(
-                "INSERT INTO peers (id, interface_id, name, host_index, ipv4, public_key,"
-                " allowed_ips, routed_ips, enabled, sync_state, created_at, updated_at)"
-                " VALUES (?, 1, ?, ?, ?, ?, '0.0.0.0/0', '', 1, 'applied', ?, ?)",
-                [(i + 1, f"peer{i}", i + 2, peer_ip(i), k, now, now) for i, k in enumerate(keys)],
+            conn.execute(
+                sql(
+                    "INSERT INTO peers (id, interface_id, name, host_index, ipv4, public_key,"
+                    " allowed_ips, routed_ips, enabled, sync_state, created_at, updated_at)"
+                    " VALUES (:id, 1, :name, :index, :ip, :key, '0.0.0.0/0', '', :yes,"
+                    " 'applied', :n, :n)"
+                ),
+                [
+                    {"id": i + 1, "name": f"peer{i}", "index": i + 2, "ip": peer_ip(i)}
+                    | {"key": k, "n": now, "yes": True}
+                    for i, k in enumerate(keys)
+                ],
             )
         return engine, path
 
@@ -263,6 +296,9 @@ class Bench:
                 self.tier_sizes(n, count)
 
     def tier_sizes(self, n: int, periods: int) -> None:
+        if self.db_path is None:
+            self.pg_tier_sizes(n, periods)
+            return
         con = sqlite3.connect(self.db_path)
         try:
             rows = dict(
@@ -283,10 +319,34 @@ class Bench:
             return
         finally:
             con.close()
+        self.tier_figures(n, periods, rows, counts, counters, "dbstat")
+
+    def pg_tier_sizes(self, n: int, periods: int) -> None:
+        from sqlalchemy import text as sql
+
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sql("VACUUM ANALYZE"))
+            rows, counts = {}, {}
+            for t in ("raw", "5m", "1h"):
+                table = f"peer_traffic_{t}"
+                rows[table] = conn.scalar(sql(f"SELECT pg_total_relation_size('{table}')"))
+                counts[t] = conn.scalar(sql(f"SELECT COUNT(*) FROM {table}"))  # noqa: S608
+            counters = conn.scalar(sql("SELECT pg_total_relation_size('peer_counters')"))
+        self.tier_figures(n, periods, rows, counts, counters, "pg_total_relation_size")
+
+    def tier_figures(
+        self,
+        n: int,
+        periods: int,
+        rows: dict[str, int],
+        counts: dict[str, int],
+        counters: int,
+        how: str,
+    ) -> None:
         per_row = {t: rows.get(f"peer_traffic_{t}", 0) / counts[t] for t in counts if counts[t]}
         day = 1440 * per_row.get("raw", 0) + 288 * per_row.get("5m", 0) + 24 * per_row.get("1h", 0)
         self.figure(
-            f"bytes per row on disk after {periods} periods of {n} active peers (dbstat)",
+            f"bytes per row on disk after {periods} periods of {n} active peers ({how})",
             "-",
             ", ".join(f"{t} {b:.1f} B ({counts[t]} rows)" for t, b in per_row.items())
             + f"; peer_counters {counters / n:.0f} B per peer (fixed)",
@@ -337,8 +397,10 @@ class Bench:
     # ---- 4. 30-day charts
 
     def charts(self, keys: list[str]) -> None:
+        from sqlalchemy import text as sql
+
         from wirewarden.services.traffic import TrafficService
-        from wirewarden.store.db import make_sessions
+        from wirewarden.store.db import bulk_insert, make_sessions
         from wirewarden.store.tsdb import TrafficStore
 
         n, days = self.args.peers, self.args.history_days
@@ -351,6 +413,12 @@ class Bench:
             f"[4] {days} days of history for {n} peers, as the rollups leave it: hourly rows "
             f"({n * days * 24:,}), daily rows for the whole days, 5-minute rows for the last day"
         )
+
+        def series(table: str, key: str) -> Any:
+            binds = [("id", key, "BIGINT"), ("t", "t", "BIGINT")]
+            binds += [("rx", "rx", "BIGINT"), ("tx", "tx", "BIGINT")]
+            return bulk_insert(table, binds)
+
         started = time.perf_counter()
         rng = random.Random(3)
         hours = range(first, hour0, HOUR)
@@ -373,13 +441,11 @@ class Bench:
                     ("peer_traffic_1d", [(p, d, rx, tx) for (p, d), (rx, tx) in daily.items()]),
                     ("peer_traffic_5m", fives),
                 ):
-                    conn.exec_driver_sql(
-                        f"INSERT INTO {table} (peer_id, t, rx, tx) VALUES (?, ?, ?, ?)",  # noqa: S608
-                        rows,
+                    series(table, "peer_id").execute(
+                        conn, [{"id": p, "t": t, "rx": rx, "tx": tx} for p, t, rx, tx in rows]
                     )
-            conn.exec_driver_sql(
-                "INSERT INTO interface_traffic_1h (interface_id, t, rx, tx) VALUES (1, ?, ?, ?)",
-                [(t, 5 * 10**8, 5 * 10**10) for t in hours],
+            series("interface_traffic_1h", "interface_id").execute(
+                conn, [{"id": 1, "t": t, "rx": 5 * 10**8, "tx": 5 * 10**10} for t in hours]
             )
             marks = [
                 ("peer:5m", hour0),
@@ -389,11 +455,12 @@ class Bench:
                 ("interface:1h", hour0),
                 ("interface:1d", 0),
             ]
-            conn.exec_driver_sql("INSERT INTO traffic_rollups (name, until) VALUES (?, ?)", marks)
-        log(
-            f"  written in {time.perf_counter() - started:.0f} s, "
-            f"file {path.stat().st_size / 1e6:.0f} MB"
-        )
+            conn.execute(
+                sql("INSERT INTO traffic_rollups (name, until) VALUES (:name, :until)"),
+                [{"name": name, "until": until} for name, until in marks],
+            )
+        size = path.stat().st_size if path is not None else used_bytes(engine, None)
+        log(f"  written in {time.perf_counter() - started:.0f} s, {size / 1e6:.0f} MB")
         service = TrafficService(make_sessions(engine), TrafficStore(engine), "local")
         since = datetime.now(UTC) - timedelta(days=30)
         sample = random.Random(4).sample(range(1, n + 1), min(100, n))
@@ -454,10 +521,14 @@ class Bench:
         started = time.perf_counter()
         try:
             text, keys = self.real_interface()
-            self.collector_figures(text, keys)
-            self.scrape()
-            self.day_growth(text)
-            self.charts(keys)
+            for backend in ("sqlite", "postgresql") if self.args.url else ("sqlite",):
+                self.backend = backend
+                log(f"\n== {backend}")
+                self.collector_figures(text, keys)
+                if backend == "sqlite":
+                    self.scrape()
+                self.day_growth(text)
+                self.charts(keys)
         finally:
             if self.wg_go is not None:
                 self.wg_go.terminate()
@@ -476,6 +547,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--periods", type=int, default=360, help="collector passes (10 s each)")
     p.add_argument("--day-peers", type=int, default=1000, help="peers in the simulated day")
     p.add_argument("--history-days", type=int, default=30)
+    p.add_argument("--url", help="a PostgreSQL database to run steps 2-4 on as well")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     return p.parse_args(argv)
