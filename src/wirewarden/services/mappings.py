@@ -181,7 +181,8 @@ class MappingService:
 
     # ---- admins
 
-    def live(self, actor: Actor) -> list[MappingOut]:
+    def live(self, actor: Actor, peer_id: int | None = None) -> list[MappingOut]:
+        """The live mappings `actor` may see (of one peer when given)."""
         with self.deps.sessions() as db:
             query = (
                 select(ExposedPort, Peer, Interface)
@@ -190,13 +191,16 @@ class MappingService:
                 .where(ExposedPort.expires_at > datetime.now(UTC))
                 .order_by(ExposedPort.id)
             )
+            if peer_id is not None:
+                query = query.where(ExposedPort.peer_id == peer_id)
             query = query.where(access.interface_filter(actor), access.own_peers(actor))
             return [self._out(m, p, i) for m, p, i in db.execute(query).all()]
 
     def of_peer(self, peer_id: int, actor: Actor) -> list[MappingOut]:
-        return [m for m in self.live(actor) if m.peer_id == peer_id]
+        return self.live(actor, peer_id)
 
-    def delete(self, mapping_id: int, actor: Actor) -> None:
+    def delete(self, mapping_id: int, actor: Actor) -> MappingOut:
+        """Take a mapping away; what it was."""
         with self.deps.sessions() as db:
             found = db.execute(
                 select(ExposedPort, Peer, Interface)
@@ -211,12 +215,14 @@ class MappingService:
                 access.check_peer(actor, peer, iface)
             except NotFound as exc:
                 raise NotFound(f"mapping {mapping_id} not found") from exc
+            gone = self._out(row, peer, iface)
             db.delete(row)
             revision = bump_revision(db, row.node_id)
             target = f"{row.proto}/{row.remote_port}"
             audit(db, actor, "mapping.delete", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
         self._changed(revision)
+        return gone
 
     def reap(self) -> int:
         """Drops mappings whose lease ran out (their client stopped heartbeating)."""

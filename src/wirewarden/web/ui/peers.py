@@ -175,7 +175,6 @@ def delete_peer(
 @router.post("/mappings/{mapping_id}/delete")
 def delete_mapping(app: App, viewer: Admin, mapping_id: RowId, _: forms.Posted) -> Response:
     """An admin takes a published port away (the client's next heartbeat finds it gone)."""
-    found = next((m for m in app.mappings.live(viewer.actor) if m.id == mapping_id), None)
-    app.mappings.delete(mapping_id, viewer.actor)
-    gone = f"Port {found.remote_port}/{found.proto} no longer published." if found else None
-    return redirect(f"/peers/{found.peer_id}" if found else "/", gone)
+    gone = app.mappings.delete(mapping_id, viewer.actor)
+    said = f"Port {gone.remote_port}/{gone.proto} no longer published."
+    return redirect(f"/peers/{gone.peer_id}", said)
