@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0015_fleet"
 down_revision = "0014_peer_display_name"
 branch_labels = None
