@@ -31,6 +31,7 @@ from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.mappings import MappingService
+from wirewarden.services.nodes import NodeService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
 from wirewarden.services.plans import PlanService
@@ -49,6 +50,7 @@ from wirewarden.store.db import (
     wait_for_database,
 )
 from wirewarden.store.desired import DesiredStateReader, split_csv
+from wirewarden.store.fleet import Wakes, watch_commits
 from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
 
@@ -209,6 +211,9 @@ class ControlPlane:
     tenants: TenantService
     mappings: MappingService
     runtime: RuntimeHandle
+    nodes: NodeService
+    # Node names whose desired state moved on (commits here; NOTIFYs of other replicas).
+    wakes: Wakes
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
     # Changes go to the real data plane (they need CAP_NET_ADMIN), not a test's fake.
@@ -374,6 +379,8 @@ def build(
     engine = open_database(settings)
     schema.upgrade(engine)
     sessions = make_sessions(engine)
+    wakes = Wakes()
+    watch_commits(sessions, wakes)
     ensure_defaults(sessions, settings.node_name)
     with sessions.begin() as db:
         ensure_default_policy(db)
@@ -441,6 +448,8 @@ def build(
         tenants=TenantService(deps, interfaces, dns, traffic),
         mappings=MappingService(deps, host_ports if dataplane is None else lambda _: frozenset()),
         runtime=handle,
+        nodes=NodeService(deps),
+        wakes=wakes,
         reach=reached,
         initial_password=initial,
         kernel=dataplane is None,

@@ -14,6 +14,7 @@ from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DesiredState, DeviceDump
 from wirewarden.services.applier import Applier
 from wirewarden.services.errors import NotFound
+from wirewarden.store.fleet import notify_node
 from wirewarden.store.tables import AuditEvent, Node, Tenant, utcnow
 from wirewarden.store.vault import Vault
 
@@ -93,14 +94,17 @@ _BUMP = (
     update(_NODES)
     .where(_NODES.c.id == bindparam("node"))
     .values(revision=_NODES.c.revision + 1)
-    .returning(_NODES.c.revision)
+    .returning(_NODES.c.revision, _NODES.c.name)
 )
 _INSERT_AUDIT = insert(_AUDIT)
 
 
 def bump_revision(db: Session, node: int) -> int:
-    """The node's revision moved on by one; returns the new one (what a Change carries)."""
-    return int(db.connection().execute(_BUMP, {"node": node}).scalar_one())
+    """The node's revision moved on by one; returns the new one (what a Change carries).
+    The node's agent sessions, on every replica, wake when the transaction commits."""
+    revision, name = db.connection().execute(_BUMP, {"node": node}).one()
+    notify_node(db, name)
+    return int(revision)
 
 
 def audit(

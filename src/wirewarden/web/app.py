@@ -20,6 +20,7 @@ from wirewarden.web.api import (
     dns,
     interfaces,
     mappings,
+    nodes,
     peers,
     plans,
     policy,
@@ -94,6 +95,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         tokens,
         audit,
         mappings,
+        nodes,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
