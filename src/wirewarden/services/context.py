@@ -104,7 +104,23 @@ def bump_revision(db: Session, node: int) -> int:
     The node's agent sessions, on every replica, wake when the transaction commits."""
     revision, name = db.connection().execute(_BUMP, {"node": node}).one()
     notify_node(db, name)
+    db.info.setdefault(_NAMES, {})[node] = name
     return int(revision)
+
+
+_NAMES = "wirewarden.node_names"
+
+
+def node_name_of(db: Session, node: int) -> str:
+    """The name of node `node` (what a Change names), known without a query when this
+    transaction bumped its revision."""
+    known: dict[int, str] = db.info.get(_NAMES, {})
+    if node in known:
+        return known[node]
+    found = db.scalar(select(Node.name).where(Node.id == node))
+    if found is None:
+        raise NotFound(f"node {node} is not registered")
+    return found
 
 
 def audit(

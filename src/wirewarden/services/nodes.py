@@ -216,6 +216,7 @@ class NodeService:
             node = db.get(Node, row.node_id)
             assert node is not None  # the token's foreign key cascades
             _revoke_credentials(db, node.id)
+            self._status(db, node.id).report_seq = 0  # a new install counts its reports anew
             db.add(
                 NodeCredential(
                     node_id=node.id,
@@ -276,6 +277,12 @@ class NodeService:
             row.in_sync = ack.in_sync
             row.error = ack.error[:2000] if ack.error else None
 
+    def report_seen(self, node: NodeIdentity, seq: int) -> bool:
+        """Whether the report with this sequence number was stored already."""
+        with self.deps.sessions() as db:
+            last = db.scalar(select(NodeStatus.report_seq).where(NodeStatus.node_id == node.id))
+        return last is not None and seq <= last
+
     def record_quotas(self, node: NodeIdentity, seq: int, quotas: dict[str, Any]) -> bool:
         """Keep a report's quota counters; False when the batch was seen already."""
         with self.deps.sessions.begin() as db:
@@ -295,6 +302,31 @@ class NodeService:
                 .where(Node.name == node)
             )
         return dict(found or {})
+
+    def node_of_interface(self, interface: str) -> str | None:
+        """The node an interface is on (names are unique in the fleet); None: no such one."""
+        with self.deps.sessions() as db:
+            return db.scalar(
+                select(Node.name)
+                .join(Interface, Interface.node_id == Node.id)
+                .where(Interface.name == interface)
+                .limit(1)
+            )
+
+    def quotas_reported(self, prefix: str) -> dict[str, int]:
+        """Quota counters other nodes' agents reported, whose names start with `prefix`."""
+        with self.deps.sessions() as db:
+            rows = db.scalars(
+                select(NodeStatus.quotas)
+                .join(Node, Node.id == NodeStatus.node_id)
+                .where(Node.name != self.deps.node)
+            ).all()
+        return {
+            name: int(used)
+            for quotas in rows
+            for name, used in (quotas or {}).items()
+            if name.startswith(prefix)
+        }
 
     def local_heartbeat(self, beat: Heartbeat, revision: int | None = None) -> None:
         """`serve`'s own node has no agent: serve beats for it (and says what it applied)."""

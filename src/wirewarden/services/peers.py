@@ -20,7 +20,15 @@ from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.domain.traffic import is_online
 from wirewarden.services import access, keyset, limits
 from wirewarden.services.applier import ApplyFailed, Change
-from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision
+from wirewarden.services.context import (
+    MEMBER,
+    SYSTEM,
+    Actor,
+    Deps,
+    audit,
+    bump_revision,
+    node_name_of,
+)
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
@@ -401,9 +409,8 @@ class PeerService:
                 db.rollback()
                 self._undo(where, key, before, policy, policy)
                 raise
-            self.deps.applier.changed(
-                Change.of_peers(self.deps.node, revision, [peer_id], applied=applied)
-            )
+            node = node_name_of(db, iface.node_id)
+            self.deps.applier.changed(Change.of_peers(node, revision, [peer_id], applied=applied))
 
     def _apply_and_commit(
         self,
@@ -452,7 +459,8 @@ class PeerService:
                 db.rollback()
                 self._undo(where, key, before, new, old)
                 raise
-        change = Change.of_peers(self.deps.node, revision, [peer_id], applied=applied)
+        node = node_name_of(db, iface.node_id)
+        change = Change.of_peers(node, revision, [peer_id], applied=applied)
         self.deps.applier.changed(change)
 
     def _undo(

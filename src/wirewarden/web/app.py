@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError, Unauthorized
-from wirewarden.web import apidocs, deps, failures, metrics, proxy, share, ui
+from wirewarden.web import agent, apidocs, deps, failures, metrics, proxy, share, ui
+from wirewarden.web.agent import AgentHub
 from wirewarden.web.api import (
     audit,
     auth,
@@ -43,6 +44,7 @@ REAP_SECONDS = 10.0
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        agents.start()
         resolver = container.dns_runtime if run_loop else None
         if run_loop:
             # Data caps count on from the traffic history where the kernel lost the quotas.
@@ -63,6 +65,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         if reaper is not None and tunnel is not None:
             reaper.cancel()
             await tunnel.stop()
+        await agents.stop()
         changes.close()
         if resolver is not None:
             resolver.stop()
@@ -81,6 +84,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     )
     app.state.container = container
     app.state.changes = changes = ChangeThread()
+    app.state.agents = agents = AgentHub(container)
     routers = (
         interfaces,
         peers,
@@ -99,11 +103,15 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(agent.router, prefix="/api/v1")
     app.include_router(share.router)
     app.include_router(metrics.router)
     # Innermost: a refused body is answered (and timed, and given the headers) like any other.
     app.add_middleware(
-        BodyGate, max_bytes=container.settings.max_body_bytes, identify=deps.identify
+        BodyGate,
+        max_bytes=container.settings.max_body_bytes,
+        identify=deps.identify,
+        identify_node=agent.identify_node,
     )
     app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
     app.add_middleware(SecurityHeaders, hsts=container.reach.hsts)
