@@ -23,7 +23,7 @@ from wirewarden.domain import addresses, urls
 from wirewarden.domain.dnsstate import DnsDirectory
 from wirewarden.domain.policy import PeerPolicy, PolicyConfig
 from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
-from wirewarden.metrics.prometheus import Telemetry
+from wirewarden.metrics.prometheus import NodeExporter, Telemetry
 from wirewarden.runtime.fleet import FleetApplier, NodeStates
 from wirewarden.services.applier import Change
 from wirewarden.services.audit_log import AuditLog
@@ -37,6 +37,7 @@ from wirewarden.services.node_reports import NodeReports
 from wirewarden.services.nodes import NodeService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
+from wirewarden.services.placement import PlacementService
 from wirewarden.services.plans import PlanService
 from wirewarden.services.policy import ProfileService, UsageService
 from wirewarden.services.shares import ShareService
@@ -220,6 +221,7 @@ class ControlPlane:
     # Remote nodes' desired state, as their agents are sent it.
     states: NodeStates
     reports: NodeReports
+    placement: PlacementService
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
     # Changes go to the real data plane (they need CAP_NET_ADMIN), not a test's fake.
@@ -457,6 +459,7 @@ def build(
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)
     nodes_ref.append(NodeService(deps))
+    shared.telemetry.registry.register(NodeExporter(nodes_ref[0].gauges))
     passwords = Passwords(
         settings.password_min_length,
         params=hash_params(settings),
@@ -499,6 +502,7 @@ def build(
         wakes=wakes,
         states=states,
         reports=NodeReports(sessions, TrafficStore(engine)),
+        placement=PlacementService(deps, peers),
         reach=reached,
         initial_password=initial,
         kernel=dataplane is None,

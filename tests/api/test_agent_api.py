@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect
 
+from tests.api.conftest import build_fast
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.statediff import digest, patch
@@ -28,7 +29,8 @@ from wirewarden.fleet.protocol import (
     encode,
 )
 from wirewarden.services.context import SYSTEM
-from wirewarden.store.tables import DnsQuery, NodeJoinToken, Peer
+from wirewarden.store.fleet import Leadership
+from wirewarden.store.tables import DnsQuery, NodeJoinToken, NodeStatus, Peer
 from wirewarden.web.app import create_app
 
 API = "/api/v1"
@@ -266,3 +268,79 @@ def test_long_poll_waits_for_a_change_and_answers_a_delta(
     )
     assert step.type == "delta" and step.base == first.revision
     assert digest(patch(first.state, step.patch)) == step.hash
+
+
+def _beat(tc: TestClient, credential: str) -> None:
+    beat = Heartbeat(
+        peers=0, online_peers=0, rx_bps=0, tx_bps=0, cpu_percent=1, version="t", uptime_s=1
+    )
+    answer = tc.post(f"{API}/agent/messages", content=encode(beat), headers=_bearer(credential))
+    assert answer.status_code == 204, answer.text
+
+
+def _gauge(tc: TestClient, admin: dict[str, str], line: str) -> bool:
+    return line in tc.get("/metrics", headers=admin).text.splitlines()
+
+
+def test_silent_node_goes_offline_and_comes_back(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    credential = _enrol(tc, _add_node(tc, admin, "n1"))
+    assert _node(tc, admin, "n1")["status"] == "pending"
+    _beat(tc, credential)
+    revision = _node(tc, admin, "n1")["revision"]
+    assert _node(tc, admin, "n1")["status"] == "online"
+    assert _gauge(tc, admin, 'wirewarden_node_up{node="n1"} 1.0')
+    with fleet.engine.begin() as conn:
+        conn.execute(update(NodeStatus).values(last_seen=datetime.now(UTC) - timedelta(seconds=31)))
+    assert _node(tc, admin, "n1")["status"] == "offline"  # shown at once
+    assert _gauge(tc, admin, 'wirewarden_node_up{node="n1"} 0.0')
+    assert fleet.nodes.mark_offline() == ["n1"]
+    assert fleet.nodes.mark_offline() == []  # once
+    _beat(tc, credential)
+    assert _node(tc, admin, "n1")["status"] == "online"
+    assert _node(tc, admin, "n1")["revision"] == revision  # heartbeats bump nothing
+    events = tc.get(f"{API}/audit", headers=admin).json()
+    items = events["items"] if isinstance(events, dict) else events
+    actions = [e["action"] for e in items if e["target"] == "n1"]
+    assert actions.count("node.online") == 2 and actions.count("node.offline") == 1
+
+
+def test_one_replica_holds_the_chores(fleet: Container) -> None:
+    first, second = Leadership(fleet.engine), Leadership(fleet.engine)
+    try:
+        assert first.held() and first.held()
+        assert not second.held()
+        first.release()
+        assert second.held()
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_change_on_replica_b_reaches_an_agent_on_replica_a(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    """Two control planes on one PostgreSQL database: the agent's session on A, the change
+    made through B, carried by NOTIFY/LISTEN."""
+    credential = _enrol(tc, _add_node(tc, admin, "n1"))
+    _interface(tc, admin, "wgn1", "n1", "50")
+    other = build_fast(fleet.settings, dataplane=FakeDataplane(), stats_max_age=0)
+    try:
+        with TestClient(create_app(other, run_loop=False)) as replica_b:
+            listener = tc.app.state.agents.listener  # type: ignore[attr-defined]
+            assert listener is not None and listener.ready.wait(10)
+            with tc.websocket_connect(f"{API}/agent/ws", headers=_bearer(credential)) as ws:
+                ws.send_text(encode(Hello(node="n1", version="t")))
+                first = decode_from_server(ws.receive_text())
+                made = replica_b.post(
+                    f"{API}/interfaces/wgn1/peers", json={"name": "via-b"}, headers=admin
+                )
+                assert made.status_code == 201, made.text
+                step = decode_from_server(ws.receive_text())
+        assert step.type == "delta" and step.base == first.revision
+        doc = patch(first.state, step.patch)
+        assert digest(doc) == step.hash
+        assert made.json()["public_key"] in doc["desired"]["interfaces"]["wgn1"]["peers"]
+    finally:
+        other.engine.dispose()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, event, func, make_url, select
@@ -176,3 +177,33 @@ class Leadership:
                 conn.invalidate()  # the server ends the session, and with it the lock
             finally:
                 conn.close()
+
+
+# pg_advisory_lock's key for placements ("ww" "pl").
+PLACEMENT_LOCK = 0x7777_706C
+
+
+class PlacementLock:
+    """Placements one at a time, fleet-wide, from choosing a node to the new peer's commit:
+    two never count the same free room. A session advisory lock on a connection of its own
+    on PostgreSQL (the peer is written on another, which must not wait on this one's row
+    locks); a process lock on SQLite (one process, whose writes take turns anyway)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.Lock()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if not is_postgresql(self.engine):
+            with self._local:
+                yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(PLACEMENT_LOCK)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(PLACEMENT_LOCK)))
+                conn.commit()

@@ -67,8 +67,13 @@ class AgentHub:
         self.snapshots = asyncio.Semaphore(MAX_SNAPSHOTS)
         self.recent: dict[str, OrderedDict[tuple[int, str], Document]] = {}
         self.listener: Listener | None = None
+        # An app may be started again while running (a test's second client): once is enough.
+        self._starts = 0
 
     def start(self) -> None:
+        self._starts += 1
+        if self._starts > 1:
+            return
         self.loop = asyncio.get_running_loop()
         self.container.wakes.subscribe(self._from_thread)
         engine = self.container.engine
@@ -78,9 +83,13 @@ class AgentHub:
             self.listener.start()
 
     async def stop(self) -> None:
+        self._starts -= 1
+        if self._starts > 0:
+            return
         self.container.wakes.unsubscribe(self._from_thread)
         if self.listener is not None:
             await run_in_threadpool(self.listener.stop)
+            self.listener = None
         self.loop = None
 
     def _from_thread(self, names: Iterable[str]) -> None:
