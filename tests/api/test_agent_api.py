@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -344,3 +346,38 @@ def test_a_change_on_replica_b_reaches_an_agent_on_replica_a(
         assert made.json()["public_key"] in doc["desired"]["interfaces"]["wgn1"]["peers"]
     finally:
         other.engine.dispose()
+
+
+def test_parallel_placements_fill_nodes_evenly_and_never_beyond(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    """50 placements at once over 3 online nodes of capacity 20: 16-17 each, none over 20."""
+    made = tc.post(f"{API}/tenants", json={"name": "acme"}, headers=admin)
+    assert made.status_code == 201, made.text
+    for i, name in enumerate(("n1", "n2", "n3")):
+        _beat(tc, _enrol(tc, _add_node(tc, admin, name, region="eu", capacity=20)))
+        body = {"name": f"acme-{name}", "node": name, "tenant": "acme"}
+        body |= {"address": f"10.{60 + i}.0.1/24", "listen_port": 51900}
+        assert tc.post(f"{API}/interfaces", json=body, headers=admin).status_code == 201
+    _add_node(tc, admin, "dead", region="eu", capacity=1000)  # pending: never chosen
+
+    def place(i: int) -> dict[str, Any]:
+        answer = tc.post(
+            f"{API}/tenants/acme/peers", json={"name": f"p{i}", "region": "eu"}, headers=admin
+        )
+        assert answer.status_code == 201, answer.text
+        placed: dict[str, Any] = answer.json()
+        return placed
+
+    with ThreadPoolExecutor(10) as pool:
+        placed = list(pool.map(place, range(50)))
+    per_node = Counter(p["interface"] for p in placed)
+    assert sum(per_node.values()) == 50
+    assert max(per_node.values()) <= 20 and max(per_node.values()) - min(per_node.values()) <= 1
+    shown = {n["name"]: n for n in tc.get(f"{API}/nodes", headers=admin).json()}
+    assert sorted(shown[n]["peers"] for n in ("n1", "n2", "n3")) == [16, 17, 17]
+    # Drained and other regions are skipped; none left: 409.
+    tc.patch(f"{API}/nodes/n1", json={"drain": True}, headers=admin)
+    assert place(50)["interface"] != "acme-n1"
+    none = tc.post(f"{API}/tenants/acme/peers", json={"name": "x", "region": "us"}, headers=admin)
+    assert none.status_code == 409 and none.json()["field"] == "region"
