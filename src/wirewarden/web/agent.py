@@ -175,7 +175,7 @@ async def _node(conn: HTTPConnection) -> NodeIdentity:
     if node is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "missing, unknown or revoked node credential",
+            "missing or invalid credentials",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return node
