@@ -20,7 +20,6 @@ from wirewarden.config import Settings, SettingsError, StartupError
 from wirewarden.dataplane.hostinfo import outbound_address
 from wirewarden.dns.lists import ListStore, lists_dir, local_lists_dir
 from wirewarden.domain import addresses, urls
-from wirewarden.domain.dnsstate import DnsDirectory
 from wirewarden.domain.policy import PeerPolicy, PolicyConfig
 from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
 from wirewarden.metrics.prometheus import NodeExporter, Telemetry
@@ -375,7 +374,7 @@ def build_runtime(
 
 def node_states(shared: _Shared) -> NodeStates:
     """Each remote node's state as this control plane reads it for its agent."""
-    from wirewarden.store.dns import DnsStore, dns_guard
+    from wirewarden.store.dns import dns_guard, read_directory
 
     settings = shared.settings
     doh: list[str] = []
@@ -397,10 +396,7 @@ def node_states(shared: _Shared) -> NodeStates:
             expose_listen=split_csv(settings.expose_listen),
         )
 
-    def directory(node: str) -> DnsDirectory:
-        return DnsStore(shared.sessions, node).directory()
-
-    return NodeStates(reader, directory if settings.dns_enabled else None)
+    return NodeStates(reader, read_directory if settings.dns_enabled else None)
 
 
 def build(

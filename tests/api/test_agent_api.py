@@ -158,6 +158,10 @@ def test_snapshot_then_deltas_that_digest_right_and_never_touch_this_kernel(
     assert shown["in_sync"] is True and shown["online_peers"] == 1
     assert shown["revision"] == before  # a heartbeat bumps no revision
     assert shown["peers"] == 1 and shown["load"] == pytest.approx(1 / 1000)
+    iface = tc.get(f"{API}/interfaces/wgn1", headers=admin).json()
+    assert (iface["node"], iface["status"]) == ("n1", "applied")
+    peer = tc.get(f"{API}/interfaces/wgn1/peers", headers=admin).json()["items"][0]
+    assert (peer["node"], peer["interface"]) == ("n1", "wgn1")
 
 
 def _wait(read: Any, ok: Any, seconds: float = 10.0) -> Any:
@@ -340,7 +344,7 @@ def test_a_change_on_replica_b_reaches_an_agent_on_replica_a(
                 )
                 assert made.status_code == 201, made.text
                 step = decode_from_server(ws.receive_text())
-        assert step.type == "delta" and step.base == first.revision
+        assert step.type == "delta" and step.base == first.revision < step.revision
         doc = patch(first.state, step.patch)
         assert digest(doc) == step.hash
         assert made.json()["public_key"] in doc["desired"]["interfaces"]["wgn1"]["peers"]

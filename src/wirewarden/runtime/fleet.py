@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from sqlalchemy.orm import Session
+
 from wirewarden.domain.dnsstate import DnsDirectory
 from wirewarden.domain.firewall import Quota
 from wirewarden.domain.policy import PeerPolicy
@@ -24,7 +26,7 @@ class NodeStates:
     def __init__(
         self,
         reader_for: Callable[[str], DesiredStateReader],
-        directory: Callable[[str], DnsDirectory] | None,
+        directory: Callable[[Session, str], DnsDirectory] | None,
     ) -> None:
         self.reader_for, self.directory = reader_for, directory
         self._readers: dict[str, tuple[DesiredStateReader, threading.Lock]] = {}
@@ -43,9 +45,13 @@ class NodeStates:
     def read(self, node: str) -> NodeState:
         """The node's state now (blocking: call it off the event loop)."""
         reader, lock = self._reader(node)
-        with lock:  # one read per node at a time: the second reuses the first's cache
-            desired = reader()
-        dns = self.directory(node) if self.directory is not None else None
+        # One read per node at a time (the second reuses the first's cache), and both parts
+        # in one snapshot: a change committed between them would pair a state with the
+        # resolver's directory of another revision.
+        with lock, reader.pinned() as pin:
+            pin.begin()
+            desired = pin.read()
+            dns = self.directory(pin.db, node) if self.directory is not None else None
         return NodeState(desired, dns)
 
     def forget(self, node: str) -> None:

@@ -276,6 +276,20 @@ class NodeService:
             row.hash_matches = ack.matches
             row.in_sync = ack.in_sync
             row.error = ack.error[:2000] if ack.error else None
+            # The node's interfaces as the dashboard shows them: what its agent applied.
+            current = db.scalar(select(Node.revision).where(Node.id == node.id)) or 0
+            if ack.error:
+                state, error = "error", row.error
+            elif ack.in_sync and ack.matches and ack.revision >= current:
+                state, error = "applied", None
+            else:
+                state, error = "pending", None
+            db.execute(
+                update(Interface)
+                .where(Interface.node_id == node.id)
+                .values(sync_state=state, sync_error=error)
+                .execution_options(synchronize_session=False)
+            )
 
     def report_seen(self, node: NodeIdentity, seq: int) -> bool:
         """Whether the report with this sequence number was stored already."""

@@ -278,6 +278,7 @@ class InterfaceOut(BaseModel):
 class PeerOut(BaseModel):
     id: int
     interface: str
+    node: str = Field("", description="The node its interface runs on")
     name: str
     display_name: str = ""  # the name people read; the slug where none was given
     address: str

@@ -37,7 +37,9 @@ def notify_node(db: Session, name: str) -> None:
         return
     pending.add(name)
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(func.pg_notify(CHANNEL, name)))
+        # On the connection: a session statement would flush pending changes here, where
+        # the caller's flush (and its errors) belong at its commit.
+        db.connection().execute(select(func.pg_notify(CHANNEL, name)))
 
 
 class Wakes:
