@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from starlette.websockets import WebSocketDisconnect
 
-from tests.api.conftest import build_fast
+from tests.api.conftest import build_fast, stored_bytes
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.statediff import digest, patch
@@ -122,6 +122,37 @@ def test_join_tokens_are_single_use_expire_and_say_nothing(
         )
     expired = tc.post(f"{API}/agent/enrol", json={"join_token": late})
     assert (expired.status_code, expired.json()["detail"]) == (401, BAD_JOIN)
+    # Neither the token nor the credential is stored as itself.
+    credential = _enrol(
+        tc, tc.post(f"{API}/nodes/n1/join-token", headers=admin).json()["join_token"]
+    )
+    stored = stored_bytes(fleet)
+    assert credential.encode() not in stored and late.encode() not in stored
+    assert token.encode() not in stored
+
+
+def test_hello_gets_current_when_it_holds_the_state_else_a_snapshot(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    credential = _enrol(tc, _add_node(tc, admin, "n1"))
+    _interface(tc, admin, "wgn1", "n1", "50")
+    with tc.websocket_connect(f"{API}/agent/ws", headers=_bearer(credential)) as ws:
+        ws.send_text(encode(Hello(node="n1", version="t")))
+        first = decode_from_server(ws.receive_text())
+        assert first.type == "snapshot"
+        # The agent restarts with what it holds: nothing to send again.
+        ws.send_text(
+            encode(Hello(node="n1", version="t", revision=first.revision, hash=first.hash))
+        )
+        assert decode_from_server(ws.receive_text()).type == "current"
+        # A digest that does not match (drift, a lost delta): a whole snapshot again.
+        ws.send_text(encode(Hello(node="n1", version="t", revision=first.revision, hash="0" * 64)))
+        again = decode_from_server(ws.receive_text())
+        assert again.type == "snapshot" and again.hash == first.hash
+        ws.send_text(encode(Hello(node="n1", version="t", protocol=2)))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 4400
 
 
 def test_snapshot_then_deltas_that_digest_right_and_never_touch_this_kernel(

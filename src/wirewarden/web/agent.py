@@ -26,6 +26,7 @@ from wirewarden.domain.statediff import Document, advance, diff, digest
 from wirewarden.fleet.protocol import (
     CLOSE_PROTOCOL,
     CLOSE_REVOKED,
+    VERSION,
     Ack,
     Current,
     Delta,
@@ -214,6 +215,8 @@ class AgentSession:
     async def resync(self, hello: Hello) -> None:
         if hello.node != self.node.name:
             raise ProtocolError(f"node: this credential is node {self.node.name!r}'s")
+        if hello.protocol != VERSION:
+            raise ProtocolError(f"protocol: this control plane speaks version {VERSION}")
         async with self.hub.snapshots:
             revision, doc, hash_ = await run_in_threadpool(self.hub.read, self.node.name)
             if (hello.revision, hello.hash) == (revision, hash_):
