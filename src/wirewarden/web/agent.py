@@ -52,8 +52,9 @@ router = APIRouter(tags=["agent"])
 # Initial snapshots built at once on this replica: a restart of the control plane, with
 # every agent reconnecting, does not build a thousand documents side by side.
 MAX_SNAPSHOTS = 8
-# Documents kept per node for long-poll deltas (an agent holding one of them gets a delta).
-RECENT = 4
+# Documents kept per node for long-poll deltas (an agent holding one of them gets a delta);
+# each is the whole state (tens of MB at 10,000 peers), so few.
+RECENT = 2
 NODE_STATE = "wirewarden.node"
 Hash = Annotated[str, Query(max_length=64, pattern=r"^[0-9a-f]*$")]
 
