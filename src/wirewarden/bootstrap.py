@@ -22,7 +22,8 @@ from wirewarden.dns.lists import ListStore, lists_dir, local_lists_dir
 from wirewarden.domain import addresses, urls
 from wirewarden.domain.policy import PeerPolicy, PolicyConfig
 from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
-from wirewarden.metrics.prometheus import Telemetry
+from wirewarden.metrics.prometheus import NodeExporter, Telemetry
+from wirewarden.runtime.fleet import FleetApplier, NodeStates
 from wirewarden.services.applier import Change
 from wirewarden.services.audit_log import AuditLog
 from wirewarden.services.auth import AuthConfig, AuthService
@@ -31,8 +32,11 @@ from wirewarden.services.dns import DnsService, ensure_default_policy
 from wirewarden.services.first_admin import InitialPassword
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.mappings import MappingService
+from wirewarden.services.node_reports import NodeReports
+from wirewarden.services.nodes import NodeService
 from wirewarden.services.passwords import HashParams, Passwords
 from wirewarden.services.peers import PeerService
+from wirewarden.services.placement import PlacementService
 from wirewarden.services.plans import PlanService
 from wirewarden.services.policy import ProfileService, UsageService
 from wirewarden.services.shares import ShareService
@@ -49,6 +53,7 @@ from wirewarden.store.db import (
     wait_for_database,
 )
 from wirewarden.store.desired import DesiredStateReader, split_csv
+from wirewarden.store.fleet import Wakes, watch_commits
 from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
 
@@ -209,6 +214,13 @@ class ControlPlane:
     tenants: TenantService
     mappings: MappingService
     runtime: RuntimeHandle
+    nodes: NodeService
+    # Node names whose desired state moved on (commits here; NOTIFYs of other replicas).
+    wakes: Wakes
+    # Remote nodes' desired state, as their agents are sent it.
+    states: NodeStates
+    reports: NodeReports
+    placement: PlacementService
     reach: Reach = LOCAL
     initial_password: InitialPassword | None = None
     # Changes go to the real data plane (they need CAP_NET_ADMIN), not a test's fake.
@@ -360,6 +372,33 @@ def build_runtime(
     )
 
 
+def node_states(shared: _Shared) -> NodeStates:
+    """Each remote node's state as this control plane reads it for its agent."""
+    from wirewarden.store.dns import dns_guard, read_directory
+
+    settings = shared.settings
+    doh: list[str] = []
+    if settings.dns_enabled:
+        from wirewarden.dns.doh import load_doh_addresses
+
+        doh = load_doh_addresses(settings.data_dir)
+
+    def reader(node: str) -> DesiredStateReader:
+        guard = partial(dns_guard, node=node, doh=doh) if settings.dns_enabled else None
+        # The node's uplink is the agent's to know: None here.
+        return DesiredStateReader(
+            shared.sessions,
+            shared.vault,
+            node,
+            None,
+            policy=policy_config(settings),
+            dns_guard=guard,
+            expose_listen=split_csv(settings.expose_listen),
+        )
+
+    return NodeStates(reader, read_directory if settings.dns_enabled else None)
+
+
 def build(
     settings: Settings,
     dataplane: Dataplane | None = None,
@@ -374,6 +413,8 @@ def build(
     engine = open_database(settings)
     schema.upgrade(engine)
     sessions = make_sessions(engine)
+    wakes = Wakes()
+    watch_commits(sessions, wakes)
     ensure_defaults(sessions, settings.node_name)
     with sessions.begin() as db:
         ensure_default_policy(db)
@@ -388,10 +429,20 @@ def build(
     handle = RuntimeHandle(partial(build_runtime, shared, dataplane, stats_max_age))
     if runtime:
         handle.get()
+    states = node_states(shared)
+    # Bound below, once the node service exists (it answers the applier's look-ups).
+    nodes_ref: list[NodeService] = []
+    applier = FleetApplier(
+        DeferredApplier(handle),
+        settings.node_name,
+        lambda interface: nodes_ref[0].node_of_interface(interface),
+        states,
+        lambda prefix: nodes_ref[0].quotas_reported(prefix),
+    )
     deps = Deps(
         sessions=sessions,
         vault=vault,
-        applier=DeferredApplier(handle),
+        applier=applier,
         desired=lambda: handle.get().reader(),
         node=settings.node_name,
         public_host=settings.public_host,
@@ -403,6 +454,8 @@ def build(
     )
     interfaces = InterfaceService(deps)
     peers = PeerService(deps, interfaces)
+    nodes_ref.append(NodeService(deps))
+    shared.telemetry.registry.register(NodeExporter(nodes_ref[0].gauges))
     passwords = Passwords(
         settings.password_min_length,
         params=hash_params(settings),
@@ -441,6 +494,11 @@ def build(
         tenants=TenantService(deps, interfaces, dns, traffic),
         mappings=MappingService(deps, host_ports if dataplane is None else lambda _: frozenset()),
         runtime=handle,
+        nodes=nodes_ref[0],
+        wakes=wakes,
+        states=states,
+        reports=NodeReports(sessions, TrafficStore(engine)),
+        placement=PlacementService(deps, peers),
         reach=reached,
         initial_password=initial,
         kernel=dataplane is None,

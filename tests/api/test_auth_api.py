@@ -17,9 +17,12 @@ from wirewarden.services.context import SYSTEM
 from wirewarden.web.app import create_app
 
 METHODS = ("get", "post", "put", "patch", "delete")
-# The only public operation under /api/v1 (DESIGN.md §8: login, share links, /healthz).
-PUBLIC = {("post", "/api/v1/auth/login")}
+# The public operations under /api/v1 (DESIGN.md §5, §8: login; share links and /healthz
+# are outside it), and the agent's enrolment, by the join token in its body.
+PUBLIC = {("post", "/api/v1/auth/login"), ("post", "/api/v1/agent/enrol")}
 WRITES = ("post", "put", "patch", "delete")
+# Routes of node agents: a user's token, whatever its scopes, is not their credential (401).
+AGENT = "/api/v1/agent/"
 
 
 @pytest.fixture
@@ -159,7 +162,7 @@ def test_read_only_token_reads_but_cannot_change(
     assert reader.get(f"/api/v1/peers/{peer_id}").status_code == 200
     before = client.get("/api/v1/interfaces/wg0/peers").json()
     for method, url in api_routes(client, peer_id):
-        if method in WRITES:
+        if method in WRITES and not url.startswith(AGENT):
             response = call(reader, method, url)
             assert response.status_code == 403, (method, url)
             assert "scope" in response.json()["detail"]

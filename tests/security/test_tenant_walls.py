@@ -129,6 +129,8 @@ NAMES = [
     # Not beta's: plans and ACL profiles are global, for the admin to change.
     (r"/plans/\{name\}", "small"),
     (r"/acl-profiles/\{name\}", "office"),
+    # The node holding beta's interface: the fleet's nodes are the admin's alone (403).
+    (r"/nodes/\{name\}", "local"),
 ]
 # Query parameters that can name something of beta's.
 QUERY = {
@@ -143,6 +145,8 @@ QUERY = {
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/interfaces"): {"name": "wgwalk"},
     ("POST", "/api/v1/interfaces/{name}/peers"): {"name": "intruder"},
+    ("POST", "/api/v1/tenants/{name}/peers"): {"name": "intruder"},
+    ("PATCH", "/api/v1/nodes/{name}"): {"drain": True},
     ("POST", "/api/v1/tenants"): {"name": "gamma"},
     ("PUT", "/api/v1/dns/tenants/{tenant}"): {"policy": None},
     ("POST", "/api/v1/auth/login"): {"name": "betabob", "password": "not the password"},

@@ -173,3 +173,35 @@ class Telemetry:
     def exposition(self) -> bytes:
         text = generate_latest(self.registry)
         return text + self.peers.text().encode() if self.peers is not None else text
+
+
+# (node, revision, applied revision, up), as the database holds them.
+NodeRows = Callable[[], Iterable[tuple[str, int, int, bool]]]
+
+
+class NodeExporter(PromCollector):
+    """The fleet's nodes at scrape time, read from the database (so every replica tells
+    the same): desired revision, the revision its agent last acked, and whether it is up."""
+
+    def __init__(self, rows: NodeRows) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterable[Metric]:
+        revision = GaugeMetricFamily(
+            "wirewarden_node_revision", "The node's desired-state revision", labels=["node"]
+        )
+        applied = GaugeMetricFamily(
+            "wirewarden_node_applied_revision",
+            "The revision the node's agent last acked as applied",
+            labels=["node"],
+        )
+        up = GaugeMetricFamily(
+            "wirewarden_node_up",
+            "1 while the node heartbeats (or is this one), else 0",
+            labels=["node"],
+        )
+        for node, rev, done, alive in self.rows():
+            revision.add_metric([node], rev)
+            applied.add_metric([node], done)
+            up.add_metric([node], 1 if alive else 0)
+        yield from (revision, applied, up)

@@ -14,6 +14,7 @@ from wirewarden.domain.policy import PolicyConfig
 from wirewarden.domain.state import DesiredState, DeviceDump
 from wirewarden.services.applier import Applier
 from wirewarden.services.errors import NotFound
+from wirewarden.store.fleet import notify_node
 from wirewarden.store.tables import AuditEvent, Node, Tenant, utcnow
 from wirewarden.store.vault import Vault
 
@@ -93,14 +94,33 @@ _BUMP = (
     update(_NODES)
     .where(_NODES.c.id == bindparam("node"))
     .values(revision=_NODES.c.revision + 1)
-    .returning(_NODES.c.revision)
+    .returning(_NODES.c.revision, _NODES.c.name)
 )
 _INSERT_AUDIT = insert(_AUDIT)
 
 
 def bump_revision(db: Session, node: int) -> int:
-    """The node's revision moved on by one; returns the new one (what a Change carries)."""
-    return int(db.connection().execute(_BUMP, {"node": node}).scalar_one())
+    """The node's revision moved on by one; returns the new one (what a Change carries).
+    The node's agent sessions, on every replica, wake when the transaction commits."""
+    revision, name = db.connection().execute(_BUMP, {"node": node}).one()
+    notify_node(db, name)
+    db.info.setdefault(_NAMES, {})[node] = name
+    return int(revision)
+
+
+_NAMES = "wirewarden.node_names"
+
+
+def node_name_of(db: Session, node: int) -> str:
+    """The name of node `node` (what a Change names), known without a query when this
+    transaction bumped its revision."""
+    known: dict[int, str] = db.info.get(_NAMES, {})
+    if node in known:
+        return known[node]
+    found = db.scalar(select(Node.name).where(Node.id == node))
+    if found is None:
+        raise NotFound(f"node {node} is not registered")
+    return found
 
 
 def audit(

@@ -24,6 +24,7 @@ from wirewarden.services.context import (
     audit,
     bump_revision,
     node_id,
+    node_name_of,
     page_of,
     tenant_id_of,
 )
@@ -47,11 +48,8 @@ def addresses_of(iface: Interface) -> tuple[str, ...]:
 
 
 # Every request on an interface or its peers starts here: the statement is built once.
-_BY_NAME = (
-    select(Interface)
-    .join(Node)
-    .where(Node.name == bindparam("node"), Interface.name == bindparam("name"))
-)
+# Interface names are unique in the whole fleet: a name finds one on any node.
+_BY_NAME = select(Interface).where(Interface.name == bindparam("name")).limit(1)
 
 
 class InterfaceService:
@@ -59,7 +57,7 @@ class InterfaceService:
         self.deps = deps
 
     def find(self, db: Session, name: str, actor: Actor = SYSTEM) -> Interface:
-        iface = db.scalar(_BY_NAME, {"node": self.deps.node, "name": name})
+        iface = db.scalar(_BY_NAME, {"name": name})
         if iface is None:
             raise NotFound(f"interface {name!r} not found")
         access.check_interface(actor, iface)
@@ -69,6 +67,7 @@ class InterfaceService:
         count = db.scalar(select(func.count()).where(Peer.interface_id == iface.id)) or 0
         return InterfaceOut(
             name=iface.name,
+            node=node_name_of(db, iface.node_id),
             address=", ".join(addresses_of(iface)),
             listen_port=iface.listen_port,
             public_key=iface.public_key,
@@ -86,9 +85,7 @@ class InterfaceService:
         self, name: str | None = None, limit: int = 100, offset: int = 0, actor: Actor = SYSTEM
     ) -> Page[InterfaceOut]:
         with self.deps.sessions() as db:
-            query = select(Interface).where(
-                Interface.node_id == node_id(db, self.deps.node), access.interface_filter(actor)
-            )
+            query = select(Interface).where(access.interface_filter(actor))
             if name:
                 query = query.where(Interface.name.contains(name, autoescape=True))
             total, rows = page_of(db, query, Interface.name, limit, offset)
@@ -131,7 +128,13 @@ class InterfaceService:
         it has added the peers too, as an import does), apply it before answering.
         `tenant`: an admin making a tenant's interface (its network from the tenant pool)."""
         access.require_manager(actor)
-        self._insert(data, actor, private_key, self._host(data.name), tenant)
+        node = data.node or self.deps.node
+        if node != self.deps.node:
+            access.require_admin(actor)  # where an interface runs is the fleet admin's
+        local = node == self.deps.node
+        # Another node's host is its own: what its kernel holds is not this one's to check.
+        host = self._host(data.name) if local else HostFootprint()
+        self._insert(data, actor, private_key, host, tenant)
         return self._reconciled(data.name) if reconcile else self.get(data.name)
 
     @retry_on_busy
@@ -144,14 +147,18 @@ class InterfaceService:
         tenant: int | None = None,
     ) -> None:
         with self.deps.sessions.begin() as db:
-            nid = node_id(db, self.deps.node)
+            try:
+                nid = node_id(db, data.node or self.deps.node)
+            except NotFound as exc:
+                raise Invalid(f"no node named {data.node!r}", "node") from exc
             # The node's row is written first: that write lock (SQLite's database lock, a
             # PostgreSQL row lock) makes concurrent allocations on a node take turns, each
             # reading what the one before it committed.
             bump_revision(db, nid)
             others = db.scalars(select(Interface).where(Interface.node_id == nid)).all()
-            if any(i.name == data.name for i in others):
+            if db.scalar(_BY_NAME, {"name": data.name}) is not None:
                 raise Conflict(f"interface {data.name!r} already exists", "name")
+            tenant = tenant or self._named_tenant(db, data.tenant, actor)
             tenant = (
                 tenant
                 if actor.is_admin and tenant
@@ -193,6 +200,14 @@ class InterfaceService:
                 field = "listen_port" if "port" in str(exc.orig) else "name"
                 raise Conflict(f"the {field} was taken meanwhile; try again", field) from exc
             audit(db, actor, "interface.create", data.name, tenant, address=ipv4, port=port)
+
+    def _named_tenant(self, db: Session, name: str | None, actor: Actor) -> int | None:
+        if name is None:
+            return None
+        found = tenant_id_of(db, name)
+        if found is None or not access.sees_tenant(actor, found):
+            raise Invalid(f"no tenant named {name!r}", "tenant")
+        return found
 
     def _pool(self, db: Session, tenant: int | None) -> Allocation:
         """The default tenant's interfaces come from the interface pool, every other
@@ -245,13 +260,14 @@ class InterfaceService:
     def delete(self, name: str, actor: Actor, teardown: bool = True) -> None:
         """Delete the interface; teardown=False forgets it but leaves the device running."""
         access.require_manager(actor)
-        self._delete(name, actor, teardown)
-        self.deps.applier.apply(Change.of(self.deps.node, None, INTERFACES))
+        node = self._delete(name, actor, teardown)
+        self.deps.applier.apply(Change.of(node, None, INTERFACES))
 
     @retry_on_busy
-    def _delete(self, name: str, actor: Actor, teardown: bool) -> None:
+    def _delete(self, name: str, actor: Actor, teardown: bool) -> str:
         with self.deps.applier.turn(), self.deps.sessions() as db:
             iface = self.find(db, name, actor)
+            node = node_name_of(db, iface.node_id)
             try:
                 if teardown:
                     self.deps.applier.remove_interface(name)
@@ -265,8 +281,9 @@ class InterfaceService:
                 db.commit()
             except Exception:
                 # Still stored, but torn down: the next pass brings the device back.
-                self.deps.applier.changed(Change.of(self.deps.node, None, INTERFACES))
+                self.deps.applier.changed(Change.of(node, None, INTERFACES))
                 raise
+            return node
 
     def set_enabled(self, name: str, enabled: bool, actor: Actor) -> InterfaceOut:
         return self.update(name, InterfaceUpdate(enabled=enabled), actor)
@@ -289,6 +306,9 @@ class InterfaceService:
     def _host(self, name: str) -> HostFootprint:
         """What the host holds outside our interfaces (and `name`, which may be adopted)."""
         with self.deps.sessions() as db:
+            iface = db.scalar(_BY_NAME, {"name": name})
+            if iface is not None and node_name_of(db, iface.node_id) != self.deps.node:
+                return HostFootprint()  # another node's: its host is not this one
             ours = db.scalars(
                 select(Interface.name).join(Node).where(Node.name == self.deps.node)
             ).all()
@@ -297,7 +317,10 @@ class InterfaceService:
     def _reconciled(self, name: str) -> InterfaceOut:
         # Interface changes are rare and touch links, addresses and the firewall: a full pass
         # applies them before the caller hears back.
-        self.deps.applier.apply(Change.of(self.deps.node, None, INTERFACES))
+        with self.deps.sessions() as db:
+            iface = db.scalar(_BY_NAME, {"name": name})
+            node = node_name_of(db, iface.node_id) if iface is not None else self.deps.node
+        self.deps.applier.apply(Change.of(node, None, INTERFACES))
         return self.get(name)
 
 

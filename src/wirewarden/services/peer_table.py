@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from wirewarden.domain.state import PeerStats
 from wirewarden.domain.traffic import is_online as handshake_online
 from wirewarden.services import access, keyset
-from wirewarden.services.context import MEMBER, Actor, Deps
+from wirewarden.services.context import MEMBER, Actor, Deps, node_name_of
 from wirewarden.services.errors import Invalid
 from wirewarden.services.peers import PeerService
 from wirewarden.services.schemas import KeyPage, PeerOut
@@ -106,7 +106,8 @@ class PeerTable:
             else:
                 total, rows = self._sql_page(db, base, query)
             owners = owner_names(db, rows)
-            items = [self.peers.to_out(p, iface.name, stats, owners) for p in rows]
+            node = node_name_of(db, iface.node_id)
+            items = [self.peers.to_out(p, iface.name, stats, owners, node) for p in rows]
             following = None
             if query.sort == "name" and not query.desc and rows and offset + len(rows) < total:
                 following = keyset.encode(rows[-1].name)

@@ -20,7 +20,15 @@ from wirewarden.domain.state import PeerState, PeerStats
 from wirewarden.domain.traffic import is_online
 from wirewarden.services import access, keyset, limits
 from wirewarden.services.applier import ApplyFailed, Change
-from wirewarden.services.context import MEMBER, SYSTEM, Actor, Deps, audit, bump_revision
+from wirewarden.services.context import (
+    MEMBER,
+    SYSTEM,
+    Actor,
+    Deps,
+    audit,
+    bump_revision,
+    node_name_of,
+)
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound, rendered
 from wirewarden.services.interfaces import InterfaceService, addresses_of
 from wirewarden.services.policy import UsageService, host_tz
@@ -67,7 +75,13 @@ class PeerService:
     def get(self, peer_id: int, actor: Actor = SYSTEM) -> PeerOut:
         with self.deps.sessions() as db:
             peer, iface = self.find(db, peer_id, actor)
-            return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
+            return self.to_out(
+                peer,
+                iface.name,
+                self._stats(iface.name),
+                _owners(db, [peer]),
+                node_name_of(db, iface.node_id),
+            )
 
     def list(
         self,
@@ -88,7 +102,8 @@ class PeerService:
             total, rows, following = keyset.page(db, query, Peer.name, limit, offset, after)
             stats = self._stats(iface.name)
             owners = _owners(db, rows)
-            items = [self.to_out(p, iface.name, stats, owners) for p in rows]
+            node = node_name_of(db, iface.node_id)
+            items = [self.to_out(p, iface.name, stats, owners, node) for p in rows]
             return KeyPage(items=items, total=total, limit=limit, offset=offset, next=following)
 
     def find_by_name(self, interface: str, name: str, actor: Actor = SYSTEM) -> PeerOut:
@@ -98,7 +113,13 @@ class PeerService:
             if peer is None:
                 raise NotFound(f"peer {name!r} not found on {interface!r}")
             access.check_peer(actor, peer, iface)
-            return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
+            return self.to_out(
+                peer,
+                iface.name,
+                self._stats(iface.name),
+                _owners(db, [peer]),
+                node_name_of(db, iface.node_id),
+            )
 
     def _stats(self, interface: str) -> dict[str, PeerStats]:
         try:
@@ -113,6 +134,7 @@ class PeerService:
         interface: str,
         stats: dict[str, PeerStats],
         owners: dict[int, str] | None = None,
+        node: str = "",
     ) -> PeerOut:
         live = stats.get(peer.public_key)
         handshake = live.latest_handshake if live else 0
@@ -120,6 +142,7 @@ class PeerService:
         return PeerOut(
             id=peer.id,
             interface=interface,
+            node=node,
             name=peer.name,
             display_name=peer.display_name or peer.name,
             address=", ".join(_peer_addresses(peer)),
@@ -189,7 +212,8 @@ class PeerService:
                 address=peer.ipv4,
             )
             self._apply_and_commit(db, peer, iface, revision)
-            return self.to_out(peer, iface.name, {}, {owner.id: owner.name} if owner else None)
+            owners = {owner.id: owner.name} if owner else None
+            return self.to_out(peer, iface.name, {}, owners, node_name_of(db, iface.node_id))
 
     def _owner_for_new(
         self, db: Session, iface: Interface, name: str | None, actor: Actor
@@ -340,7 +364,13 @@ class PeerService:
             except (StaleDataError, ObjectDeletedError) as exc:
                 # Deleted by another writer (a replica, another process) since we read it.
                 raise NotFound(f"peer {peer_id} not found") from exc
-            return self.to_out(peer, iface.name, self._stats(iface.name), _owners(db, [peer]))
+            return self.to_out(
+                peer,
+                iface.name,
+                self._stats(iface.name),
+                _owners(db, [peer]),
+                node_name_of(db, iface.node_id),
+            )
 
     def policy_of(self, peer: Peer, iface: Interface, live: bool = True) -> PeerPolicy | None:
         """The peer's policy as the kernel should hold it now (None: not in the kernel).
@@ -401,9 +431,8 @@ class PeerService:
                 db.rollback()
                 self._undo(where, key, before, policy, policy)
                 raise
-            self.deps.applier.changed(
-                Change.of_peers(self.deps.node, revision, [peer_id], applied=applied)
-            )
+            node = node_name_of(db, iface.node_id)
+            self.deps.applier.changed(Change.of_peers(node, revision, [peer_id], applied=applied))
 
     def _apply_and_commit(
         self,
@@ -452,7 +481,8 @@ class PeerService:
                 db.rollback()
                 self._undo(where, key, before, new, old)
                 raise
-        change = Change.of_peers(self.deps.node, revision, [peer_id], applied=applied)
+        node = node_name_of(db, iface.node_id)
+        change = Change.of_peers(node, revision, [peer_id], applied=applied)
         self.deps.applier.changed(change)
 
     def _undo(

@@ -19,7 +19,7 @@ from wirewarden.domain.policy import (
 from wirewarden.domain.state import DesiredState
 from wirewarden.services import access
 from wirewarden.services.applier import FIREWALL, ApplyFailed, Change
-from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision
+from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision, node_name_of
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
 from wirewarden.services.traffic import TrafficService
@@ -193,8 +193,9 @@ class UsageService:
             db.execute(update(Peer).where(Peer.id == peer.id).values(cap_used_bytes=0))
             revision = bump_revision(db, iface.node_id)
             audit(db, actor, "peer.usage_reset", f"{iface.name}/{peer.name}", iface.tenant_id)
+            node = node_name_of(db, iface.node_id)
             db.commit()
-        self.deps.applier.changed(Change.of_peers(self.deps.node, revision, [peer_id]))
+        self.deps.applier.changed(Change.of_peers(node, revision, [peer_id]))
         return self.usage(peer_id, actor)
 
 

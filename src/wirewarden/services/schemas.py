@@ -121,6 +121,8 @@ class InterfaceCreate(Strict):
     endpoint: str | None = Field(None, description="Public host[:port] clients dial")
     dns: Csv = ""
     mtu: Mtu = 1420
+    tenant: str | None = Field(None, description="Its tenant (default: `default`); admins")
+    node: str | None = Field(None, description="The node it runs on (default: this one)")
 
     _name = field_validator("name")(lambda cls, v: check_ifname(v))
     _dns = field_validator("dns")(lambda cls, v: parse_dns(v))
@@ -259,6 +261,7 @@ class PeerUpdate(Strict):
 
 class InterfaceOut(BaseModel):
     name: str
+    node: str = ""
     address: str
     listen_port: int
     public_key: str
@@ -275,6 +278,7 @@ class InterfaceOut(BaseModel):
 class PeerOut(BaseModel):
     id: int
     interface: str
+    node: str = Field("", description="The node its interface runs on")
     name: str
     display_name: str = ""  # the name people read; the slug where none was given
     address: str

@@ -18,6 +18,7 @@ class TenantCreate(Strict):
     address: Csv | None = Field(None, description="e.g. '10.88.5.1/24'")
     listen_port: Port | None = None
     endpoint: str | None = Field(None, description="Public host[:port] its clients dial")
+    node: str | None = Field(None, description="The node of its first interface (default: this)")
 
     _name = field_validator("name")(lambda cls, v: check_name(v))
     _address = field_validator("address")(InterfaceCreate._address.__func__)  # type: ignore[attr-defined]

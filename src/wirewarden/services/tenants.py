@@ -67,6 +67,7 @@ class TenantService:
             address=data.address,
             listen_port=data.listen_port,
             endpoint=data.endpoint,
+            node=data.node,
         )
         try:
             self.interfaces.create(spec, actor, tenant=tenant_id)

@@ -68,6 +68,69 @@ class Node(Base):
     # Bumped in the transaction of every change to this node's desired state.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Placement (fleet): where the node is and how many peers it takes before it counts as
+    # full (a soft limit: a full node is used only when every node of its region is).
+    region: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    capacity: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
+    country: Mapped[str | None] = mapped_column(String(2))
+    city: Mapped[str | None] = mapped_column(String(64))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    # A draining node keeps its peers and gets no new one.
+    drain: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class NodeStatus(Base):
+    """What a node's agent last said (heartbeats, acks, reports): a row apart from `nodes`,
+    so a heartbeat neither waits on the row lock a change holds nor bumps a revision."""
+
+    __tablename__ = "node_status"
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|online|offline
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    applied_revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The digest of the state the agent holds, as it acked it; whether it is what was sent.
+    state_hash: Mapped[str] = mapped_column(String(64), default="")
+    hash_matches: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_sync: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    peers: Mapped[int] = mapped_column(Integer, default=0)
+    online_peers: Mapped[int] = mapped_column(Integer, default=0)
+    rx_bps: Mapped[int] = mapped_column(BigInteger, default=0)
+    tx_bps: Mapped[int] = mapped_column(BigInteger, default=0)
+    cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    version: Mapped[str] = mapped_column(String(32), default="")
+    uptime_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The last report's sequence number (a batch sent twice is counted once) and the
+    # kernel quota counters it carried, by quota name: what the node's data caps counted.
+    report_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    quotas: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class NodeJoinToken(Base):
+    """A one-time token an agent trades for its node credential (stored as its SHA-256)."""
+
+    __tablename__ = "node_join_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class NodeCredential(Base):
+    """The bearer credential a node's agent uses (stored as its SHA-256); revocable."""
+
+    __tablename__ = "node_credentials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Plan(Base):

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from wirewarden import __version__
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import Invalid, ServiceError, Unauthorized
-from wirewarden.web import apidocs, deps, failures, metrics, proxy, share, ui
+from wirewarden.services.nodes import Heartbeat
+from wirewarden.store.fleet import Leadership
+from wirewarden.web import agent, apidocs, deps, failures, metrics, proxy, share, ui
+from wirewarden.web.agent import AgentHub
 from wirewarden.web.api import (
     audit,
     auth,
     dns,
     interfaces,
     mappings,
+    nodes,
     peers,
     plans,
     policy,
@@ -36,12 +42,13 @@ from wirewarden.web.security import SecurityHeaders
 from wirewarden.web.tunnel import TunnelListener, tunnel_app
 
 log = logging.getLogger(__name__)
-REAP_SECONDS = 10.0
+CHORE_SECONDS = 5.0
 
 
 def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        agents.start()
         resolver = container.dns_runtime if run_loop else None
         if run_loop:
             # Data caps count on from the traffic history where the kernel lost the quotas.
@@ -50,18 +57,21 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
             container.collector.start()
         if resolver is not None:
             resolver.start()
-        tunnel = reaper = None
+        tunnel = None
         if run_loop:
             mappings = container.mappings
             api = tunnel_app(mappings, changes)
             port = container.settings.tunnel_api_port
             tunnel = TunnelListener(api, mappings.gateways, port)
             tunnel.start()
-            reaper = asyncio.get_running_loop().create_task(_reap(mappings.reap, changes))
+        chores = Chores(container, changes, run_loop)
+        reaper = asyncio.get_running_loop().create_task(chores.run())
         yield
-        if reaper is not None and tunnel is not None:
-            reaper.cancel()
+        reaper.cancel()
+        await run_in_threadpool(chores.leadership.release)
+        if tunnel is not None:
             await tunnel.stop()
+        await agents.stop()
         changes.close()
         if resolver is not None:
             resolver.stop()
@@ -80,6 +90,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     )
     app.state.container = container
     app.state.changes = changes = ChangeThread()
+    app.state.agents = agents = AgentHub(container)
     routers = (
         interfaces,
         peers,
@@ -94,14 +105,19 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         tokens,
         audit,
         mappings,
+        nodes,
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(agent.router, prefix="/api/v1")
     app.include_router(share.router)
     app.include_router(metrics.router)
     # Innermost: a refused body is answered (and timed, and given the headers) like any other.
     app.add_middleware(
-        BodyGate, max_bytes=container.settings.max_body_bytes, identify=deps.identify
+        BodyGate,
+        max_bytes=container.settings.max_body_bytes,
+        identify=deps.identify,
+        identify_node=agent.identify_node,
     )
     app.add_middleware(metrics.RequestTiming, histogram=container.telemetry.http_duration)
     app.add_middleware(SecurityHeaders, hsts=container.reach.hsts)
@@ -125,14 +141,56 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     return app
 
 
-async def _reap(reap: Callable[[], int], changes: ChangeThread) -> None:
-    """Expired mappings leave the database (and so the kernel) every REAP_SECONDS."""
-    while True:
-        await asyncio.sleep(REAP_SECONDS)
+class Chores:
+    """Work done every CHORE_SECONDS: on one replica at a time (the holder of the chores'
+    advisory lock), expired mappings leave the database (and so the kernel) and nodes
+    unheard for 30 s are marked offline; on each replica that runs its node, that node's
+    own heartbeat (it has no agent)."""
+
+    def __init__(self, container: Container, changes: ChangeThread, run_loop: bool) -> None:
+        self.container, self.changes, self.run_loop = container, changes, run_loop
+        self.leadership = Leadership(container.engine)
+        self.started = time.monotonic()
+        self._cpu = (time.monotonic(), time.process_time())
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHORE_SECONDS)
+            await self.once()
+
+    async def once(self) -> None:
         try:
-            await changes.run(reap)
+            if self.run_loop:
+                await run_in_threadpool(self._beat)
+            if not await run_in_threadpool(self.leadership.held):
+                return
+            if self.run_loop:
+                await self.changes.run(self.container.mappings.reap)
+            await run_in_threadpool(self.container.nodes.mark_offline)
         except Exception:  # a busy database: the next round tries again
-            log.exception("reaping expired mappings")
+            log.exception("periodic chores")
+
+    def _cpu_percent(self) -> float:
+        """This process's CPU use since the last beat (serve is the node's runtime)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        then, used = self._cpu
+        self._cpu = (wall, cpu)
+        return round(100 * (cpu - used) / max(wall - then, 1e-6), 1)
+
+    def _beat(self) -> None:
+        container = self.container
+        seen = container.collector.snapshot.interfaces.values()
+        desired = container.reconciler.last_desired
+        beat = Heartbeat(
+            peers=sum(i.peers for i in seen),
+            online_peers=sum(i.online for i in seen),
+            rx_bps=int(sum(i.rx_rate for i in seen) * 8),
+            tx_bps=int(sum(i.tx_rate for i in seen) * 8),
+            cpu_percent=self._cpu_percent(),
+            version=__version__,
+            uptime_s=int(time.monotonic() - self.started),
+        )
+        container.nodes.local_heartbeat(beat, desired.revision if desired else None)
 
 
 async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

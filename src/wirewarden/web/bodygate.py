@@ -28,7 +28,12 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Routes that take a body from whoever asks: the two sign-in forms (API and dashboard).
-PUBLIC_BODIES = frozenset({("POST", "/api/v1/auth/login"), ("POST", "/login")})
+# And an agent's enrolment, whose join token is in its (small) body.
+PUBLIC_BODIES = frozenset(
+    {("POST", "/api/v1/auth/login"), ("POST", "/login"), ("POST", "/api/v1/agent/enrol")}
+)
+# Routes an agent posts to with its node credential (not a user's token or session).
+NODE_BODIES = frozenset({("POST", "/api/v1/agent/messages")})
 
 Identify = Callable[[HTTPConnection], Awaitable[object | None]]
 
@@ -46,10 +51,17 @@ def _too_large(limit: int) -> str:
 
 
 class BodyGate:
-    def __init__(self, app: ASGIApp, max_bytes: int, identify: Identify) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        identify: Identify,
+        identify_node: Identify | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.identify = identify
+        self.identify_node = identify_node
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _has_body(scope):
@@ -59,8 +71,7 @@ class BodyGate:
         if length is not None and length > self.max_bytes:
             await _refuse(self.max_bytes, scope, receive, send)
             return
-        public = (scope["method"], scope["path"]) in PUBLIC_BODIES
-        if not public and await self.identify(HTTPConnection(scope)) is None:
+        if not await self._known(scope):
             await self.app(scope, _withheld(receive), _closing(send))
             return
         started = False
@@ -76,6 +87,15 @@ class BodyGate:
             if started:
                 raise
             await _refuse(self.max_bytes, scope, receive, send)
+
+    async def _known(self, scope: Scope) -> bool:
+        """Whether the request may send a body: a public route, or valid credentials."""
+        route = (scope["method"], scope["path"])
+        if route in PUBLIC_BODIES:
+            return True
+        if route in NODE_BODIES and self.identify_node is not None:
+            return await self.identify_node(HTTPConnection(scope)) is not None
+        return await self.identify(HTTPConnection(scope)) is not None
 
 
 def _has_body(scope: Scope) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from wirewarden.services.placement import PlacedPeerCreate
+from wirewarden.services.schemas import PeerOut
 from wirewarden.services.tenant_schemas import TenantCreate, TenantOut, TenantUpdate
 from wirewarden.web.deps import App, Reader, Writer
 
@@ -34,3 +36,10 @@ def update_tenant(app: App, actor: Writer, name: str, body: TenantUpdate) -> Ten
 def delete_tenant(app: App, actor: Writer, name: str) -> Response:
     app.tenants.delete(name, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/tenants/{name}/peers", status_code=status.HTTP_201_CREATED)
+def place_peer(app: App, actor: Writer, name: str, body: PlacedPeerCreate) -> PeerOut:
+    """A new peer on the tenant's interface of the least-loaded online, non-draining node
+    (of `region`, if given); 409 when no node can take it."""
+    return app.placement.place(name, body, actor)

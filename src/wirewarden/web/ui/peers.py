@@ -50,6 +50,7 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         "peer.html",
         viewer,
         peer=peer,
+        node=app.interfaces.get(peer.interface, viewer.actor).node,
         usage=app.usage.usage(peer.id, viewer.actor) if peer.data_cap_bytes else None,
         mappings=app.mappings.of_peer(peer.id, viewer.actor),
         config_error=config_error,

@@ -1,0 +1,178 @@
+"""What a node's agent measured, into the stores the local collector and resolver use:
+traffic samples into the metrics store, DNS query-log rows into the query log, quota
+counters into each capped peer's saved usage. Only the node's own peers count: a row
+naming a peer of another node (or none known) is dropped, and peer names come from the
+database, never from the report."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.domain.state import PeerStats
+from wirewarden.domain.traffic import Counters, delta
+from wirewarden.store.db import retry_on_busy
+from wirewarden.store.dns import DnsStore
+from wirewarden.store.tables import Peer
+from wirewarden.store.tsdb import Batch, Delta, PeerRef, TrafficStore
+
+log = logging.getLogger(__name__)
+_QUOTA = re.compile(r"^cap_(\d+)_(\d+)_\d+$")
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sample(_Row):
+    """A peer's kernel counters at time `t` (epoch seconds), as `wg show dump` gives them.
+    Peers idle since the last sample may be left out."""
+
+    t: int = Field(ge=0)
+    interface: str = Field(max_length=15)
+    public_key: str = Field(max_length=44)
+    rx: int = Field(ge=0)
+    tx: int = Field(ge=0)
+    handshake: int = Field(0, ge=0)
+    endpoint: str | None = Field(None, max_length=64)
+
+
+class DnsRow(_Row):
+    """One query-log row of the node's resolver (`count` identical queries from `at`)."""
+
+    at: float = Field(ge=0)
+    peer_id: int | None = None
+    client: str = Field(max_length=64)
+    policy: str = Field(max_length=32)
+    name: str = Field(max_length=255)
+    qtype: int = Field(ge=0, le=65535)
+    status: str = Field(max_length=16)
+    reason: str | None = Field(None, max_length=1000)
+    rcode: int = Field(ge=0, le=65535)
+    upstream: str | None = Field(None, max_length=255)
+    latency_ms: float | None = None
+    count: int = Field(1, ge=1)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    samples: int
+    dns_rows: int
+    quotas: dict[str, int]
+    dropped: int
+
+
+def _valid(model: type[_Row], rows: Sequence[dict[str, Any]]) -> tuple[list[Any], int]:
+    good, bad = [], 0
+    for row in rows:
+        try:
+            good.append(model.model_validate(row))
+        except ValidationError:
+            bad += 1
+    return good, bad
+
+
+class NodeReports:
+    def __init__(self, sessions: sessionmaker[Session], traffic: TrafficStore) -> None:
+        self.sessions, self.traffic = sessions, traffic
+
+    def ingest(
+        self,
+        node: str,
+        samples: Sequence[dict[str, Any]],
+        dns_log: Sequence[dict[str, Any]],
+        quotas: dict[str, int],
+    ) -> Ingested:
+        refs = self.traffic.directory(node)
+        by_key = {(r.interface, r.public_key): r for r in refs}
+        names = {r.id: r.name for r in refs}
+        good, bad = _valid(Sample, samples)
+        ours = [s for s in good if (s.interface, s.public_key) in by_key]
+        self._traffic(ours, by_key)
+        rows, bad_rows = _valid(DnsRow, dns_log)
+        kept = [r for r in rows if r.peer_id is None or r.peer_id in names]
+        DnsStore(self.sessions, node).write_log([_record(r, names) for r in kept])
+        own_quotas = {
+            name: used
+            for name, used in quotas.items()
+            if (m := _QUOTA.match(name)) and int(m.group(1)) in names
+        }
+        self._usage(own_quotas)
+        dropped = bad + bad_rows + (len(good) - len(ours)) + (len(rows) - len(kept))
+        dropped += len(quotas) - len(own_quotas)
+        if dropped:
+            log.warning("node %s: dropped %d report rows not of its own peers", node, dropped)
+        return Ingested(len(ours), len(kept), own_quotas, dropped)
+
+    def _traffic(self, samples: list[Sample], by_key: dict[tuple[str, str], PeerRef]) -> None:
+        if not samples:
+            return
+        refs = {(s.interface, s.public_key): by_key[(s.interface, s.public_key)] for s in samples}
+        baseline = self.traffic.load_counters_of([r.id for r in refs.values()])
+        by_t: dict[int, list[Sample]] = defaultdict(list)
+        for s in samples:
+            by_t[s.t].append(s)
+        for t in sorted(by_t):
+            peers: list[Delta] = []
+            per_iface: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+            counters: list[tuple[int, Counters]] = []
+            endpoints: list[tuple[int, str]] = []
+            for s in by_t[t]:
+                ref = refs[(s.interface, s.public_key)]
+                prev = baseline.get(ref.id)
+                cur = PeerStats(s.endpoint, s.handshake, s.rx, s.tx)
+                rx, tx = delta(prev, cur, s.public_key)
+                now = Counters(s.public_key, s.rx, s.tx, s.handshake, s.endpoint)
+                baseline[ref.id] = now
+                counters.append((ref.id, now))
+                if rx or tx:
+                    peers.append(Delta(ref.id, rx, tx))
+                    sums = per_iface[ref.interface_id]
+                    sums[0] += rx
+                    sums[1] += tx
+                if s.endpoint and (prev is None or prev.endpoint != s.endpoint):
+                    endpoints.append((ref.id, s.endpoint))
+            interfaces = [Delta(i, rx, tx) for i, (rx, tx) in per_iface.items()]
+            self.traffic.record(Batch(t, peers, interfaces, counters, endpoints))
+
+    @retry_on_busy
+    def _usage(self, quotas: dict[str, int]) -> None:
+        if not quotas:
+            return
+        with self.sessions.begin() as db:
+            for name, used in quotas.items():
+                m = _QUOTA.match(name)
+                assert m is not None
+                db.execute(
+                    update(Peer)
+                    .where(Peer.id == int(m.group(1)))
+                    .values(cap_used_bytes=used, cap_used_period=int(m.group(2)))
+                    .execution_options(synchronize_session=False)
+                )
+
+
+def _record(row: DnsRow, names: dict[int, str]) -> tuple[Any, ...]:
+    peer = names.get(row.peer_id) if row.peer_id is not None else None
+    return (
+        row.at,
+        row.peer_id,
+        peer,
+        row.client,
+        row.policy,
+        row.name,
+        row.qtype,
+        row.status,
+        row.reason,
+        row.rcode,
+        row.upstream,
+        row.latency_ms,
+        row.count,
+    )

@@ -1,0 +1,72 @@
+"""The dashboard's Nodes page: status, place, load, drain, and a new node's join token
+shown once; admins only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.test_dashboard_pages import PASSWORD, sign_in
+from wirewarden.bootstrap import Container
+from wirewarden.services.account_schemas import UserCreate
+from wirewarden.services.context import SYSTEM
+from wirewarden.services.tenant_schemas import TenantCreate
+from wirewarden.web.app import create_app
+
+
+@pytest.fixture
+def ui(container: Container) -> Iterator[TestClient]:
+    container.users.create(UserCreate(name="alice", role="admin", password=PASSWORD), SYSTEM)
+    with TestClient(create_app(container, run_loop=False)) as client:
+        client.headers["x-test-csrf"] = sign_in(client, "alice")
+        yield client
+
+
+def _post(ui: TestClient, url: str, **data: str) -> object:
+    return ui.post(url, data={"csrf_token": ui.headers["x-test-csrf"], **data})
+
+
+def test_nodes_page_adds_a_node_and_shows_its_token_once(
+    ui: TestClient, container: Container, database_url: str | None
+) -> None:
+    page = ui.get("/nodes")
+    assert page.status_code == 200
+    assert 'data-node="local"' in page.text and "this server" in page.text
+    added = _post(ui, "/nodes/new", name="fra1", region="eu", capacity="50", country="de")
+    if database_url is None:
+        assert added.status_code == 409  # type: ignore[attr-defined]
+        assert "wirewarden db copy" in added.text  # type: ignore[attr-defined]
+        return
+    assert added.status_code == 200, added.text  # type: ignore[attr-defined]
+    token = added.text.split("data-join-token>")[1].split("<")[0]  # type: ignore[attr-defined]
+    assert token.startswith("wwj_")
+    again = ui.get("/nodes").text
+    assert 'data-node="fra1"' in again and "Region eu" in again and token not in again
+    assert "pending" in again and "0 / 50" in again
+
+
+def test_drain_switch(ui: TestClient, container: Container) -> None:
+    answer = _post(ui, "/nodes/local/drain", drain="on")
+    assert answer.status_code in (200, 303)  # type: ignore[attr-defined]
+    assert container.nodes.get("local", SYSTEM).drain is True
+    _post(ui, "/nodes/local/drain", drain="off")
+    assert container.nodes.get("local", SYSTEM).drain is False
+
+
+def test_bad_input_names_the_field(ui: TestClient) -> None:
+    answer = _post(ui, "/nodes/new", name="n1", country="Germany")
+    assert answer.status_code == 422  # type: ignore[attr-defined]
+    assert 'id="e-country"' in answer.text  # type: ignore[attr-defined]
+
+
+def test_tenant_admins_get_no_nodes_page(container: Container) -> None:
+    container.tenants.create(TenantCreate(name="acme"), SYSTEM)
+    user = UserCreate(name="bob", role="tenant-admin", tenant="acme", password=PASSWORD)
+    container.users.create(user, SYSTEM)
+    with TestClient(create_app(container, run_loop=False)) as client:
+        client.headers["x-test-csrf"] = sign_in(client, "bob")
+        assert client.get("/nodes").status_code == 403
+        assert _post(client, "/nodes/local/drain", drain="on").status_code == 403  # type: ignore[attr-defined]
+    assert container.nodes.get("local", SYSTEM).drain is False
