@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from wirewarden.cli import main as cli
-from wirewarden.cli.output import console, emit_json, record, table
+from wirewarden.cli.output import console, emit_json, listing, record
 from wirewarden.services.node_schemas import NodeCreate, NodeUpdate
 
 node_app = typer.Typer(help="Fleet nodes: add, place, drain, remove.", no_args_is_help=True)
@@ -66,11 +66,8 @@ def node_add(
 def node_list(as_json: cli.JsonOpt = False) -> None:
     with cli.container() as c:
         rows = c.nodes.list(cli.CLI)
-    if as_json:
-        emit_json(rows)
-        return
     columns = ["name", "region", "status", "peers", "capacity", "load", "revision"]
-    table(rows, [*columns, "applied_revision", "last_seen"], title="Nodes")
+    listing(rows, [*columns, "applied_revision", "last_seen"], as_json, title="Nodes")
 
 
 @node_app.command("show")
