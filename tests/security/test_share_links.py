@@ -66,9 +66,12 @@ def test_share_token_never_reaches_the_access_log(
     url = serve(app, log_config=server_log_config("info"))
     # Added once uvicorn configured its loggers (which replaces their handlers).
     logging.getLogger("uvicorn.access").addHandler(Lines(server_logs))
-    assert httpx.get(url + path).status_code == 200
-    assert httpx.post(url + path, params={"format": "conf"}).status_code == 200
-    assert httpx.get(url + path).status_code == 404  # used up
+    # A generous timeout: the first request to a fresh server imports the page's
+    # modules lazily, which can take seconds on a loaded CI machine.
+    with httpx.Client(base_url=url, timeout=60) as http:
+        assert http.get(path).status_code == 200
+        assert http.post(path, params={"format": "conf"}).status_code == 200
+        assert http.get(path).status_code == 404  # used up
     assert len([line for line in server_logs if "/s/[redacted]" in line]) == 3
     assert not [line for line in server_logs if token in line]
 

@@ -10,8 +10,10 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-errors = Console(stderr=True)
+# emoji off: a fingerprint holding ":CD:" or a peer named ":cd:" must print as
+# itself, never as a picture.
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 
 def emit_json(value: Any) -> None:
