@@ -14,6 +14,7 @@ FROM ${BASE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       wireguard-tools wireguard-go nftables iproute2 conntrack procps \
+      iptables libnetfilter-queue1 \
       python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 

@@ -68,7 +68,10 @@ setup_assets() {
 # postgresql likewise: serve uses it only when WIREWARDEN_DATABASE_URL names one (fleets,
 # docs/database.md; the driver, psycopg, comes with the Python package). The tests start
 # private PostgreSQL 15 clusters (tests/pg.py) to run the store and API suites on it too.
-SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps)
+# iptables (the nf_tables one): the classifier's queue rule (docs/classify.md); gcc,
+# python3-dev and libnetfilter-queue-dev: pip builds the queue reader's binding.
+SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps
+    iptables gcc python3-dev libnetfilter-queue-dev)
 # caddy: tests/netns/test_reach.py puts the dashboard behind it (packaging/caddy).
 # The packaging tests: systemd for systemd-analyze verify of the units; podman (runc: this
 # host's cgroups defeat crun) and mmdebstrap to build and run the image on a local base.
