@@ -71,9 +71,11 @@ if TYPE_CHECKING:
     from wirewarden.reconciler.engine import Loop, Reconciler
     from wirewarden.reconciler.ports import Dataplane
     from wirewarden.runtime.applier import LocalApplier
+    from wirewarden.runtime.classifier import ClassifierControl
     from wirewarden.store.copy import CopyReport, Progress
     from wirewarden.store.dns import DnsStore
 
+log = logging.getLogger(__name__)
 TlsMode = Literal["off", "files", "self-signed"]
 
 
@@ -132,6 +134,8 @@ class NodeRuntime:
     dns_runtime: DnsRuntime | None
     # Built with the real data plane: its changes need CAP_NET_ADMIN.
     kernel: bool
+    # The classifier's queue rules and reader (None with a test's fake data plane).
+    classifier: ClassifierControl | None = None
 
 
 class RuntimeHandle:
@@ -341,9 +345,16 @@ def build_runtime(
     status = SyncStatusWriter(sessions, settings.node_name)
     timing = telemetry.reconcile_sink()
 
+    classifier = classifier_control(settings) if kernel else None
+
     def sink(desired: DesiredState, report: Report) -> None:
         status(desired, report)
         timing(desired, report)
+        if classifier is not None:
+            try:
+                classifier(desired)
+            except Exception:  # the tunnels matter more: logged, retried next pass
+                log.exception("classification could not follow the desired state")
 
     lock = HostLock(settings.data_dir / "dataplane.lock")
     reconciler = Reconciler(reader, dataplane, sink, lock, usage_sink=UsageRecorder(sessions))
@@ -369,7 +380,21 @@ def build_runtime(
         applier,
         resolver,
         kernel,
+        classifier,
     )
+
+
+def classifier_control(settings: Settings) -> ClassifierControl:
+    import sys
+
+    from wirewarden.dataplane import steering
+    from wirewarden.dataplane.supervise import Supervised
+    from wirewarden.runtime.classifier import ClassifierControl
+
+    queue = settings.classify_queue
+    argv = [sys.executable, "-m", "wirewarden.dataplane.nfqueue", "--queue", str(queue)]
+    reader = Supervised("classifier", argv, partial(steering.queue_bound, queue))
+    return ClassifierControl(settings.classify, queue, reader, steering.apply, steering.remove)
 
 
 def node_states(shared: _Shared) -> NodeStates:

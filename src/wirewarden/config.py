@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     # published ports are reached at (comma separated; empty: the uplink's).
     tunnel_api_port: int = Field(default=7070, ge=1, le=65535)
     expose_listen: str = ""
+    # Traffic classification (docs/classify.md): `auto` runs it while some peer blocks a
+    # class, `on` always, `off` never; the NFQUEUE number its queue rule uses.
+    classify: Literal["auto", "on", "off"] = "auto"
+    classify_queue: int = Field(default=4077, ge=0, le=65535)
     # Addresses to answer on besides the gateways (e.g. 127.0.0.1), comma separated.
     dns_listen: str = ""
     dns_refresh_hours: float = Field(default=24.0, gt=0)

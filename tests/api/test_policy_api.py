@@ -267,3 +267,24 @@ def fake_script(container: Container) -> str:
     desired = container.reconciler.desired()
     rs = firewall.ruleset(desired.nat, desired.uplink, desired.policy)
     return rs.skeleton.split("chain from_peer {")[1].split("}")[0]
+
+
+def test_blocked_apps_reach_the_kernel_and_unknown_classes_are_refused(
+    client: TestClient, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    from wirewarden.domain.classify.steering import mark_of
+
+    response = patch(client, peer["id"], block_apps=["ssh", "bittorrent", "ssh"])
+    assert response.status_code == 200, response.text
+    assert response.json()["block_apps"] == ["bittorrent", "ssh"]
+    assert client.get(f"{PEERS}/{peer['id']}").json()["block_apps"] == ["bittorrent", "ssh"]
+    ip = peer["address"].split("/")[0]
+    assert Element("block4", f"{ip} . 0x{mark_of('bittorrent'):08x}") in dataplane.elements
+    assert Element("block4", f"{ip} . 0x{mark_of('ssh'):08x}") in dataplane.elements
+    assert container_plan(client) == []
+    bad = patch(client, peer["id"], block_apps=["bittorrent", "netflix"])
+    assert bad.status_code == 422
+    assert [e["loc"][-2:] for e in bad.json()["detail"]] == [["block_apps", 1]]
+    assert client.get(f"{PEERS}/{peer['id']}").json()["block_apps"] == ["bittorrent", "ssh"]
+    assert patch(client, peer["id"], block_apps=[]).json()["block_apps"] == []
+    assert not {e for e in dataplane.elements if e.set == "block4"}

@@ -3,6 +3,8 @@ domain/classify/steering.py for why not nftables) and taking them out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from wirewarden.dataplane.run import run
 from wirewarden.domain.classify.steering import CHAIN, TABLE, Steering, rules
 
@@ -25,3 +27,12 @@ def remove() -> None:
         pass
     run(["iptables", "-t", TABLE, "-F", CHAIN], check=False)
     run(["iptables", "-t", TABLE, "-X", CHAIN], check=False)
+
+
+def queue_bound(queue: int) -> bool:
+    """A reader is bound to `queue` in this network namespace."""
+    try:
+        lines = Path("/proc/net/netfilter/nfnetlink_queue").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split()[:1] == [str(queue)] for line in lines)

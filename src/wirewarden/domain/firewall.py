@@ -25,6 +25,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from wirewarden.domain.classify.steering import mark_of
+from wirewarden.domain.classify.verdict import APPS
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
     FULL,
@@ -65,6 +67,9 @@ PEER_SETS = {
     "mesh6": "type ifname . ipv6_addr;",
     "quota4": "type ipv4_addr : quota;",
     "quota6": "type ipv6_addr : quota;",
+    # A peer's address and the conntrack mark of a class it may not use (classify).
+    "block4": "type ipv4_addr . mark;",
+    "block6": "type ipv6_addr . mark;",
 }
 SAME_IF = "same_if"
 # The per-interface ones: adding or removing an interface (a tenant) changes elements only.
@@ -192,6 +197,17 @@ def caps_section(policy: PolicyState) -> Section:
     return Section("caps", (), rules)
 
 
+def blocked_apps_section() -> Section:
+    """Flows the classifier named as a class the peer may not use: TCP is reset, the
+    rest dropped, both ways (the verdict is in the conntrack mark, docs/classify.md)."""
+    out, back = [], []
+    for fam, n in _FAMILIES:
+        match = f"{fam} saddr . ct mark @block{n}"
+        out += [f"{match} meta l4proto tcp reject with tcp reset", f"{match} drop"]
+        back.append(f"{fam} daddr . ct mark @block{n} drop")
+    return Section("blocked_apps", (), {FROM_PEER: tuple(out), TO_PEER: tuple(back)})
+
+
 def isolation_section() -> Section:
     """Peers reach each other only on one interface and only when both have mesh on; a
     packet for one of our networks that would not leave by one of our interfaces (another
@@ -309,6 +325,7 @@ def policy_sections(
     return [
         gateway_section(),
         caps_section(policy),
+        blocked_apps_section(),
         isolation_section(),
         expose_section(uplink, listen),
         acl_section(policy),
@@ -404,6 +421,9 @@ def peer_elements(peer: PeerPolicy) -> frozenset[Element]:
             out.add(Element(f"mesh{n}", f'"{peer.interface}" . {address}'))
         if peer.quota_name is not None:
             out.add(Element(f"quota{n}", address, f'"{peer.quota_name}"'))
+        for app in peer.block_apps:
+            if app in APPS:
+                out.add(Element(f"block{n}", f"{address} . 0x{mark_of(app):08x}"))
     return frozenset(out)
 
 

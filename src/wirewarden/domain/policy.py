@@ -72,6 +72,8 @@ class PeerPolicy:
     rate_down_kbit: int | None = None
     rate_up_kbit: int | None = None
     cap: Cap | None = None
+    # Classes of traffic refused (domain.classify.verdict.APPS), sorted.
+    block_apps: tuple[str, ...] = ()
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ from wirewarden.services.schemas import (
 from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store import scoped
 from wirewarden.store.db import insert_row, retry_on_busy
-from wirewarden.store.desired import policy_of, server_allowed_ips
+from wirewarden.store.desired import policy_of, server_allowed_ips, split_csv
 from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, Tenant, User
 
 # Statements of the create path, built once (building costs as much as running them).
@@ -169,6 +169,7 @@ class PeerService:
             cap_reset_day=peer.cap_reset_day,
             dns_policy=peer.dns_policy,
             expose_ports=peer.expose_ports,
+            block_apps=list(split_csv(peer.block_apps)),
             created_at=peer.created_at,
             updated_at=peer.updated_at,
             owner=(owners or {}).get(peer.owner_id) if peer.owner_id else None,
@@ -347,6 +348,8 @@ class PeerService:
             dns = data.dns_policy
             if dns is not None and scoped.resolve(db, DnsPolicy, dns, iface.tenant_id) is None:
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
+            if changes.get("block_apps") is not None:
+                changes["block_apps"] = ",".join(sorted(set(changes["block_apps"])))
             for field, value in changes.items():
                 if value is not None or field in NULLABLE:
                     setattr(peer, field, value)

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from wirewarden.domain import addresses
+from wirewarden.domain.classify.verdict import App
 from wirewarden.domain.exposure import ExposeError, parse_ports
 from wirewarden.domain.keys import parse_key
 from wirewarden.domain.names import check_display_name, check_ifname, check_name
@@ -232,6 +233,9 @@ class PeerUpdate(Strict):
     expose_ports: str | None = Field(
         None, description='Ports and ranges the peer may publish, e.g. "8000-8100,9000"; "": none'
     )
+    block_apps: list[App] | None = Field(
+        None, description='Classes of traffic refused to the peer, e.g. ["bittorrent"]; []: none'
+    )
 
     _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
     _display = field_validator("display_name")(
@@ -305,6 +309,7 @@ class PeerOut(BaseModel):
     cap_reset_day: int = 1
     dns_policy: str | None = None
     expose_ports: str = ""
+    block_apps: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
     owner: str | None = None

@@ -51,6 +51,7 @@ _PEER_COLUMNS = (
     Peer.cap_reset_at,
     Peer.cap_used_bytes,
     Peer.cap_used_period,
+    Peer.block_apps,
 )
 
 
@@ -321,7 +322,7 @@ class DesiredStateReader:
             (
                 iface_id, key, psk, ipv4, ipv6, routed, enabled, expires_at,
                 peer_id, _index, _acl, _mesh, _down, _up,
-                cap_bytes, reset_day, reset_at, _used, _used_period,
+                cap_bytes, reset_day, reset_at, _used, _used_period, _block_apps,
             ) = row  # fmt: skip
             if expires_at is not None and expires_at > now:
                 next_expiry = expires_at if next_expiry is None else min(next_expiry, expires_at)
@@ -427,15 +428,16 @@ def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPoli
     (
         _iface_id, _key, _psk, ipv4, ipv6, _routed, _enabled, _expires_at,
         peer_id, index, acl, mesh, down, up,
-        cap_bytes, reset_day, reset_at, used, used_period,
+        cap_bytes, reset_day, reset_at, used, used_period, block_apps,
     ) = row  # fmt: skip
     cap = None
     if cap_bytes is not None:
         start = int(cap_period(now, reset_day or 1, tz, reset_at)[0].timestamp())
         cap = Cap(int(cap_bytes), start, int(used or 0) if used_period == start else 0)
     return PeerPolicy(
-        interface, peer_id, index, ipv4, ipv6, acl or "full", bool(mesh), down, up, cap
-    )
+        interface, peer_id, index, ipv4, ipv6, acl or "full", bool(mesh), down, up, cap,
+        block_apps=split_csv(block_apps),
+    )  # fmt: skip
 
 
 def policy_of(

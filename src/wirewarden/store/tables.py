@@ -237,6 +237,8 @@ class Peer(Base):
     dns_policy: Mapped[str | None] = mapped_column(String(32))
     # Ports and ranges the peer may publish through the server ("8000-8100,9000"; "": none).
     expose_ports: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Classes of traffic refused to the peer ("bittorrent,ssh"; "": none), docs/classify.md.
+    block_apps: Mapped[str] = mapped_column(Text, default="", server_default="")
     sync_state: Mapped[str] = mapped_column(String(16), default="pending")
     sync_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -53,6 +53,8 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         if run_loop:
             # Data caps count on from the traffic history where the kernel lost the quotas.
             container.usage.restore_from_history()
+            if container.node.classifier is not None:
+                container.node.classifier.armed = True
             container.loop.start()  # its first pass adopts what is running and heals drift
             container.collector.start()
         if resolver is not None:
@@ -78,6 +80,11 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         if run_loop:
             container.collector.stop()
             container.loop.stop()
+            classifier = container.node.classifier
+            if classifier is not None:
+                # The queue rule goes with its reader (its bypass would let all through
+                # anyway, but a stopped serve leaves no rule of its own behind).
+                await run_in_threadpool(classifier.close)
 
     # The schema and the docs are served below, behind authentication (DESIGN.md §8).
     app = FastAPI(

@@ -1,0 +1,79 @@
+"""End-to-end classification (issue 19): a client from the exported config, `serve`
+with its reconcile loop, and classes blocked per peer through the API."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.netns.product import Product
+from tests.netns.test_e2e_core import open_tunnel
+from tests.netns.topology import Client, Topology, wait_until
+
+SSH_PORT = 2222
+# A stand-in server in `inet` for the real ssh client to talk to: it sends a banner,
+# reads what comes and hangs up. The client's banner is what gets classified.
+_SSH_SINK = """
+import socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+while True:
+    conn, _ = srv.accept()
+    with conn:
+        conn.settimeout(2)
+        conn.sendall(b"SSH-2.0-sink\\r\\n")
+        try:
+            conn.recv(4096)
+        except OSError:
+            pass
+"""
+
+
+def _ssh(client: Client, host: str) -> str:
+    """What the real ssh client says when its connection ends."""
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+            "-p", str(SSH_PORT), f"nobody@{host}", "true"]  # fmt: skip
+    return client.ns.run(argv, check=False, timeout=20).stderr
+
+
+def _queue(product: Product) -> int:
+    return int(product.env.get("WIREWARDEN_CLASSIFY_QUEUE", "4077"))
+
+
+def test_blocked_classes_fail_while_the_rest_works(topology: Topology, product: Product) -> None:
+    topology.inet.popen(
+        [sys.executable, "-c", _SSH_SINK, topology.inet_ip, str(SSH_PORT)],
+        log_path=topology.log_path("ssh-sink.log"),
+    )
+    topology.inet.wait_listening(topology.inet_ip, SSH_PORT)
+    tunnel = open_tunnel(topology, product, address="10.78.0.1/24")
+    client, web = tunnel.client, f"http://{topology.inet_ip}/"
+    peer = f"/peers/{tunnel.peer['id']}"
+    assert client.http_get(web) == topology.inet_http_body
+    assert "reset" not in _ssh(client, topology.inet_ip)
+    # Nothing blocked anywhere: no reader runs (WIREWARDEN_CLASSIFY=auto).
+    assert not _queue_bound(topology, product)
+
+    got = product.api("PATCH", peer, {"block_apps": ["ssh"]})
+    assert got["block_apps"] == ["ssh"]
+    wait_until(lambda: _queue_bound(topology, product), timeout=20, what="the reader")
+    said = _ssh(client, topology.inet_ip)
+    assert "reset" in said.lower(), said
+    assert client.http_get(web) == topology.inet_http_body
+
+    product.api("PATCH", peer, {"block_apps": ["http"]})
+    wait_until(lambda: client.http_get(web, timeout=3) is None, timeout=20, what="HTTP refused")
+    assert "reset" not in _ssh(client, topology.inet_ip)
+
+    product.api("PATCH", peer, {"block_apps": []})
+    wait_until(
+        lambda: client.http_get(web, timeout=3) == topology.inet_http_body,
+        timeout=20,
+        what="HTTP back",
+    )
+    wait_until(lambda: not _queue_bound(topology, product), timeout=20, what="the reader gone")
+
+
+def _queue_bound(topology: Topology, product: Product) -> bool:
+    queue = _queue(product)
+    out = topology.server.run(["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
+    return any(line.split()[:1] == [str(queue)] for line in out.splitlines())
