@@ -100,3 +100,12 @@ def test_peer_list_pages_by_key_with_the_cursor_it_prints(run: CliRunner) -> Non
     last = _json(run, "peer", "list", "-i", "wg0", "--after", str(after["next"]))
     assert [p["name"] for p in last["items"]] == ["laptop"]  # type: ignore[attr-defined]
     assert last["next"] is None
+
+
+def test_peer_set_blocks_classes_and_none_clears_them(run: CliRunner) -> None:
+    out = _json(run, "peer", "set", "laptop", "-i", "wg0", "--block-apps", "ssh, bittorrent")
+    assert out["block_apps"] == ["bittorrent", "ssh"]
+    bad = run.invoke(app, ["peer", "set", "laptop", "-i", "wg0", "--block-apps", "netflix"])
+    assert bad.exit_code == 2 and "block_apps" in bad.output
+    out = _json(run, "peer", "set", "laptop", "-i", "wg0", "--block-apps", "none")
+    assert out["block_apps"] == []

@@ -430,9 +430,14 @@ def peer_set(
     dns_policy: Annotated[
         str | None, typer.Option(help="DNS policy's name, or 'none' for the tenant's")
     ] = None,
+    block_apps: Annotated[
+        str | None,
+        typer.Option(help="Classes refused, comma separated (e.g. bittorrent,ssh), or 'none'"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a peer's policy: speed limits, data cap, ACL, mesh, DNS policy (as PATCH)."""
+    """Change a peer's policy: speed limits, data cap, ACL, mesh, DNS policy, blocked
+    classes of traffic (as PATCH)."""
     nullable = {
         "rate_down_kbit": rate_down_kbit,
         "rate_up_kbit": rate_up_kbit,
@@ -441,6 +446,9 @@ def peer_set(
     }
     fields: dict[str, object] = {k: _nullable(v) for k, v in nullable.items() if v is not None}
     fields.update({k: v for k, v in (("acl", acl), ("mesh", mesh)) if v is not None})
+    if block_apps is not None:
+        blocked = _nullable(block_apps) or ""
+        fields["block_apps"] = [app.strip() for app in blocked.split(",") if app.strip()]
     if not fields:
         errors.print("[red]error:[/] nothing to change; see --help")
         raise typer.Exit(2)
