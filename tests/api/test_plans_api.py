@@ -157,6 +157,14 @@ def test_dashboard_page(
     assert listing.status_code == 200 and 'href="/plans/small"' in listing.text
     bad = root.post("/plans/small", data={"csrf_token": csrf, "max_peers": "-3"})
     assert bad.status_code == 422 and "max_peers" in bad.text
+    # Blocked classes as a comma separated line: kept across an edit that shows them.
+    form = {"csrf_token": csrf, "max_peers": "5", "block_apps": "ssh, bittorrent"}
+    assert root.post("/plans/small", data=form, follow_redirects=False).status_code == 303
+    assert client.get(f"{PLANS}/small").json()["block_apps"] == ["bittorrent", "ssh"]
+    assert 'value="bittorrent, ssh"' in root.get("/plans/small").text
+    bad = root.post("/plans/small", data={**form, "block_apps": "ssh, napster"})
+    assert bad.status_code == 422 and "block_apps" in bad.text
+    assert client.get(f"{PLANS}/small").json()["block_apps"] == ["bittorrent", "ssh"]
     gone = root.post("/plans/small/delete", data={"csrf_token": csrf}, follow_redirects=False)
     assert gone.status_code == 303
     assert client.get(f"{PLANS}/small").status_code == 404
@@ -172,6 +180,8 @@ def test_cli(cli_env: FakeDataplane) -> None:
     assert made.exit_code == 0, made.output
     listed = run.invoke(cli_app, ["plan", "list", "--json"])
     assert '"max_peers": 5' in listed.output and '"rate_down_kbit": 8000' in listed.output
+    blocked = run.invoke(cli_app, ["plan", "set", "small", "--block-apps", "ssh", "--json"])
+    assert blocked.exit_code == 0 and '"block_apps": [\n    "ssh"\n  ]' in blocked.output
     bad = run.invoke(cli_app, ["plan", "set", "small", "--max-peers", "-1"])
     assert bad.exit_code != 0 and "max_peers" in bad.output
     assert run.invoke(cli_app, ["plan", "rm", "small"]).exit_code == 0

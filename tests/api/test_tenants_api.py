@@ -310,3 +310,44 @@ def test_a_tenant_admin_cannot_make_users_in_another_tenant(
     assert client.get("/api/v1/users/mallory").status_code == 404
     ok = alice.post("/api/v1/users", json={**body, "tenant": "acme"}, headers=headers)
     assert ok.status_code == 201 and ok.json()["tenant"] == "acme"
+
+
+def test_tenant_and_plan_block_classes_for_all_their_peers(
+    client: TestClient, dataplane: FakeDataplane, small: str
+) -> None:
+    from wirewarden.domain.classify.steering import mark_of
+
+    def blocked(address: str) -> set[str]:
+        ip = address.split("/")[0]
+        marks = {e.key.split(" . ")[1] for e in dataplane.elements if e.set == "block4"
+                 and e.key.startswith(f"{ip} ")}  # fmt: skip
+        return {app for app in ("bittorrent", "ssh", "quic") if f"0x{mark_of(app):08x}" in marks}
+
+    client.post(TENANTS, json={"name": "acme", "plan": small})
+    client.post(TENANTS, json={"name": "beta"})
+    a = client.post("/api/v1/interfaces/t-acme/peers", json={"name": "a"}).json()
+    b = client.post("/api/v1/interfaces/t-beta/peers", json={"name": "b"}).json()
+    got = client.patch(f"{TENANTS}/acme", json={"block_apps": ["ssh"]})
+    assert got.status_code == 200 and got.json()["block_apps"] == ["ssh"], got.text
+    assert (blocked(a["address"]), blocked(b["address"])) == ({"ssh"}, set())
+    # The plan's classes add to the tenant's and the peer's own; other tenants untouched.
+    assert client.put("/api/v1/plans/small", json={**SMALL, "block_apps": ["bittorrent"]}).json()[
+        "block_apps"
+    ] == ["bittorrent"]
+    container = client.app.state.container  # type: ignore[attr-defined]
+    container.reconciler.reconcile()
+    assert (
+        client.patch(f"/api/v1/peers/{a['id']}", json={"block_apps": ["quic"]}).status_code == 200
+    )
+    assert blocked(a["address"]) == {"bittorrent", "ssh", "quic"}
+    assert blocked(b["address"]) == set()
+    assert client.get(f"/api/v1/peers/{a['id']}").json()["block_apps"] == ["quic"]
+    # Unknown classes are refused naming the field, and nothing changes.
+    bad = client.patch(f"{TENANTS}/acme", json={"block_apps": ["napster"]})
+    assert bad.status_code == 422 and "block_apps" in bad.text
+    bad = client.put("/api/v1/plans/small", json={**SMALL, "block_apps": ["napster"]})
+    assert bad.status_code == 422 and "block_apps" in bad.text
+    client.patch(f"{TENANTS}/acme", json={"block_apps": []})
+    client.put("/api/v1/plans/small", json=SMALL)
+    container.reconciler.reconcile()
+    assert blocked(a["address"]) == {"quic"}

@@ -40,6 +40,9 @@ def plan_set(
     rate_total_up_kbit: Annotated[int | None, typer.Option(help="Whole tenant")] = None,
     max_mappings: Limit = None,
     expose_ports: Annotated[str | None, typer.Option(help="e.g. 8000-8100,9000")] = None,
+    block_apps: Annotated[
+        str, typer.Option(help="Classes blocked for every peer, e.g. bittorrent,ssh")
+    ] = "",
     as_json: cli.JsonOpt = False,
 ) -> None:
     """Create or replace a plan (a limit not given is unlimited). Lowering a plan brings the
@@ -54,6 +57,7 @@ def plan_set(
             rate_total_up_kbit=rate_total_up_kbit,
             max_mappings=max_mappings,
             expose_ports=expose_ports,
+            block_apps=[a.strip() for a in block_apps.split(",") if a.strip()],
         )
     )
     with cli.container() as c:

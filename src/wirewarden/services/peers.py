@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select
@@ -38,12 +39,19 @@ from wirewarden.services.schemas import (
     PeerCreate,
     PeerOut,
     PeerUpdate,
+    apps_csv,
     split,
 )
 from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store import scoped
 from wirewarden.store.db import insert_row, retry_on_busy
-from wirewarden.store.desired import policy_of, server_allowed_ips, split_csv
+from wirewarden.store.desired import (
+    policy_of,
+    server_allowed_ips,
+    split_csv,
+    tenant_blocks,
+    with_blocks,
+)
 from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, Tenant, User
 
 # Statements of the create path, built once (building costs as much as running them).
@@ -349,7 +357,7 @@ class PeerService:
             if dns is not None and scoped.resolve(db, DnsPolicy, dns, iface.tenant_id) is None:
                 raise Invalid(f"no DNS policy named {data.dns_policy!r}", "dns_policy")
             if changes.get("block_apps") is not None:
-                changes["block_apps"] = ",".join(sorted(set(changes["block_apps"])))
+                changes["block_apps"] = apps_csv(changes["block_apps"])
             for field, value in changes.items():
                 if value is not None or field in NULLABLE:
                     setattr(peer, field, value)
@@ -383,7 +391,11 @@ class PeerService:
             return None
         db = object_session(peer)
         acl = scoped.kernel_name(db, AclProfile, peer.acl, iface.tenant_id) if db else None
-        return policy_of(peer, iface.name, datetime.now(UTC), host_tz(self.deps), acl)
+        policy = policy_of(peer, iface.name, datetime.now(UTC), host_tz(self.deps), acl)
+        if db is None:
+            return policy
+        inherited = tenant_blocks(db, iface.tenant_id).get(iface.tenant_id, ())
+        return replace(policy, block_apps=with_blocks(policy.block_apps, inherited))
 
     def _check_policy(
         self, db: Session, peer: Peer, data: PeerUpdate, changes: dict[str, object]

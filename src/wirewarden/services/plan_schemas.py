@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
-from wirewarden.services.schemas import Bytes, Kbit, Strict
+from wirewarden.domain.classify.verdict import App
+from wirewarden.services.schemas import BLOCK_APPS_HELP, Bytes, Kbit, Strict
 
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 # Ports and ranges a peer may publish, e.g. "8000-8100,9000"; empty: none.
@@ -35,6 +36,7 @@ class PlanIn(Strict):
     rate_total_up_kbit: Kbit | None = Field(None, description="The whole tenant")
     max_mappings: Count | None = Field(None, description="Exposed services of the tenant")
     expose_ports: str | None = Field(None, max_length=255, description="e.g. 8000-8100,9000")
+    block_apps: list[App] = Field(default_factory=list, description=BLOCK_APPS_HELP)
 
     _ports = field_validator("expose_ports")(lambda cls, v: v if v is None else check_ports(v))
 

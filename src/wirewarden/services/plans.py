@@ -12,7 +12,9 @@ from wirewarden.services.applier import FIREWALL, Change
 from wirewarden.services.context import Actor, Deps, audit, bump_revision
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.plan_schemas import PlanIn, PlanOut
+from wirewarden.services.schemas import apps_csv
 from wirewarden.store.db import retry_on_busy
+from wirewarden.store.desired import split_csv
 from wirewarden.store.tables import Interface, Peer, Plan, Tenant
 
 # The per-peer fields a plan caps: the peer's column of the same name.
@@ -47,13 +49,19 @@ class PlanService:
             if row is None:
                 row = Plan(name=name)
                 db.add(row)
+            blocked_before = row.block_apps
             for field, value in data.model_dump().items():
                 setattr(row, field, value)
+            row.block_apps = apps_csv(data.block_apps)
             db.flush()
             audit(db, actor, "plan.put", name, **data.model_dump())
             lowered = 0 if created else lower_peers(db, row, actor)
+            reblocked = not created and row.block_apps != (blocked_before or "")
+            if reblocked:
+                for node in _plan_nodes(db, row.id):
+                    bump_revision(db, node)
             out = _out(db, row)
-        if lowered:
+        if lowered or reblocked:
             # The lowered limits reach the kernel (several peers: a full pass).
             self.deps.applier.changed(Change.of(self.deps.node, None, FIREWALL))
         return out, created
@@ -77,9 +85,21 @@ def _find(db: Session, name: str) -> Plan:
     return row
 
 
+def _plan_nodes(db: Session, plan_id: int) -> list[int]:
+    """The nodes holding an interface of a tenant on the plan."""
+    query = (
+        select(Interface.node_id)
+        .join(Tenant, Interface.tenant_id == Tenant.id)
+        .where(Tenant.plan_id == plan_id)
+        .distinct()
+    )
+    return list(db.scalars(query).all())
+
+
 def _out(db: Session, row: Plan) -> PlanOut:
     tenants = db.scalars(select(Tenant.name).where(Tenant.plan_id == row.id).order_by(Tenant.name))
     values = {f: getattr(row, f) for f in PlanIn.model_fields}
+    values["block_apps"] = list(split_csv(row.block_apps))
     return PlanOut(name=row.name, tenants=list(tenants), updated_at=row.updated_at, **values)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
@@ -198,6 +199,14 @@ class PeerCreate(Strict):
 Kbit = Annotated[int, Field(ge=8, le=100_000_000, description="kbit/s; null = unlimited")]
 Bytes = Annotated[int, Field(ge=1, le=2**62, description="bytes; null = no cap")]
 ResetDay = Annotated[int, Field(ge=1, le=28)]
+BLOCK_APPS_HELP = 'Classes of traffic refused, e.g. ["bittorrent"]; []: none'
+
+
+def apps_csv(apps: Iterable[str]) -> str:
+    """Blocked classes as stored: sorted, once each, comma separated."""
+    return ",".join(sorted(set(apps)))
+
+
 # Policy fields PATCH can set back to null.
 NULLABLE = (
     "expires_at",
@@ -233,9 +242,7 @@ class PeerUpdate(Strict):
     expose_ports: str | None = Field(
         None, description='Ports and ranges the peer may publish, e.g. "8000-8100,9000"; "": none'
     )
-    block_apps: list[App] | None = Field(
-        None, description='Classes of traffic refused to the peer, e.g. ["bittorrent"]; []: none'
-    )
+    block_apps: list[App] | None = Field(None, description=BLOCK_APPS_HELP)
 
     _name = field_validator("name")(lambda cls, v: v if v is None else check_name(v))
     _display = field_validator("display_name")(

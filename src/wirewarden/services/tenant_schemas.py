@@ -6,8 +6,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from wirewarden.domain.classify.verdict import App
 from wirewarden.domain.names import check_name
-from wirewarden.services.schemas import Csv, InterfaceCreate, InterfaceOut, Port, Strict
+from wirewarden.services.schemas import (
+    BLOCK_APPS_HELP,
+    Csv,
+    InterfaceCreate,
+    InterfaceOut,
+    Port,
+    Strict,
+)
 
 
 class TenantCreate(Strict):
@@ -28,6 +36,9 @@ class TenantUpdate(Strict):
     plan: str | None = Field(None, description="A plan's name; null: no limits")
     dns_policy: str | None = None
     enabled: bool | None = Field(None, description="false: every peer cut off, data kept")
+    block_apps: list[App] | None = Field(
+        None, description=BLOCK_APPS_HELP + " (besides its plan's and each peer's own)"
+    )
 
 
 class TenantOut(BaseModel):
@@ -35,6 +46,7 @@ class TenantOut(BaseModel):
     plan: str | None
     dns_policy: str | None
     enabled: bool
+    block_apps: list[str] = Field(default_factory=list)
     peers: int = Field(description="Peers the tenant has")
     max_peers: int | None = Field(description="Its plan's limit; null: unlimited")
     traffic_bytes: int = Field(

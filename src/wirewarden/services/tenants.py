@@ -21,11 +21,12 @@ from wirewarden.services.errors import Conflict, Invalid, NotFound, ServiceError
 from wirewarden.services.interfaces import InterfaceService
 from wirewarden.services.plans import lower_peers
 from wirewarden.services.policy import host_tz
-from wirewarden.services.schemas import InterfaceCreate
+from wirewarden.services.schemas import InterfaceCreate, apps_csv
 from wirewarden.services.tenant_schemas import TenantCreate, TenantOut, TenantUpdate
 from wirewarden.services.traffic import TrafficService
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
+from wirewarden.store.desired import split_csv
 from wirewarden.store.tables import AuditEvent, DnsPolicy, Interface, Peer, Plan, Tenant, User
 
 
@@ -108,7 +109,7 @@ class TenantService:
         if "dns_policy" in changes:
             # One path for a tenant's policy: the resolver reloads there.
             self.dns.set_tenant_policy(name, data.dns_policy, actor)
-        if "plan" in changes or "enabled" in changes:
+        if changes.keys() & {"plan", "enabled", "block_apps"}:
             self._update(name, data, changes, actor)
             # Applied before answering: a disabled tenant's peers are out when this returns.
             self.deps.applier.apply(Change.of(self.deps.node, None, INTERFACES, FIREWALL))
@@ -124,6 +125,8 @@ class TenantService:
                 row.plan_id = _plan_id(db, data.plan)
             if data.enabled is not None:
                 row.enabled = data.enabled
+            if data.block_apps is not None:
+                row.block_apps = apps_csv(data.block_apps)
             db.flush()
             if row.plan_id is not None:
                 plan = db.get(Plan, row.plan_id)
@@ -185,6 +188,7 @@ class TenantService:
             plan=plan.name if plan else None,
             dns_policy=row.dns_policy,
             enabled=row.enabled,
+            block_apps=list(split_csv(row.block_apps)),
             peers=peers or 0,
             max_peers=plan.max_peers if plan else None,
             traffic_bytes=self._traffic(db, row.id),

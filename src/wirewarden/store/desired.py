@@ -28,7 +28,16 @@ from wirewarden.domain.policy import (
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
 from wirewarden.store.db import begin_snapshot
 from wirewarden.store.scoped import NameMap
-from wirewarden.store.tables import AclProfile, ExposedPort, Interface, Node, Peer, Tenant, utcnow
+from wirewarden.store.tables import (
+    AclProfile,
+    ExposedPort,
+    Interface,
+    Node,
+    Peer,
+    Plan,
+    Tenant,
+    utcnow,
+)
 from wirewarden.store.vault import Vault
 
 _PEER_COLUMNS = (
@@ -183,8 +192,8 @@ class DesiredStateReader:
         fresh: list[PeerPolicy] = []
         found: dict[int, dict[str, PeerState]] = {i: {} for i in cached.names}
         expiry = self._collect_peers(rows, found, now, cached.names, fresh, where)
-        acls = NameMap(db, AclProfile)
-        fresh = [_scoped_acl(p, acls, cached.tenant_of) for p in fresh]
+        acls, blocks = NameMap(db, AclProfile), tenant_blocks(db)
+        fresh = [_scoped(p, acls, blocks, cached.tenant_of) for p in fresh]
         for iface_id, new in found.items():
             if new:
                 own(cached.names[iface_id]).update(new)
@@ -229,7 +238,8 @@ class DesiredStateReader:
         acls = NameMap(db, AclProfile)
         next_expiry = self._collect_peers(rows, peers, now, names, policies, where)
         tenant_of = {iface.name: iface.tenant_id for iface in by_id.values()}
-        policies = [_scoped_acl(p, acls, tenant_of) for p in policies]
+        blocks = tenant_blocks(db)
+        policies = [_scoped(p, acls, blocks, tenant_of) for p in policies]
         interfaces = {
             i.name: InterfaceState(
                 name=i.name,
@@ -416,10 +426,38 @@ def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:
                 yield NatNetwork(iface.name, network_of(cidr))
 
 
-def _scoped_acl(policy: PeerPolicy, acls: NameMap, tenant_of: dict[str, int]) -> PeerPolicy:
-    """The peer's profile by its fleet-wide name (its tenant's own profile comes first)."""
-    acl = acls.kernel_name(policy.acl, tenant_of[policy.interface])
-    return policy if acl == policy.acl else replace(policy, acl=acl)
+def _scoped(
+    policy: PeerPolicy,
+    acls: NameMap,
+    blocks: dict[int, tuple[str, ...]],
+    tenant_of: dict[str, int],
+) -> PeerPolicy:
+    """The peer's profile by its fleet-wide name (its tenant's own profile comes first),
+    and the classes its tenant and plan block beside its own."""
+    tenant = tenant_of[policy.interface]
+    acl = acls.kernel_name(policy.acl, tenant)
+    blocked = with_blocks(policy.block_apps, blocks.get(tenant, ()))
+    if (acl, blocked) == (policy.acl, policy.block_apps):
+        return policy
+    return replace(policy, acl=acl, block_apps=blocked)
+
+
+def with_blocks(own: tuple[str, ...], inherited: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(own) | set(inherited))) if inherited else own
+
+
+def tenant_blocks(db: Session, tenant_id: int | None = None) -> dict[int, tuple[str, ...]]:
+    """The classes each tenant blocks for all its peers: its own and its plan's."""
+    query = select(Tenant.id, Tenant.block_apps, Plan.block_apps).outerjoin(
+        Plan, Tenant.plan_id == Plan.id
+    )
+    if tenant_id is not None:
+        query = query.where(Tenant.id == tenant_id)
+    return {
+        tenant: tuple(sorted(set(split_csv(own)) | set(split_csv(plan))))
+        for tenant, own, plan in db.execute(query).all()
+        if own or plan
+    }
 
 
 def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPolicy:

@@ -150,6 +150,8 @@ class Plan(Base):
     # For the expose feature: how many mappings, and which ports ("8000-8100,9000").
     max_mappings: Mapped[int | None] = mapped_column(Integer)
     expose_ports: Mapped[str | None] = mapped_column(String(255))
+    # Classes of traffic refused to every peer of its tenants ("bittorrent"; "": none).
+    block_apps: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -166,6 +168,8 @@ class Tenant(Base):
     dns_policy: Mapped[str | None] = mapped_column(String(32))
     # A disabled tenant keeps its data; none of its peers is in the kernel.
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # Classes of traffic refused to all its peers, besides its plan's and each peer's own.
+    block_apps: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -53,6 +53,7 @@ def delete_plan(request: Request, app: App, viewer: Admin, name: str, _: forms.P
 
 def _form_data(plan: PlanOut) -> dict[str, str]:
     values = plan.model_dump(include=set(FIELDS))
+    values["block_apps"] = ", ".join(plan.block_apps)
     return {"name": plan.name} | {k: "" if v is None else str(v) for k, v in values.items()}
 
 
@@ -63,7 +64,9 @@ def _save(
     name = existing or data.get("name", "")
     errors: forms.Errors = {}
     # An empty box is unlimited.
-    given = {k: v for k, v in data.items() if k in FIELDS and v != ""}
+    given: dict[str, object] = {k: v for k, v in data.items() if k in FIELDS and v != ""}
+    # The classes as a comma separated line; gone from the form (or empty): none.
+    given["block_apps"] = [a.strip() for a in data.get("block_apps", "").split(",") if a.strip()]
     body = forms.build(lambda: PlanIn.model_validate(given), errors)
     if body is None:
         return _form(request, viewer, existing, data, errors, 422)

@@ -1,4 +1,4 @@
-"""peers block classes of traffic (`block_apps`: "bittorrent,ssh")
+"""peers, tenants and plans block classes of traffic (`block_apps`: "bittorrent,ssh")
 
 Revision ID: 0016_block_apps
 Revises: 0015_fleet
@@ -16,11 +16,18 @@ branch_labels = None
 depends_on = None
 
 
+TABLES = ("peers", "tenants", "plans")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("peers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("block_apps", sa.Text(), server_default="", nullable=False))
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("block_apps", sa.Text(), server_default="", nullable=False)
+            )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("peers", schema=None) as batch_op:
-        batch_op.drop_column("block_apps")
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("block_apps")
