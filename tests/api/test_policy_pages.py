@@ -197,3 +197,28 @@ def test_dns_policy_on_the_peer_page_and_in_bulk(
         data={"peer": [str(a.id)], "dns_policy": "-", "csrf_token": CSRF},
     )
     assert [container.peers.get(i).dns_policy for i in (a.id, b.id)] == [None, "kids"]
+
+
+def test_peer_policy_form_blocks_classes_of_traffic(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    peer = container.peers.create(wg0, PeerCreate(name="phone"), SYSTEM)
+    form = ui.get(f"/peers/{peer.id}/policy").text
+    assert 'name="block_apps" value="bittorrent"' in form
+    data = {"acl": "full", "cap_reset_day": "1", "csrf_token": CSRF}
+    saved = ui.post(
+        f"/peers/{peer.id}/policy",
+        data={**data, "block_apps": ["ssh", "bittorrent"]},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    assert container.peers.get(peer.id).block_apps == ["bittorrent", "ssh"]
+    assert "bittorrent, ssh" in ui.get(f"/peers/{peer.id}").text
+    assert 'value="ssh" checked' in ui.get(f"/peers/{peer.id}/policy").text
+    bad = ui.post(f"/peers/{peer.id}/policy", data={**data, "block_apps": ["napster"]})
+    assert bad.status_code == 422
+    assert '<fieldset class="field has-error">' in bad.text
+    assert container.peers.get(peer.id).block_apps == ["bittorrent", "ssh"]
+    # The boxes left empty: nothing blocked any more.
+    ui.post(f"/peers/{peer.id}/policy", data=data, follow_redirects=False)
+    assert container.peers.get(peer.id).block_apps == []

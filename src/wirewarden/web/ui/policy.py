@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from wirewarden.bootstrap import Container
+from wirewarden.domain.classify.verdict import APPS
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.schemas import AclRuleIn, PeerOut, PeerUpdate, ProfileIn
 from wirewarden.web.deps import RowId
@@ -46,6 +47,7 @@ def policy_form_data(peer: PeerOut) -> dict[str, str]:
         "data_cap_gb": units.gb_text(peer.data_cap_bytes),
         "cap_reset_day": str(peer.cap_reset_day),
         "expose_ports": peer.expose_ports,
+        "block_apps": ",".join(peer.block_apps),
     }
 
 
@@ -58,6 +60,8 @@ def policy_payload(data: dict[str, str], errors: forms.Errors) -> dict[str, obje
     }
     payload["cap_reset_day"] = data.get("cap_reset_day") or 1
     payload["expose_ports"] = data.get("expose_ports", "")
+    if "block_apps" in data:  # the one peer's form (the bulk form leaves them alone)
+        payload["block_apps"] = [a for a in data["block_apps"].split(",") if a]
     for field, api, parse in (
         *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
         (*CAP_FIELD, units.parse_gb),
@@ -82,6 +86,7 @@ def save_policy(
 ) -> Response:
     peer = app.peers.get(peer_id, viewer.actor)
     data = {**forms.values(form, POLICY_FIELDS), "mesh": _checked(form, "mesh")}
+    data["block_apps"] = ",".join(str(a) for a in form.getlist("block_apps"))
     errors: forms.Errors = {}
     payload = policy_payload(data, errors)
     body = forms.build(lambda: PeerUpdate.model_validate(payload), errors)
@@ -135,6 +140,8 @@ def _policy_form(
         errors=errors,
         profiles=[p.name for p in app.profiles.list()],
         dns_policies=[p.name for p in app.dns.list_policies(viewer.actor)],
+        apps=APPS,
+        blocked=set(data.get("block_apps", "").split(",")),
         back=f"/peers/{peer.id}",
     )
 
