@@ -58,12 +58,15 @@ from wirewarden.store.tsdb import TrafficStore
 from wirewarden.store.vault import Vault, load_or_create_key
 
 if TYPE_CHECKING:
+    from wirewarden.agent.agent import Agent
+    from wirewarden.agent.node import NodeHost
+
     # The node runtime's parts are imported where it is built (build_runtime): a CLI
     # command that only reads the database never loads a driver, the resolver or the
     # collector (`wirewarden interface list` starts in well under a second).
     from wirewarden.dataplane.stats import DumpCache
     from wirewarden.dataplane.unbound import LocalUnbound
-    from wirewarden.dns.runtime import DnsRuntime
+    from wirewarden.dns.runtime import DnsRuntime, Ports
     from wirewarden.dns.upstream import Upstream
     from wirewarden.domain.firewall import Quota
     from wirewarden.domain.state import DeviceDump
@@ -73,7 +76,6 @@ if TYPE_CHECKING:
     from wirewarden.runtime.applier import LocalApplier
     from wirewarden.runtime.classifier import ClassifierControl
     from wirewarden.store.copy import CopyReport, Progress
-    from wirewarden.store.dns import DnsStore
 
 log = logging.getLogger(__name__)
 TlsMode = Literal["off", "files", "self-signed"]
@@ -255,12 +257,12 @@ class ControlPlane:
 Container = ControlPlane
 
 
-def prepare_data_dir(settings: Settings) -> None:
+def prepare_data_dir(settings: Settings, database: bool = True) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)
     # Local blocklists are read from here only (dns/lists.py), so it exists from the start.
     local_lists_dir(settings.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-    if settings.database_url is None:
+    if database and settings.database_url is None:
         # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
         db_file = settings.data_dir / "wirewarden.db"
         os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -321,7 +323,7 @@ def build_runtime(
     from wirewarden.runtime.applier import LocalApplier, guarded_stats
     from wirewarden.services.policy import UsageRecorder
     from wirewarden.services.sync_status import SyncStatusWriter
-    from wirewarden.store.dns import DnsStore, dns_guard
+    from wirewarden.store.dns import dns_guard
 
     settings, sessions, telemetry = shared.settings, shared.sessions, shared.telemetry
     kernel = dataplane is None
@@ -361,7 +363,7 @@ def build_runtime(
     loop = Loop(reconciler, settings.reconcile_period)
     # Fresh enough that every collection pass gets a dump of its own.
     stats = DumpCache(dataplane.dump_all, min(stats_max_age, settings.metrics_period / 2))
-    resolver = build_dns(settings, DnsStore(sessions, settings.node_name), shared.lists)
+    resolver = build_dns(settings, shared.lists, store_ports(settings, sessions))
     if resolver is not None:
         telemetry.registry.register(DnsExporter(resolver))
     collector = Collector(
@@ -443,12 +445,7 @@ def build(
     ensure_defaults(sessions, settings.node_name)
     with sessions.begin() as db:
         ensure_default_policy(db)
-    lists = ListStore(
-        lists_dir(settings.data_dir),
-        local_dir=local_lists_dir(settings.data_dir),
-        allow_private=settings.dns_lists_allow_private,
-        max_bytes=settings.dns_list_max_mb * 2**20,
-    )
+    lists = list_store(settings)
     vault = Vault(load_or_create_key(settings.master_key_path, settings.master_key))
     shared = _Shared(settings, engine, sessions, vault, Telemetry(), lists)
     handle = RuntimeHandle(partial(build_runtime, shared, dataplane, stats_max_age))
@@ -530,6 +527,103 @@ def build(
     )
 
 
+def list_store(settings: Settings) -> ListStore:
+    return ListStore(
+        lists_dir(settings.data_dir),
+        local_dir=local_lists_dir(settings.data_dir),
+        allow_private=settings.dns_lists_allow_private,
+        max_bytes=settings.dns_list_max_mb * 2**20,
+    )
+
+
+def build_agent(
+    settings: Settings, dataplane: Dataplane | None = None, version: str = ""
+) -> tuple[Agent, NodeHost]:
+    """A fleet node's agent (`wirewarden agent`) and the host it drives: the reconciler,
+    resolver and classifier of `serve`, fed by the state the agent holds instead of a
+    database. `dataplane` is for tests (a fake kernel)."""
+    from wirewarden import __version__
+    from wirewarden.agent.agent import Agent, Timing
+    from wirewarden.agent.dnslog import rows_of
+    from wirewarden.agent.files import SealedFiles
+    from wirewarden.agent.held import HeldState
+    from wirewarden.agent.host import Pass
+    from wirewarden.agent.node import NodeHost
+    from wirewarden.agent.outbox import Outbox
+    from wirewarden.agent.telemetry import QuotaWatch
+    from wirewarden.dataplane.hostinfo import cpu_times
+    from wirewarden.dataplane.linux import LinuxDataplane
+    from wirewarden.dataplane.lock import HostLock
+    from wirewarden.dataplane.stats import DumpCache
+    from wirewarden.dataplane.wireguard import WireGuard
+    from wirewarden.dns.runtime import Ports
+    from wirewarden.domain.dnsstate import DnsDirectory
+    from wirewarden.fleet.client import Server
+    from wirewarden.reconciler.engine import Loop, Reconciler
+    from wirewarden.reconciler.executor import Report
+
+    if settings.agent_server is None:
+        raise SettingsError("WIREWARDEN_AGENT_SERVER: give the control plane's URL (--server)")
+    try:
+        server = Server(settings.agent_server, settings.agent_ca_file)
+    except ValueError as exc:
+        raise SettingsError(f"WIREWARDEN_AGENT_SERVER: {exc}") from exc
+    if settings.agent_ca_file is not None and not settings.agent_ca_file.is_file():
+        raise SettingsError(f"WIREWARDEN_AGENT_CA_FILE: {settings.agent_ca_file} is not a file")
+    prepare_data_dir(settings, database=False)
+    files = SealedFiles(settings.data_dir / "agent")
+    held = HeldState(files, settings.uplink)
+    batches = max(1, int(settings.agent_buffer_hours * 3600 / settings.metrics_period))
+    outbox = Outbox(files, batches)
+    timing = Timing(heartbeat=10.0, report=settings.metrics_period)
+    agent = Agent(
+        files, held, outbox, server, version or __version__, settings.agent_join_token, timing
+    )
+    kernel = dataplane is None
+    if dataplane is None:
+        (settings.data_dir / "logs").mkdir(exist_ok=True)
+        logs = settings.data_dir / "logs"
+        dataplane = LinuxDataplane(WireGuard(settings.wg_implementation, logs))
+    classifier = classifier_control(settings) if kernel else None
+
+    def passed(desired: DesiredState, report: Report) -> None:
+        errors = "; ".join(f"{k or 'host'}: {v}" for k, v in sorted(report.errors.items()))
+        agent.passed(Pass(desired.revision, report.ok, errors or None))
+        if classifier is not None:
+            try:
+                classifier(desired)
+            except Exception:  # the tunnels matter more: logged, retried next pass
+                log.exception("classification could not follow the desired state")
+
+    quotas = QuotaWatch()
+    reconciler = Reconciler(
+        held,
+        dataplane,
+        passed,
+        HostLock(settings.data_dir / "dataplane.lock"),
+        usage_sink=lambda desired, seen: outbox.add(quotas=quotas.moved(desired, seen)),
+    )
+    loop = Loop(reconciler, settings.reconcile_period)
+
+    def directory() -> DnsDirectory:
+        found = held.held
+        if found is None or found.state.dns is None:
+            return DnsDirectory(held.revision(), (), ())
+        return found.state.dns
+
+    ports = Ports(
+        held.revision,
+        directory,
+        lambda records: outbox.add(dns_log=rows_of(records)),
+        # The control plane keeps the query log; nothing is kept here to prune.
+        lambda _before, _rows: 0,
+    )
+    resolver = build_dns(settings, list_store(settings), ports)
+    stats = DumpCache(dataplane.dump_all, 2.0)
+    host = NodeHost(loop, stats, cpu_times, resolver, classifier)
+    return agent, host
+
+
 def host_ports(proto: str) -> frozenset[int]:
     """The ports this host's sockets hold (expose never takes one over)."""
     from wirewarden.dataplane.links import listening_ports
@@ -588,14 +682,25 @@ def policy_config(settings: Settings) -> PolicyConfig:
     )
 
 
-def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRuntime | None:
+def store_ports(settings: Settings, sessions: sessionmaker[Session]) -> Ports:
+    """The resolver's directory and query log in this install's database."""
+    from wirewarden.dns.runtime import Ports
+    from wirewarden.store.dns import DnsStore, log_ports, shared_database
+
+    store = DnsStore(sessions, settings.node_name)
+    ports = Ports(store.revision, store.directory, store.write_log, store.prune_log)
+    if shared_database(settings.db_url):
+        ports.log_process = partial(log_ports, settings.db_url, settings.node_name)
+    return ports
+
+
+def build_dns(settings: Settings, lists: ListStore, ports: Ports) -> DnsRuntime | None:
     if not settings.dns_enabled:
         return None
     from wirewarden.dns.cache import CacheLimits
     from wirewarden.dns.doh import system_upstreams
-    from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper, Ports
+    from wirewarden.dns.runtime import DnsConfig, DnsRuntime, Helper
     from wirewarden.dns.upstream import UNBOUND, UpstreamSet, parse_upstreams
-    from wirewarden.store.dns import log_ports, shared_database
 
     try:
         upstreams = parse_upstreams(settings.dns_upstreams or system_upstreams())
@@ -613,9 +718,6 @@ def build_dns(settings: Settings, store: DnsStore, lists: ListStore) -> DnsRunti
             stale_seconds=settings.dns_serve_stale_seconds,
         ),
     )
-    ports = Ports(store.revision, store.directory, store.write_log, store.prune_log)
-    if shared_database(settings.db_url):
-        ports.log_process = partial(log_ports, settings.db_url, settings.node_name)
     return DnsRuntime(config, UpstreamSet(upstreams), lists, ports, helpers)
 
 

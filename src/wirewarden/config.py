@@ -201,6 +201,15 @@ class Settings(BaseSettings):
     max_form_fields: int = Field(default=500, gt=0)
     # Members may own this many peers unless their account says otherwise.
     default_device_limit: int = Field(default=5, ge=0)
+    # ---- `wirewarden agent` (a fleet node; docs/agent.md)
+    # The control plane's URL (https; http to a loopback address only).
+    agent_server: str | None = None
+    # The one-time join token `wirewarden node add` printed (used at the first start only).
+    agent_join_token: str | None = None
+    # A PEM bundle of the CA(s) that sign the control plane's certificate (else the system's).
+    agent_ca_file: Path | None = None
+    # Hours of report batches (traffic, query log, quotas) kept while the control plane is away.
+    agent_buffer_hours: float = Field(default=24.0, gt=0)
 
     @property
     def db_url(self) -> str:

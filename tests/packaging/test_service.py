@@ -83,6 +83,9 @@ def test_default_data_dir_is_a_state_directory() -> None:
     agent = systemd.render_unit("agent", executable="/opt/ww/bin/wirewarden")
     assert "StateDirectory=wirewarden-agent\n" in agent
     assert "ExecStart=/opt/ww/bin/wirewarden agent\n" in agent
+    # A refused credential (exit 78) is not retried every 5 s forever; serve has no such exit.
+    assert "RestartPreventExitStatus=78\n" in agent
+    assert "RestartPreventExitStatus" not in text
 
 
 @pytest.mark.parametrize(

@@ -692,6 +692,7 @@ def restore_cmd(
 
 def main() -> None:
     # Registered here: the dns commands use this module's helpers (container, validated).
+    from wirewarden.cli.agent import agent
     from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
     from wirewarden.cli.expose import expose
@@ -700,6 +701,7 @@ def main() -> None:
     from wirewarden.cli.tenants import tenant_app
 
     app.command("expose")(expose)
+    app.command("agent")(agent)
 
     app.add_typer(dns_app, name="dns")
     app.add_typer(plan_app, name="plan")

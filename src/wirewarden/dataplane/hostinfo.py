@@ -42,3 +42,15 @@ def outbound_address() -> str | None:
         except OSError:
             continue
     return None
+
+
+PROC_STAT = Path("/proc/stat")
+
+
+def cpu_times(stat: Path = PROC_STAT) -> tuple[int, int]:
+    """This host's CPU time so far, in clock ticks: (busy, total) over all cores, from
+    the first line of /proc/stat (idle and iowait are not busy)."""
+    fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # guest time is already counted in user and nice
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return total - idle, total

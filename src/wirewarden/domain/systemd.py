@@ -96,6 +96,7 @@ def render_unit(role: Role, *, executable: str, data_dir: str | None = None) -> 
             *_state_directory(data),
             "Restart=on-failure",
             "RestartSec=5s",
+            *_refused(role),
             "# wireguard-go carries the tunnels and outlives a stop or restart (the next",
             "# start adopts them): stop signals go to wirewarden alone, which stops its",
             "# other children (Unbound, workers) itself.",
@@ -115,6 +116,14 @@ def render_unit(role: Role, *, executable: str, data_dir: str | None = None) -> 
             "",
         ]
     )
+
+
+def _refused(role: Role) -> list[str]:
+    if role != "agent":
+        return []
+    # 78 (EX_CONFIG): the control plane refused this node's credential or join token;
+    # restarting cannot help until the operator enrols it again.
+    return ["RestartPreventExitStatus=78"]
 
 
 def _state_directory(data_dir: str) -> list[str]:

@@ -1,0 +1,304 @@
+"""The agent's loop: enrol once, then hold one link to the control plane at a time,
+taking its node's state in (snapshot or deltas), letting the host converge to it and
+acking what each pass achieved; heartbeats every 10 s; report batches until acked.
+
+The host runs on the held state from the start, whether the control plane answers or
+not: tunnels never wait for it. A link that drops is dialled again with jittered
+exponential backoff (1 s to 60 s); a refused credential ends the agent with exit code
+78 (EX_CONFIG), which its systemd unit does not restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from wirewarden.agent.files import SealedFiles
+from wirewarden.agent.held import HeldState, Resync
+from wirewarden.agent.host import Host, Pass
+from wirewarden.agent.outbox import Outbox
+from wirewarden.agent.telemetry import CpuMeter, Sampler
+from wirewarden.fleet.client import Link, Revoked, Server, Unreachable, enrol, open_link
+from wirewarden.fleet.protocol import (
+    Ack,
+    Current,
+    Heartbeat,
+    Hello,
+    ProtocolError,
+    ReportAck,
+)
+
+log = logging.getLogger(__name__)
+EXIT_REFUSED = 78  # EX_CONFIG: the unit's RestartPreventExitStatus
+CREDENTIAL = "credential"
+
+
+class NotEnrolled(Exception):
+    """No credential is stored and no join token was given."""
+
+    MESSAGE = (
+        "this node is not enrolled: give the join token `wirewarden node add` printed "
+        "(--join-token or WIREWARDEN_AGENT_JOIN_TOKEN)"
+    )
+
+
+@dataclass(frozen=True)
+class Timing:
+    heartbeat: float = 10.0
+    report: float = 10.0
+    backoff_first: float = 1.0
+    backoff_cap: float = 60.0
+
+
+Opener = Callable[[Server, str], Awaitable[Link]]
+
+
+class Agent:
+    def __init__(
+        self,
+        files: SealedFiles,
+        held: HeldState,
+        outbox: Outbox,
+        server: Server,
+        version: str,
+        join_token: str | None = None,
+        timing: Timing = Timing(),
+        opener: Opener = open_link,
+    ) -> None:
+        self.files, self.held, self.outbox = files, held, outbox
+        self.server, self.version, self.join_token = server, version, join_token
+        self.timing, self.opener = timing, opener
+        self.sampler, self.cpu = Sampler(), CpuMeter()
+        self.started = time.monotonic()
+        self.host: Host | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_pass: Pass | None = None
+        self._passed = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    # ---- told by the host (its threads)
+
+    def passed(self, result: Pass) -> None:
+        self._last_pass = result
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._passed.set)
+
+    # ---- the whole life
+
+    async def run(self, host: Host) -> int:
+        """Run until the control plane refuses this node; the exit code."""
+        self.host, self._loop = host, asyncio.get_running_loop()
+        saved = await asyncio.to_thread(self.files.read, CREDENTIAL)
+        if not isinstance(saved, dict) and not self.join_token:
+            # Said before anything touches the kernel.
+            log.error("%s", NotEnrolled.MESSAGE)
+            return EXIT_REFUSED
+        held = await asyncio.to_thread(self.held.load)
+        if held is not None:
+            log.info("applying the saved state (revision %d) first", held.revision)
+        await asyncio.to_thread(host.start)
+        collecting = asyncio.create_task(self._collect())
+        try:
+            node, credential = await self._identity()
+            log.info("node %s: dialling %s", node, self.server.url)
+            while True:
+                await self._one_link(node, credential)
+        except Revoked as exc:
+            log.error("%s: this node's credential or join token is refused; stopping", exc)
+            return EXIT_REFUSED
+        except NotEnrolled as exc:
+            log.error("%s", exc)
+            return EXIT_REFUSED
+        finally:
+            collecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collecting
+            await asyncio.to_thread(self.outbox.seal)
+            await asyncio.to_thread(host.stop)
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            wait=wait_exponential_jitter(
+                multiplier=self.timing.backoff_first, max=self.timing.backoff_cap
+            ),
+            retry=retry_if_exception_type(Unreachable),
+            before_sleep=lambda state: log.warning(
+                "control plane unreachable (%s); again in %.1f s",
+                state.outcome.exception() if state.outcome else "?",
+                state.next_action.sleep if state.next_action else 0,
+            ),
+            reraise=True,
+        )
+
+    async def _identity(self) -> tuple[str, str]:
+        saved: Any = await asyncio.to_thread(self.files.read, CREDENTIAL)
+        if isinstance(saved, dict) and saved.get("credential"):
+            return str(saved["node"]), str(saved["credential"])
+        if not self.join_token:
+            raise NotEnrolled(NotEnrolled.MESSAGE)
+        node: str
+        credential: str
+        node, credential = await self._retrying()(enrol, self.server, self.join_token, self.version)
+        record = {"node": node, "credential": credential, "server": self.server.url}
+        await asyncio.to_thread(self.files.write, CREDENTIAL, record)
+        await asyncio.to_thread(self.outbox.restart)
+        log.info("enrolled as node %s", node)
+        return node, credential
+
+    async def _one_link(self, node: str, credential: str) -> None:
+        link: Link = await self._retrying()(self.opener, self.server, credential)
+        log.info("connected to the control plane (%s)", link.kind)
+        try:
+            await self._session(link, node)
+        except Unreachable as exc:
+            log.warning("link lost: %s", exc)
+        finally:
+            self.connected.clear()
+            with contextlib.suppress(Exception):
+                await link.close()
+        # A control plane that takes the link and drops it at once is not dialled in a loop.
+        await asyncio.sleep(random.uniform(0.5, 1.5) * self.timing.backoff_first)  # noqa: S311
+
+    async def _session(self, link: Link, node: str) -> None:
+        session = _Session(self, link, node)
+        await session.hello()
+        self.connected.set()
+        tasks = [
+            asyncio.create_task(session.receive()),
+            asyncio.create_task(session.beat()),
+            asyncio.create_task(session.report()),
+            asyncio.create_task(session.ack()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _collect(self) -> None:
+        """Traffic samples into the outbox every report period, linked or not (what is
+        measured while the control plane is away is sent when it returns)."""
+        assert self.host is not None
+        while True:
+            try:
+                dumps = await asyncio.to_thread(self.host.dumps)
+                rows = self.sampler.samples(time.time(), dumps)
+                if rows:
+                    self.outbox.add(samples=rows)
+                await asyncio.to_thread(self.outbox.seal)
+            except Exception:  # a dump that fails now may not next time; tunnels go on
+                log.exception("collecting traffic samples failed")
+            await asyncio.sleep(self.timing.report)
+
+
+class _Session:
+    """One link's conversation."""
+
+    def __init__(self, agent: Agent, link: Link, node: str) -> None:
+        self.agent, self.link, self.node = agent, link, node
+        self.sent_ack: tuple[int, str, bool, str | None] | None = None
+        self.in_flight: set[int] = set()
+        self.beats = Sampler()
+
+    async def hello(self) -> None:
+        held = self.agent.held.held
+        await self.link.send(
+            Hello(
+                node=self.node,
+                version=self.agent.version,
+                revision=held.revision if held else 0,
+                hash=held.hash if held else "",
+            )
+        )
+
+    async def receive(self) -> None:
+        agent = self.agent
+        while True:
+            message = await self.link.receive()
+            if isinstance(message, ReportAck):
+                await self._acked(message)
+                continue
+            try:
+                new = await asyncio.to_thread(agent.held.take, message)
+            except Resync as exc:
+                log.warning("resync: %s", exc)
+                await self.hello()
+                continue
+            except ProtocolError as exc:
+                raise Unreachable(f"the control plane sent a state that is not one: {exc}") from exc
+            if new is not None:
+                log.info("state at revision %d taken in", new.revision)
+                assert agent.host is not None
+                agent.host.trigger()
+            elif isinstance(message, Current):
+                agent._passed.set()  # the last pass's ack may be due on this link
+
+    async def _acked(self, message: ReportAck) -> None:
+        self.in_flight.discard(message.seq)
+        await asyncio.to_thread(self.agent.outbox.acked, message.seq)
+
+    async def ack(self) -> None:
+        agent = self.agent
+        agent._passed.set()
+        while True:
+            await agent._passed.wait()
+            agent._passed.clear()
+            result, held = agent._last_pass, agent.held.held
+            if result is None or held is None or result.revision != held.revision:
+                continue  # a pass of an earlier state: the one of this state follows
+            key = (held.revision, held.hash, result.in_sync, result.error)
+            if key == self.sent_ack:
+                continue
+            await self.link.send(
+                Ack(
+                    revision=held.revision,
+                    hash=held.hash,
+                    in_sync=result.in_sync,
+                    error=(result.error or "")[:2000] or None,
+                )
+            )
+            self.sent_ack = key
+
+    async def beat(self) -> None:
+        agent = self.agent
+        assert agent.host is not None
+        while True:
+            dumps = await asyncio.to_thread(agent.host.dumps)
+            busy, total = await asyncio.to_thread(agent.host.cpu_times)
+            load = self.beats.load(time.time(), dumps)
+            await self.link.send(
+                Heartbeat(
+                    peers=load.peers,
+                    online_peers=load.online_peers,
+                    rx_bps=load.rx_bps,
+                    tx_bps=load.tx_bps,
+                    cpu_percent=agent.cpu.percent(busy, total),
+                    version=agent.version,
+                    uptime_s=int(time.monotonic() - agent.started),
+                )
+            )
+            await asyncio.sleep(agent.timing.heartbeat)
+
+    async def report(self) -> None:
+        while True:
+            batches = await asyncio.to_thread(self.agent.outbox.batches)
+            for batch in batches:
+                if batch.seq in self.in_flight:
+                    continue
+                self.in_flight.add(batch.seq)
+                answer = await self.link.send(batch)
+                if answer is not None:
+                    await self._acked(answer)
+            await asyncio.sleep(self.agent.timing.report)

@@ -1,0 +1,43 @@
+"""What the agent drives on its host, as the agent sees it (declared here, its consumer;
+built in bootstrap with the real drivers, or a test's fake data plane)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from wirewarden.domain.state import DeviceDump
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What a reconcile pass left: the revision it converged to, and its failure if any."""
+
+    revision: int
+    in_sync: bool
+    error: str | None
+
+
+class Host(Protocol):
+    def start(self) -> None:
+        """Start the reconciler's loop, the resolver and the classifier."""
+        ...
+
+    def stop(self) -> None: ...
+
+    def trigger(self) -> None:
+        """Reconcile now (a new state is held)."""
+        ...
+
+    def dumps(self) -> dict[str, DeviceDump]:
+        """The devices' peers and counters now (blocking)."""
+        ...
+
+    def cpu_times(self) -> tuple[int, int]:
+        """The host's (busy, total) CPU ticks so far (blocking)."""
+        ...
+
+
+# Told after each reconcile pass (from the reconciler's thread).
+PassSink = Callable[[Pass], None]
