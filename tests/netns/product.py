@@ -33,17 +33,33 @@ class ApiError(AssertionError):
 class Product:
     """`wirewarden serve` in the server namespace, with a bearer token for its API."""
 
-    def __init__(self, topology: Topology, *, public_host: str | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        public_host: str | None = None,
+        netns: Netns | None = None,
+        listen: str = f"{API_HOST}:{API_PORT}",
+        cacert: Path | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "serve",
+    ) -> None:
+        """By default on the server namespace's loopback over http; a fleet's control
+        plane elsewhere (`netns`, `listen`) over https with a certificate `cacert` signs
+        (WIREWARDEN_TLS_CERT/KEY in `env`)."""
         self.topology = topology
-        self.server: Netns = topology.server
-        self.data_dir = topology.workdir / "wirewarden-data"
-        self.base_url = f"http://{API_HOST}:{API_PORT}"
+        self.server: Netns = netns or topology.server
+        self.name = name
+        self.data_dir = topology.workdir / f"{name}-data"
+        self.cacert = cacert
+        self.base_url = f"{'https' if cacert else 'http'}://{listen}"
         self.env = {
             "WIREWARDEN_DATA_DIR": str(self.data_dir),
-            "WIREWARDEN_HTTP": f"{API_HOST}:{API_PORT}",
+            "WIREWARDEN_HTTP": listen,
             "WIREWARDEN_RECONCILE_PERIOD": "1",
             "WIREWARDEN_WG_IMPLEMENTATION": "wireguard-go",
             "WIREWARDEN_LOG_LEVEL": "info",
+            **(env or {}),
         }
         if public_host is not None:
             self.env["WIREWARDEN_PUBLIC_HOST"] = public_host
@@ -55,7 +71,7 @@ class Product:
 
     @property
     def log_path(self) -> str:
-        return self.topology.log_path("serve.log")
+        return self.topology.log_path(f"{self.name}.log")
 
     def log(self) -> str:
         path = Path(self.log_path)
@@ -103,6 +119,8 @@ class Product:
 
     def _curl(self, args: list[str], input: str | None = None) -> str:
         argv = ["curl", "-sS", "--noproxy", "*", "--max-time", "30", *args[:-1]]
+        if self.cacert is not None:
+            argv[1:1] = ["--cacert", str(self.cacert)]
         argv.append(self.base_url + args[-1])
         result = self.server.run(argv, input=input, check=False, timeout=40)
         return result.stdout

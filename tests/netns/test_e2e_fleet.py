@@ -1,0 +1,207 @@
+"""A fleet end to end: the control plane (`serve` on PostgreSQL, https with a private
+CA) in one namespace, a VPN node running `wirewarden agent` with real wireguard-go in
+another, a client brought up from the exported config with wg-quick.
+
+What a user sees: the node enrols and comes online; its peer's tunnel works; the control
+plane stopped, the tunnel loses nothing and the agent keeps running; back, a disable
+reaches the node in about a second (printed); the agent killed, the node goes offline
+(and the tunnel still works); the agent started again drops no packet and catches up.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.netns.product import WIREWARDEN, Product
+from tests.netns.topology import Client, Topology, wait_until
+from tests.tlsca import Issued, issue
+
+CP_LISTEN = f"{Topology.inet_ip}:8443"
+LISTEN_PORT = 51900
+GATEWAY = "10.71.0.1"
+
+
+@dataclass
+class AgentProcess:
+    topology: Topology
+    data: Path
+    env: dict[str, str]
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> str:
+        return self.topology.log_path("agent.log")
+
+    def log(self) -> str:
+        path = Path(self.log_path)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self) -> None:
+        self.proc = self.topology.server.popen(self.argv, env=self.env, log_path=self.log_path)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        proc, self.proc = self.proc, None
+        assert proc is not None
+        proc.send_signal(sig)
+        return proc.wait(timeout=20)
+
+
+@pytest.fixture
+def tls(topology: Topology) -> Issued:
+    return issue(topology.workdir / "tls", [Topology.inet_ip])
+
+
+@pytest.fixture
+def control(topology: Topology, tls: Issued, pg_database: str) -> Iterator[Product]:
+    env = {
+        "WIREWARDEN_DATABASE_URL": pg_database,
+        "WIREWARDEN_TLS_CERT": str(tls.cert),
+        "WIREWARDEN_TLS_KEY": str(tls.key),
+        "WIREWARDEN_NODE_NAME": "cp",
+        "WIREWARDEN_DNS_ENABLED": "false",
+    }
+    plane = Product(
+        topology, netns=topology.inet, listen=CP_LISTEN, cacert=tls.ca, env=env, name="cp"
+    )
+    try:
+        plane.start(timeout=30)
+        yield plane
+    finally:
+        plane.close()
+
+
+def _received(client: Client, ip: str, count: int) -> tuple[int, int]:
+    """(sent, received) of `count` pings 0.2 s apart."""
+    argv = ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", ip]
+    out = client.ns.run(argv, check=False, timeout=count * 0.2 + 10).stdout
+    found = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert found, out
+    return int(found.group(1)), int(found.group(2))
+
+
+def _node(control: Product) -> dict[str, object]:
+    found: dict[str, object] = control.api("GET", "/nodes/n1")
+    return found
+
+
+def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restarts(
+    topology: Topology, control: Product, tls: Issued
+) -> None:
+    client = topology.add_client()
+    join = control.api("POST", "/nodes", {"name": "n1", "region": "eu"}, expect=201)["join_token"]
+    ifname = topology.unique_ifname("wg")
+    control.create_interface(
+        name=ifname,
+        node="n1",
+        address=f"{GATEWAY}/24",
+        listen_port=LISTEN_PORT,
+        endpoint=f"{client.server_ip}:{LISTEN_PORT}",
+    )
+    peer = control.create_peer(ifname, name="phone")
+    agent = AgentProcess(
+        topology,
+        topology.workdir / "agent-data",
+        {
+            "WIREWARDEN_DATA_DIR": str(topology.workdir / "agent-data"),
+            "WIREWARDEN_AGENT_JOIN_TOKEN": join,
+            "WIREWARDEN_WG_IMPLEMENTATION": "wireguard-go",
+            "WIREWARDEN_RECONCILE_PERIOD": "1",
+            "WIREWARDEN_DNS_ENABLED": "false",
+            "WIREWARDEN_LOG_LEVEL": "info",
+        },
+        [WIREWARDEN, "agent", "--server", f"https://{CP_LISTEN}", "--ca-file", str(tls.ca)],
+    )
+    agent.start()
+    try:
+        wait_until(
+            lambda: (
+                _node(control)["status"] == "online"
+                and _node(control)["applied_revision"] == _node(control)["revision"]
+            ),
+            timeout=30,
+            what=f"the node to come online and ack its state:\n{agent.log()}",
+        )
+        # The tunnel, from the config the control plane exports, through the node.
+        client.wg_quick_up(control.peer_config(peer["id"]))
+        assert client.ping(GATEWAY, count=3), agent.log()
+        assert client.http_get(f"http://{Topology.inet_ip}/") == Topology.inet_http_body
+        # The control plane's own namespace got no WireGuard device of the node's.
+        assert ifname not in control.server.run(["ip", "-br", "link"]).stdout
+
+        # The control plane away: every ping answered, the agent still running.
+        control.stop()
+        sent, got = _received(client, GATEWAY, 20)
+        assert got == sent and agent.running(), agent.log()
+
+        # Back: a disable reaches the node within a couple of seconds.
+        control.start(timeout=30)
+        wait_until(lambda: _node(control)["status"] == "online", timeout=30, what="online again")
+        started = time.monotonic()
+        control.api("PATCH", f"/peers/{peer['id']}", {"enabled": False})
+        wait_until(
+            lambda: not control_peer_allowed(topology, ifname, peer["public_key"]),
+            timeout=10,
+            what="the disable to reach the node",
+            interval=0.02,
+        )
+        print(f"disable reached the node in {time.monotonic() - started:.3f} s")
+        assert not client.ping(GATEWAY, count=2, timeout=1)
+        control.api("PATCH", f"/peers/{peer['id']}", {"enabled": True})
+        wait_until(lambda: client.ping(GATEWAY, count=1, timeout=1), timeout=10, what="re-enabled")
+
+        # The agent killed: its node goes offline (30 s unheard), the tunnel stays up.
+        agent.stop(signal.SIGKILL)
+        assert client.ping(GATEWAY, count=3)
+        wait_until(
+            lambda: _node(control)["status"] == "offline", timeout=60, what="offline", interval=1
+        )
+
+        # Started again, with a ping running: not one lost, and it catches up.
+        ping_log = topology.log_path("ping.log")
+        argv = ["ping", "-n", "-q", "-c", "40", "-i", "0.2", "-W", "1", GATEWAY]
+        pinging = client.ns.popen(argv, log_path=ping_log)
+        agent.start()
+        wait_until(
+            lambda: _node(control)["status"] == "online", timeout=30, what="online after restart"
+        )
+        peer2 = control.create_peer(ifname, name="laptop")
+        wait_until(
+            lambda: peer2["public_key"] in wg_peers(topology, ifname),
+            timeout=10,
+            what="a change after the restart to reach the node",
+        )
+        pinging.wait(timeout=30)
+        summary = Path(ping_log).read_text()
+        assert "40 packets transmitted, 40 received" in summary, summary
+        sent, got = _received(client, GATEWAY, 5)
+        assert got == sent
+        assert agent.stop() == 0, agent.log()
+    finally:
+        if agent.running():
+            agent.stop()
+
+
+def wg_peers(topology: Topology, ifname: str) -> set[str]:
+    out = topology.server.run(["wg", "show", ifname, "peers"], check=False).stdout
+    return set(out.split())
+
+
+def control_peer_allowed(topology: Topology, ifname: str, key: str) -> bool:
+    out = topology.server.run(["wg", "show", ifname, "allowed-ips"], check=False).stdout
+    for line in out.splitlines():
+        found, _, ips = line.partition("\t")
+        if found == key:
+            return ips.strip() not in ("", "(none)")
+    return False
