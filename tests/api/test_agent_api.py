@@ -416,3 +416,22 @@ def test_parallel_placements_fill_nodes_evenly_and_never_beyond(
     assert place(50)["interface"] != "acme-n1"
     none = tc.post(f"{API}/tenants/acme/peers", json={"name": "x", "region": "us"}, headers=admin)
     assert none.status_code == 409 and none.json()["field"] == "region"
+
+
+def test_a_dns_policy_change_reaches_every_node_s_agent(
+    tc: TestClient, admin: dict[str, str]
+) -> None:
+    credential = _enrol(tc, _add_node(tc, admin, "n1"))
+    _interface(tc, admin, "wgn1", "n1", "50")
+    with tc.websocket_connect(f"{API}/agent/ws", headers=_bearer(credential)) as ws:
+        ws.send_text(encode(Hello(node="n1", version="t")))
+        first = decode_from_server(ws.receive_text())
+        assert first.type == "snapshot"
+        policy = {"deny": ["ads.example"], "blocklists": [], "allow": []}
+        changed = tc.put(f"{API}/dns/policies/default", json=policy, headers=admin)
+        assert changed.status_code == 200, changed.text
+        # Pushed at the commit, not left for the node to find at its next resync.
+        step = decode_from_server(ws.receive_text())
+        assert step.type == "delta" and step.revision > first.revision
+        doc = patch(first.state, step.patch)
+        assert doc["dns"]["policies"]["default"]["deny"] == ["ads.example"]

@@ -108,6 +108,13 @@ def bump_revision(db: Session, node: int) -> int:
     return int(revision)
 
 
+def bump_all(db: Session) -> None:
+    """Every node's revision moved on (what all of them serve changed: a DNS policy, an
+    ACL profile), each node's agents woken at commit."""
+    for node in db.scalars(select(Node.id)).all():
+        bump_revision(db, node)
+
+
 _NAMES = "wirewarden.node_names"
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from wirewarden.dns.lists import ListStatus, ListStore, Progress
@@ -15,7 +15,7 @@ from wirewarden.domain.dnsstate import DEFAULT_POLICY
 from wirewarden.domain.names import check_name
 from wirewarden.services import access
 from wirewarden.services.applier import DNS, FIREWALL, Change
-from wirewarden.services.context import SYSTEM, Actor, Deps, audit
+from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_all
 from wirewarden.services.dns_schemas import (
     BlocklistOut,
     DnsPolicyIn,
@@ -29,7 +29,7 @@ from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.schemas import Page
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
-from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
+from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Peer, Tenant
 
 TOP = 10
 # Outcomes that gave the client an answer, and those where it got none: a SERVFAIL is
@@ -46,11 +46,6 @@ def policy_exists(db: Session, name: str) -> bool:
 def ensure_default_policy(db: Session) -> None:
     if not policy_exists(db, DEFAULT_POLICY):
         db.add(DnsPolicy(name=DEFAULT_POLICY, blocklists=[], deny=[], allow=[]))
-
-
-def bump_all(db: Session) -> None:
-    """Policies are shared by every node: each one's resolver and firewall must reload."""
-    db.execute(update(Node).values(revision=Node.revision + 1))
 
 
 def _list_out(status: ListStatus, actor: Actor = SYSTEM) -> BlocklistOut:

@@ -19,13 +19,21 @@ from wirewarden.domain.policy import (
 from wirewarden.domain.state import DesiredState
 from wirewarden.services import access
 from wirewarden.services.applier import FIREWALL, ApplyFailed, Change
-from wirewarden.services.context import SYSTEM, Actor, Deps, audit, bump_revision, node_name_of
+from wirewarden.services.context import (
+    SYSTEM,
+    Actor,
+    Deps,
+    audit,
+    bump_all,
+    bump_revision,
+    node_name_of,
+)
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
 from wirewarden.services.traffic import TrafficService
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
-from wirewarden.store.tables import AclProfile, Interface, Node, Peer
+from wirewarden.store.tables import AclProfile, Interface, Peer
 
 
 def host_tz(deps: Deps) -> tzinfo:
@@ -78,7 +86,7 @@ class ProfileService:
                 row = AclProfile(name=name)
                 db.add(row)
             row.rules, row.default_action = rules, data.default
-            self._bump_all(db)
+            bump_all(db)
             audit(db, actor, "acl_profile.put", name, rules=len(rules), default=data.default)
             db.commit()
             count = db.scalar(select(func.count()).where(Peer.acl == name)) or 0
@@ -97,15 +105,10 @@ class ProfileService:
             if used:
                 raise Conflict(f"{used} peer(s) use profile {name!r}", "name")
             db.delete(row)
-            self._bump_all(db)
+            bump_all(db)
             audit(db, actor, "acl_profile.delete", name)
             db.commit()
         self.deps.applier.changed(Change.of(self.deps.node, None, FIREWALL))
-
-    @staticmethod
-    def _bump_all(db: Session) -> None:
-        for node in db.scalars(select(Node.id)).all():
-            bump_revision(db, node)
 
 
 def _out(row: AclProfile, count: int) -> ProfileOut:
