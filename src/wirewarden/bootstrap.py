@@ -620,7 +620,7 @@ def build_agent(
     )
     resolver = build_dns(settings, list_store(settings), ports)
     stats = DumpCache(dataplane.dump_all, 2.0)
-    host = NodeHost(loop, stats, cpu_times, resolver, classifier)
+    host = NodeHost(reconciler, loop, stats, cpu_times, resolver, classifier)
     return agent, host
 
 

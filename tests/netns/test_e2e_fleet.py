@@ -163,6 +163,9 @@ def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restart
         )
         print(f"disable reached the node in {time.monotonic() - started:.3f} s")
         assert not client.ping(GATEWAY, count=2, timeout=1)
+        # Applied to the kernel peer by peer, as serve does, with no whole pass needed.
+        assert "applied peer by peer" in agent.log()
+        assert "peer by peer failed" not in agent.log(), agent.log()
         control.api("PATCH", f"/peers/{peer['id']}", {"enabled": True})
         wait_until(lambda: client.ping(GATEWAY, count=1, timeout=1), timeout=10, what="re-enabled")
 

@@ -54,6 +54,7 @@ def test_the_held_state_survives_a_restart_sealed_in_a_0600_file(tmp_path: Path)
     assert held.revision() == 0 and held().interfaces == {}
     state = _state(30)
     held.take(snapshot(state, 7)[0])
+    held.save()
     on_disk = files.path(FILE)
     assert stat.S_IMODE(on_disk.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "agent" / KEY).stat().st_mode) == 0o600
@@ -67,7 +68,9 @@ def test_the_held_state_survives_a_restart_sealed_in_a_0600_file(tmp_path: Path)
 
 def test_a_state_file_that_does_not_open_is_no_state(tmp_path: Path) -> None:
     files = SealedFiles(tmp_path / "a")
-    HeldState(files).take(snapshot(_state(3), 2)[0])
+    first = HeldState(files)
+    first.take(snapshot(_state(3), 2)[0])
+    first.save()
     other = SealedFiles(tmp_path / "b")
     other.path(FILE).write_bytes(files.path(FILE).read_bytes())  # another node's key
     assert HeldState(other).load() is None
@@ -84,6 +87,7 @@ def test_interfaces_an_earlier_state_managed_stay_managed_until_torn_down(tmp_pa
     assert {"wg1", "t-acme"} <= first.desired.managed
     only = replace(first, desired=replace(first.desired, revision=2, managed=frozenset({"wg0"})))
     held.take(snapshot(only, 2)[0])
+    held.save()
     # The reconciler is told they are ours and wanted by no interface: it removes them.
     assert held().managed == {"wg0", "wg1", "t-acme"}
     assert set(held().interfaces) == {"wg0"}

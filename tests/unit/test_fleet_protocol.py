@@ -241,3 +241,61 @@ def test_digest_tells_apart_what_json_shapes_could_confuse() -> None:
     ]
     digests = {statediff.digest(v) for v in variants}
     assert len(digests) == len(variants)
+
+
+def _changed(old: NodeState, new: NodeState) -> tuple[NodeState, protocol.PeerChanges] | None:
+    before, after = protocol.to_document(old), protocol.to_document(new)
+    return protocol.advance_state(old, after, statediff.diff(before, after))
+
+
+def test_a_peers_only_change_builds_the_same_state_as_the_whole_document() -> None:
+    old = _state(60)
+    peers = old.desired.policy.peers
+    iface = old.desired.interfaces["wg0"]
+    gone_key = next(iter(iface.peers))
+    added_state, added_policy = _peer(61)
+    changed = replace(peers[5], rate_down_kbit=777)
+    new_iface = replace(
+        iface,
+        peers={
+            **{k: v for k, v in iface.peers.items() if k != gone_key},
+            added_state.public_key: added_state,
+        },
+    )
+    kept = (changed if p.peer_id == changed.peer_id else p for p in peers if p.peer_id != 1)
+    new_policies = (*kept, added_policy)
+    assert old.dns is not None
+    new = NodeState(
+        replace(
+            old.desired,
+            revision=8,
+            interfaces={"wg0": new_iface},
+            policy=replace(old.desired.policy, peers=new_policies),
+        ),
+        replace(old.dns, revision=8),
+    )
+    found = _changed(old, new)
+    assert found is not None
+    state, changes = found
+    assert state == protocol.from_document(protocol.to_document(new))
+    assert {(k, s is None) for _, k, s in changes.peers} == {
+        (gone_key, True),
+        (added_state.public_key, False),
+    }
+    assert {(o and o.peer_id, n and n.peer_id) for o, n in changes.policies} == {
+        (1, None),
+        (6, 6),
+        (None, 61),
+    }
+
+
+def test_a_change_beyond_peers_asks_for_the_whole_document() -> None:
+    old = _state(5)
+    renumbered = replace(old, desired=replace(old.desired, nat=()))
+    assert _changed(old, renumbered) is None
+    assert old.dns is not None
+    policies = replace(old, dns=replace(old.dns, policies={}))
+    assert _changed(old, policies) is None
+    iface = old.desired.interfaces["wg0"]
+    moved = replace(old.desired, interfaces={"wg0": replace(iface, listen_port=51999)})
+    assert _changed(old, replace(old, desired=moved)) is None

@@ -22,7 +22,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from wirewarden.agent.files import SealedFiles
-from wirewarden.agent.held import HeldState, Resync
+from wirewarden.agent.held import Held, HeldState, Resync
 from wirewarden.agent.host import Host, Pass
 from wirewarden.agent.outbox import Outbox
 from wirewarden.agent.telemetry import CpuMeter, Sampler
@@ -91,6 +91,24 @@ class Agent:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._passed.set)
+
+    async def converge(self, new: Held) -> None:
+        """Bring the host to a state just taken in: the changed peers alone when a delta
+        named only peers (as `serve` applies one peer), else a whole reconcile pass."""
+        assert self.host is not None
+        if new.changes is not None:
+            leaf = new.state.desired.policy.leaf_qdisc
+            try:
+                await asyncio.to_thread(self.host.apply, new.changes, leaf)
+            except Exception as exc:  # the whole pass below heals or reports it
+                log.warning("revision %d peer by peer failed (%s): reconciling", new.revision, exc)
+            else:
+                log.info("revision %d applied peer by peer", new.revision)
+                last = self._last_pass or Pass(new.revision, True, None)
+                self.passed(Pass(new.revision, last.in_sync, last.error))
+                return
+        log.info("state at revision %d taken in: reconciling", new.revision)
+        self.host.trigger()
 
     # ---- the whole life
 
@@ -239,9 +257,8 @@ class _Session:
             except ProtocolError as exc:
                 raise Unreachable(f"the control plane sent a state that is not one: {exc}") from exc
             if new is not None:
-                log.info("state at revision %d taken in", new.revision)
-                assert agent.host is not None
-                agent.host.trigger()
+                await agent.converge(new)
+                await asyncio.to_thread(agent.held.save)
             elif isinstance(message, Current):
                 agent._passed.set()  # the last pass's ack may be due on this link
 

@@ -23,8 +23,10 @@ from wirewarden.fleet.protocol import (
     Current,
     Delta,
     NodeState,
+    PeerChanges,
     ProtocolError,
     Snapshot,
+    advance_state,
     from_document,
 )
 
@@ -42,6 +44,9 @@ class Held:
     hash: str
     doc: Document
     state: NodeState
+    # What a delta changed when it touched peers only (the host may apply just those);
+    # None: anything may have changed.
+    changes: PeerChanges | None = None
 
 
 def received(held: Held | None, message: Snapshot | Delta | Current) -> Held | None:
@@ -63,6 +68,9 @@ def received(held: Held | None, message: Snapshot | Delta | Current) -> Held | N
         raise Resync(str(exc)) from exc
     if hash_ != message.hash:
         raise Resync(f"the delta to {message.revision} does not land on its digest")
+    quick = advance_state(held.state, doc, message.patch)
+    if quick is not None:
+        return Held(message.revision, hash_, doc, *quick)
     return Held(message.revision, hash_, doc, from_document(doc))
 
 
@@ -77,6 +85,8 @@ class HeldState:
         self._held: Held | None = None
         # Interfaces an earlier state managed and this one does not: torn down, not left.
         self._gone: frozenset[str] = frozenset()
+        self._save_lock = threading.Lock()
+        self._saved = -1  # the revision in the file
 
     @property
     def held(self) -> Held | None:
@@ -97,22 +107,33 @@ class HeldState:
             return None
         with self._lock:
             self._held, self._gone = held, gone
+        self._saved = held.revision
         return held
 
     def take(self, message: Snapshot | Delta | Current) -> Held | None:
-        """Take a message in (see `received`); saves and returns the new state, or None
-        when the state is unchanged."""
+        """Take a message in (see `received`); the new state, or None when it is
+        unchanged. `save` keeps it on disk: called after the host was told, since
+        sealing 10,000 peers costs more than applying one (a crash in between only means
+        a snapshot at the next start, the digest says which state is held)."""
         new = received(self._held, message)
         if new is None:
             return None
         with self._lock:
             before = self._held.state.desired.managed if self._held else frozenset()
-            now = new.state.desired.managed
-            gone = (self._gone | before) - now
-            self._held, self._gone = new, gone
-        record = {"revision": new.revision, "hash": new.hash, "doc": new.doc, "gone": sorted(gone)}
-        self.files.write(FILE, record)
+            self._gone = (self._gone | before) - new.state.desired.managed
+            self._held = new
         return new
+
+    def save(self) -> None:
+        """Seal the state held now into its file (the latest wins: saves may coalesce)."""
+        with self._save_lock:
+            with self._lock:
+                held, gone = self._held, self._gone
+            if held is None or held.revision == self._saved:
+                return
+            record = {"revision": held.revision, "hash": held.hash, "doc": held.doc}
+            self.files.write(FILE, {**record, "gone": sorted(gone)})
+            self._saved = held.revision
 
     # ---- the reconciler's DesiredSource
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wirewarden.domain.state import DeviceDump
+from wirewarden.fleet.protocol import PeerChanges
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class Host(Protocol):
 
     def trigger(self) -> None:
         """Reconcile now (a new state is held)."""
+        ...
+
+    def apply(self, changes: PeerChanges, leaf: str) -> None:
+        """Apply these peers' changes alone, as `serve` does for one peer (blocking);
+        raises when the kernel refused one (then reconcile the whole state)."""
         ...
 
     def dumps(self) -> dict[str, DeviceDump]:

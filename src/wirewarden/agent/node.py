@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from wirewarden.dns.runtime import DnsRuntime
 from wirewarden.domain.state import DeviceDump
-from wirewarden.reconciler.engine import Loop
+from wirewarden.fleet.protocol import PeerChanges
+from wirewarden.reconciler.engine import Loop, Reconciler
 from wirewarden.runtime.classifier import ClassifierControl
 
 
@@ -16,6 +17,7 @@ from wirewarden.runtime.classifier import ClassifierControl
 class NodeHost:
     """The agent's `Host` (agent/host.py)."""
 
+    reconciler: Reconciler
     loop: Loop
     stats: Callable[[], dict[str, DeviceDump]]
     cpu: Callable[[], tuple[int, int]]
@@ -39,6 +41,18 @@ class NodeHost:
 
     def trigger(self) -> None:
         self.loop.trigger()
+
+    def apply(self, changes: PeerChanges, leaf: str) -> None:
+        reconciler = self.reconciler
+        # A removed peer's rules go before its key, a new peer's key before its rules.
+        for interface, _key, peer in changes.peers:
+            if peer is not None:
+                reconciler.apply_peer(interface, peer)
+        for old, new in changes.policies:
+            reconciler.apply_policy(old, new, leaf)
+        for interface, key, peer in changes.peers:
+            if peer is None:
+                reconciler.remove_peer(interface, key)
 
     def dumps(self) -> dict[str, DeviceDump]:
         return self.stats()

@@ -11,14 +11,15 @@ peer (domain/statediff.py) whatever the number of peers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from wirewarden.domain.dnsstate import DnsDirectory
-from wirewarden.domain.state import DesiredState
+from wirewarden.domain.policy import PeerPolicy
+from wirewarden.domain.state import DesiredState, PeerState
 from wirewarden.domain.statediff import Document, digest
 
 VERSION = 1
@@ -83,6 +84,105 @@ def from_document(doc: Document) -> NodeState:
         raise ProtocolError(f"{where}: {first['msg']}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"not a node state document ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class PeerChanges:
+    """What a patch that touches peers only changed: each WireGuard peer set or removed
+    (interface, public key, new state or None) and each policy replaced (old, new)."""
+
+    peers: tuple[tuple[str, str, PeerState | None], ...] = ()
+    policies: tuple[tuple[PeerPolicy | None, PeerPolicy | None], ...] = ()
+
+
+@cache
+def _peer_adapter() -> TypeAdapter[PeerState]:
+    return TypeAdapter(PeerState)
+
+
+@cache
+def _policy_adapter() -> TypeAdapter[PeerPolicy]:
+    return TypeAdapter(PeerPolicy)
+
+
+def advance_state(
+    state: NodeState, doc: Document, change: Document
+) -> tuple[NodeState, PeerChanges] | None:
+    """The state of `doc` (the document `change` made) built from `state` at the cost of
+    the peers the change names, not of every peer; None when the change touches more
+    than peers and the revision (rebuild with `from_document`). Raises ProtocolError."""
+    desired_change = change.get("desired")
+    dns_change = change.get("dns", {})
+    if set(change) - {"desired", "dns"} or not isinstance(desired_change, dict):
+        return None
+    # The resolver's directory carries the node's revision: that alone may move.
+    if not isinstance(dns_change, dict) or set(dns_change) - {"revision"}:
+        return None
+    dns = state.dns
+    if "revision" in dns_change:
+        if dns is None:
+            return None
+        dns = replace(dns, revision=int(dns_change["revision"]))
+    if set(desired_change) - {"revision", "interfaces", "policy"}:
+        return None
+    policy_change = desired_change.get("policy", {})
+    interfaces_change = desired_change.get("interfaces", {})
+    if set(policy_change) - {"peers"} or not isinstance(interfaces_change, dict):
+        return None
+    desired = state.desired
+    if any(
+        name not in desired.interfaces or set(part) - {"peers"}
+        for name, part in interfaces_change.items()
+    ):
+        return None
+    try:
+        return _advanced(desired, dns, doc["desired"], interfaces_change, policy_change)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ProtocolError(f"{where}: {first['msg']}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ProtocolError(f"not a node state document ({exc})") from exc
+
+
+def _advanced(
+    desired: DesiredState,
+    dns: DnsDirectory | None,
+    doc: Document,
+    interfaces_change: Document,
+    policy_change: Document,
+) -> tuple[NodeState, PeerChanges]:
+    interfaces = dict(desired.interfaces)
+    peers: list[tuple[str, str, PeerState | None]] = []
+    for name, part in interfaces_change.items():
+        held = dict(interfaces[name].peers)
+        for key in part.get("peers", {}):
+            value = doc["interfaces"][name]["peers"].get(key)
+            new = None if value is None else _peer_adapter().validate_python(value)
+            if new is None:
+                held.pop(key, None)
+            else:
+                held[key] = new
+            peers.append((name, key, new))
+        interfaces[name] = replace(interfaces[name], peers=held)
+    by_id = {str(p.peer_id): p for p in desired.policy.peers}
+    policies: list[tuple[PeerPolicy | None, PeerPolicy | None]] = []
+    for key in policy_change.get("peers", {}):
+        value = doc["policy"]["peers"].get(key)
+        new_policy = None if value is None else _policy_adapter().validate_python(value)
+        old = by_id.pop(key, None)
+        if new_policy is not None:
+            by_id[key] = new_policy
+        policies.append((old, new_policy))
+    ordered = tuple(sorted(by_id.values(), key=lambda p: p.peer_id))
+    revision = int(doc["revision"])
+    new_desired = replace(
+        desired,
+        interfaces=interfaces,
+        revision=revision,
+        policy=replace(desired.policy, peers=ordered),
+    )
+    return NodeState(new_desired, dns), PeerChanges(tuple(peers), tuple(policies))
 
 
 def peer_key(policy: dict[str, Any]) -> str:
