@@ -53,7 +53,7 @@ def main() -> None:
         for _ in range(args.rounds):
             c.states.forget("n1")  # a cold reader: what a replica pays for a new session
             t0 = time.perf_counter()
-            revision, doc, digest = hub.read("n1")
+            revision, doc, digest, state = hub.read("n1")
             text = encode(Snapshot(revision=revision, hash=digest, state=doc))
             snapshots.append(time.perf_counter() - t0)
             size = len(text)
@@ -63,9 +63,9 @@ def main() -> None:
             # One peer disabled, then enabled again: its record changes each round.
             c.peers.update(ids[0], PeerUpdate(enabled=bool(r % 2)), SYSTEM)
             t0 = time.perf_counter()
-            found = hub.read_since("n1", doc, digest)
+            found = hub.read_since("n1", doc, digest, state)
             assert found is not None
-            revision, doc, digest, change = found
+            revision, doc, digest, change, state = found
             text = encode(Delta(base=revision - 1, revision=revision, hash=digest, patch=change))
             deltas.append(time.perf_counter() - t0)
             delta_size = len(text)

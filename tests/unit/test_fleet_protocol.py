@@ -274,6 +274,9 @@ def test_a_peers_only_change_builds_the_same_state_as_the_whole_document() -> No
         ),
         replace(old.dns, revision=8),
     )
+    # The control plane's patch from the states equals the documents' diff.
+    whole = statediff.diff(protocol.to_document(old), protocol.to_document(new))
+    assert protocol.state_patch(old, new) == whole
     found = _changed(old, new)
     assert found is not None
     state, changes = found
@@ -293,9 +296,32 @@ def test_a_change_beyond_peers_asks_for_the_whole_document() -> None:
     old = _state(5)
     renumbered = replace(old, desired=replace(old.desired, nat=()))
     assert _changed(old, renumbered) is None
+    assert protocol.state_patch(old, renumbered) is None
     assert old.dns is not None
     policies = replace(old, dns=replace(old.dns, policies={}))
     assert _changed(old, policies) is None
+    assert protocol.state_patch(old, policies) is None
     iface = old.desired.interfaces["wg0"]
     moved = replace(old.desired, interfaces={"wg0": replace(iface, listen_port=51999)})
     assert _changed(old, replace(old, desired=moved)) is None
+    assert protocol.state_patch(old, replace(old, desired=moved)) is None
+    # A new DNS client (a peer's address) is part of a peers-only patch.
+    clients = {**old.dns.clients, "10.8.0.9": Client(9, "p9", "wg0", "default")}
+    more = replace(old, dns=replace(old.dns, clients=clients))
+    whole = statediff.diff(protocol.to_document(old), protocol.to_document(more))
+    assert (
+        protocol.state_patch(old, more)
+        == whole
+        == {
+            "dns": {
+                "clients": {
+                    "10.8.0.9": {
+                        "peer_id": 9,
+                        "peer": "p9",
+                        "interface": "wg0",
+                        "policy": "default",
+                    }
+                }
+            }
+        }
+    )

@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
-from wirewarden.domain.dnsstate import DnsDirectory
+from wirewarden.domain.dnsstate import Client, DnsDirectory
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import DesiredState, PeerState
-from wirewarden.domain.statediff import Document, digest
+from wirewarden.domain.statediff import Document, diff, digest
 
 VERSION = 1
 # Agents authenticate with these (docs/fleet.md); the prefixes let a leaked string be
@@ -185,6 +185,77 @@ def _advanced(
     return NodeState(new_desired, dns), PeerChanges(tuple(peers), tuple(policies))
 
 
+def state_patch(old: NodeState, new: NodeState) -> Document | None:
+    """The merge patch from `old`'s document to `new`'s, at the cost of the peers that
+    differ (unchanged ones are the same objects when the reader made a delta read, and
+    equal ones compare cheaply) rather than of dumping and comparing every peer; None
+    when more than peers, DNS clients and the revision differ (diff the documents)."""
+    a, b = old.desired, new.desired
+    rest = ("managed", "nat", "uplink", "dns_guard", "forwards", "expose_listen")
+    if (
+        any(getattr(a, f) != getattr(b, f) for f in rest)
+        or a.interfaces.keys() != b.interfaces.keys()
+    ):
+        return None
+    if replace(a.policy, peers=()) != replace(b.policy, peers=()):
+        return None
+    desired: Document = {}
+    if a.revision != b.revision:
+        desired["revision"] = b.revision
+    interfaces: Document = {}
+    for name, before in a.interfaces.items():
+        after = b.interfaces[name]
+        if replace(before, peers={}) != replace(after, peers={}):
+            return None
+        if peers := _keyed_patch(before.peers, after.peers, _peer_adapter()):
+            interfaces[name] = {"peers": peers}
+    if interfaces:
+        desired["interfaces"] = interfaces
+    old_policies = {str(p.peer_id): p for p in a.policy.peers}
+    new_policies = {str(p.peer_id): p for p in b.policy.peers}
+    if policies := _keyed_patch(old_policies, new_policies, _policy_adapter()):
+        desired["policy"] = {"peers": policies}
+    change: Document = {"desired": desired} if desired else {}
+    if (old.dns is None) != (new.dns is None):
+        return None
+    if old.dns is not None and new.dns is not None:
+        if replace(old.dns, revision=0, clients={}) != replace(new.dns, revision=0, clients={}):
+            return None
+        dns: Document = {}
+        if old.dns.revision != new.dns.revision:
+            dns["revision"] = new.dns.revision
+        if clients := _keyed_patch(old.dns.clients, new.dns.clients, _client_adapter()):
+            dns["clients"] = clients
+        if dns:
+            change["dns"] = dns
+    return change
+
+
+T = TypeVar("T")
+
+
+def _keyed_patch(old: dict[str, T], new: dict[str, T], adapter: TypeAdapter[T]) -> Document:
+    out: Document = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before is value or before == value:
+            continue
+        now = adapter.dump_python(value, mode="json", exclude_none=True)
+        # A merge patch merges objects: a field gone from the record must say so.
+        was = (
+            None if before is None else adapter.dump_python(before, mode="json", exclude_none=True)
+        )
+        out[key] = now if was is None else diff(was, now)
+    for key in old.keys() - new.keys():
+        out[key] = None
+    return out
+
+
+@cache
+def _client_adapter() -> TypeAdapter[Client]:
+    return TypeAdapter(Client)
+
+
 def peer_key(policy: dict[str, Any]) -> str:
     """A peer's key in the document's desired.policy.peers."""
     return str(policy["peer_id"])
@@ -310,9 +381,6 @@ def decode_from_agent(text: str | bytes) -> Hello | Ack | Heartbeat | Report:
 def decode_from_server(text: str | bytes) -> Snapshot | Delta | Current | ReportAck:
     """A message the control plane sent; raises ProtocolError naming the field at fault."""
     return _decode(_server_adapter(), text)
-
-
-T = TypeVar("T")
 
 
 def _decode(adapter: TypeAdapter[T], text: str | bytes) -> T:

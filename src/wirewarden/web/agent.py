@@ -32,12 +32,14 @@ from wirewarden.fleet.protocol import (
     Delta,
     Heartbeat,
     Hello,
+    NodeState,
     ProtocolError,
     Report,
     ReportAck,
     Snapshot,
     decode_from_agent,
     encode,
+    state_patch,
     to_document,
 )
 from wirewarden.services import nodes as node_service
@@ -127,25 +129,28 @@ class AgentHub:
         kept = self.recent.get(node)
         return None if kept is None else kept.get((revision, hash_))
 
-    def read(self, node: str) -> tuple[int, Document, str]:
-        """The node's state document now, with its revision and digest (blocking)."""
+    def read(self, node: str) -> tuple[int, Document, str, NodeState]:
+        """The node's state document now, with its revision, digest and the state itself
+        (blocking)."""
         state = self.container.states.read(node)
         doc = to_document(state)
-        return state.desired.revision, doc, digest(doc)
+        return state.desired.revision, doc, digest(doc), state
 
     def read_since(
-        self, node: str, doc: Document, hash_: str
-    ) -> tuple[int, Document, str, Document] | None:
-        """The node's state as a patch of `doc`: (revision, new doc, its digest, patch), or
-        None when nothing changed (blocking)."""
+        self, node: str, doc: Document, hash_: str, held: NodeState | None
+    ) -> tuple[int, Document, str, Document, NodeState] | None:
+        """The node's state as a patch of `doc` (whose state is `held`): (revision, new
+        doc, its digest, patch, new state), or None when nothing changed (blocking)."""
         state = self.container.states.read(node)
-        new = to_document(state)
-        change = diff(doc, new)
+        change = state_patch(held, state) if held is not None else None
+        if change is None:
+            # More than peers changed: the documents' diff, at the cost of every peer.
+            change = diff(doc, to_document(state))
         if not change:
             return None
-        # The digest of the new document at the cost of the patch, not of 10,000 peers.
-        _, new_hash = advance(doc, hash_, change)
-        return state.desired.revision, new, new_hash, change
+        # The new document and its digest at the cost of the patch, not of 10,000 peers.
+        new, new_hash = advance(doc, hash_, change)
+        return state.desired.revision, new, new_hash, change, state
 
 
 def hub_of(conn: HTTPConnection) -> AgentHub:
@@ -199,6 +204,7 @@ class AgentSession:
         self.hub, self.node, self.send = hub, node, send
         self.revision, self.hash = 0, ""
         self.doc: Document | None = None
+        self.state: NodeState | None = None
 
     async def handle(self, message: Hello | Ack | Heartbeat | Report) -> None:
         if isinstance(message, Hello):
@@ -219,22 +225,24 @@ class AgentSession:
         if hello.protocol != VERSION:
             raise ProtocolError(f"protocol: this control plane speaks version {VERSION}")
         async with self.hub.snapshots:
-            revision, doc, hash_ = await run_in_threadpool(self.hub.read, self.node.name)
+            revision, doc, hash_, state = await run_in_threadpool(self.hub.read, self.node.name)
             if (hello.revision, hello.hash) == (revision, hash_):
                 await self.send(encode(Current(revision=revision, hash=hash_)))
             else:
                 await self.send(encode(Snapshot(revision=revision, hash=hash_, state=doc)))
-        self.revision, self.hash, self.doc = revision, hash_, doc
+        self.revision, self.hash, self.doc, self.state = revision, hash_, doc, state
         self.hub.remember(self.node.name, revision, hash_, doc)
 
     async def push(self) -> None:
         """Send what changed since the last document (nothing before the agent's hello)."""
         if self.doc is None:
             return
-        found = await run_in_threadpool(self.hub.read_since, self.node.name, self.doc, self.hash)
+        found = await run_in_threadpool(
+            self.hub.read_since, self.node.name, self.doc, self.hash, self.state
+        )
         if found is None:
             return
-        revision, doc, hash_, change = found
+        revision, doc, hash_, change, self.state = found
         await self.send(
             encode(Delta(base=self.revision, revision=revision, hash=hash_, patch=change))
         )
@@ -345,7 +353,7 @@ async def agent_state(
     deadline = loop.time() + wait
     try:
         while True:
-            now, doc, digest_ = await run_in_threadpool(hub.read, node.name)
+            now, doc, digest_, _ = await run_in_threadpool(hub.read, node.name)
             left = deadline - loop.time()
             if (now, digest_) != (revision, hash) or left <= 0:
                 break
