@@ -65,7 +65,8 @@ class Product:
             self.env["WIREWARDEN_PUBLIC_HOST"] = public_host
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        self.token = self.cli("token", "create", "--name", "e2e").stdout.strip().splitlines()[-1]
+        made = self.cli("token", "create", "--name", f"e2e-{name}")
+        self.token = made.stdout.strip().splitlines()[-1]
 
     # ------------------------------------------------------------------ serve
 

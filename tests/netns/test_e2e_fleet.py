@@ -2,15 +2,19 @@
 CA) in one namespace, a VPN node running `wirewarden agent` with real wireguard-go in
 another, a client brought up from the exported config with wg-quick.
 
-What a user sees: the node enrols and comes online; its peer's tunnel works; the control
-plane stopped, the tunnel loses nothing and the agent keeps running; back, a disable
-reaches the node in about a second (printed); the agent killed, the node goes offline
-(and the tunnel still works); the agent started again drops no packet and catches up.
+What a user sees: the node enrols and comes online; its peer's tunnel works; a change
+made on a second control-plane replica (same database and master key, the agent linked
+to the first) reaches the node; the control plane stopped, the tunnel loses nothing and
+the agent keeps running; back, a disable reaches the node in a fraction of a second
+(printed); the agent killed, the node goes offline (and the tunnel still works); the
+agent started again drops no packet and catches up.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -25,6 +29,7 @@ from tests.netns.topology import Client, Topology, wait_until
 from tests.tlsca import Issued, issue
 
 CP_LISTEN = f"{Topology.inet_ip}:8443"
+REPLICA_LISTEN = f"{Topology.lan_host_ip}:8443"
 LISTEN_PORT = 51900
 GATEWAY = "10.71.0.1"
 
@@ -60,26 +65,34 @@ class AgentProcess:
 
 @pytest.fixture
 def tls(topology: Topology) -> Issued:
-    return issue(topology.workdir / "tls", [Topology.inet_ip])
+    return issue(topology.workdir / "tls", [Topology.inet_ip, Topology.lan_host_ip])
 
 
 @pytest.fixture
-def control(topology: Topology, tls: Issued, pg_database: str) -> Iterator[Product]:
+def replicas(topology: Topology, tls: Issued, pg_database: str) -> Iterator[list[Product]]:
+    """Two `serve` replicas on one database with one master key: stateless, either one
+    serves any agent and any admin."""
     env = {
         "WIREWARDEN_DATABASE_URL": pg_database,
+        "WIREWARDEN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "WIREWARDEN_TLS_CERT": str(tls.cert),
         "WIREWARDEN_TLS_KEY": str(tls.key),
         "WIREWARDEN_NODE_NAME": "cp",
         "WIREWARDEN_DNS_ENABLED": "false",
     }
-    plane = Product(
-        topology, netns=topology.inet, listen=CP_LISTEN, cacert=tls.ca, env=env, name="cp"
-    )
+    planes = [
+        Product(topology, netns=topology.inet, listen=CP_LISTEN, cacert=tls.ca, env=env, name="cp"),
+        Product(
+            topology, netns=topology.lan, listen=REPLICA_LISTEN, cacert=tls.ca, env=env, name="cp2"
+        ),
+    ]
     try:
-        plane.start(timeout=30)
-        yield plane
+        for plane in planes:
+            plane.start(timeout=30)
+        yield planes
     finally:
-        plane.close()
+        for plane in planes:
+            plane.close()
 
 
 def _received(client: Client, ip: str, count: int) -> tuple[int, int]:
@@ -97,8 +110,9 @@ def _node(control: Product) -> dict[str, object]:
 
 
 def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restarts(
-    topology: Topology, control: Product, tls: Issued
+    topology: Topology, replicas: list[Product], tls: Issued
 ) -> None:
+    control, other = replicas
     client = topology.add_client()
     join = control.api("POST", "/nodes", {"name": "n1", "region": "eu"}, expect=201)["join_token"]
     ifname = topology.unique_ifname("wg")
@@ -139,6 +153,15 @@ def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restart
         assert client.http_get(f"http://{Topology.inet_ip}/") == Topology.inet_http_body
         # The control plane's own namespace got no WireGuard device of the node's.
         assert ifname not in control.server.run(["ip", "-br", "link"]).stdout
+
+        # A change made on the other replica reaches the node through the first one.
+        made = other.create_peer(ifname, name="tablet")
+        wait_until(
+            lambda: made["public_key"] in wg_peers(topology, ifname),
+            timeout=10,
+            what="a change made on the other replica to reach the node",
+        )
+        other.stop()
 
         # The control plane away: every ping answered, the agent still running.
         control.stop()
