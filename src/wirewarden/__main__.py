@@ -9,6 +9,15 @@ from __future__ import annotations
 
 
 def main() -> None:
+    import sys
+
+    if sys.argv[1:2] == ["expose"]:
+        # On a peer: none of the server's modules (the database, the drivers) is needed, and
+        # loading them would cost most of a second before the first mapping is published.
+        from wirewarden.cli.expose import standalone
+
+        standalone()
+        return
     from wirewarden.cli.main import main as cli
 
     cli()

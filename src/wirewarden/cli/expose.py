@@ -52,3 +52,15 @@ def expose(
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print("mappings removed")
+
+
+def standalone() -> None:
+    """`wirewarden expose ...` without the rest of the CLI (see __main__)."""
+    app = typer.Typer(add_completion=False, help="WireWarden on a peer.")
+
+    @app.callback()
+    def _root() -> None:
+        """A group, so that `expose` stays a subcommand as in the full CLI."""
+
+    app.command("expose")(expose)
+    app()
