@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -345,3 +346,39 @@ def test_lifting_every_limit_leaves_no_shape_behind(dp: Any) -> None:
     assert not seen.redirect
     dp.remove_ifb(tcplan.ifb_name(name))
     assert not dp.observe_tc(name).ifb
+
+
+def test_a_tenant_total_is_seen_as_applied_and_moves_its_classes_both_ways(dp: Any) -> None:
+    name = ifname(dp)
+    up(dp, name)
+
+    def peer(index: int, down: int | None, total: int | None) -> PeerPolicy:
+        return replace(limited(name, index, down, None), total_down_kbit=total)
+
+    alone = [peer(1, 8000, None), peer(2, None, None)]
+    shaped(dp, name, alone)
+    capped = [peer(1, 8000, 5000), peer(2, None, 5000)]
+    seen = shaped(dp, name, capped)
+    assert seen.down is not None
+    assert seen.down.parents == {tcplan.PARENT: 0, tcplan.FALLBACK: 1, tcplan.minor_of(1): 1}
+    assert seen.down.ceils[tcplan.minor_of(1)] == 5000 and seen.down.catch_all
+    down, up_ = tcplan.wanted(capped, name)
+    assert tcplan.plan(name, down, up_, seen).empty
+    # One peer's change alone, under the total (the path serve takes for one peer).
+    changed = peer(1, 3000, 5000)
+    minors = tcplan.peer_minors([changed])
+    handles = {tcplan.filter_handle(a)[1] for a in changed.addresses}
+    have = dp.observe_peer_tc(name, minors, handles)
+    assert have.down is not None and have.down.catch_all
+    changes = tcplan.plan_peer(name, capped[0], changed, have)
+    down, up_ = tcplan.wanted([changed], name)
+    dp.apply_tc(changes, down, up_, frozenset(minors))
+    now = [changed, capped[1]]
+    down, up_ = tcplan.wanted(now, name)
+    assert tcplan.plan(name, down, up_, dp.observe_tc(name)).empty
+    # The total lifted: the classes back under the root, the tenant's own ones gone.
+    seen = shaped(dp, name, alone)
+    assert seen.down is not None and not seen.down.catch_all
+    assert seen.down.parents == {tcplan.minor_of(1): 0}
+    down, up_ = tcplan.wanted(alone, name)
+    assert tcplan.plan(name, down, up_, seen).empty

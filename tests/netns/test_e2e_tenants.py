@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +81,58 @@ def test_tenants_are_walled_off_from_each_other(topology: Topology, product: Pro
     links = product.server.run(["ip", "-br", "link"]).stdout
     assert "t-acme" not in links and "t-beta" in links
     assert beta.client.http_get(f"http://{topology.inet_ip}/") == topology.inet_http_body
+
+
+def download_mbits(client: Client, topology: Topology, port: int, seconds: float = 4) -> float:
+    for attempt in range(3):
+        result = client.iperf3(topology.inet_ip, seconds=seconds, reverse=True, port=port)
+        if "error" not in result:
+            return float(result["end"]["sum_received"]["bits_per_second"]) / 1e6
+        time.sleep(1 + attempt)
+    raise AssertionError(f"iperf3 failed: {result['error']}")
+
+
+def test_a_plan_s_total_caps_the_whole_tenant(topology: Topology, product: Product) -> None:
+    """Two devices of one tenant downloading at once share the plan's total; lifted, each
+    goes as fast as the tunnel does."""
+    product.api("PUT", "/plans/small", {"rate_total_down_kbit": 8000}, expect=201)
+    first = topology.add_client()
+    made = product.api(
+        "POST",
+        "/tenants",
+        {"name": "acme", "plan": "small", "endpoint": first.server_ip},
+        expect=201,
+    )
+    iface = made["interfaces"][0]
+    gateway = iface["address"].split("/")[0]
+    second = topology.add_client()
+    for n, client in enumerate((first, second)):
+        peer = product.create_peer(iface["name"], name=f"device{n}")
+        assert peer["rate_down_kbit"] is None  # no limit of its own: the total alone
+        # Each client reaches the server by the address of its own link (same server).
+        conf = product.peer_config(peer["id"])
+        client.wg_quick_up(conf.replace(f"{first.server_ip}:", f"{client.server_ip}:"))
+        wait_until(lambda c=client: c.ping(gateway, timeout=1), timeout=15, what="gateway")
+    # A second iperf3 server: one serves one test at a time.
+    topology.inet.popen(["iperf3", "-s", "-B", topology.inet_ip, "-p", "5202"])
+    probe = f"import socket; socket.create_connection(('{topology.inet_ip}', 5202), 2).close()"
+    wait_until(
+        lambda: topology.inet.run([sys.executable, "-c", probe], check=False).returncode == 0,
+        timeout=10,
+        what="the second iperf3 server",
+    )
+
+    def together() -> tuple[float, float]:
+        with ThreadPoolExecutor(2) as pool:
+            a = pool.submit(download_mbits, first, topology, 5201)
+            b = pool.submit(download_mbits, second, topology, 5202)
+            return a.result(), b.result()
+
+    a, b = together()
+    print(f"tenant total 8 Mbit/s: {a:.2f} + {b:.2f} = {a + b:.2f} Mbit/s")
+    assert a + b <= 8 * 1.15, (a, b)
+    assert min(a, b) > 1  # both get a share, neither is starved
+    product.api("PUT", "/plans/small", {})
+    a, b = together()
+    print(f"total lifted: {a:.2f} + {b:.2f} = {a + b:.2f} Mbit/s")
+    assert a + b > 20, (a, b)

@@ -321,3 +321,75 @@ def test_200_tenants_have_the_rules_of_2() -> None:
         "add element inet wirewarden vpn4 { 10.0.200.0/24 }",
         'add element inet wirewarden ww_ifaces { "t-200" }',
     ]
+
+
+def _tenant_peer(index: int, down: int | None, total: int | None = 10_000) -> PeerPolicy:
+    return PeerPolicy(
+        "wg0", index, index, f"10.8.0.{index}", rate_down_kbit=down, total_down_kbit=total
+    )
+
+
+def test_a_tenant_total_is_a_parent_its_peers_borrow_from_with_a_catch_all() -> None:
+    peers = [_tenant_peer(4, 20_000), _tenant_peer(5, None)]
+    down, up = tcplan.wanted(peers, "wg0")
+    assert not up.classes  # no upload total, no upload limit
+    lines = list(tcplan.plan("wg0", down, up, tcplan.ObservedTc()).lines)
+    parent = (
+        "class replace dev wg0 parent 1: classid 1:1 htb rate 10000kbit ceil 10000kbit "
+        "quantum 125000"
+    )
+    # A peer's own limit above the total is brought down to it, and borrowed from the parent.
+    child = "class replace dev wg0 parent 1:1 classid 1:5 htb rate 10kbit ceil 10000kbit quantum"
+    fallback = "class replace dev wg0 parent 1:1 classid 1:fffe htb rate 10kbit ceil 10000kbit"
+    catch_all = "filter add dev wg0 parent 1: prio 9 protocol all u32 match u32 0 0 flowid 1:fffe"
+    assert parent in lines
+    at = {
+        prefix: next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        for prefix in (parent, child, fallback, catch_all)
+    }
+    # Parents first, the catch-all once its class exists; no leaf qdisc on the parent.
+    assert at[parent] < at[child] and at[parent] < at[fallback] < at[catch_all]
+    assert not any("parent 1:1 handle 1:" in line for line in lines)
+    # The peer without a limit of its own has no class: the catch-all takes its traffic.
+    assert not any("10.8.0.5" in line for line in lines)
+    assert tcplan.plan("wg0", down, up, tcplan.as_observed(down, up)).empty
+
+
+def test_a_total_given_or_lifted_moves_the_classes_it_holds() -> None:
+    alone = [_tenant_peer(4, 2000, total=None)]
+    have = tcplan.as_observed(*tcplan.wanted(alone, "wg0"))
+    down, up = tcplan.wanted([_tenant_peer(4, 2000)], "wg0")
+    lines = list(tcplan.plan("wg0", down, up, have).lines)
+    # HTB keeps a parent on replace: the class and its filter go, and come back below 1:1.
+    assert lines.index(
+        "filter del dev wg0 parent 1: prio 1 protocol ip handle 100:4:1 u32"
+    ) < lines.index("class del dev wg0 classid 1:5")
+    assert any(line.startswith("class replace dev wg0 parent 1:1 classid 1:5 ") for line in lines)
+    assert any(
+        line.startswith("filter add dev wg0 parent 1: prio 1 protocol ip handle 100:4:1")
+        for line in lines
+    )
+    capped = tcplan.as_observed(down, up)
+    down, up = tcplan.wanted(alone, "wg0")
+    lifted = list(tcplan.plan("wg0", down, up, capped).lines)
+    assert (
+        lifted.index("filter del dev wg0 parent 1: prio 9 protocol all")
+        < lifted.index("class del dev wg0 classid 1:fffe")
+        < lifted.index("class del dev wg0 classid 1:1")
+    )
+    assert any(line.startswith("class replace dev wg0 parent 1: classid 1:5 ") for line in lifted)
+
+
+def test_one_peers_change_under_a_total_keeps_the_tenant_s_classes() -> None:
+    peers = [_tenant_peer(4, 2000), _tenant_peer(5, 3000)]
+    have = tcplan.as_observed(*tcplan.wanted(peers, "wg0"))
+    gone = tcplan.plan_peer("wg0", peers[1], None, have)
+    assert gone.lines == (
+        "filter del dev wg0 parent 1: prio 1 protocol ip handle 100:5:1 u32",
+        "class del dev wg0 classid 1:6",
+    )
+    changed = _tenant_peer(5, 4000)
+    lines = tcplan.plan_peer("wg0", peers[1], changed, have).lines
+    assert lines == (
+        "class replace dev wg0 parent 1:1 classid 1:6 htb rate 10kbit ceil 4000kbit quantum 50000",
+    )

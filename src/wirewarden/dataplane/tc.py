@@ -6,9 +6,22 @@ import json
 import re
 
 from wirewarden.dataplane.run import CommandError, run
-from wirewarden.domain.tcplan import HT, PRIO, PROTO, ObservedShape, ObservedTc, TcChanges
+from wirewarden.domain.tcplan import (
+    CATCH_ALL_PRIO,
+    FALLBACK,
+    HT,
+    PRIO,
+    PROTO,
+    ObservedShape,
+    ObservedTc,
+    TcChanges,
+)
 
 _CLASS = re.compile(r"^class htb 1:([0-9a-f]+) .*?\brate (\d+(?:\.\d+)?)([KMG]?)bit", re.M)
+_CLASS_SHAPE = re.compile(
+    r"^class htb 1:([0-9a-f]+) (?:root|parent 1:([0-9a-f]*)).*?\bceil (\d+(?:\.\d+)?)([KMG]?)bit",
+    re.M,
+)
 # tc prints bucket 0 as an empty field: "fh 100::12".
 _FILTER = re.compile(r"\bfh ([0-9a-f]+):([0-9a-f]*):([0-9a-f]+) .*?\bflowid 1:([0-9a-f]+)")
 _LINK = re.compile(r"\blink ([0-9a-f]+):")
@@ -24,11 +37,22 @@ def parse_classes(text: str) -> dict[int, int]:
     }
 
 
+def parse_class_shapes(text: str) -> tuple[dict[int, int], dict[int, int]]:
+    """minor -> parent minor (0: the root), and minor -> ceil in kbit."""
+    parents, ceils = {}, {}
+    for minor, parent, value, unit in _CLASS_SHAPE.findall(text):
+        parents[int(minor, 16)] = int(parent, 16) if parent else 0
+        ceils[int(minor, 16)] = round(float(value) * _UNITS[unit])
+    return parents, ceils
+
+
 def parse_filters(text: str) -> tuple[dict[str, int], frozenset[int]]:
     """u32 handle -> flowid minor, and the address families whose hash table is linked."""
+    ours = {f"{t:x}" for t in HT.values()}
     filters = {
         f"{ht}:{bucket or '0'}:{node}": int(minor, 16)
         for ht, bucket, node, minor in _FILTER.findall(text)
+        if ht in ours  # the peers' hash tables; not the tenant's catch-all
     }
     tables = {int(t, 16) for t in _LINK.findall(text)}
     families = frozenset(fam for fam, ht in HT.items() if ht in tables)
@@ -47,11 +71,22 @@ def _shape(device: str) -> tuple[ObservedShape | None, bool]:
         for q in qdiscs
         if str(q.get("parent", "")).startswith("1:") and q.get("parent") != "1:"
     )
-    classes = parse_classes(run(["tc", "class", "show", "dev", device]).stdout)
-    filters, links = parse_filters(
-        run(["tc", "filter", "show", "dev", device, "parent", "1:"]).stdout
+    shown = run(["tc", "class", "show", "dev", device]).stdout
+    classes = parse_classes(shown)
+    parents, ceils = parse_class_shapes(shown)
+    filters_text = run(["tc", "filter", "show", "dev", device, "parent", "1:"]).stdout
+    filters, links = parse_filters(filters_text)
+    return (
+        ObservedShape(classes, leaves, filters, links, parents, ceils, _catch_all(filters_text)),
+        ingress,
     )
-    return ObservedShape(classes, leaves, filters, links), ingress
+
+
+def _catch_all(filters_text: str) -> bool:
+    return any(
+        f"pref {CATCH_ALL_PRIO} " in line and f"flowid 1:{FALLBACK:x}" in line
+        for line in filters_text.splitlines()
+    )
 
 
 def link_exists(name: str) -> bool:
@@ -78,9 +113,14 @@ def _peer_shape(
     if not root:
         return None, ingress
     classes: dict[int, int] = {}
+    parents: dict[int, int] = {}
+    ceils: dict[int, int] = {}
     for minor in minors:
         cls = run(["tc", "class", "show", "dev", device, "classid", f"1:{minor:x}"]).stdout
         classes.update(parse_classes(cls))
+        found_parents, found_ceils = parse_class_shapes(cls)
+        parents.update(found_parents)
+        ceils.update(found_ceils)
     # A class's leaf comes in the same batch as the class; the full look checks both.
     leaves = set(classes)
     filters: dict[str, int] = {}
@@ -91,8 +131,15 @@ def _peer_shape(
         found = run([*argv, "handle", handle, "u32"], check=False)
         if found.returncode == 0:
             filters.update(parse_filters(found.stdout)[0])
+    catch_all = False
+    if FALLBACK in minors:
+        argv = ["tc", "filter", "show", "dev", device, "parent", "1:", "prio", str(CATCH_ALL_PRIO)]
+        catch_all = _catch_all(run(argv, check=False).stdout)
     # The hash tables come with the root in one batch; the full pass checks them.
-    return ObservedShape(classes, frozenset(leaves), filters, frozenset(HT)), ingress
+    shape = ObservedShape(
+        classes, frozenset(leaves), filters, frozenset(HT), parents, ceils, catch_all
+    )
+    return shape, ingress
 
 
 def observe_peer(interface: str, ifb: str, minors: set[int], handles: set[str]) -> ObservedTc:

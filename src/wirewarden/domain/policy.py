@@ -74,6 +74,9 @@ class PeerPolicy:
     cap: Cap | None = None
     # Classes of traffic refused (domain.classify.verdict.APPS), sorted.
     block_apps: tuple[str, ...] = ()
+    # The whole interface's limits (its tenant's plan), the same on each of its peers.
+    total_down_kbit: int | None = None
+    total_up_kbit: int | None = None
 
     @property
     def addresses(self) -> tuple[str, ...]:

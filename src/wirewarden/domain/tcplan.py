@@ -6,6 +6,11 @@ device's ingress is redirected to (matching it as source). Classifying uses u32 
 tables keyed on the address's last byte, so a packet walks one short bucket, not one filter
 per peer. Unclassified traffic takes HTB's direct queue at full speed. A peer's class holds
 a fair-queuing leaf qdisc where the kernel has one.
+
+A tenant's plan may cap the whole interface (`total_*_kbit` on its peers' policies): then
+one parent class 1:1 holds the total, every limited peer's class borrows from it (a small
+assured rate, its own limit as ceiling) and a catch-all filter sends everything else
+(peers without a limit of their own) to class 1:fffe under the same parent.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ PRIO = {4: 1, 6: 2}
 PROTO = {4: "ip", 6: "ipv6"}
 # Offset of the address's last 32-bit word in the IP header: (source, destination).
 LAST_WORD = {4: (12, 16), 6: (20, 36)}
-MAX_MINOR = 0xFFFE
+# The tenant's total (parent) and its unlimited peers' traffic (fallback): minors no peer
+# takes (peers' minors are index + 1, from 2).
+PARENT = 0x1
+FALLBACK = 0xFFFE
+MAX_MINOR = 0xFFFD
+CATCH_ALL_PRIO = 9
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,13 @@ class RateClass:
     minor: int
     rate_kbit: int
     addresses: tuple[str, ...]
+    # The class's parent minor (0: the root) and how far it may borrow (None: its rate).
+    parent: int = 0
+    ceil_kbit: int | None = None
+
+    @property
+    def ceil(self) -> int:
+        return self.ceil_kbit if self.ceil_kbit is not None else self.rate_kbit
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,11 @@ class ObservedShape:
     leaves: frozenset[int] = frozenset()
     filters: Mapping[str, int] = field(default_factory=dict)  # u32 handle -> flowid minor
     hash_links: frozenset[int] = frozenset()  # address families whose hash table is linked
+    # Each class's parent minor (0: root) and ceiling in kbit, where tc shows them.
+    parents: Mapping[int, int] = field(default_factory=dict)
+    ceils: Mapping[int, int] = field(default_factory=dict)
+    # The tenant's catch-all filter to the fallback class is in place.
+    catch_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,22 +127,56 @@ def wanted(
     throttle_kbit: int = 1000,
 ) -> tuple[DeviceShape, DeviceShape]:
     """The download and upload shapes of one interface; a throttled (over-cap) peer gets the
-    throttle rate, or its own where that is lower."""
-    down: dict[int, RateClass] = {}
-    up: dict[int, RateClass] = {}
-    for peer in peers:
-        if peer.interface != interface:
-            continue
+    throttle rate, or its own where that is lower. Under a tenant's total, classes hang
+    below its parent."""
+    mine = [p for p in peers if p.interface == interface]
+    down_total = next((p.total_down_kbit for p in mine if p.total_down_kbit), None)
+    up_total = next((p.total_up_kbit for p in mine if p.total_up_kbit), None)
+    down: dict[int, RateClass] = _tenant(down_total)
+    up: dict[int, RateClass] = _tenant(up_total)
+    for peer in mine:
         slow = throttle_kbit if peer.peer_id in throttled else None
         minor = minor_of(peer.index)
         if minor > MAX_MINOR:
             continue  # refused at the API; never reached
         d, u = _kbit(peer.rate_down_kbit, slow), _kbit(peer.rate_up_kbit, slow)
         if d is not None:
-            down[minor] = RateClass(minor, d, peer.addresses)
+            down[minor] = _peer_class(minor, d, peer.addresses, down_total)
         if u is not None:
-            up[minor] = RateClass(minor, u, peer.addresses)
+            up[minor] = _peer_class(minor, u, peer.addresses, up_total)
     return DeviceShape(interface, "dst", down), DeviceShape(ifb_name(interface), "src", up)
+
+
+def assured(total_kbit: int) -> int:
+    """What a class under a tenant's total is sure of before borrowing: small, so that the
+    parent decides (HTB lets a class below its own rate send whatever its parent says)."""
+    return max(8, total_kbit // 1000)
+
+
+def _tenant(total: int | None) -> dict[int, RateClass]:
+    if total is None:
+        return {}
+    return {
+        PARENT: RateClass(PARENT, total, ()),
+        FALLBACK: RateClass(FALLBACK, assured(total), (), parent=PARENT, ceil_kbit=total),
+    }
+
+
+def _peer_class(minor: int, rate: int, addresses: tuple[str, ...], total: int | None) -> RateClass:
+    if total is None:
+        return RateClass(minor, rate, addresses)
+    ceil = min(rate, total)
+    return RateClass(minor, min(assured(total), ceil), addresses, parent=PARENT, ceil_kbit=ceil)
+
+
+def peer_minors(peers: Iterable[PeerPolicy]) -> set[int]:
+    """The classes one peer's change looks at: its own, and its tenant's where capped."""
+    minors: set[int] = set()
+    for p in peers:
+        minors.add(minor_of(p.index))
+        if p.total_down_kbit or p.total_up_kbit:
+            minors |= {PARENT, FALLBACK}
+    return minors
 
 
 def filter_handle(address: str) -> tuple[int, str]:
@@ -146,39 +202,65 @@ def _shape_lines(want: DeviceShape, have: ObservedShape | None, leaf: str) -> li
             lines.append(
                 f"{base} u32 match u32 0 0 hashkey mask 0x000000ff at {offset} link {HT[fam]:x}:"
             )
+    # HTB keeps a class's parent on `class replace`: a class that moves (its tenant got or
+    # lost a total) is deleted, with the filters bound to it, and made again.
+    moved = {
+        m
+        for m, c in want.classes.items()
+        if m in have.classes and have.parents.get(m, 0) != c.parent
+    }
+    have_classes = {m: r for m, r in have.classes.items() if m not in moved}
+    have_filters = {h: m for h, m in have.filters.items() if m not in moved}
     wanted_filters = {
         filter_handle(a)[1]: (c.minor, a) for c in want.classes.values() for a in c.addresses
     }
-    for handle in sorted(set(have.filters) - set(wanted_filters)):
+    for handle in sorted(
+        set(have.filters) - set(wanted_filters) | set(have.filters) - set(have_filters)
+    ):
         fam = 6 if handle.startswith(f"{HT[6]:x}:") else 4
         lines.append(
             f"filter del dev {dev} parent 1: prio {PRIO[fam]} protocol {PROTO[fam]} "
             f"handle {handle} u32"
         )
-    for minor in sorted(set(have.classes) - set(want.classes)):
+    if have.catch_all and FALLBACK not in want.classes:
+        lines.append(f"filter del dev {dev} parent 1: prio {CATCH_ALL_PRIO} protocol all")
+    # Children before their parent.
+    for minor in sorted((set(have.classes) - set(want.classes)) | moved, key=lambda m: m == PARENT):
         lines.append(f"class del dev {dev} classid 1:{minor:x}")
-    for minor, cls in sorted(want.classes.items()):
-        if not _same_rate(have.classes.get(minor), cls.rate_kbit):
-            rate = f"{cls.rate_kbit}kbit"
+    # Parents before their children.
+    for minor, cls in sorted(want.classes.items(), key=lambda item: item[1].parent != 0):
+        before = have_classes.get(minor)
+        if not (
+            _same_rate(before, cls.rate_kbit)
+            and _same_rate(have.ceils.get(minor, before), cls.ceil)
+        ):
+            parent = "1:" if cls.parent == 0 else f"1:{cls.parent:x}"
             lines.append(
-                f"class replace dev {dev} parent 1: classid 1:{minor:x} htb rate {rate} ceil {rate}"
-                f" quantum {quantum(cls.rate_kbit)}"
+                f"class replace dev {dev} parent {parent} classid 1:{minor:x} htb "
+                f"rate {cls.rate_kbit}kbit ceil {cls.ceil}kbit quantum {quantum(cls.ceil)}"
             )
-        # HTB gives every class a FIFO of its own; only a fair-queuing leaf needs a line.
-        if leaf != "pfifo" and minor not in have.leaves:
+        # HTB gives every class a FIFO of its own; only a fair-queuing leaf needs a line
+        # (never on the tenant's parent, which holds classes, not packets).
+        fresh = minor in moved or minor not in have.leaves
+        if leaf != "pfifo" and minor != PARENT and fresh:
             lines.append(f"qdisc replace dev {dev} parent 1:{minor:x} handle {minor:x}: {leaf}")
     for handle, (minor, address) in sorted(wanted_filters.items()):
-        if have.filters.get(handle) == minor:
+        if have_filters.get(handle) == minor:
             continue
         fam, _ = filter_handle(address)
         bucket = handle.split(":")[1]
         host = "ip" if fam == 4 else "ip6"
         plen = 32 if fam == 4 else 128
-        verb = "replace" if handle in have.filters else "add"
+        verb = "replace" if handle in have_filters else "add"
         lines.append(
             f"filter {verb} dev {dev} parent 1: prio {PRIO[fam]} protocol {PROTO[fam]} "
             f"handle {handle} u32 ht {HT[fam]:x}:{bucket}: "
             f"match {host} {want.match} {address}/{plen} flowid 1:{minor:x}"
+        )
+    if FALLBACK in want.classes and not have.catch_all:
+        lines.append(
+            f"filter add dev {dev} parent 1: prio {CATCH_ALL_PRIO} protocol all "
+            f"u32 match u32 0 0 flowid 1:{FALLBACK:x}"
         )
     return lines
 
@@ -225,16 +307,19 @@ def plan_peer(
     leaf: str = "fq_codel",
 ) -> TcChanges:
     """One peer's change alone: its classes and filters, plus the device set-up where it is
-    the first limited peer. Other peers' classes are left as they are."""
-    minors = {minor_of(p.index) for p in (old, new) if p is not None}
-    handles = {filter_handle(a)[1] for p in (old, new) if p is not None for a in p.addresses}
+    the first limited peer (and its tenant's parent where the tenant is capped). Other
+    peers' classes, and the tenant's classes when the new policy has no total, are left as
+    they are."""
     down, up = wanted([new] if new is not None else [], interface)
+    handles = {filter_handle(a)[1] for p in (old, new) if p is not None for a in p.addresses}
+    own = {minor_of(p.index) for p in (old, new) if p is not None}
     if not down.classes and not up.classes and have.down is None and not have.ifb:
         return TcChanges(interface, up.device)
-    lines = _shape_lines(down, _only(have.down, minors, handles), leaf)
+    lines = _shape_lines(down, _only(have.down, own | set(down.classes), handles), leaf)
     if not have.redirect:
         lines += _redirect(interface, up.device)
-    lines += _shape_lines(up, _only(have.up if have.ifb else None, minors, handles), leaf)
+    up_have = _only(have.up if have.ifb else None, own | set(up.classes), handles)
+    lines += _shape_lines(up, up_have, leaf)
     return TcChanges(interface, up.device, create_ifb=not have.ifb, lines=tuple(lines))
 
 
@@ -246,6 +331,10 @@ def _only(have: ObservedShape | None, minors: set[int], handles: set[str]) -> Ob
         frozenset(m for m in have.leaves if m in minors),
         {h: m for h, m in have.filters.items() if h in handles},
         have.hash_links,
+        {m: p for m, p in have.parents.items() if m in minors},
+        {m: c for m, c in have.ceils.items() if m in minors},
+        # The catch-all is the tenant's: looked at only where this change wants it.
+        have.catch_all and FALLBACK in minors,
     )
 
 
@@ -265,7 +354,15 @@ def as_observed(down: DeviceShape, up: DeviceShape) -> ObservedTc:
     def shape(s: DeviceShape) -> ObservedShape:
         filters = {filter_handle(a)[1]: c.minor for c in s.classes.values() for a in c.addresses}
         rates = {m: c.rate_kbit for m, c in s.classes.items()}
-        return ObservedShape(rates, frozenset(rates), filters, frozenset((4, 6)))
+        return ObservedShape(
+            rates,
+            frozenset(m for m in rates if m != PARENT),
+            filters,
+            frozenset((4, 6)),
+            {m: c.parent for m, c in s.classes.items()},
+            {m: c.ceil for m, c in s.classes.items()},
+            FALLBACK in s.classes,
+        )
 
     return ObservedTc(shape(down), shape(up), True, True)
 
@@ -282,11 +379,18 @@ def merge_observed(
         old = old or ObservedShape(hash_links=frozenset(HT))
         add = add or ObservedShape()
         gone = {h for h, m in old.filters.items() if m in touched}
+
+        def keep(values: Mapping[int, int], more: Mapping[int, int]) -> dict[int, int]:
+            return {**{m: v for m, v in values.items() if m not in touched}, **more}
+
         return ObservedShape(
-            {**{m: r for m, r in old.classes.items() if m not in touched}, **add.classes},
+            keep(old.classes, add.classes),
             frozenset(m for m in old.leaves if m not in touched) | add.leaves,
             {**{h: m for h, m in old.filters.items() if h not in gone}, **add.filters},
             old.hash_links | add.hash_links,
+            keep(old.parents, add.parents),
+            keep(old.ceils, add.ceils),
+            old.catch_all or add.catch_all,
         )
 
     down_shape = merge(have.down, new.down)

@@ -169,7 +169,7 @@ class Reconciler:
         if not limited:
             return
         peers = [p for p in (old, new) if p is not None]
-        minors = {tcplan.minor_of(p.index) for p in peers}
+        minors = tcplan.peer_minors(peers)
         handles = {tcplan.filter_handle(a)[1] for p in peers for a in p.addresses}
         have = self.dataplane.observe_peer_tc(interface, minors, handles)
         changes = tcplan.plan_peer(interface, old, new, have, leaf)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select
@@ -46,11 +45,11 @@ from wirewarden.services.sync_status import APPLIED, ERROR
 from wirewarden.store import scoped
 from wirewarden.store.db import insert_row, retry_on_busy
 from wirewarden.store.desired import (
+    inherit,
     policy_of,
     server_allowed_ips,
     split_csv,
-    tenant_blocks,
-    with_blocks,
+    tenant_terms,
 )
 from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, Tenant, User
 
@@ -394,8 +393,8 @@ class PeerService:
         policy = policy_of(peer, iface.name, datetime.now(UTC), host_tz(self.deps), acl)
         if db is None:
             return policy
-        inherited = tenant_blocks(db, iface.tenant_id).get(iface.tenant_id, ())
-        return replace(policy, block_apps=with_blocks(policy.block_apps, inherited))
+        terms = tenant_terms(db, iface.tenant_id).get(iface.tenant_id) if iface.tenant_id else None
+        return inherit(policy, terms)
 
     def _check_policy(
         self, db: Session, peer: Peer, data: PeerUpdate, changes: dict[str, object]

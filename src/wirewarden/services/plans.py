@@ -49,14 +49,16 @@ class PlanService:
             if row is None:
                 row = Plan(name=name)
                 db.add(row)
-            blocked_before = row.block_apps
+            # What reaches the kernel through every tenant on the plan (not per peer).
+            terms_before = (row.block_apps or "", row.rate_total_down_kbit, row.rate_total_up_kbit)
             for field, value in data.model_dump().items():
                 setattr(row, field, value)
             row.block_apps = apps_csv(data.block_apps)
             db.flush()
             audit(db, actor, "plan.put", name, **data.model_dump())
             lowered = 0 if created else lower_peers(db, row, actor)
-            reblocked = not created and row.block_apps != (blocked_before or "")
+            terms = (row.block_apps, row.rate_total_down_kbit, row.rate_total_up_kbit)
+            reblocked = not created and terms != terms_before
             if reblocked:
                 for node in _plan_nodes(db, row.id):
                     bump_revision(db, node)

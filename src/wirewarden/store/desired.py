@@ -192,8 +192,8 @@ class DesiredStateReader:
         fresh: list[PeerPolicy] = []
         found: dict[int, dict[str, PeerState]] = {i: {} for i in cached.names}
         expiry = self._collect_peers(rows, found, now, cached.names, fresh, where)
-        acls, blocks = NameMap(db, AclProfile), tenant_blocks(db)
-        fresh = [_scoped(p, acls, blocks, cached.tenant_of) for p in fresh]
+        acls, terms = NameMap(db, AclProfile), tenant_terms(db)
+        fresh = [_scoped(p, acls, terms, cached.tenant_of) for p in fresh]
         for iface_id, new in found.items():
             if new:
                 own(cached.names[iface_id]).update(new)
@@ -238,8 +238,8 @@ class DesiredStateReader:
         acls = NameMap(db, AclProfile)
         next_expiry = self._collect_peers(rows, peers, now, names, policies, where)
         tenant_of = {iface.name: iface.tenant_id for iface in by_id.values()}
-        blocks = tenant_blocks(db)
-        policies = [_scoped(p, acls, blocks, tenant_of) for p in policies]
+        terms = tenant_terms(db)
+        policies = [_scoped(p, acls, terms, tenant_of) for p in policies]
         interfaces = {
             i.name: InterfaceState(
                 name=i.name,
@@ -429,35 +429,63 @@ def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:
 def _scoped(
     policy: PeerPolicy,
     acls: NameMap,
-    blocks: dict[int, tuple[str, ...]],
+    terms: dict[int, TenantTerms],
     tenant_of: dict[str, int],
 ) -> PeerPolicy:
     """The peer's profile by its fleet-wide name (its tenant's own profile comes first),
-    and the classes its tenant and plan block beside its own."""
+    and what its tenant and plan impose beside its own settings."""
     tenant = tenant_of[policy.interface]
     acl = acls.kernel_name(policy.acl, tenant)
-    blocked = with_blocks(policy.block_apps, blocks.get(tenant, ()))
-    if (acl, blocked) == (policy.acl, policy.block_apps):
-        return policy
-    return replace(policy, acl=acl, block_apps=blocked)
+    inherited = inherit(policy, terms.get(tenant))
+    return inherited if acl == inherited.acl else replace(inherited, acl=acl)
 
 
 def with_blocks(own: tuple[str, ...], inherited: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(set(own) | set(inherited))) if inherited else own
 
 
-def tenant_blocks(db: Session, tenant_id: int | None = None) -> dict[int, tuple[str, ...]]:
-    """The classes each tenant blocks for all its peers: its own and its plan's."""
-    query = select(Tenant.id, Tenant.block_apps, Plan.block_apps).outerjoin(
-        Plan, Tenant.plan_id == Plan.id
-    )
+@dataclass(frozen=True)
+class TenantTerms:
+    """What a tenant and its plan impose on every peer of it: the classes of traffic
+    they block, and the whole interface's speed limits."""
+
+    block_apps: tuple[str, ...] = ()
+    total_down_kbit: int | None = None
+    total_up_kbit: int | None = None
+
+
+def tenant_terms(db: Session, tenant_id: int | None = None) -> dict[int, TenantTerms]:
+    """Each tenant's terms (tenants that impose nothing are left out)."""
+    query = select(
+        Tenant.id,
+        Tenant.block_apps,
+        Plan.block_apps,
+        Plan.rate_total_down_kbit,
+        Plan.rate_total_up_kbit,
+    ).outerjoin(Plan, Tenant.plan_id == Plan.id)
     if tenant_id is not None:
         query = query.where(Tenant.id == tenant_id)
-    return {
-        tenant: tuple(sorted(set(split_csv(own)) | set(split_csv(plan))))
-        for tenant, own, plan in db.execute(query).all()
-        if own or plan
-    }
+    found = {}
+    for tenant, own, plan, down, up in db.execute(query).all():
+        blocked = tuple(sorted(set(split_csv(own)) | set(split_csv(plan))))
+        if blocked or down or up:
+            found[tenant] = TenantTerms(blocked, down or None, up or None)
+    return found
+
+
+def inherit(policy: PeerPolicy, terms: TenantTerms | None) -> PeerPolicy:
+    """`policy` under its tenant's terms (None: the tenant imposes nothing)."""
+    terms = terms or TenantTerms()
+    blocked = with_blocks(policy.block_apps, terms.block_apps)
+    now = (blocked, terms.total_down_kbit, terms.total_up_kbit)
+    if now == (policy.block_apps, policy.total_down_kbit, policy.total_up_kbit):
+        return policy
+    return replace(
+        policy,
+        block_apps=blocked,
+        total_down_kbit=terms.total_down_kbit,
+        total_up_kbit=terms.total_up_kbit,
+    )
 
 
 def peer_policy(interface: str, row: Any, now: datetime, tz: tzinfo) -> PeerPolicy:
