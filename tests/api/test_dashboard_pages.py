@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import DeviceDump, PeerStats
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
-from wirewarden.services.schemas import InterfaceCreate, PeerCreate
+from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
 from wirewarden.web.app import create_app
 
 PASSWORD = "correct-horse-battery-staple"
@@ -338,3 +339,38 @@ def test_peers_have_display_names_with_unique_slugs(
         data={"display_name": "", "allowed_ips": "0.0.0.0/0", "csrf_token": csrf},
     )
     assert empty.status_code == 422 and "Enter a name, like Dad&#39;s Laptop." in empty.text
+
+
+def test_interface_page_draws_its_mesh_online_peers_lit(
+    ui: TestClient, container: Container, dataplane: FakeDataplane, wg0: str
+) -> None:
+    made = {
+        name: container.peers.create(wg0, PeerCreate(name=name), SYSTEM)
+        for name in ("alpha", "beta", "gamma")
+    }
+    for name in ("alpha", "beta"):
+        container.peers.update(made[name].id, PeerUpdate(mesh=True), SYSTEM)
+    real = dataplane.dump_all
+
+    def dump() -> dict[str, DeviceDump]:
+        out = real()
+        dev = out["wg0"]
+        now = int(time.time())
+        online = {made["alpha"].public_key}
+        stats = {k: PeerStats(None, now if k in online else 0, 0, 0) for k in dev.peers}
+        return {"wg0": DeviceDump(dev.private_key, dev.listen_port, dev.peers, stats)}
+
+    container.deps.stats = dump
+    page = ui.get("/interfaces/wg0").text
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    states = {
+        name: state
+        for state, name in re.findall(r'data-mesh-dot class="(on|idle)"[^>]*><title>(\w+)', svg)
+    }
+    assert states == {"alpha": "on", "beta": "idle", "gamma": "idle"}
+    # One link: the two peers that both have mesh on (the firewall's rule).
+    ids = sorted((made["alpha"].id, made["beta"].id))
+    links = re.findall(r'data-link="(\d+)-(\d+)"', svg)
+    assert [tuple(sorted(map(int, link))) for link in links] == [tuple(ids)]
+    # Each dot is a live element of the status socket (it lights up without a reload).
+    assert all(f'<g data-peer-id="{p.id}"' in svg for p in made.values())

@@ -143,7 +143,7 @@ def test_live_status_updates_the_table_in_place(browser: Any, live: Live) -> Non
     container.deps.stats = connected
     # Playwright's own waiting: the page's CSP (rightly) refuses eval'd predicates.
     expect(badge).to_have_text("online", timeout=10_000)
-    row = page.locator(f'[data-peer-id="{peer.id}"]')
+    row = page.locator(f'tr[data-peer-id="{peer.id}"]')
     assert "4.1 kB" in row.inner_text()
     assert "just now" in row.inner_text() or " s ago" in row.inner_text()
     page.close()

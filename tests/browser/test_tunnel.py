@@ -6,6 +6,7 @@ peer's row turns online on the open page without a reload."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,7 +101,8 @@ def test_peer_from_the_dashboard_brings_a_tunnel_up_and_goes_live(
     assert f"Endpoint = {client.server_ip}:" in config
 
     page.goto(f"{base}/interfaces/{ifname}")
-    badge = f'[data-peer-id="{peer_id}"] [data-field=online]'
+    badge = f'tr[data-peer-id="{peer_id}"] [data-field=online]'
+    dot = page.locator(f'[data-peer-id="{peer_id}"] [data-mesh-dot]')
     assert page.locator(badge).inner_text() == "offline"
     expect(page.locator("body")).to_have_attribute("data-live", "on", timeout=15_000)
 
@@ -110,7 +112,9 @@ def test_peer_from_the_dashboard_brings_a_tunnel_up_and_goes_live(
 
     # No reload: the socket pushes the handshake and the row turns online.
     expect(page.locator(badge)).to_have_text("online", timeout=20_000)
-    row = page.locator(f'[data-peer-id="{peer_id}"]').inner_text()
+    # And its dot in the interface's mesh picture lights up.
+    expect(dot).to_have_class(re.compile(r"\bon\b"))
+    row = page.locator(f'tr[data-peer-id="{peer_id}"]').inner_text()
     assert "never" not in row
 
     # DNS filtering from the dashboard: a policy made on the DNS page and assigned on the

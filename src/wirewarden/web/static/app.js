@@ -81,6 +81,8 @@
         badge.classList.toggle("idle", !s.online);
         setText(badge, s.online ? "online" : "offline");
       }
+      var dot = row.querySelector("[data-mesh-dot]");
+      if (dot) { dot.classList.toggle("on", s.online); dot.classList.toggle("idle", !s.online); }
       var hs = row.querySelector('[data-field="handshake"]');
       if (hs) {
         hs.dataset.epoch = String(s.handshake || 0);
