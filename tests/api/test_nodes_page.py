@@ -45,6 +45,9 @@ def test_nodes_page_adds_a_node_and_shows_its_token_once(
     again = ui.get("/nodes").text
     assert 'data-node="fra1"' in again and "Region eu" in again and token not in again
     assert "pending" in again and "0 / 50" in again
+    # The list refreshes itself in place (status, load, last seen), the token never with it.
+    region = again.split('<div id="node-list"')[1].split("<h2>Add a node</h2>")[0]
+    assert 'hx-trigger="every 10s"' in region and 'data-node="fra1"' in region
 
 
 def test_drain_switch(ui: TestClient, container: Container) -> None:
