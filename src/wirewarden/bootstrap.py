@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from wirewarden.dataplane.unbound import LocalUnbound
     from wirewarden.dns.runtime import DnsRuntime, Ports
     from wirewarden.dns.upstream import Upstream
-    from wirewarden.domain.firewall import Quota
+    from wirewarden.domain.firewall import AppCount, Quota
     from wirewarden.domain.state import DeviceDump
     from wirewarden.metrics.collector import Collector
     from wirewarden.reconciler.engine import Loop, Reconciler
@@ -192,6 +192,9 @@ class DeferredApplier:
 
     def quotas(self, prefix: str) -> dict[str, Quota]:
         return self._to().quotas(prefix)
+
+    def app_counts(self) -> list[AppCount]:
+        return self._to().app_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         return self._to().host_footprint(ours)

@@ -266,7 +266,7 @@ def fake_script(container: Container) -> str:
 
     desired = container.reconciler.desired()
     rs = firewall.ruleset(desired.nat, desired.uplink, desired.policy)
-    return rs.skeleton.split("chain from_peer {")[1].split("}")[0]
+    return rs.skeleton.split("chain from_peer {")[1].split("\n\t}")[0]
 
 
 def test_blocked_apps_reach_the_kernel_and_unknown_classes_are_refused(
@@ -288,3 +288,59 @@ def test_blocked_apps_reach_the_kernel_and_unknown_classes_are_refused(
     assert client.get(f"{PEERS}/{peer['id']}").json()["block_apps"] == ["bittorrent", "ssh"]
     assert patch(client, peer["id"], block_apps=[]).json()["block_apps"] == []
     assert not {e for e in dataplane.elements if e.set == "block4"}
+
+
+def test_apps_show_the_peer_s_classified_traffic_and_no_one_else_s(
+    client: TestClient,
+    container: Container,
+    peer: dict[str, Any],
+    dataplane: FakeDataplane,
+    client_of: Any,
+    make_user: Any,
+) -> None:
+    from wirewarden.domain.classify.steering import mark_of
+    from wirewarden.domain.firewall import AppCount
+
+    ip = peer["address"].split("/")[0]
+    make_user("mia", "member")
+    other = client.post(f"{IFACES}/wg0/peers", json={"name": "other", "owner": "mia"}).json()
+    other_ip = other["address"].split("/")[0]
+    dataplane.app_counts = [
+        AppCount(ip, mark_of("http"), 10, 5_000),
+        AppCount(ip, mark_of("ssh"), 30, 9_000),
+        AppCount(ip, mark_of("http"), 2, 600),  # the reply direction's element, if apart
+        AppCount(other_ip, mark_of("bittorrent"), 99, 99_999),
+        AppCount(ip, 0x0000_0001, 1, 1),  # not a class: another tool's mark
+    ]
+    shown = client.get(f"{PEERS}/{peer['id']}/apps")
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert body["counting"] is True
+    assert body["classes"] == [
+        {"app": "ssh", "packets": 30, "bytes": 9_000},
+        {"app": "http", "packets": 12, "bytes": 5_600},
+    ]
+    # A member sees their own device's classes, not another's peer (404, as for any read).
+    mia = client_of(container.tokens.create("mia-t", ["read"], SYSTEM, owner="mia"))
+    assert mia.get(f"{PEERS}/{other['id']}/apps").json()["classes"][0]["app"] == "bittorrent"
+    assert mia.get(f"{PEERS}/{peer['id']}/apps").status_code in (403, 404)
+    assert client.get(f"{PEERS}/999999/apps").status_code == 404
+
+
+def test_the_peer_page_shows_its_traffic_by_class(
+    container: Container,
+    peer: dict[str, Any],
+    dataplane: FakeDataplane,
+    browser: Any,
+    make_user: Any,
+) -> None:
+    from wirewarden.domain.classify.steering import mark_of
+    from wirewarden.domain.firewall import AppCount
+
+    ip = peer["address"].split("/")[0]
+    page = browser(make_user("root2", "admin")).get(f"/peers/{peer['id']}").text
+    assert "Traffic by class" not in page  # nothing classified: no empty table
+    dataplane.app_counts = [AppCount(ip, mark_of("tls"), 40, 2_000_000)]
+    page = browser("root2").get(f"/peers/{peer['id']}").text
+    section = page.split("data-apps>")[1].split("</section>")[0]
+    assert 'data-app="tls"' in section and "2.0 MB" in section

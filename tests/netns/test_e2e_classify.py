@@ -60,6 +60,15 @@ def test_blocked_classes_fail_while_the_rest_works(topology: Topology, product: 
     assert "reset" in said.lower(), said
     assert client.http_get(web) == topology.inet_http_body
 
+    # What the peer did, by class, as the kernel counted it: its HTTP fetch (the page is
+    # a few hundred bytes each way) and its refused ssh banner.
+    def classes() -> dict[str, int]:
+        shown = product.api("GET", f"{peer}/apps")
+        return {c["app"]: c["bytes"] for c in shown["classes"]}
+
+    wait_until(lambda: classes().get("http", 0) > 200, timeout=10, what="http counted")
+    assert set(classes()) <= {"http", "ssh", "other"}, classes()
+
     product.api("PATCH", peer, {"block_apps": ["http"]})
     wait_until(lambda: client.http_get(web, timeout=3) is None, timeout=20, what="HTTP refused")
     assert "reset" not in _ssh(client, topology.inet_ip)

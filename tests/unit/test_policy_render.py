@@ -98,7 +98,7 @@ def test_sections_order_and_foreign_sections_slot_in() -> None:
     rs = firewall.ruleset(NAT, "eth0", PolicyState(), extra=[extra])
 
     def chain(name: str) -> str:
-        return rs.skeleton.split(f"chain {name} {{")[1].split("}")[0]
+        return rs.skeleton.split(f"chain {name} {{")[1].split("\n\t}")[0]
 
     def in_order(text: str, *markers: str) -> bool:
         positions = [text.index(marker) for marker in markers]
@@ -110,6 +110,10 @@ def test_sections_order_and_foreign_sections_slot_in() -> None:
     assert "ww_ifaces" not in chain("from_peer").replace("oifname @ww_ifaces jump isolation", "")
     assert in_order(chain("peer_input"), "@gw_own4 accept", "@gw4 drop", "quota name", "vmap @acl4")
     assert in_order(chain("from_peer"), "jump isolation", "@vpn4 drop", "vmap @acl4")
+    # Classified traffic counts for its peer and class after the block rules, both ways.
+    assert in_order(chain("from_peer"), "@block4", "update @apps4 { ip saddr . ct mark counter }")
+    assert "update @apps6 { ip6 daddr . ct mark counter }" in chain("to_peer")
+    assert "set apps4 { type ipv4_addr . mark; size 65535; flags dynamic; }" in rs.skeleton
 
 
 def test_delta_changes_only_the_peer() -> None:

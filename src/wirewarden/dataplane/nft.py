@@ -8,9 +8,11 @@ from typing import Any
 
 from wirewarden.dataplane.run import CommandError, run
 from wirewarden.domain.firewall import (
+    APP_COUNT_SETS,
     MANAGED_SETS,
     META,
     TABLE,
+    AppCount,
     Element,
     ObservedFirewall,
     Quota,
@@ -100,6 +102,34 @@ def quotas() -> dict[str, Quota]:
     except CommandError:
         return {}
     return dict(parse_table(json.loads(out)).quotas)
+
+
+def app_counts() -> list[AppCount]:
+    """The per-peer, per-class counters of the dynamic sets ([] without our table)."""
+    found: list[AppCount] = []
+    for name in APP_COUNT_SETS:
+        try:
+            out = run(["nft", "-j", "list", "set", "inet", TABLE, name], timeout=30).stdout
+        except CommandError:
+            continue
+        found += parse_app_counts(json.loads(out))
+    return found
+
+
+def parse_app_counts(doc: dict[str, Any]) -> list[AppCount]:
+    """Elements of an `nft -j list set` of address . mark with counters."""
+    found = []
+    for item in doc.get("nftables", []):
+        for elem in item.get("set", {}).get("elem", []):
+            inner = elem.get("elem") if isinstance(elem, dict) else None
+            if not isinstance(inner, dict) or not isinstance(inner.get("val"), dict):
+                continue
+            key = inner["val"].get("concat")
+            counter = inner.get("counter") or {}
+            if isinstance(key, list) and len(key) == 2:
+                packets, size = int(counter.get("packets", 0)), int(counter.get("bytes", 0))
+                found.append(AppCount(str(key[0]), int(key[1]), packets, size))
+    return found
 
 
 def apply_ruleset(script: str) -> None:

@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wirewarden.domain.classify.steering import mark_of
+from wirewarden.domain.classify.steering import CLASS_MASK, mark_of
 from wirewarden.domain.classify.verdict import APPS
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
@@ -208,6 +208,39 @@ def blocked_apps_section() -> Section:
     return Section("blocked_apps", (), {FROM_PEER: tuple(out), TO_PEER: tuple(back)})
 
 
+# Bytes and packets by peer address and conntrack mark (its class), in dynamic sets the
+# kernel fills as traffic flows: not managed element by element like the others, read
+# live (`GET /peers/{id}/apps`), and started again when the table is written whole.
+APP_COUNT_SETS = ("apps4", "apps6")
+APP_COUNT_SIZE = 65535
+
+
+@dataclass(frozen=True)
+class AppCount:
+    """What the kernel counted for one peer address and conntrack mark, both ways."""
+
+    address: str
+    mark: int
+    packets: int
+    bytes: int
+
+
+def app_counts_section() -> Section:
+    """Every packet of a classified flow counts for its peer and class, both ways."""
+    decl = tuple(
+        f"set apps{n} {{ type {kind} . mark; size {APP_COUNT_SIZE}; flags dynamic; }}"
+        for kind, n in (("ipv4_addr", "4"), ("ipv6_addr", "6"))
+    )
+    classified = f"ct mark and {CLASS_MASK:#010x} != 0"
+    out = tuple(
+        f"{classified} update @apps{n} {{ {fam} saddr . ct mark counter }}" for fam, n in _FAMILIES
+    )
+    back = tuple(
+        f"{classified} update @apps{n} {{ {fam} daddr . ct mark counter }}" for fam, n in _FAMILIES
+    )
+    return Section("app_counts", decl, {FROM_PEER: out, TO_PEER: back})
+
+
 def isolation_section() -> Section:
     """Peers reach each other only on one interface and only when both have mesh on; a
     packet for one of our networks that would not leave by one of our interfaces (another
@@ -326,6 +359,7 @@ def policy_sections(
         gateway_section(),
         caps_section(policy),
         blocked_apps_section(),
+        app_counts_section(),
         isolation_section(),
         expose_section(uplink, listen),
         acl_section(policy),

@@ -194,6 +194,10 @@ class Reconciler:
         """What the kernel's quotas named `prefix*` have counted; raises DataplaneError."""
         return self.dataplane.observe_quotas(prefix)
 
+    def observe_app_counts(self) -> list[firewall.AppCount]:
+        """Classified traffic by peer address and class; raises DataplaneError."""
+        return self.dataplane.observe_app_counts()
+
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         """What of the host is not ours (networks, UDP ports, links) outside `ours`."""
         return self.dataplane.host_footprint(ours)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from wirewarden.domain.errors import DataplaneError
-from wirewarden.domain.firewall import Quota
+from wirewarden.domain.firewall import AppCount, Quota
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import DeviceDump, HostFootprint, PeerState
 from wirewarden.reconciler.engine import Loop, Reconciler
@@ -67,6 +67,10 @@ class LocalApplier:
     def quotas(self, prefix: str) -> dict[str, Quota]:
         with refused():
             return self.reconciler.observe_quotas(prefix)
+
+    def app_counts(self) -> list[AppCount]:
+        with refused():
+            return self.reconciler.observe_app_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         return self.reconciler.host_footprint(ours)

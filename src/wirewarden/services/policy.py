@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.firewall import ObservedFirewall
 from wirewarden.domain.names import check_name
 from wirewarden.domain.policy import (
@@ -29,7 +31,14 @@ from wirewarden.services.context import (
     node_name_of,
 )
 from wirewarden.services.errors import Conflict, Invalid, NotFound
-from wirewarden.services.schemas import AclRuleIn, ProfileIn, ProfileOut, UsageOut
+from wirewarden.services.schemas import (
+    AclRuleIn,
+    AppsOut,
+    AppUsage,
+    ProfileIn,
+    ProfileOut,
+    UsageOut,
+)
 from wirewarden.services.traffic import TrafficService
 from wirewarden.store import scoped
 from wirewarden.store.db import retry_on_busy
@@ -161,6 +170,35 @@ class UsageService:
                 tx_bytes=tx,
                 traffic_bytes=rx + tx,
             )
+
+    def apps(self, peer_id: int, actor: Actor = SYSTEM) -> AppsOut:
+        """The peer's classified traffic by class, as its node's kernel counts it now."""
+        with self.deps.sessions() as db:
+            row = db.execute(
+                select(Peer, Interface).join(Interface).where(Peer.id == peer_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"peer {peer_id} not found")
+            peer, iface = row
+            access.check_peer(actor, peer, iface)
+            addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
+            # Another node's kernel counts its peers; agents do not report them (yet).
+            here = node_name_of(db, iface.node_id) == self.deps.node
+        counts, counting = [], False
+        if here:
+            # Unreadable (no table yet, nft refused): nothing counted, said so.
+            with contextlib.suppress(ApplyFailed):
+                counts, counting = self.deps.applier.app_counts(), True
+        totals: dict[str, list[int]] = {}
+        for count in counts:
+            app = app_of(count.mark)
+            if count.address in addresses and app is not None:
+                sums = totals.setdefault(app, [0, 0])
+                sums[0] += count.packets
+                sums[1] += count.bytes
+        classes = [AppUsage(app=a, packets=p, bytes=b) for a, (p, b) in totals.items()]
+        classes.sort(key=lambda c: (-c.bytes, c.app))
+        return AppsOut(peer_id=peer_id, classes=classes, counting=counting)
 
     def restore_from_history(self) -> int:
         """At start: each capped peer's count this period is at least what the traffic history

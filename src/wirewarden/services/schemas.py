@@ -370,6 +370,21 @@ class ProfileOut(BaseModel):
     peer_count: int = 0
 
 
+class AppUsage(BaseModel):
+    app: str = Field(description="The class: bittorrent, tls, quic, http, ssh or other")
+    packets: int
+    bytes: int
+
+
+class AppsOut(BaseModel):
+    peer_id: int
+    classes: list[AppUsage] = Field(description="Most bytes first")
+    counting: bool = Field(
+        description="The classifier ran on the peer's node: counts since its firewall "
+        "was last written whole (a restart of the host, a change of its skeleton)"
+    )
+
+
 class UsageOut(BaseModel):
     peer_id: int
     used_bytes: int = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from wirewarden.services.schemas import ProfileIn, ProfileOut, UsageOut
+from wirewarden.services.schemas import AppsOut, ProfileIn, ProfileOut, UsageOut
 from wirewarden.web.deps import App, Reader, RowId, Writer
 
 router = APIRouter(tags=["policy"])
@@ -39,6 +39,13 @@ def delete_profile(app: App, actor: Writer, name: str) -> Response:
 @router.get("/peers/{peer_id}/usage")
 def peer_usage(app: App, actor: Reader, peer_id: RowId) -> UsageOut:
     return app.usage.usage(peer_id, actor)
+
+
+@router.get("/peers/{peer_id}/apps")
+def peer_apps(app: App, actor: Reader, peer_id: RowId) -> AppsOut:
+    """The peer's classified traffic by class (bytes and packets, both ways), as its node's
+    kernel counts it now (docs/classify.md)."""
+    return app.usage.apps(peer_id, actor)
 
 
 @router.post("/peers/{peer_id}/usage/reset")

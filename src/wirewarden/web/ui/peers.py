@@ -53,6 +53,7 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         node=app.interfaces.get(peer.interface, viewer.actor).node,
         usage=app.usage.usage(peer.id, viewer.actor) if peer.data_cap_bytes else None,
         mappings=app.mappings.of_peer(peer.id, viewer.actor),
+        apps=app.usage.apps(peer.id, viewer.actor),
         config_error=config_error,
         config_filename=config_file_name(peer.interface, peer.name),
         share_enabled=True,
