@@ -249,6 +249,16 @@ def test_the_dashboard_allows_ports_shows_mappings_and_removes_one(
         assert made.status_code == 201
         page = ui.get(f"/peers/{peer.id}").text
         assert "Published ports" in page and "9005/tcp" in page
+        # The admin's page of every mapping names the peer and the ports.
+        listed = ui.get("/mappings").text
+        row = listed.split(f'data-mapping="{made.json()["id"]}"')[1].split("</tr>")[0]
+        assert ">nas</a>" in row and "9005/tcp" in row and ">80<" in row
+        other = tunnel(address({"address": peer.address})).post(  # type: ignore[operator]
+            "/v1/mappings", json={"remote_port": 9006, "local_port": 81}
+        )
+        gone = ui.post(f"/mappings/{other.json()['id']}/delete", data={"back": "/mappings"})
+        assert gone.url.path == "/mappings" and "Port 9006/tcp no longer published." in gone.text
+        assert "9006/tcp" not in gone.text.split("</h1>")[1].replace("Port 9006/tcp no", "")
         removed = ui.post(f"/mappings/{made.json()['id']}/delete", follow_redirects=False)
         assert removed.status_code == 303
         after = ui.get(f"/peers/{peer.id}").text

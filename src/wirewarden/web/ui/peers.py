@@ -174,9 +174,18 @@ def delete_peer(
     return redirect(f"/interfaces/{peer.interface}", f"{peer.display_name} deleted.")
 
 
+@router.get("/mappings", response_class=HTMLResponse)
+def mappings_page(request: Request, app: App, viewer: Admin) -> Response:
+    """Every port the peers publish through this server, with a way to take one away."""
+    mappings = app.mappings.live(viewer.actor)
+    return page(request, "mappings.html", viewer, nav="mappings", mappings=mappings)
+
+
 @router.post("/mappings/{mapping_id}/delete")
-def delete_mapping(app: App, viewer: Admin, mapping_id: RowId, _: forms.Posted) -> Response:
+def delete_mapping(app: App, viewer: Admin, mapping_id: RowId, form: forms.Posted) -> Response:
     """An admin takes a published port away (the client's next heartbeat finds it gone)."""
     gone = app.mappings.delete(mapping_id, viewer.actor)
     said = f"Port {gone.remote_port}/{gone.proto} no longer published."
-    return redirect(f"/peers/{gone.peer_id}", said)
+    # Back where the button was: the list of all mappings, or the peer's page.
+    back = "/mappings" if form.get("back") == "/mappings" else f"/peers/{gone.peer_id}"
+    return redirect(back, said)
