@@ -130,6 +130,41 @@ def test_bulk_policy_from_the_peer_table(ui: TestClient, container: Container, w
     assert none.status_code == 422 and "Tick the peers" in none.text
 
 
+def test_bulk_form_blocks_classes_only_when_asked(
+    ui: TestClient, container: Container, wg0: str
+) -> None:
+    ids = [container.peers.create(wg0, PeerCreate(name=n), SYSTEM).id for n in ("a", "b")]
+    assert 'name="set_block_apps"' in ui.get("/interfaces/wg0").text
+    both = [str(i) for i in ids]
+    blocked = ui.post(
+        "/interfaces/wg0/policy",
+        data={
+            "peer": both,
+            "set_block_apps": "on",
+            "block_apps": ["bittorrent", "ssh"],
+            "csrf_token": CSRF,
+        },
+    )
+    assert blocked.status_code == 200 and "Changed 2 peers" in blocked.text
+    assert [container.peers.get(i).block_apps for i in ids] == [["bittorrent", "ssh"]] * 2
+    # Other changes leave the classes alone; the box ticked with none chosen unblocks.
+    ui.post("/interfaces/wg0/policy", data={"peer": both, "mesh": "on", "csrf_token": CSRF})
+    assert container.peers.get(ids[0]).block_apps == ["bittorrent", "ssh"]
+    ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": [both[0]], "set_block_apps": "on", "csrf_token": CSRF},
+    )
+    assert [container.peers.get(i).block_apps for i in ids] == [[], ["bittorrent", "ssh"]]
+    bad = ui.post(
+        "/interfaces/wg0/policy",
+        data={"peer": both, "set_block_apps": "on", "block_apps": "netflix", "csrf_token": CSRF},
+    )
+    assert bad.status_code == 422 and container.peers.get(ids[1]).block_apps == [
+        "bittorrent",
+        "ssh",
+    ]
+
+
 def test_custom_profiles_page(ui: TestClient, container: Container, wg0: str) -> None:
     listing = ui.get("/acl-profiles").text
     assert "internet-only" in listing and "built in" in listing

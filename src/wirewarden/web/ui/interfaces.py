@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from wirewarden.domain.classify.verdict import APPS
 from wirewarden.domain.meshmap import PeerDot, layout
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.peer_table import PeerQuery, PeerTable
@@ -157,6 +158,7 @@ def interface_page(request: Request, app: App, viewer: Signed, name: str) -> Res
         base=base,
         profile_names=profile_names,
         dns_policy_names=dns_names,
+        apps=APPS,
         mesh=layout([PeerDot(p.id, p.display_name, p.mesh, p.online) for p in result.items]),
     )
 

@@ -173,6 +173,9 @@ def bulk_policy(
         changes["mesh"] = data["mesh"] == "on"
     if data.get("dns_policy"):
         changes["dns_policy"] = None if data["dns_policy"] == INHERIT else data["dns_policy"]
+    if form.get("set_block_apps") == "on":
+        # The classes named by unknown values are refused by the schema, naming the field.
+        changes["block_apps"] = [v for v in form.getlist("block_apps") if isinstance(v, str)]
     errors: forms.Errors = {}
     for field, api, parse in (
         *((f, a, units.parse_mbit) for f, a in RATE_FIELDS),
