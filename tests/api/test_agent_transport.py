@@ -58,7 +58,8 @@ class ControlPlane:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the control plane did not stop"
 
 
 def _start(container: Container, tls: Issued, port: int) -> tuple[uvicorn.Server, threading.Thread]:
@@ -69,6 +70,8 @@ def _start(container: Container, tls: Issued, port: int) -> tuple[uvicorn.Server
         ssl_certfile=str(tls.cert),
         ssl_keyfile=str(tls.key),
         log_level="warning",
+        # Stopped means stopped: the agent must find no control plane afterwards.
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -58,6 +58,8 @@ MAX_SNAPSHOTS = 8
 # each is the whole state (tens of MB at 10,000 peers), so few.
 RECENT = 2
 NODE_STATE = "wirewarden.node"
+# How often a long-poll with nothing to say checks that its agent is still there.
+POLL_CHECK = 1.0
 Hash = Annotated[str, Query(max_length=64, pattern=r"^[0-9a-f]*$")]
 
 
@@ -358,8 +360,12 @@ async def agent_state(
             if (now, digest_) != (revision, hash) or left <= 0:
                 break
             try:
-                await asyncio.wait_for(event.wait(), left)
+                # A second at a time: an agent that went away is let go of (a replica
+                # stopping gracefully would otherwise wait out every hanging poll).
+                await asyncio.wait_for(event.wait(), min(left, POLL_CHECK))
             except TimeoutError:
+                if await request.is_disconnected():
+                    return Response(status_code=499)
                 continue
             event.clear()
             credential = _credential(request) or ""
