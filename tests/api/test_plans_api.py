@@ -186,3 +186,23 @@ def test_cli(cli_env: FakeDataplane) -> None:
     assert bad.exit_code != 0 and "max_peers" in bad.output
     assert run.invoke(cli_app, ["plan", "rm", "small"]).exit_code == 0
     assert run.invoke(cli_app, ["plan", "list", "--json"]).output.strip() == "[]"
+
+
+def test_a_tenant_total_is_in_the_kernel_with_its_first_peer(
+    client: TestClient, container: Container, dataplane: FakeDataplane
+) -> None:
+    from wirewarden.domain import tcplan
+
+    total = {"rate_total_down_kbit": 8000}
+    assert client.put(f"{PLANS}/small", json=total).status_code == 201
+    _tenant_on(container, client, "acme", "small")
+    _peer(client, "t-acme", "phone")  # no limit of its own
+    # Applied with the peer (not left for the next pass): the tenant's parent and fallback.
+    shape = dataplane.tc["t-acme"].down
+    assert shape is not None and {tcplan.PARENT, tcplan.FALLBACK} <= set(shape.classes)
+    assert shape.classes[tcplan.PARENT] == 8000 and shape.catch_all
+    # Lifted: the next pass takes the tenant's classes away.
+    assert client.put(f"{PLANS}/small", json={}).status_code == 200
+    container.reconciler.reconcile()
+    after = dataplane.tc.get("t-acme")
+    assert after is None or after.down is None or not after.down.classes

@@ -128,6 +128,10 @@ def test_a_plan_s_total_caps_the_whole_tenant(topology: Topology, product: Produ
             b = pool.submit(download_mbits, second, topology, 5202)
             return a.result(), b.result()
 
+    # Shaped from the first transfer on: the first peer brought the tenant's classes.
+    alone = download_mbits(first, topology, 5201)
+    print(f"one device alone under the 8 Mbit/s total: {alone:.2f} Mbit/s")
+    assert alone <= 8 * 1.15, alone
     a, b = together()
     print(f"tenant total 8 Mbit/s: {a:.2f} + {b:.2f} = {a + b:.2f} Mbit/s")
     assert a + b <= 8 * 1.15, (a, b)

@@ -166,7 +166,10 @@ class Reconciler:
         self, interface: str, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str
     ) -> None:
         limited = any(p and (p.rate_down_kbit or p.rate_up_kbit) for p in (old, new))
-        if not limited:
+        # A capped tenant's first peer brings its tenant's classes along, limit of its own
+        # or not: its traffic is shaped from its first packet, not from the next pass.
+        capped = new is not None and bool(new.total_down_kbit or new.total_up_kbit)
+        if not (limited or capped):
             return
         peers = [p for p in (old, new) if p is not None]
         minors = tcplan.peer_minors(peers)
