@@ -37,6 +37,13 @@ class ProtocolError(ValueError):
     """A message or document the other end should not have sent; says what was wrong."""
 
 
+def refusal(exc: ValidationError, what: str = "") -> ProtocolError:
+    """The first thing pydantic found wrong, naming where (`what` where no place is)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or what
+    return ProtocolError(f"{where}: {first['msg']}")
+
+
 @dataclass(frozen=True)
 class NodeState:
     """Everything a node's runtime needs to converge: its data plane's desired state and
@@ -79,9 +86,7 @@ def from_document(doc: Document) -> NodeState:
     except ProtocolError:
         raise
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProtocolError(f"{where}: {first['msg']}") from exc
+        raise refusal(exc) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"not a node state document ({exc})") from exc
 
@@ -138,9 +143,7 @@ def advance_state(
     try:
         return _advanced(desired, dns, doc["desired"], interfaces_change, policy_change)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProtocolError(f"{where}: {first['msg']}") from exc
+        raise refusal(exc) from exc
     except (KeyError, TypeError, AttributeError) as exc:
         raise ProtocolError(f"not a node state document ({exc})") from exc
 
@@ -387,9 +390,7 @@ def _decode(adapter: TypeAdapter[T], text: str | bytes) -> T:
     try:
         return adapter.validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "message"
-        raise ProtocolError(f"{where}: {first['msg']}") from exc
+        raise refusal(exc, "message") from exc
 
 
 def snapshot(state: NodeState, revision: int) -> tuple[Snapshot, Document, str]:

@@ -125,6 +125,16 @@ def _out(row: AclProfile, count: int) -> ProfileOut:
     return ProfileOut(name=row.name, rules=rules, default=row.default_action, peer_count=count)
 
 
+def _seen_peer(db: Session, peer_id: int, actor: Actor) -> tuple[Peer, Interface]:
+    """The peer and its interface, if the actor may see them (else 404 or 403)."""
+    row = db.execute(select(Peer, Interface).join(Interface).where(Peer.id == peer_id)).first()
+    if row is None:
+        raise NotFound(f"peer {peer_id} not found")
+    peer, iface = row
+    access.check_peer(actor, peer, iface)
+    return peer, iface
+
+
 class UsageService:
     """A peer's bytes this cap period: what its nftables quota counted (or what was saved of
     it) for a capped peer, and what the traffic history recorded for every peer."""
@@ -144,13 +154,7 @@ class UsageService:
 
     def usage(self, peer_id: int, actor: Actor = SYSTEM) -> UsageOut:
         with self.deps.sessions() as db:
-            row = db.execute(
-                select(Peer, Interface).join(Interface).where(Peer.id == peer_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"peer {peer_id} not found")
-            peer = row[0]
-            access.check_peer(actor, peer, row[1])
+            peer, _ = _seen_peer(db, peer_id, actor)
             now = datetime.now(UTC)
             start, end = cap_period(now, peer.cap_reset_day, host_tz(self.deps), peer.cap_reset_at)
             rx, tx = self.traffic.between(peer.id, start, now) if self.traffic else (0, 0)
@@ -174,13 +178,7 @@ class UsageService:
     def apps(self, peer_id: int, actor: Actor = SYSTEM) -> AppsOut:
         """The peer's classified traffic by class, as its node's kernel counts it now."""
         with self.deps.sessions() as db:
-            row = db.execute(
-                select(Peer, Interface).join(Interface).where(Peer.id == peer_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"peer {peer_id} not found")
-            peer, iface = row
-            access.check_peer(actor, peer, iface)
+            peer, iface = _seen_peer(db, peer_id, actor)
             addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
             # Another node's kernel counts its peers; agents do not report them (yet).
             here = node_name_of(db, iface.node_id) == self.deps.node
