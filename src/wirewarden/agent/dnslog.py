@@ -8,44 +8,19 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from wirewarden.dns.resolver import RECORD_FIELDS
 from wirewarden.domain import dnswire
 
 
 def rows_of(records: Sequence[Sequence[Any]]) -> list[dict[str, JsonValue]]:
-    """Resolver records (dns/resolver.py's Record, the count last) as `dns_log` rows."""
+    """Resolver records (dns/resolver.py's Record) as `dns_log` rows."""
     rows: list[dict[str, JsonValue]] = []
     names: dict[bytes, str] = {}
-    for (
-        at,
-        peer_id,
-        _peer,
-        client,
-        policy,
-        name,
-        qtype,
-        status,
-        reason,
-        rcode,
-        up,
-        ms,
-        count,
-    ) in records:
+    for record in records:
+        row: dict[str, Any] = dict(zip(RECORD_FIELDS, record, strict=True))
+        del row["peer"]  # the control plane names the peer from its own database
+        name = row["name"]
         if not isinstance(name, str):
-            name = names.get(name) or names.setdefault(name, dnswire.wire_to_text(name))
-        rows.append(
-            {
-                "at": at,
-                "peer_id": peer_id,
-                "client": client,
-                "policy": policy,
-                "name": name,
-                "qtype": qtype,
-                "status": status,
-                "reason": reason,
-                "rcode": rcode,
-                "upstream": up,
-                "latency_ms": ms,
-                "count": count,
-            }
-        )
+            row["name"] = names.get(name) or names.setdefault(name, dnswire.wire_to_text(name))
+        rows.append(row)
     return rows

@@ -53,6 +53,10 @@ Record = tuple[
     float | None,
     int,
 ]
+RECORD_FIELDS = (
+    "at", "peer_id", "peer", "client", "policy", "name", "qtype", "status", "reason",
+    "rcode", "upstream", "latency_ms", "count",
+)  # fmt: skip
 # What fast-path answers are counted under: (client, policy, question: wire name + type
 # and class, status, reason, rcode).
 LogKey = tuple[str, str, bytes, str, str | None, int]
