@@ -68,11 +68,12 @@ if TYPE_CHECKING:
     from wirewarden.dataplane.unbound import LocalUnbound
     from wirewarden.dns.runtime import DnsRuntime, Ports
     from wirewarden.dns.upstream import Upstream
-    from wirewarden.domain.firewall import AppCount, Quota
+    from wirewarden.domain.firewall import KernelCounts, Quota
     from wirewarden.domain.state import DeviceDump
     from wirewarden.metrics.collector import Collector
     from wirewarden.reconciler.engine import Loop, Reconciler
     from wirewarden.reconciler.ports import Dataplane
+    from wirewarden.relay.front import Front
     from wirewarden.runtime.applier import LocalApplier
     from wirewarden.runtime.classifier import ClassifierControl
     from wirewarden.store.copy import CopyReport, Progress
@@ -193,8 +194,8 @@ class DeferredApplier:
     def quotas(self, prefix: str) -> dict[str, Quota]:
         return self._to().quotas(prefix)
 
-    def app_counts(self) -> list[AppCount]:
-        return self._to().app_counts()
+    def kernel_counts(self) -> KernelCounts:
+        return self._to().kernel_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         return self._to().host_footprint(ours)
@@ -517,7 +518,11 @@ def build(
         shares=ShareService(sessions, peers, reached.public_url, settings.share_link_hours),
         plans=PlanService(deps),
         tenants=TenantService(deps, interfaces, dns, traffic),
-        mappings=MappingService(deps, host_ports if dataplane is None else lambda _: frozenset()),
+        mappings=MappingService(
+            deps,
+            host_ports if dataplane is None else lambda _: frozenset(),
+            settings.name_zone(),
+        ),
         runtime=handle,
         nodes=nodes_ref[0],
         wakes=wakes,
@@ -625,6 +630,20 @@ def build_agent(
     stats = DumpCache(dataplane.dump_all, 2.0)
     host = NodeHost(reconciler, loop, stats, cpu_times, resolver, classifier)
     return agent, host
+
+
+def name_front(container: Container) -> Front | None:
+    """The front listener of HTTP services by name, when this server publishes names."""
+    from wirewarden.relay.front import Front
+
+    zone = container.mappings.names
+    if zone is None:
+        return None
+    hosts = split_csv(container.settings.expose_listen) or None
+    front = Front(container.mappings.routes, hosts, zone.http_port, zone.https_port)
+    container.mappings.names_changed = front.changed
+    container.mappings.name_traffic = lambda: dict(front.traffic)
+    return front
 
 
 def host_ports(proto: str) -> frozenset[int]:

@@ -9,7 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wirewarden.domain import addresses, urls
+from wirewarden.domain import addresses, urls, vhost
 
 
 class SettingsError(ValueError):
@@ -151,6 +151,34 @@ class Settings(BaseSettings):
     # published ports are reached at (comma separated; empty: the uplink's).
     tunnel_api_port: int = Field(default=7070, ge=1, le=65535)
     expose_listen: str = ""
+    # HTTP services by name: published under this domain (a wildcard DNS record of it
+    # points at the server); empty: no names. The front listener's HTTP and HTTPS (SNI
+    # passthrough) ports on the expose_listen addresses (all when empty), or `off`.
+    expose_domain: str = ""
+    expose_http: str = Field(default="80,443", pattern=r"^(off|[0-9]{1,5},[0-9]{1,5})$")
+
+    @field_validator("expose_domain")
+    @classmethod
+    def _expose_domain(cls, value: str) -> str:
+        if value:
+            vhost.zone("x", value)  # a host name, or the error that says why not
+        return value.strip().lower().rstrip(".")
+
+    @field_validator("expose_http")
+    @classmethod
+    def _expose_http(cls, value: str) -> str:
+        ports = [] if value == "off" else [int(p) for p in value.split(",")]
+        if any(not 1 <= p <= 65535 for p in ports) or len(set(ports)) != len(ports):
+            raise ValueError("two different ports in 1-65535 (HTTP,HTTPS), or off")
+        return value
+
+    def name_zone(self) -> vhost.NameZone | None:
+        """Where names are published; None when they are not (no domain, front off)."""
+        if not self.expose_domain or self.expose_http == "off":
+            return None
+        http, https = (int(p) for p in self.expose_http.split(","))
+        return vhost.NameZone(self.expose_domain, http, https)
+
     # Traffic classification (docs/classify.md): `auto` runs it while some peer blocks a
     # class, `on` always, `off` never; the NFQUEUE number its queue rule uses.
     classify: Literal["auto", "on", "off"] = "auto"

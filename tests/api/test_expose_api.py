@@ -15,7 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from wirewarden.bootstrap import Container
+from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.exposure import Forward
+from wirewarden.domain.firewall import ExposeCount, KernelCounts
+from wirewarden.domain.vhost import NameZone, Route
 from wirewarden.store.tables import ExposedPort
 from wirewarden.web.changes import ChangeThread
 from wirewarden.web.tunnel import tunnel_app
@@ -259,6 +262,19 @@ def test_the_dashboard_allows_ports_shows_mappings_and_removes_one(
         gone = ui.post(f"/mappings/{other.json()['id']}/delete", data={"back": "/mappings"})
         assert gone.url.path == "/mappings" and "Port 9006/tcp no longer published." in gone.text
         assert "9006/tcp" not in gone.text.split("</h1>")[1].replace("Port 9006/tcp no", "")
+        # A name shows as the address a visitor opens.
+        container.mappings.names = NameZone("vpn.example.test")
+        ui.post(f"/peers/{peer.id}/policy", data={**form, "expose_ports": "80,9000-9010"})
+        name = tunnel(address({"address": peer.address})).post(  # type: ignore[operator]
+            "/v1/names", json={"name": "blog", "local_port": 3000}
+        )
+        assert name.status_code == 201, name.text
+        row = ui.get("/mappings").text.split(f'data-mapping="{name.json()["id"]}"')[1]
+        assert 'href="http://blog.default.vpn.example.test"' in row.split("</tr>")[0]
+        assert "blog.default.vpn.example.test</a> (http)" in ui.get(f"/peers/{peer.id}").text
+        gone = ui.post(f"/mappings/{name.json()['id']}/delete", data={"back": "/mappings"})
+        assert "blog.default.vpn.example.test no longer published." in gone.text
+        assert container.mappings.routes() == {}
         removed = ui.post(f"/mappings/{made.json()['id']}/delete", follow_redirects=False)
         assert removed.status_code == 303
         after = ui.get(f"/peers/{peer.id}").text
@@ -288,3 +304,127 @@ def test_a_tenants_plan_caps_its_published_ports_and_mappings(
     again = nas.post("/v1/mappings", json={"remote_port": 8080, "local_port": 82})
     assert again.status_code == 201
     assert [f.local_port for f in forwards(container)] == [82]
+
+
+@pytest.fixture
+def names(container: Container) -> NameZone:
+    zone = NameZone("vpn.example.test")
+    container.mappings.names = zone
+    return zone
+
+
+def test_a_peer_publishes_a_name_under_its_tenant_and_the_front_routes_it(
+    client: TestClient,
+    container: Container,
+    peers: dict[str, dict[str, object]],
+    tunnel: object,
+    names: NameZone,
+) -> None:
+    alice, bob = peers["alice"], peers["bob"]
+    as_alice, as_bob = tunnel(address(alice)), tunnel(address(bob))  # type: ignore[operator]
+    body = {"name": "Blog", "local_port": 43000}
+    # No port 80 among its expose_ports: the name is refused, naming the field.
+    refused = as_alice.post("/v1/names", json=body)
+    assert refused.status_code == 403 and refused.json()["field"] == "name"
+    assert "80" in refused.json()["detail"] and container.mappings.routes() == {}
+    for peer in (alice, bob):
+        client.patch(f"/api/v1/peers/{peer['id']}", json={"expose_ports": "80,443"})
+    made = as_alice.post("/v1/names", json=body)
+    assert made.status_code == 201, made.text
+    out = made.json()
+    assert out["hostname"] == "blog.default.vpn.example.test"
+    assert out["url"] == "http://blog.default.vpn.example.test" and out["remote_port"] == 80
+    tls = as_alice.post("/v1/names", json={"name": "*.shop", "local_port": 43001, "tls": True})
+    assert tls.status_code == 201 and tls.json()["url"] == "https://*.shop.default.vpn.example.test"
+    assert container.mappings.routes() == {
+        "blog.default.vpn.example.test": Route(out["id"], address(alice), 43000, False),
+        "*.shop.default.vpn.example.test": Route(tls.json()["id"], address(alice), 43001, True),
+    }
+    # Names are no kernel forwards, and hold no public port of their own.
+    assert forwards(container) == ()
+    # Another peer cannot take a live name; the admin sees both with their names.
+    taken = as_bob.post("/v1/names", json={"name": "blog", "local_port": 1})
+    assert taken.status_code == 409 and taken.json()["field"] == "name"
+    listed = client.get("/api/v1/mappings").json()
+    assert {m["hostname"] for m in listed} == {
+        "blog.default.vpn.example.test",
+        "*.shop.default.vpn.example.test",
+    }
+    # Renewed by the heartbeat, gone with the client.
+    assert as_alice.post("/v1/heartbeat").json()["renewed"] == 2
+    assert as_alice.delete("/v1/mappings").json() == {"removed": 2}
+    assert container.mappings.routes() == {}
+    assert as_bob.post("/v1/names", json={"name": "blog", "local_port": 1}).status_code == 201
+
+
+def test_names_refused_with_the_field_and_never_outside_the_tenant(
+    client: TestClient,
+    container: Container,
+    peers: dict[str, dict[str, object]],
+    tunnel: object,
+    names: NameZone,
+) -> None:
+    alice = peers["alice"]
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "80"})
+    me = tunnel(address(alice))  # type: ignore[operator]
+    # A name that would climb out of the tenant's zone, or is no host name at all.
+    for bad in ("blog.acme.vpn.example.test.", "a_b", "..", "*", "x" * 64, "a.b.c.d.e", ""):
+        answer = me.post("/v1/names", json={"name": bad, "local_port": 1})
+        if answer.status_code == 201:  # a legal name lands under the tenant, whatever it says
+            assert answer.json()["hostname"].endswith(".default.vpn.example.test")
+            assert bad != "*", "a bare wildcard would be the tenant's catch-all"
+            continue
+        assert answer.status_code == 422 and "name" in answer.text, (bad, answer.text)
+    # A name naming a peer in its body is refused whole, as mappings are.
+    body = {"name": "blog", "local_port": 1, "peer_id": alice["id"]}
+    assert me.post("/v1/names", json=body).status_code == 422
+    # A server publishing no names says so.
+    container.mappings.names = None
+    off = me.post("/v1/names", json={"name": "blog", "local_port": 1})
+    assert off.status_code == 409 and "WIREWARDEN_EXPOSE_DOMAIN" in off.json()["detail"]
+
+
+def test_a_plan_caps_names_like_mappings(
+    client: TestClient, container: Container, tunnel: object, names: NameZone
+) -> None:
+    plan = {"max_mappings": 1, "expose_ports": "80"}
+    assert client.put("/api/v1/plans/small", json=plan).status_code in (200, 201)
+    made = client.post("/api/v1/tenants", json={"name": "acme", "plan": "small"}).json()
+    iface = made["interfaces"][0]
+    gateway = iface["address"].split("/")[0]
+    peer = client.post(f"/api/v1/interfaces/{iface['name']}/peers", json={"name": "nas"}).json()
+    client.patch(f"/api/v1/peers/{peer['id']}", json={"expose_ports": "80,443"})
+    nas = tunnel(address(peer), gateway=gateway)  # type: ignore[operator]
+    https = nas.post("/v1/names", json={"name": "shop", "local_port": 1, "tls": True})
+    assert https.status_code == 403 and "plan" in https.json()["detail"]
+    blog = nas.post("/v1/names", json={"name": "blog", "local_port": 1})
+    assert blog.status_code == 201 and blog.json()["hostname"] == "blog.acme.vpn.example.test"
+    full = nas.post("/v1/names", json={"name": "wiki", "local_port": 2})
+    assert full.status_code == 409 and full.json()["field"] == "max_mappings"
+
+
+def test_each_mapping_shows_the_traffic_its_node_counted(
+    client: TestClient,
+    container: Container,
+    dataplane: FakeDataplane,
+    peers: dict[str, dict[str, object]],
+    tunnel: object,
+    names: NameZone,
+) -> None:
+    alice, bob = peers["alice"], peers["bob"]
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "80,8080"})
+    me = tunnel(address(alice))  # type: ignore[operator]
+    port = me.post("/v1/mappings", json={"remote_port": 8080, "local_port": 43210}).json()
+    name = me.post("/v1/names", json={"name": "blog", "local_port": 43211}).json()
+    # Counted by the kernel by the forward's target, both directions in one element; the
+    # same port of another peer or protocol is another mapping's.
+    dataplane.kernel_counts = KernelCounts(
+        exposed=(
+            ExposeCount("tcp", address(alice), 43210, 10, 5_000),
+            ExposeCount("udp", address(alice), 43210, 1, 99),
+            ExposeCount("tcp", address(bob), 43210, 1, 77),
+        )
+    )
+    container.mappings.name_traffic = lambda: {name["id"]: 1_234}
+    listed = {m["id"]: m["bytes"] for m in client.get("/api/v1/mappings").json()}
+    assert listed == {port["id"]: 5_000, name["id"]: 1_234}

@@ -299,19 +299,21 @@ def test_apps_show_the_peer_s_classified_traffic_and_no_one_else_s(
     make_user: Any,
 ) -> None:
     from wirewarden.domain.classify.steering import mark_of
-    from wirewarden.domain.firewall import AppCount
+    from wirewarden.domain.firewall import AppCount, KernelCounts
 
     ip = peer["address"].split("/")[0]
     make_user("mia", "member")
     other = client.post(f"{IFACES}/wg0/peers", json={"name": "other", "owner": "mia"}).json()
     other_ip = other["address"].split("/")[0]
-    dataplane.app_counts = [
-        AppCount(ip, mark_of("http"), 10, 5_000),
-        AppCount(ip, mark_of("ssh"), 30, 9_000),
-        AppCount(ip, mark_of("http"), 2, 600),  # the reply direction's element, if apart
-        AppCount(other_ip, mark_of("bittorrent"), 99, 99_999),
-        AppCount(ip, 0x0000_0001, 1, 1),  # not a class: another tool's mark
-    ]
+    dataplane.kernel_counts = KernelCounts(
+        apps=(
+            AppCount(ip, mark_of("http"), 10, 5_000),
+            AppCount(ip, mark_of("ssh"), 30, 9_000),
+            AppCount(ip, mark_of("http"), 2, 600),  # the reply direction's element, if apart
+            AppCount(other_ip, mark_of("bittorrent"), 99, 99_999),
+            AppCount(ip, 0x0000_0001, 1, 1),  # not a class: another tool's mark
+        )
+    )
     shown = client.get(f"{PEERS}/{peer['id']}/apps")
     assert shown.status_code == 200, shown.text
     body = shown.json()
@@ -335,12 +337,12 @@ def test_the_peer_page_shows_its_traffic_by_class(
     make_user: Any,
 ) -> None:
     from wirewarden.domain.classify.steering import mark_of
-    from wirewarden.domain.firewall import AppCount
+    from wirewarden.domain.firewall import AppCount, KernelCounts
 
     ip = peer["address"].split("/")[0]
     page = browser(make_user("root2", "admin")).get(f"/peers/{peer['id']}").text
     assert "Traffic by class" not in page  # nothing classified: no empty table
-    dataplane.app_counts = [AppCount(ip, mark_of("tls"), 40, 2_000_000)]
+    dataplane.kernel_counts = KernelCounts(apps=(AppCount(ip, mark_of("tls"), 40, 2_000_000),))
     page = browser("root2").get(f"/peers/{peer['id']}").text
     section = page.split("data-apps>")[1].split("</section>")[0]
     assert 'data-app="tls"' in section and "2.0 MB" in section

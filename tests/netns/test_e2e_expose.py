@@ -12,6 +12,7 @@ import time
 from tests.netns.product import WIREWARDEN, Product
 from tests.netns.test_e2e_core import Tunnel, open_tunnel
 from tests.netns.topology import Netns, Topology, wait_until
+from tests.tlsca import issue
 
 HTTP_PORT, UDP_PORT = 18080, 25565
 PUBLIC_TCP, PUBLIC_UDP = 8080, 25565
@@ -105,6 +106,9 @@ def test_tcp_and_udp_services_published_through_the_server(
         ("tcp", PUBLIC_TCP),
         ("udp", PUBLIC_UDP),
     }
+    # The kernel counted each mapping's traffic, both ways (the page and the echo at least).
+    counted = {m["proto"]: m["bytes"] for m in listed}
+    assert counted["tcp"] > len("served from the client's loopback") and counted["udp"] > 0
     # Forwarded in the kernel: the server's table holds the forward, no process copies.
     table = product.server.run(["nft", "list", "map", "inet", "wirewarden", "expose_tcp"])
     assert f"{PUBLIC_TCP} : 10.67.0.2 . " in table.stdout, table.stdout
@@ -161,3 +165,80 @@ def test_a_split_tunnel_client_gets_its_answers_back(topology: Topology, product
         return got.stdout == "served from the client's loopback"
 
     wait_until(reached, timeout=10, what="the split-tunnel client's service from inet")
+
+
+TLS_PORT = 18443
+TLS_SERVICE = """
+import http.server, ssl, sys
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"served over TLS from the client's loopback"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Hello)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def test_http_and_https_services_by_name(topology: Topology) -> None:
+    """`expose --http NAME PORT`: HTTP routed by Host, HTTPS by SNI without the server
+    ever holding the service's key (the visitor verifies the client's own certificate)."""
+    product = Product(topology, env={"WIREWARDEN_EXPOSE_DOMAIN": "vpn.test"})
+    try:
+        product.start()
+        tunnel = open_tunnel(topology, product, address="10.70.0.1/24")
+        ns = tunnel.client.ns
+        services(topology, ns)
+        shop = "shop.default.vpn.test"
+        pki = issue(topology.workdir / "shop-pki", [shop])
+        ns.popen([sys.executable, "-c", TLS_SERVICE, str(TLS_PORT), str(pki.cert), str(pki.key)])
+        product.api("PATCH", f"/peers/{tunnel.peer['id']}", {"expose_ports": "80,443"})
+        uplink = topology.server_uplink_ip
+
+        def visit(host: str, scheme: str = "http") -> str | None:
+            port = 443 if scheme == "https" else 80
+            argv = ["curl", "-s", "--max-time", "3", "--resolve", f"{host}:{port}:{uplink}"]
+            argv += ["--cacert", str(pki.ca), f"{scheme}://{host}/"]
+            got = topology.inet.run(argv, check=False)
+            return got.stdout if got.returncode == 0 else None
+
+        assert "No service is published" in (visit("blog.default.vpn.test") or "")
+        started = time.monotonic()
+        log = topology.log_path("expose-names.log")
+        client = ns.popen(
+            [
+                WIREWARDEN,
+                "expose",
+                "--http",
+                "blog",
+                f"127.0.0.1:{HTTP_PORT}",
+                "--http",
+                "shop",
+                f"127.0.0.1:{TLS_PORT}",
+            ],
+            log_path=log,
+        )
+        wait_until(
+            lambda: visit("blog.default.vpn.test") == "served from the client's loopback",
+            timeout=10,
+            what="the HTTP service by name from inet",
+        )
+        print(f"expose --http: first byte served {time.monotonic() - started:.2f} s after start")
+        assert visit(shop, "https") == "served over TLS from the client's loopback"
+        listed = {m["hostname"]: m for m in mappings(product)}
+        assert listed["blog.default.vpn.test"]["url"] == "http://blog.default.vpn.test"
+        assert listed[shop]["tls"] is True and listed[shop]["url"] == f"https://{shop}"
+        assert listed[shop]["bytes"] > 0 and listed["blog.default.vpn.test"]["bytes"] > 0
+        # Another tenant's zone, or a name nobody published: nobody's service.
+        assert "No service is published" in (visit("blog.acme.vpn.test") or "")
+        client.send_signal(signal.SIGINT)
+        assert client.wait(timeout=10) == 0
+        assert "No service is published" in (visit("blog.default.vpn.test") or "")
+        assert visit(shop, "https") is None
+    finally:
+        product.close()

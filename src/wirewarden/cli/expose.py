@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from wirewarden.cli.output import console, errors
-from wirewarden.domain.exposure import ExposeError, MappingSpec, parse_spec
+from wirewarden.domain.exposure import ExposeError, parse_name_spec, parse_spec
 
 
 def expose(
     mappings: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="LOCAL_HOST:LOCAL_PORT-REMOTE_PORT\\[/udp], e.g. 127.0.0.1:8080-8080 "
             "127.0.0.1:25565-25565/udp"
         ),
-    ],
+    ] = None,
+    http: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--http",
+            metavar="NAME [LOCAL_HOST:]LOCAL_PORT",
+            help="An HTTP service by name: --http blog 127.0.0.1:3000 publishes "
+            "http://blog.<tenant>.<domain> (https by SNI passthrough when the service "
+            "speaks TLS); repeatable",
+        ),
+    ] = None,
     via: Annotated[
         str | None,
         typer.Option(
@@ -35,27 +46,47 @@ def expose(
     from wirewarden.relay.session import ExposeFailed, ExposeSession, run
     from wirewarden.relay.tunnel import guess_gateways
 
-    specs: list[MappingSpec] = []
-    for text in mappings:
-        try:
-            specs.append(parse_spec(text))
-        except ExposeError as exc:
-            errors.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from exc
+    try:
+        specs = [parse_spec(text) for text in mappings or ()]
+        names = [parse_name_spec(text) for text in http or ()]
+    except ExposeError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if not specs and not names:
+        errors.print("[red]error:[/] nothing to publish: name a mapping or --http NAME PORT")
+        raise typer.Exit(2)
     gateway = via or next(iter(guess_gateways()), None)
     if gateway is None:
         errors.print("[red]error:[/] no WireGuard link found here; name the server with --via")
         raise typer.Exit(1)
     try:
-        run(ExposeSession(specs, gateway, port, lambda line: console.print(line)))
+        run(ExposeSession([*specs, *names], gateway, port, lambda line: console.print(line)))
     except ExposeFailed as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print("mappings removed")
 
 
+def paired_http(argv: list[str]) -> list[str]:
+    """`--http NAME TARGET` as `--http NAME=TARGET`: the two-word form the docs show,
+    in the one-value form the option parser takes (it has no repeatable pairs)."""
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--http":
+            name = next(words, "")
+            if "=" not in name:
+                target = next(words, "")
+                name = f"{name}={target}"
+            out += [word, name]
+        else:
+            out.append(word)
+    return out
+
+
 def standalone() -> None:
     """`wirewarden expose ...` without the rest of the CLI (see __main__)."""
+    sys.argv[1:] = paired_http(sys.argv[1:])
     app = typer.Typer(add_completion=False, help="WireWarden on a peer.")
 
     @app.callback()

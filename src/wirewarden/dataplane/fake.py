@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from wirewarden.dataplane.run import CommandError
-from wirewarden.domain.firewall import AppCount, Element, ObservedFirewall, Quota
+from wirewarden.domain.firewall import Element, KernelCounts, ObservedFirewall, Quota
 from wirewarden.domain.state import (
     DeviceDump,
     HostFootprint,
@@ -46,8 +46,9 @@ class FakeDataplane:
     shapes: dict[str, tuple[DeviceShape, DeviceShape]] = field(default_factory=dict)
     # Runtime figures `dump_all` reports, by (interface, public key); zeros where unset.
     counters: dict[tuple[str, str], PeerStats] = field(default_factory=dict)
-    # What the classified-traffic counters show, as a test sets them.
-    app_counts: list[AppCount] = field(default_factory=list)
+    # What the kernel's counters (classified traffic, published ports) show, as a test
+    # sets them.
+    kernel_counts: KernelCounts = field(default_factory=KernelCounts)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -113,8 +114,8 @@ class FakeDataplane:
     def observe_quotas(self, prefix: str) -> dict[str, Quota]:
         return {k: q for k, q in self.quotas.items() if k.startswith(prefix)}
 
-    def observe_app_counts(self) -> list[AppCount]:
-        return list(self.app_counts)
+    def observe_kernel_counts(self) -> KernelCounts:
+        return self.kernel_counts
 
     def update_peer_firewall(
         self,

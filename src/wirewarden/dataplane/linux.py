@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from wirewarden.dataplane import links, nft, sysctl, tc
 from wirewarden.dataplane.run import CommandError
 from wirewarden.dataplane.wireguard import WireGuard
-from wirewarden.domain.firewall import AppCount, Element, ObservedFirewall, Quota
+from wirewarden.domain.firewall import Element, KernelCounts, ObservedFirewall, Quota
 from wirewarden.domain.state import (
     DeviceDump,
     HostFootprint,
@@ -158,8 +158,8 @@ class LinuxDataplane:
     def observe_quotas(self, prefix: str) -> dict[str, Quota]:
         return {k: q for k, q in nft.quotas().items() if k.startswith(prefix)}
 
-    def observe_app_counts(self) -> list[AppCount]:
-        return nft.app_counts()
+    def observe_kernel_counts(self) -> KernelCounts:
+        return nft.kernel_counts()
 
     def update_peer_firewall(
         self,

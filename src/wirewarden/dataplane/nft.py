@@ -9,11 +9,14 @@ from typing import Any
 from wirewarden.dataplane.run import CommandError, run
 from wirewarden.domain.firewall import (
     APP_COUNT_SETS,
+    EXPOSE_COUNT_SET,
     MANAGED_SETS,
     META,
     TABLE,
     AppCount,
     Element,
+    ExposeCount,
+    KernelCounts,
     ObservedFirewall,
     Quota,
 )
@@ -104,20 +107,26 @@ def quotas() -> dict[str, Quota]:
     return dict(parse_table(json.loads(out)).quotas)
 
 
-def app_counts() -> list[AppCount]:
-    """The per-peer, per-class counters of the dynamic sets ([] without our table)."""
-    found: list[AppCount] = []
+def kernel_counts() -> KernelCounts:
+    """The counters of our dynamic sets (empty without our table)."""
+    apps: list[AppCount] = []
     for name in APP_COUNT_SETS:
-        try:
-            out = run(["nft", "-j", "list", "set", "inet", TABLE, name], timeout=30).stdout
-        except CommandError:
-            continue
-        found += parse_app_counts(json.loads(out))
+        apps += parse_app_counts(_listed_set(name))
+    return KernelCounts(tuple(apps), tuple(parse_expose_counts(_listed_set(EXPOSE_COUNT_SET))))
+
+
+def _listed_set(name: str) -> dict[str, Any]:
+    try:
+        out = run(["nft", "-j", "list", "set", "inet", TABLE, name], timeout=30).stdout
+    except CommandError:
+        return {}
+    found: dict[str, Any] = json.loads(out)
     return found
 
 
-def parse_app_counts(doc: dict[str, Any]) -> list[AppCount]:
-    """Elements of an `nft -j list set` of address . mark with counters."""
+def _counted(doc: dict[str, Any], arity: int) -> list[tuple[list[Any], int, int]]:
+    """(key, packets, bytes) of the elements of an `nft -j list set` of concatenations
+    with counters."""
     found = []
     for item in doc.get("nftables", []):
         for elem in item.get("set", {}).get("elem", []):
@@ -126,10 +135,19 @@ def parse_app_counts(doc: dict[str, Any]) -> list[AppCount]:
                 continue
             key = inner["val"].get("concat")
             counter = inner.get("counter") or {}
-            if isinstance(key, list) and len(key) == 2:
-                packets, size = int(counter.get("packets", 0)), int(counter.get("bytes", 0))
-                found.append(AppCount(str(key[0]), int(key[1]), packets, size))
+            if isinstance(key, list) and len(key) == arity:
+                found.append((key, int(counter.get("packets", 0)), int(counter.get("bytes", 0))))
     return found
+
+
+def parse_app_counts(doc: dict[str, Any]) -> list[AppCount]:
+    """Elements of a set of address . mark with counters."""
+    return [AppCount(str(k[0]), int(k[1]), p, b) for k, p, b in _counted(doc, 2)]
+
+
+def parse_expose_counts(doc: dict[str, Any]) -> list[ExposeCount]:
+    """Elements of the set of protocol . address . port with counters."""
+    return [ExposeCount(str(k[0]), str(k[1]), int(k[2]), p, b) for k, p, b in _counted(doc, 3)]
 
 
 def apply_ruleset(script: str) -> None:

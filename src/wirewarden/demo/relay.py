@@ -9,15 +9,15 @@ else (accept, connect, copying bytes, WebSockets included) runs on the asyncio l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from wirewarden.relay.relays import pipe
+
 CLONE_NEWNET = 0x40000000
-CHUNK = 65536
 
 
 def _enter_netns(name: str) -> None:
@@ -58,7 +58,7 @@ class Relay:
             writer.close()
             return
         up_reader, up_writer = await asyncio.open_connection(sock=sock)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def close(self) -> None:
         if self._server is not None:
@@ -69,15 +69,3 @@ class Relay:
         if self._server is not None:
             await self._server.wait_closed()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            writer.close()

@@ -112,6 +112,32 @@ def parse_spec(text: str) -> MappingSpec:
     return MappingSpec(host, local, remote, "udp" if proto == "udp" else "tcp")
 
 
+@dataclass(frozen=True)
+class NameSpec:
+    """What `wirewarden expose --http NAME=[LOCAL_HOST:]LOCAL_PORT` asks for: an HTTP
+    service by name (the server checks the name itself)."""
+
+    name: str
+    local_host: str
+    local_port: int
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.local_host}:{self.local_port}"
+
+
+def parse_name_spec(text: str) -> NameSpec:
+    """'blog=127.0.0.1:3000', 'blog=3000' (localhost)."""
+    where = "--http"
+    name, equals, target = text.strip().partition("=")
+    if not equals or not name.strip():
+        raise ExposeError(f"{where} {text!r}: NAME=[LOCAL_HOST:]LOCAL_PORT expected", where)
+    host, colon, port = target.rpartition(":") if ":" in target else ("", "", target)
+    host = host.strip("[]") if colon else "127.0.0.1"
+    if not host:
+        raise ExposeError(f"{where} {text!r}: no local host before ':'", where)
+    return NameSpec(name.strip().lower(), host, _port(port, where))
+
+
 def lease_until(now: datetime) -> datetime:
     return now + LEASE
 

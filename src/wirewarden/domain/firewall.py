@@ -225,6 +225,31 @@ class AppCount:
     bytes: int
 
 
+# Bytes and packets of published ports by protocol and the peer's address and port (a
+# mapping's forward), both ways; elements idle for a day go (a mapping long gone).
+EXPOSE_COUNT_SET = "expose_count4"
+EXPOSE_COUNT_TIMEOUT = "1d"
+
+
+@dataclass(frozen=True)
+class ExposeCount:
+    """What the kernel counted for one forward's target, both ways."""
+
+    proto: str
+    address: str
+    port: int
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class KernelCounts:
+    """The kernel's own counters of our dynamic sets, read live."""
+
+    apps: tuple[AppCount, ...] = ()
+    exposed: tuple[ExposeCount, ...] = ()
+
+
 def app_counts_section() -> Section:
     """Every packet of a classified flow counts for its peer and class, both ways."""
     decl = tuple(
@@ -270,8 +295,26 @@ def expose_section(uplink: str | None, listen: Sequence[str] = ()) -> Section:
         where = f"iifname != @{IFACES} fib daddr type local"
     pre = tuple(f"{where} dnat ip to {p} dport map @expose_{p}" for p in ("tcp", "udp"))
     post = (f"oifname @{IFACES} ct status dnat ip daddr @expose_snat4 masquerade",)
-    reply = ("ct direction reply ct status dnat accept",)
-    return Section("expose", decl, {"prerouting": pre, "postrouting": post, FROM_PEER: reply})
+    counts = (
+        f"set {EXPOSE_COUNT_SET} {{ type inet_proto . ipv4_addr . inet_service; "
+        f"size {APP_COUNT_SIZE}; flags dynamic,timeout; timeout {EXPOSE_COUNT_TIMEOUT}; }}"
+    )
+
+    def count(direction: str, addr: str, port: str) -> str:
+        key = f"meta l4proto . ip {addr} . th {port}"
+        update = f"update @{EXPOSE_COUNT_SET} {{ {key} counter }}"
+        return f"ct direction {direction} ct status dnat {update}"
+
+    to_peer = (count("original", "daddr", "dport"),)
+    reply = (
+        count("reply", "saddr", "sport"),
+        "ct direction reply ct status dnat accept",
+    )
+    return Section(
+        "expose",
+        (*decl, counts),
+        {"prerouting": pre, "postrouting": post, FROM_PEER: reply, TO_PEER: to_peer},
+    )
 
 
 def expose_elements(forwards: Iterable[Forward]) -> frozenset[Element]:

@@ -197,9 +197,9 @@ class Reconciler:
         """What the kernel's quotas named `prefix*` have counted; raises DataplaneError."""
         return self.dataplane.observe_quotas(prefix)
 
-    def observe_app_counts(self) -> list[firewall.AppCount]:
-        """Classified traffic by peer address and class; raises DataplaneError."""
-        return self.dataplane.observe_app_counts()
+    def observe_kernel_counts(self) -> firewall.KernelCounts:
+        """Classified and published traffic counters; raises DataplaneError."""
+        return self.dataplane.observe_kernel_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         """What of the host is not ours (networks, UDP ports, links) outside `ours`."""

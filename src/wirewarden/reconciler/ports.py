@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from wirewarden.domain.firewall import AppCount, Element, ObservedFirewall, Quota
+from wirewarden.domain.firewall import Element, KernelCounts, ObservedFirewall, Quota
 from wirewarden.domain.state import DeviceDump, HostFootprint, ObservedState, PeerState
 from wirewarden.domain.tcplan import DeviceShape, ObservedTc, TcChanges
 
@@ -31,7 +31,7 @@ class Dataplane(Protocol):
     ) -> None: ...
     def observe_firewall(self) -> ObservedFirewall | None: ...
     def observe_quotas(self, prefix: str) -> dict[str, Quota]: ...
-    def observe_app_counts(self) -> list[AppCount]: ...
+    def observe_kernel_counts(self) -> KernelCounts: ...
     def update_peer_firewall(
         self,
         script: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 UDP_IDLE_SECONDS = 120.0
@@ -37,12 +38,19 @@ class TcpRelay:
             log.warning("cannot reach %s:%d: %s", *self.target, exc)
             writer.close()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    count: Callable[[int], None] | None = None,
+) -> None:
+    """Copies one direction until its end, then half-closes (or closes) the other side."""
     try:
         while data := await reader.read(CHUNK):
+            if count is not None:
+                count(len(data))
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from wirewarden.domain.exposure import HEARTBEAT, MappingSpec
+from wirewarden.domain.exposure import HEARTBEAT, MappingSpec, NameSpec
 from wirewarden.relay.relays import TcpRelay, UdpRelay
 from wirewarden.relay.tunnel import source_towards
 
@@ -32,12 +33,49 @@ class Unreachable(ExposeFailed):
 START_WAIT_SECONDS = 20.0
 
 
+TLS_PROBE_SECONDS = 3.0
+Spec = MappingSpec | NameSpec
+
+
 @dataclass
 class Published:
-    spec: MappingSpec
+    spec: Spec
     relay: TcpRelay | UdpRelay | None
     local_port: int
     mapping_id: int | None = None
+    tls: bool = False
+
+    def body(self) -> tuple[str, dict[str, object]]:
+        """Where it is registered, and what with."""
+        if isinstance(self.spec, NameSpec):
+            return "/names", {
+                "name": self.spec.name,
+                "local_port": self.local_port,
+                "tls": self.tls,
+            }
+        spec = self.spec
+        return "/mappings", {
+            "proto": spec.proto,
+            "remote_port": spec.remote_port,
+            "local_port": self.local_port,
+        }
+
+
+async def speaks_tls(host: str, port: int) -> bool:
+    """The local service answers a TLS handshake (its certificate is not judged here: the
+    visitor's browser does that, the server passes the bytes through)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), TLS_PROBE_SECONDS
+        )
+    except (OSError, ssl.SSLError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return True
 
 
 def _detail(response: httpx.Response) -> str:
@@ -50,7 +88,7 @@ def _detail(response: httpx.Response) -> str:
 
 
 class ExposeSession:
-    def __init__(self, specs: Sequence[MappingSpec], gateway: str, port: int, say: Say) -> None:
+    def __init__(self, specs: Sequence[Spec], gateway: str, port: int, say: Say) -> None:
         self.specs, self.gateway, self.port, self.say = list(specs), gateway, port, say
         self.published: list[Published] = []
 
@@ -96,34 +134,36 @@ class ExposeSession:
         found: dict[str, Any] = response.json() if response.content else {}
         return found
 
-    async def _publish(self, http: httpx.AsyncClient, spec: MappingSpec, tunnel_ip: str) -> None:
+    async def _publish(self, http: httpx.AsyncClient, spec: Spec, tunnel_ip: str) -> None:
         relay: TcpRelay | UdpRelay | None = None
+        proto = spec.proto if isinstance(spec, MappingSpec) else "tcp"
         if spec.local_host == tunnel_ip:
             local_port = spec.local_port  # the service listens on the tunnel address itself
         else:
-            relay = (TcpRelay if spec.proto == "tcp" else UdpRelay)(
+            relay = (TcpRelay if proto == "tcp" else UdpRelay)(
                 tunnel_ip, (spec.local_host, spec.local_port)
             )
             local_port = await relay.start()
         item = Published(spec, relay, local_port)
+        if isinstance(spec, NameSpec):
+            item.tls = await speaks_tls(spec.local_host, spec.local_port)
         self.published.append(item)
-        await self._register(http, item)
-        self.say(
-            f"{spec.proto} port {spec.remote_port} of the server -> "
-            f"{spec.local_host}:{spec.local_port}"
+        made = await self._register(http, item)
+        where = (
+            str(made.get("url") or made.get("hostname"))
+            if isinstance(spec, NameSpec)
+            else f"{proto} port {spec.remote_port} of the server"
         )
+        self.say(f"{where} -> {spec.local_host}:{spec.local_port}")
 
-    async def _register(self, http: httpx.AsyncClient, item: Published) -> None:
-        body = {
-            "proto": item.spec.proto,
-            "remote_port": item.spec.remote_port,
-            "local_port": item.local_port,
-        }
+    async def _register(self, http: httpx.AsyncClient, item: Published) -> dict[str, Any]:
+        path, body = item.body()
         try:
-            made = await self._call(http, "POST", "/mappings", json=body)
+            made = await self._call(http, "POST", path, json=body)
         except ExposeFailed as exc:
             raise ExposeFailed(f"{item.spec}: {exc}") from exc
         item.mapping_id = int(made["id"])
+        return made
 
     async def _heartbeat(self, http: httpx.AsyncClient) -> None:
         try:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from wirewarden.domain.errors import DataplaneError
-from wirewarden.domain.firewall import AppCount, Quota
+from wirewarden.domain.firewall import KernelCounts, Quota
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import DeviceDump, HostFootprint, PeerState
 from wirewarden.reconciler.engine import Loop, Reconciler
@@ -68,9 +68,9 @@ class LocalApplier:
         with refused():
             return self.reconciler.observe_quotas(prefix)
 
-    def app_counts(self) -> list[AppCount]:
+    def kernel_counts(self) -> KernelCounts:
         with refused():
-            return self.reconciler.observe_app_counts()
+            return self.reconciler.observe_kernel_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         return self.reconciler.host_footprint(ours)

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.dnsstate import DnsDirectory
-from wirewarden.domain.firewall import AppCount, Quota
+from wirewarden.domain.firewall import KernelCounts, Quota
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import HostFootprint, PeerState
 from wirewarden.fleet.protocol import NodeState
@@ -136,9 +136,9 @@ class FleetApplier:
             found.setdefault(name, Quota(name, 0, used))
         return found
 
-    def app_counts(self) -> list[AppCount]:
-        """This host's only: agents do not report classified traffic (yet)."""
-        return self.local.app_counts()
+    def kernel_counts(self) -> KernelCounts:
+        """This host's only: agents do not report these counters (yet)."""
+        return self.local.kernel_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
         return self.local.host_footprint(ours)

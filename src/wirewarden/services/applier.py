@@ -18,7 +18,7 @@ from wirewarden.domain.state import HostFootprint, PeerState
 
 if TYPE_CHECKING:
     # The firewall renderer loads with the node runtime, not with every CLI command.
-    from wirewarden.domain.firewall import AppCount, Quota
+    from wirewarden.domain.firewall import KernelCounts, Quota
 
 # The parts of a node's desired state a change can touch besides single peers: a change
 # naming one of these needs a full pass; one naming only peers can be applied as a delta.
@@ -93,8 +93,9 @@ class Applier(Protocol):
         """What the kernel's quotas named `prefix*` have counted; raises ApplyFailed."""
         ...
 
-    def app_counts(self) -> list[AppCount]:
-        """Classified traffic by peer address and class on this host; raises ApplyFailed."""
+    def kernel_counts(self) -> KernelCounts:
+        """Classified traffic by peer address and class, and published ports' traffic by
+        target, on this host; raises ApplyFailed."""
         ...
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:

@@ -11,24 +11,28 @@ forwards); registration, removal and expiry do.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wirewarden.domain.exposure import lease_until, parse_ports
+from wirewarden.domain import vhost
+from wirewarden.domain.exposure import ExposeError, lease_until, parse_ports
+from wirewarden.domain.vhost import NameZone, Route
 from wirewarden.services import access, limits
-from wirewarden.services.applier import FIREWALL, Change
+from wirewarden.services.applier import FIREWALL, ApplyFailed, Change
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
-from wirewarden.services.errors import Conflict, Forbidden, NotFound
-from wirewarden.services.schemas import MappingIn, MappingOut
-from wirewarden.store.tables import ExposedPort, Interface, Peer
+from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
+from wirewarden.services.schemas import MappingIn, MappingOut, NameIn
+from wirewarden.store.tables import ExposedPort, Interface, Peer, Tenant
 
 # Where a connection to the tunnel API came from: (gateway address, tunnel source address).
 Origin = tuple[str, str]
 HostPorts = Callable[[str], frozenset[int]]
+# Traffic this node counted: bytes by forward target (proto, address, port), by name id.
+Counted = tuple[dict[tuple[str, str, int], int], Mapping[int, int]]
 
 
 def _host(address: str) -> str:
@@ -36,10 +40,17 @@ def _host(address: str) -> str:
 
 
 class MappingService:
-    def __init__(self, deps: Deps, host_ports: HostPorts) -> None:
+    def __init__(self, deps: Deps, host_ports: HostPorts, names: NameZone | None = None) -> None:
         self.deps = deps
         # Ports some socket of the host listens on, per protocol: never taken over.
         self.host_ports = host_ports
+        # Where HTTP services by name are published (None: they are not).
+        self.names = names
+        # Told when names may have come or gone (the front listener reads them again);
+        # called from the thread that made the change.
+        self.names_changed: Callable[[], None] = lambda: None
+        # What the front listener passed per name (mapping id), both ways.
+        self.name_traffic: Callable[[], Mapping[int, int]] = dict
 
     def gateways(self) -> frozenset[str]:
         """The gateway addresses of this node's enabled interfaces: where the tunnel API
@@ -123,6 +134,84 @@ class MappingService:
         self._changed(revision)
         return out
 
+    def register_name(self, origin: Origin, data: NameIn) -> MappingOut:
+        """An HTTP service by name: the front listener routes its host to the peer."""
+        zone = self.names
+        if zone is None:
+            raise Conflict(
+                "this server publishes no names (WIREWARDEN_EXPOSE_DOMAIN is not set, "
+                "or WIREWARDEN_EXPOSE_HTTP is off)",
+                "name",
+            )
+        now = datetime.now(UTC)
+        with self.deps.sessions() as db:
+            peer, iface = self._peer_at(db, origin)
+            tenant = db.scalar(select(Tenant.name).where(Tenant.id == iface.tenant_id))
+            try:
+                host = vhost.hostname(data.name, tenant or "", zone.domain)
+            except ExposeError as exc:
+                raise Invalid(str(exc), exc.field) from exc
+            port = zone.port(data.tls)
+            if port not in parse_ports(peer.expose_ports):
+                raise Forbidden(
+                    f"a name is served on port {port}, which is not one this peer may "
+                    f"publish (expose_ports: {peer.expose_ports or 'none'})",
+                    "name",
+                )
+            # The same client registering again takes its own name back.
+            db.execute(
+                delete(ExposedPort).where(
+                    ExposedPort.hostname == host,
+                    or_(ExposedPort.peer_id == peer.id, ExposedPort.expires_at <= now),
+                )
+            )
+            limits.reserve_mapping(db, iface.tenant_id, port)
+            row = ExposedPort(
+                node_id=node_id(db, self.deps.node),
+                peer_id=peer.id,
+                proto="tcp",
+                remote_port=port,
+                local_port=data.local_port,
+                hostname=host,
+                tls=data.tls,
+                expires_at=lease_until(now),
+            )
+            db.add(row)
+            try:
+                db.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"{host} is published by another peer", "name") from exc
+            who = Actor(peer.name, origin[1], via="tunnel")
+            audit(db, who, "mapping.register", host, iface.tenant_id, peer_id=peer.id)
+            out = self._out(row, peer, iface)
+            db.commit()
+        # No revision: a name is no kernel state (the front listener reads the names).
+        self.names_changed()
+        return out
+
+    def routes(self) -> dict[str, Route]:
+        """The live names of this node's peers, for the front listener."""
+        now = datetime.now(UTC)
+        with self.deps.sessions() as db:
+            rows = db.execute(
+                select(ExposedPort, Peer.ipv4)
+                .join(Peer, ExposedPort.peer_id == Peer.id)
+                .join(Interface, Peer.interface_id == Interface.id)
+                .where(
+                    ExposedPort.node_id == node_id(db, self.deps.node),
+                    ExposedPort.hostname.is_not(None),
+                    ExposedPort.expires_at > now,
+                    Peer.enabled,
+                    Interface.enabled,
+                    (Peer.expires_at.is_(None)) | (Peer.expires_at > now),
+                )
+            ).all()
+        return {
+            m.hostname: Route(m.id, _host(ipv4), m.local_port, m.tls)
+            for m, ipv4 in rows
+            if m.hostname and ipv4
+        }
+
     def renew(self, origin: Origin) -> tuple[int, datetime]:
         """The heartbeat: every mapping of the peer lives another lease."""
         until = lease_until(datetime.now(UTC))
@@ -194,7 +283,23 @@ class MappingService:
             if peer_id is not None:
                 query = query.where(ExposedPort.peer_id == peer_id)
             query = query.where(access.interface_filter(actor), access.own_peers(actor))
-            return [self._out(m, p, i) for m, p, i in db.execute(query).all()]
+            rows = db.execute(query).all()
+            here = node_id(db, self.deps.node)
+        counted = self._counted() if any(m.node_id == here for m, _, _ in rows) else None
+        return [self._out(m, p, i, counted if m.node_id == here else None) for m, p, i in rows]
+
+    def _counted(self) -> Counted | None:
+        """This node's traffic counters: the kernel's of forwarded ports by target, the
+        front listener's of names by id; None when the kernel's cannot be read."""
+        try:
+            exposed = self.deps.applier.kernel_counts().exposed
+        except ApplyFailed:
+            return None
+        by_target: dict[tuple[str, str, int], int] = {}
+        for c in exposed:
+            key = (c.proto, c.address, c.port)
+            by_target[key] = by_target.get(key, 0) + c.bytes
+        return by_target, self.name_traffic()
 
     def of_peer(self, peer_id: int, actor: Actor) -> list[MappingOut]:
         return self.live(actor, peer_id)
@@ -218,7 +323,7 @@ class MappingService:
             gone = self._out(row, peer, iface)
             db.delete(row)
             revision = bump_revision(db, row.node_id)
-            target = f"{row.proto}/{row.remote_port}"
+            target = row.hostname or f"{row.proto}/{row.remote_port}"
             audit(db, actor, "mapping.delete", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
         self._changed(revision)
@@ -240,11 +345,21 @@ class MappingService:
         return gone
 
     def _changed(self, revision: int | None) -> None:
-        """Forwards are firewall elements: the node converges in its next pass, now."""
+        """Forwards are firewall elements: the node converges in its next pass, now; the
+        names are read again."""
         self.deps.applier.changed(Change.of(self.deps.node, revision, FIREWALL))
+        self.names_changed()
 
-    @staticmethod
-    def _out(row: ExposedPort, peer: Peer, iface: Interface) -> MappingOut:
+    def _out(
+        self, row: ExposedPort, peer: Peer, iface: Interface, counted: Counted | None = None
+    ) -> MappingOut:
+        url, size = None, None
+        if row.hostname and self.names is not None:
+            url = self.names.url(row.hostname, row.tls)
+        if counted is not None:
+            by_target, by_name = counted
+            target = (row.proto, _host(peer.ipv4) if peer.ipv4 else "", row.local_port)
+            size = by_name.get(row.id, 0) if row.hostname else by_target.get(target, 0)
         return MappingOut(
             id=row.id,
             peer_id=peer.id,
@@ -255,4 +370,8 @@ class MappingService:
             local_port=row.local_port,
             expires_at=row.expires_at,
             created_at=row.created_at,
+            hostname=row.hostname,
+            tls=row.tls,
+            url=url,
+            bytes=size,
         )

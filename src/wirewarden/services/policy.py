@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.classify.steering import app_of
-from wirewarden.domain.firewall import ObservedFirewall
+from wirewarden.domain.firewall import AppCount, ObservedFirewall
 from wirewarden.domain.names import check_name
 from wirewarden.domain.policy import (
     BUILTIN_PROFILES,
@@ -182,11 +182,12 @@ class UsageService:
             addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
             # Another node's kernel counts its peers; agents do not report them (yet).
             here = node_name_of(db, iface.node_id) == self.deps.node
-        counts, counting = [], False
+        counts: tuple[AppCount, ...] = ()
+        counting = False
         if here:
             # Unreadable (no table yet, nft refused): nothing counted, said so.
             with contextlib.suppress(ApplyFailed):
-                counts, counting = self.deps.applier.app_counts(), True
+                counts, counting = self.deps.applier.kernel_counts().apps, True
         totals: dict[str, list[int]] = {}
         for count in counts:
             app = app_of(count.mark)

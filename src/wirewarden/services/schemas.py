@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from wirewarden.domain import addresses
+from wirewarden.domain import addresses, vhost
 from wirewarden.domain.classify.verdict import App
 from wirewarden.domain.exposure import ExposeError, parse_ports
 from wirewarden.domain.keys import parse_key
@@ -334,6 +334,14 @@ class MappingOut(BaseModel):
     local_port: int
     expires_at: datetime
     created_at: datetime
+    # An HTTP service by name: its host name, whether TLS is passed through (reached on
+    # the front's HTTPS port `remote_port`), and the address a visitor opens.
+    hostname: str | None = None
+    tls: bool = False
+    url: str | None = None
+    # Bytes both ways this node counted (the kernel for a port, the front for a name;
+    # a port's count runs on while its target is reused within a day). None: unknown.
+    bytes: int | None = None
 
 
 class MappingIn(Strict):
@@ -343,6 +351,20 @@ class MappingIn(Strict):
     proto: Literal["tcp", "udp"] = "tcp"
     remote_port: int = Field(ge=1, le=65535, description="The server's public port")
     local_port: int = Field(ge=1, le=65535, description="The port on the peer's tunnel address")
+
+
+class NameIn(Strict):
+    """An HTTP service by name, registered through the tunnel API: published as
+    `<name>.<tenant>.<WIREWARDEN_EXPOSE_DOMAIN>` (a leading `*.` for a wildcard)."""
+
+    name: str = Field(max_length=200, description="e.g. blog, or *.blog")
+    local_port: int = Field(ge=1, le=65535, description="The port on the peer's tunnel address")
+    tls: bool = Field(False, description="The service speaks TLS: passed through by SNI")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return vhost.check_name(v)
 
 
 class AclRuleIn(Strict):

@@ -401,6 +401,7 @@ def _forwards(
             Peer.interface_id.in_(list(ifaces)),
             Peer.enabled,
             ExposedPort.expires_at > now,
+            ExposedPort.hostname.is_(None),  # names go through the front listener
             (Peer.expires_at.is_(None)) | (Peer.expires_at > now),
         )
     ).all()

@@ -509,7 +509,16 @@ class ExposedPort(Base):
     __tablename__ = "mappings"
     __table_args__ = (
         # One public port per protocol and node: a double registration cannot happen.
-        UniqueConstraint("node_id", "proto", "remote_port", name="uq_mappings_node_port"),
+        # Names share the front listener's port, so only port mappings hold one.
+        Index(
+            "uq_mappings_node_port",
+            "node_id",
+            "proto",
+            "remote_port",
+            unique=True,
+            sqlite_where=text("hostname IS NULL"),
+            postgresql_where=text("hostname IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
@@ -518,5 +527,11 @@ class ExposedPort(Base):
     remote_port: Mapped[int] = mapped_column(Integer)
     # The port on the peer's tunnel address the server forwards to.
     local_port: Mapped[int] = mapped_column(Integer)
+    # An HTTP service by name (blog.acme.<domain>): reached through the front listener
+    # on `remote_port` (its HTTP or HTTPS port), not forwarded in the kernel. Unique: a
+    # name leads to one service wherever it is asked for.
+    hostname: Mapped[str | None] = mapped_column(String(253), unique=True)
+    # The service speaks TLS: the front passes it through by SNI, never terminating it.
+    tls: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

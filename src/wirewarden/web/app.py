@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from wirewarden import __version__
-from wirewarden.bootstrap import Container
+from wirewarden.bootstrap import Container, name_front
 from wirewarden.services.errors import Invalid, ServiceError, Unauthorized
 from wirewarden.services.nodes import Heartbeat
 from wirewarden.store.fleet import Leadership
@@ -66,6 +66,9 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
             port = container.settings.tunnel_api_port
             tunnel = TunnelListener(api, mappings.gateways, port)
             tunnel.start()
+        front = name_front(container) if run_loop else None
+        if front is not None:
+            await front.start()
         chores = Chores(container, changes, run_loop)
         reaper = asyncio.get_running_loop().create_task(chores.run())
         yield
@@ -73,6 +76,8 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         await run_in_threadpool(chores.leadership.release)
         if tunnel is not None:
             await tunnel.stop()
+        if front is not None:
+            await front.stop()
         await agents.stop()
         changes.close()
         if resolver is not None:

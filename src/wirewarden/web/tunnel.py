@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from wirewarden.services.errors import ServiceError
 from wirewarden.services.mappings import MappingService, Origin
-from wirewarden.services.schemas import MappingIn, MappingOut
+from wirewarden.services.schemas import MappingIn, MappingOut, NameIn
 from wirewarden.web.changes import ChangeThread
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def tunnel_app(mappings: MappingService, changes: ChangeThread) -> FastAPI:
     @app.post(f"/{VERSION}/mappings", status_code=status.HTTP_201_CREATED)
     async def register(request: Request, body: MappingIn) -> MappingOut:
         return await changes.run(mappings.register, _origin(request), body)
+
+    @app.post(f"/{VERSION}/names", status_code=status.HTTP_201_CREATED)
+    async def register_name(request: Request, body: NameIn) -> MappingOut:
+        return await changes.run(mappings.register_name, _origin(request), body)
 
     @app.post(f"/{VERSION}/heartbeat")
     async def heartbeat(request: Request) -> Renewed:

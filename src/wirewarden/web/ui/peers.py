@@ -185,7 +185,8 @@ def mappings_page(request: Request, app: App, viewer: Admin) -> Response:
 def delete_mapping(app: App, viewer: Admin, mapping_id: RowId, form: forms.Posted) -> Response:
     """An admin takes a published port away (the client's next heartbeat finds it gone)."""
     gone = app.mappings.delete(mapping_id, viewer.actor)
-    said = f"Port {gone.remote_port}/{gone.proto} no longer published."
+    what = gone.hostname or f"Port {gone.remote_port}/{gone.proto}"
+    said = f"{what} no longer published."
     # Back where the button was: the list of all mappings, or the peer's page.
     back = "/mappings" if form.get("back") == "/mappings" else f"/peers/{gone.peer_id}"
     return redirect(back, said)
