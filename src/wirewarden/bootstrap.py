@@ -371,7 +371,11 @@ def build_runtime(
     if resolver is not None:
         telemetry.registry.register(DnsExporter(resolver))
     collector = Collector(
-        stats.timed, TrafficStore(shared.engine), settings.node_name, settings.metrics_period
+        stats.timed,
+        TrafficStore(shared.engine),
+        settings.node_name,
+        settings.metrics_period,
+        dataplane.observe_kernel_counts,
     )
     telemetry.watch(collector)
     applier = LocalApplier(reconciler, loop, settings.node_name, reader.note)

@@ -346,3 +346,42 @@ def test_the_peer_page_shows_its_traffic_by_class(
     page = browser("root2").get(f"/peers/{peer['id']}").text
     section = page.split("data-apps>")[1].split("</section>")[0]
     assert 'data-app="tls"' in section and "2.0 MB" in section
+
+
+def test_classified_traffic_lands_in_the_store_and_in_prometheus(
+    client: TestClient, container: Container, peer: dict[str, Any], dataplane: FakeDataplane
+) -> None:
+    """Each collection pass adds what the kernel counted since the last one (a counter that
+    starts again from zero counts whole), so `?since=` covers a window whatever happened
+    to the kernel's table meanwhile; /metrics shows the kernel's running totals."""
+    import time
+
+    from wirewarden.domain.classify.steering import mark_of
+    from wirewarden.domain.firewall import AppCount, KernelCounts
+
+    ip = peer["address"].split("/")[0]
+    before = client.get(f"{PEERS}/{peer['id']}/apps", params={"since": "2020-01-01T00:00:00Z"})
+    assert before.status_code == 200 and before.json()["classes"] == []
+
+    def kernel(*counts: AppCount) -> None:
+        dataplane.kernel_counts = KernelCounts(apps=counts)
+        time.sleep(0.002)  # a new dump, not the one the collector saw
+        container.collector.collect()
+
+    kernel(AppCount(ip, mark_of("tls"), 10, 1_000), AppCount(ip, mark_of("ssh"), 1, 100))
+    kernel(AppCount(ip, mark_of("tls"), 30, 4_000), AppCount(ip, mark_of("ssh"), 1, 100))
+    kernel(AppCount(ip, mark_of("tls"), 5, 500))  # the table written whole: from zero
+    stored = client.get(f"{PEERS}/{peer['id']}/apps", params={"since": "2020-01-01T00:00:00Z"})
+    body = stored.json()
+    assert body["since"].startswith("2020-01-01") and body["classes"] == [
+        {"app": "tls", "packets": 35, "bytes": 4_500},
+        {"app": "ssh", "packets": 1, "bytes": 100},
+    ]
+    # A window after all of it holds nothing; a bad time is the field's error.
+    later = client.get(f"{PEERS}/{peer['id']}/apps", params={"since": "2999-01-01T00:00:00Z"})
+    assert later.json()["classes"] == []
+    bad = client.get(f"{PEERS}/{peer['id']}/apps", params={"since": "yesterday"})
+    assert bad.status_code == 422 and "since" in bad.text
+    # The kernel's running totals, per peer and class, for Prometheus.
+    text = container.telemetry.exposition().decode()
+    assert 'wirewarden_peer_app_bytes_total{interface="wg0",peer="laptop",app="tls"} 500' in text

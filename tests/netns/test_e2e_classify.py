@@ -86,3 +86,84 @@ def _queue_bound(topology: Topology, product: Product) -> bool:
     queue = _queue(product)
     out = topology.server.run(["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
     return any(line.split()[:1] == [str(queue)] for line in out.splitlines())
+
+
+BT_PORT, OTHER_PORT = 6881, 6882
+# Peers in `inet` for the client to talk to: each connection is answered with what it
+# sent first, so a client knows its bytes got through.
+_ECHO = """
+import socket, sys, threading
+def serve(port):
+    srv = socket.create_server((sys.argv[1], port))
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(3)
+            try:
+                conn.sendall(conn.recv(4096))
+            except OSError:
+                pass
+for port in sys.argv[2:]:
+    threading.Thread(target=serve, args=(int(port),), daemon=True).start()
+threading.Event().wait()
+"""
+# The client's side: send, and say what came back ("echoed", "reset", "nothing").
+_SEND = """
+import socket, sys
+data = bytes.fromhex(sys.argv[3])
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4) as s:
+        s.sendall(data)
+        got = s.recv(4096)
+    print("echoed" if got == data else "nothing")
+except (ConnectionResetError, ConnectionRefusedError):
+    print("reset")  # an RST: to the data, or to the connection's SYN
+except OSError:
+    print("nothing")
+"""
+HANDSHAKE = b"\x13BitTorrent protocol" + bytes(8) + bytes(range(20)) + b"-qB4630-abcdefghijkl"
+# What an encrypted (MSE) BitTorrent connection opens with: 96 bytes of a DH key, to the
+# classifier nothing it knows.
+ENCRYPTED = bytes((i * 97 + 13) % 256 for i in range(96))
+
+
+def _send(client: Client, host: str, port: int, data: bytes) -> str:
+    argv = [sys.executable, "-c", _SEND, host, str(port), data.hex()]
+    return client.ns.run(argv, check=False, timeout=20).stdout.strip()
+
+
+def test_a_bittorrent_peer_stays_blocked_whatever_its_later_flows_look_like(
+    topology: Topology, product: Product
+) -> None:
+    """nDPI's BitTorrent cache, in the kernel: once a peer's flow to a remote was named
+    BitTorrent, its new flows to that remote's port are BitTorrent from their first
+    packet, so an encrypted handshake that names nothing is refused too; another port of
+    the same host is not."""
+    inet = topology.inet_ip
+    topology.inet.popen(
+        [sys.executable, "-c", _ECHO, inet, str(BT_PORT), str(OTHER_PORT)],
+        log_path=topology.log_path("bt-peers.log"),
+    )
+    topology.inet.wait_listening(inet, OTHER_PORT)
+    tunnel = open_tunnel(topology, product, address="10.79.0.1/24")
+    client, peer = tunnel.client, f"/peers/{tunnel.peer['id']}"
+    # Unseen, an encrypted handshake is "other" and passes.
+    assert _send(client, inet, BT_PORT, ENCRYPTED) == "echoed"
+    product.api("PATCH", peer, {"block_apps": ["bittorrent"]})
+    wait_until(lambda: _queue_bound(topology, product), timeout=20, what="the reader")
+    assert _send(client, inet, BT_PORT, HANDSHAKE) == "reset"
+    # Now the remote is a known BitTorrent peer: the encrypted handshake fails as well.
+    assert _send(client, inet, BT_PORT, ENCRYPTED) == "reset"
+    assert _send(client, inet, OTHER_PORT, ENCRYPTED) == "echoed"
+    remembered = topology.server.run(["nft", "list", "set", "inet", "wirewarden", "bt_peers4"])
+    assert f"{inet} . {BT_PORT}" in remembered.stdout, remembered.stdout
+    # Counted as BitTorrent, not as "other".
+    shown = product.api("GET", f"{peer}/apps")
+    assert "bittorrent" in {c["app"] for c in shown["classes"]}, shown
+    # Unblocked, the remembered peer is reachable again (remembered as a class, not a wall).
+    product.api("PATCH", peer, {"block_apps": []})
+    wait_until(
+        lambda: _send(client, inet, BT_PORT, ENCRYPTED) == "echoed",
+        timeout=20,
+        what="BitTorrent allowed again",
+    )

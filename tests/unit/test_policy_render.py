@@ -114,6 +114,15 @@ def test_sections_order_and_foreign_sections_slot_in() -> None:
     assert in_order(chain("from_peer"), "@block4", "update @apps4 { ip saddr . ct mark counter }")
     assert "update @apps6 { ip6 daddr . ct mark counter }" in chain("to_peer")
     assert "set apps4 { type ipv4_addr . mark; size 65535; flags dynamic; }" in rs.skeleton
+    # A BitTorrent flow's remote is remembered before the block rules could drop it, and a
+    # new flow there is marked before the classifier's queue rule (mangle, -150) sees it.
+    assert in_order(chain("from_peer"), "update @bt_peers4", "@block4")
+    assert "priority -160;" in rs.skeleton.split("chain recall {")[1].split("\n")[1]
+    assert "@bt_peers4 ct mark set" in chain("recall")
+    # Published ports count both ways by their target.
+    assert "update @expose_count4 { meta l4proto . ip daddr . th dport counter }" in chain(
+        "to_peer"
+    )
 
 
 def test_delta_changes_only_the_peer() -> None:

@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wirewarden.domain.classify.steering import CLASS_MASK, mark_of
+from wirewarden.domain.classify.steering import CLASS_MASK, MARK_MASK, mark_of
 from wirewarden.domain.classify.verdict import APPS
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
@@ -44,7 +44,11 @@ from wirewarden.domain.state import NatNetwork
 TABLE = "wirewarden"
 IFACES = "ww_ifaces"
 META = "ww_meta"
+# Between conntrack (-200) and the classifier's queue rule in iptables' mangle (-150):
+# a mark set here is seen by the queue rule, which lets a decided flow pass unqueued.
+RECALL = "recall"
 BASE_CHAINS = {
+    RECALL: "type filter hook prerouting priority -160; policy accept;",
     "prerouting": "type nat hook prerouting priority dstnat; policy accept;",
     "input": "type filter hook input priority filter; policy accept;",
     "forward": "type filter hook forward priority filter; policy accept;",
@@ -206,6 +210,36 @@ def blocked_apps_section() -> Section:
         out += [f"{match} meta l4proto tcp reject with tcp reset", f"{match} drop"]
         back.append(f"{fam} daddr . ct mark @block{n} drop")
     return Section("blocked_apps", (), {FROM_PEER: tuple(out), TO_PEER: tuple(back)})
+
+
+# BitTorrent peers a peer was seen talking to, as nDPI's cache keeps them: the remote's
+# address and port. A new flow from the peer to one of them is BitTorrent from its first
+# packet, whatever it looks like (an encrypted handshake, uTP), for a quarter of an hour
+# after the last classified packet.
+BT_RECALL_TIMEOUT = "15m"
+
+
+def bt_recall_section() -> Section:
+    """Remember where a peer's BitTorrent flows go; mark its new flows there as BitTorrent
+    before the classifier would look at them (then blocked or counted as the class)."""
+    bt = mark_of("bittorrent")
+    keep = f"{~MARK_MASK & 0xFFFFFFFF:#010x}"
+    decl, remember, recall = [], [], []
+    for (fam, n), kind in zip(_FAMILIES, ("ipv4_addr", "ipv6_addr"), strict=True):
+        decl.append(
+            f"set bt_peers{n} {{ type {kind} . {kind} . inet_service; size {APP_COUNT_SIZE}; "
+            f"flags dynamic,timeout; timeout {BT_RECALL_TIMEOUT}; }}"
+        )
+        key = f"{fam} saddr . {fam} daddr . th dport"
+        remember.append(
+            f"ct direction original ct mark and {MARK_MASK:#010x} == {bt:#010x} "
+            f"meta l4proto {{ tcp, udp }} update @bt_peers{n} {{ {key} }}"
+        )
+        recall.append(
+            f"iifname @{IFACES} ct state new meta l4proto {{ tcp, udp }} {key} @bt_peers{n} "
+            f"ct mark set ct mark and {keep} or {bt:#010x}"
+        )
+    return Section("bt_recall", tuple(decl), {FROM_PEER: tuple(remember), RECALL: tuple(recall)})
 
 
 # Bytes and packets by peer address and conntrack mark (its class), in dynamic sets the
@@ -401,6 +435,7 @@ def policy_sections(
     return [
         gateway_section(),
         caps_section(policy),
+        bt_recall_section(),
         blocked_apps_section(),
         app_counts_section(),
         isolation_section(),

@@ -18,12 +18,15 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
+from wirewarden.domain.classify.steering import app_of
+from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.domain.traffic import ONLINE_SECONDS, Counters, delta
-from wirewarden.store.tsdb import Batch, Delta, PeerRef, TrafficStore
+from wirewarden.store.tsdb import AppCounter, AppDelta, Batch, Delta, PeerRef, TrafficStore
 
 log = logging.getLogger(__name__)
 DumpSource = Callable[[], tuple[dict[str, DeviceDump], float]]
+CountsSource = Callable[[], KernelCounts]
 RETAIN_EVERY = 600.0
 
 
@@ -63,6 +66,8 @@ class Directory:
             self.interface_ids[ref.interface] = ref.interface_id
         self.ids = {ref.id for refs in self.by_key.values() for ref in refs.values()}
         self.counts = {name: len(refs) for name, refs in self.by_key.items()}
+        self.by_id = {ref.id: ref for refs in self.by_key.values() for ref in refs.values()}
+        self.by_address = {a: ref for ref in self.by_id.values() for a in ref.addresses}
 
 
 class Snapshot:
@@ -83,6 +88,8 @@ class Snapshot:
         self.directory = directory or Directory()
         self.rates = rates or {}
         self.interfaces = interfaces or {}
+        # Classified traffic as the kernel counts it: (peer id, class) -> (bytes, packets).
+        self.apps: dict[tuple[int, str], tuple[int, int]] = {}
         self._peers: dict[int, PeerSample] | None = None
 
     @property
@@ -124,8 +131,18 @@ class CollectorStats:
 
 
 class Collector:
-    def __init__(self, dump: DumpSource, store: TrafficStore, node: str, period: float) -> None:
+    def __init__(
+        self,
+        dump: DumpSource,
+        store: TrafficStore,
+        node: str,
+        period: float,
+        counts: CountsSource | None = None,
+    ) -> None:
         self.dump, self.store, self.node, self.period = dump, store, node, period
+        # The kernel's classified-traffic counters (None: this process reads none).
+        self.counts = counts
+        self._app_counters: dict[tuple[str, int], AppCounter] | None = None
         self.snapshot = Snapshot(0.0)
         self.stats = CollectorStats()
         self._counters: dict[int, Counters] | None = None
@@ -163,6 +180,7 @@ class Collector:
         if self._counters is None:
             self._counters = self.store.load_counters()
         batch, snapshot, following = self._deltas(dumps, taken)
+        following_apps = self._app_deltas(batch, snapshot)
         try:
             self.store.record(batch)
         except IntegrityError:
@@ -173,8 +191,11 @@ class Collector:
             batch.peers = [d for d in batch.peers if d.id in known]
             batch.counters = [c for c in batch.counters if c[0] in known]
             batch.endpoints = [e for e in batch.endpoints if e[0] in known]
+            batch.apps = [a for a in batch.apps if a.peer_id in known]
             self.store.record(batch)
         self._counters = following
+        if following_apps is not None:
+            self._app_counters = following_apps
         self.snapshot = snapshot
         self._taken = taken
         now = int(taken)
@@ -250,6 +271,49 @@ class Collector:
         ]
         batch = Batch(int(taken), peers, interfaces, changed, endpoints)
         return batch, self._snapshot(taken, dumps, rates, per_iface, elapsed), following
+
+    def _app_deltas(
+        self, batch: Batch, snapshot: Snapshot
+    ) -> dict[tuple[str, int], AppCounter] | None:
+        """This period's classified traffic per peer and class into `batch`, its running
+        totals into `snapshot`; the baselines of the next pass (None: nothing read)."""
+        if self.counts is None:
+            return None
+        try:
+            seen = self.counts().apps
+        except Exception:  # no table yet, nft refused: the traffic pass goes on without
+            log.debug("classified traffic not read", exc_info=True)
+            snapshot.apps = self.snapshot.apps
+            return None
+        if self._app_counters is None:
+            self._app_counters = self.store.load_app_counters()
+        prev_all, following = self._app_counters, {}
+        sums: dict[tuple[int, str], list[int]] = {}
+        by_address = self._directory.by_address
+        for c in seen:
+            now = AppCounter(c.address, c.mark, c.bytes, c.packets)
+            key = (c.address, c.mark)
+            following[key] = now
+            ref, app = by_address.get(c.address), app_of(c.mark)
+            if ref is None or app is None:
+                continue
+            total = snapshot.apps.get((ref.id, app), (0, 0))
+            snapshot.apps[(ref.id, app)] = (total[0] + c.bytes, total[1] + c.packets)
+            prev = prev_all.get(key)
+            if prev == now:
+                continue
+            batch.app_counters.append(now)
+            if prev is None or c.bytes < prev.bytes or c.packets < prev.packets:
+                # New, or counting again from zero (the table was written whole): all of it.
+                size, packets = c.bytes, c.packets
+            else:
+                size, packets = c.bytes - prev.bytes, c.packets - prev.packets
+            if size or packets:
+                into = sums.setdefault((ref.id, app), [0, 0])
+                into[0] += size
+                into[1] += packets
+        batch.apps = [AppDelta(pid, app, b, p) for (pid, app), (b, p) in sums.items()]
+        return following
 
     def _forget_missing(
         self,

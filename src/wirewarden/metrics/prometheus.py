@@ -44,6 +44,16 @@ PEER_FAMILIES = (
 )
 
 
+APP_FAMILIES = (
+    (
+        "wirewarden_peer_app_bytes_total",
+        "Bytes of the peer's flows of a class (bittorrent, tls, quic, http, ssh, other), both "
+        "ways, as the kernel counts them (from zero when the firewall is written whole)",
+    ),
+    ("wirewarden_peer_app_packets_total", "Packets of the peer's flows of a class, both ways"),
+)
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -78,6 +88,28 @@ class PeerExposition:
         out = []
         for (name, kind, doc), values in zip(PEER_FAMILIES, (rx, tx, hs), strict=True):
             out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+            out.extend(f"{name}{line}\n" for line in values)
+        out.append(self._apps())
+        return "".join(out)
+
+    def _apps(self) -> str:
+        """Classified traffic per peer and class (few peers classify: generic is enough)."""
+        snap = self.collector.snapshot
+        found = snap.directory.by_id
+        size, packets = [], []
+        for (pid, app), (b, p) in sorted(snap.apps.items()):
+            ref = found.get(pid)
+            if ref is None:
+                continue
+            label = (
+                f'{{interface="{_escape(ref.interface)}",peer="{_escape(ref.name)}",'
+                f'app="{_escape(app)}"}} '
+            )
+            size.append(label + str(b))
+            packets.append(label + str(p))
+        out = []
+        for (name, doc), values in zip(APP_FAMILIES, (size, packets), strict=True):
+            out.append(f"# HELP {name} {doc}\n# TYPE {name} counter\n")
             out.extend(f"{name}{line}\n" for line in values)
         return "".join(out)
 

@@ -175,13 +175,19 @@ class UsageService:
                 traffic_bytes=rx + tx,
             )
 
-    def apps(self, peer_id: int, actor: Actor = SYSTEM) -> AppsOut:
-        """The peer's classified traffic by class, as its node's kernel counts it now."""
+    def apps(self, peer_id: int, actor: Actor = SYSTEM, since: datetime | None = None) -> AppsOut:
+        """The peer's classified traffic by class: since `since` from the metrics store,
+        else as its node's kernel counts it now."""
         with self.deps.sessions() as db:
             peer, iface = _seen_peer(db, peer_id, actor)
             addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
             # Another node's kernel counts its peers; agents do not report them (yet).
             here = node_name_of(db, iface.node_id) == self.deps.node
+        if since is not None and self.traffic is not None:
+            stored = self.traffic.apps_between(peer_id, since, datetime.now(UTC))
+            found = [AppUsage(app=a, packets=p, bytes=b) for a, (b, p) in stored.items()]
+            found.sort(key=lambda c: (-c.bytes, c.app))
+            return AppsOut(peer_id=peer_id, classes=found, counting=here, since=since)
         counts: tuple[AppCount, ...] = ()
         counting = False
         if here:

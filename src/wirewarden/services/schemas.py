@@ -405,6 +405,9 @@ class AppsOut(BaseModel):
         description="The classifier ran on the peer's node: counts since its firewall "
         "was last written whole (a restart of the host, a change of its skeleton)"
     )
+    since: datetime | None = Field(
+        None, description="Given: the classes' traffic since then, from the metrics store"
+    )
 
 
 class UsageOut(BaseModel):

@@ -177,6 +177,14 @@ class TrafficService:
         hi = ceil_to(epoch(end) + 1, MINUTE)
         return self.store.totals("peer", lo, hi, [peer_id]).get(peer_id, (0, 0))
 
+    def apps_between(
+        self, peer_id: int, start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """A peer's classified traffic per class, (bytes, packets), from `start` up to and
+        including the minute of `end`."""
+        lo, hi = floor_to(epoch(start), MINUTE), ceil_to(epoch(end) + 1, MINUTE)
+        return self.store.app_totals(peer_id, lo, hi) if lo < hi else {}
+
     def since_each(self, starts: dict[int, datetime], end: datetime) -> int:
         """Bytes (both ways) of several peers, each from its own start up to `end`: one
         store read per distinct start (peers of one reset day share theirs)."""

@@ -393,6 +393,41 @@ INTERFACE_TRAFFIC = {
 }
 
 
+# Classified traffic (issue 19): bytes and packets per peer and class, both directions
+# together (the kernel counts a flow's packets for its peer either way), in the same tiers.
+PEER_APP_TRAFFIC = {
+    tier: Table(
+        f"peer_app_traffic_{tier}",
+        Base.metadata,
+        Column(
+            "peer_id",
+            Integer,
+            ForeignKey("peers.id", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        Column("app", String(16), primary_key=True),
+        Column("t", BigInteger, primary_key=True, autoincrement=False),
+        Column("bytes", BigInteger, nullable=False),
+        Column("packets", BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+    for tier in TRAFFIC_TIERS
+}
+
+
+class AppCounters(Base):
+    """The last kernel counters seen per peer address and conntrack mark (a class): the
+    baseline of the next delta, kept in the transaction that records it."""
+
+    __tablename__ = "app_counters"
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    mark: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    packets: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
 class PeerCounters(Base):
     """The last kernel counters seen per peer: the baseline of the next delta, kept in the
     transaction that records the delta so a restart neither loses nor repeats traffic."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, cast
 
 from sqlalchemy import (
@@ -30,7 +30,9 @@ from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, flo
 from wirewarden.store.db import Bulk, bulk_insert, retry_on_busy
 from wirewarden.store.tables import (
     INTERFACE_TRAFFIC,
+    PEER_APP_TRAFFIC,
     PEER_TRAFFIC,
+    AppCounters,
     Interface,
     Node,
     Peer,
@@ -41,8 +43,26 @@ from wirewarden.store.tables import (
 
 Kind = Literal["peer", "interface"]
 KINDS: tuple[Kind, ...] = ("peer", "interface")
-TABLES: dict[Kind, dict[str, Table]] = {"peer": PEER_TRAFFIC, "interface": INTERFACE_TRAFFIC}
+# Every series the tiers hold, with its key and its two summed columns: a peer's and an
+# interface's traffic (rx, tx), and a peer's classified traffic per class.
+Series = Literal["peer", "interface", "app"]
+SERIES: tuple[Series, ...] = ("peer", "interface", "app")
+TABLES: dict[Series, dict[str, Table]] = {
+    "peer": PEER_TRAFFIC,
+    "interface": INTERFACE_TRAFFIC,
+    "app": PEER_APP_TRAFFIC,
+}
 KEYS: dict[Kind, str] = {"peer": "peer_id", "interface": "interface_id"}
+SERIES_KEYS: dict[Series, tuple[str, ...]] = {
+    "peer": ("peer_id",),
+    "interface": ("interface_id",),
+    "app": ("peer_id", "app"),
+}
+VALUES: dict[Series, tuple[str, str]] = {
+    "peer": ("rx", "tx"),
+    "interface": ("rx", "tx"),
+    "app": ("bytes", "packets"),
+}
 PARENTS: dict[Kind, str] = {"peer": "peers", "interface": "interfaces"}
 ENDPOINT_KEEP = 35 * 86400
 COUNTERS = cast(Table, PeerCounters.__table__)
@@ -94,6 +114,33 @@ def _add_delta(kind: Kind) -> Bulk:
 
 
 ADD_DELTA: dict[Kind, Bulk] = {kind: _add_delta(kind) for kind in KINDS}
+_APP_RAW = PEER_APP_TRAFFIC["raw"].name
+ADD_APP_DELTA = bulk_insert(
+    _APP_RAW,
+    [
+        ("peer_id", "peer_id", "BIGINT"),
+        ("app", "app", "TEXT"),
+        ("t", "t", "BIGINT"),
+        ("bytes", "bytes", "BIGINT"),
+        ("packets", "packets", "BIGINT"),
+    ],
+    exists=("peers", "peer_id"),
+    tail=f"ON CONFLICT (peer_id, app, t) DO UPDATE SET bytes = {_APP_RAW}.bytes + excluded.bytes,"
+    f" packets = {_APP_RAW}.packets + excluded.packets",
+)
+SAVE_APP_COUNTERS = bulk_insert(
+    "app_counters",
+    [
+        ("address", "address", "TEXT"),
+        ("mark", "mark", "BIGINT"),
+        ("bytes", "bytes", "BIGINT"),
+        ("packets", "packets", "BIGINT"),
+        ("updated", "updated", "BIGINT"),
+    ],
+    # SQLite reads an upsert's SELECT only with a WHERE (an ON would be a join's).
+    tail="WHERE true ON CONFLICT (address, mark) DO UPDATE SET bytes = excluded.bytes,"
+    " packets = excluded.packets, updated = excluded.updated",
+)
 
 
 class PeerRef(NamedTuple):
@@ -102,6 +149,7 @@ class PeerRef(NamedTuple):
     interface_id: int
     interface: str
     public_key: str
+    addresses: tuple[str, ...] = ()  # its tunnel addresses, without prefix length
 
 
 class Delta(NamedTuple):
@@ -110,6 +158,24 @@ class Delta(NamedTuple):
     id: int
     rx: int
     tx: int
+
+
+class AppDelta(NamedTuple):
+    """A peer's traffic of one class in one collection period."""
+
+    peer_id: int
+    app: str
+    bytes: int
+    packets: int
+
+
+class AppCounter(NamedTuple):
+    """The kernel's counters of one peer address and conntrack mark (a class)."""
+
+    address: str
+    mark: int
+    bytes: int
+    packets: int
 
 
 @dataclass
@@ -121,6 +187,8 @@ class Batch:
     interfaces: list[Delta]
     counters: list[tuple[int, Counters]]
     endpoints: list[tuple[int, str]]
+    apps: list[AppDelta] = field(default_factory=list)
+    app_counters: list[AppCounter] = field(default_factory=list)
 
 
 class TrafficStore:
@@ -136,15 +204,23 @@ class TrafficStore:
     def directory(self, node: str) -> list[PeerRef]:
         """Every peer of this node, in one query."""
         query = (
-            select(Peer.id, Peer.name, Peer.public_key, Interface.id, Interface.name)
+            select(
+                Peer.id,
+                Peer.name,
+                Peer.public_key,
+                Interface.id,
+                Interface.name,
+                Peer.ipv4,
+                Peer.ipv6,
+            )
             .join(Interface, Peer.interface_id == Interface.id)
             .join(Node, Interface.node_id == Node.id)
             .where(Node.name == node)
         )
         with self.engine.connect() as conn:
             return [
-                PeerRef(pid, name, iid, ifname, key)
-                for pid, name, key, iid, ifname in conn.execute(query)
+                PeerRef(pid, name, iid, ifname, key, _hosts(v4, v6))
+                for pid, name, key, iid, ifname, v4, v6 in conn.execute(query)
             ]
 
     def load_counters(self) -> dict[int, Counters]:
@@ -168,6 +244,21 @@ class TrafficStore:
                 t = batch.t
                 rows = [{"peer_id": p, "at": t, "endpoint": e} for p, e in batch.endpoints]
                 SAVE_ENDPOINT.execute(conn, rows)
+            if batch.apps:
+                ADD_APP_DELTA.execute(conn, [{**d._asdict(), "t": minute} for d in batch.apps])
+            if batch.app_counters:
+                t = batch.t
+                rows = [{**c._asdict(), "updated": t} for c in batch.app_counters]
+                SAVE_APP_COUNTERS.execute(conn, rows)
+
+    def load_app_counters(self) -> dict[tuple[str, int], AppCounter]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    AppCounters.address, AppCounters.mark, AppCounters.bytes, AppCounters.packets
+                )
+            )
+            return {(a, m): AppCounter(a, m, b, p) for a, m, b, p in rows}
 
     def _add(self, conn: Connection, kind: Kind, t: int, deltas: list[Delta]) -> None:
         ADD_DELTA[kind].execute(
@@ -193,7 +284,7 @@ class TrafficStore:
 
     # ---- rollups and retention
 
-    def watermarks(self, kind: Kind, conn: Connection | None = None) -> dict[str, int]:
+    def watermarks(self, kind: Series, conn: Connection | None = None) -> dict[str, int]:
         if conn is None:
             with self.engine.connect() as own:
                 return self.watermarks(kind, own)
@@ -207,7 +298,7 @@ class TrafficStore:
         the blocks it closes."""
         written = 0
         with self.engine.begin() as conn:
-            for kind in KINDS:
+            for kind in SERIES:
                 marks = self.watermarks(kind, conn)
                 for finer, coarser in itertools.pairwise(TIERS):
                     written += self._roll(conn, kind, finer, coarser, marks, now)
@@ -216,7 +307,7 @@ class TrafficStore:
     def _roll(
         self,
         conn: Connection,
-        kind: Kind,
+        kind: Series,
         finer: Tier,
         coarser: Tier,
         marks: dict[str, int],
@@ -225,14 +316,16 @@ class TrafficStore:
         start, end = marks.get(coarser.name, 0), floor_to(now, coarser.step)
         if end <= start:
             return 0
-        src, dst, key = TABLES[kind][finer.name], TABLES[kind][coarser.name], KEYS[kind]
+        src, dst = TABLES[kind][finer.name], TABLES[kind][coarser.name]
+        keys, values = [src.c[k] for k in SERIES_KEYS[kind]], VALUES[kind]
         block = _bucket(src, coarser.step)
         sums = (
-            select(src.c[key], block, func.sum(src.c.rx), func.sum(src.c.tx))
+            select(*keys, block, *(func.sum(src.c[v]) for v in values))
             .where(src.c.t >= start, src.c.t < end)
-            .group_by(src.c[key], block)
+            .group_by(*keys, block)
         )
-        result = conn.execute(dst.insert().from_select([key, "t", "rx", "tx"], sums))
+        columns = [*SERIES_KEYS[kind], "t", *values]
+        result = conn.execute(dst.insert().from_select(columns, sums))
         name = f"{kind}:{coarser.name}"
         if coarser.name in marks:
             conn.execute(ROLLUPS.update().where(TrafficRollup.name == name).values(until=end))
@@ -245,7 +338,7 @@ class TrafficStore:
         """Delete what each tier no longer keeps, never a block not yet rolled up."""
         deleted: dict[str, int] = {}
         with self.engine.begin() as conn:
-            for kind in KINDS:
+            for kind in SERIES:
                 marks = self.watermarks(kind, conn)
                 for tier, coarser in itertools.pairwise(TIERS):
                     if tier.keep is None:
@@ -303,6 +396,22 @@ class TrafficStore:
                 _merge(out, conn.execute(query.group_by(table.c[key])).all())
         return out
 
+    def app_totals(self, peer_id: int, since: int, until: int) -> dict[str, tuple[int, int]]:
+        """A peer's classified traffic per class over [since, until): (bytes, packets)."""
+        out: dict[str, tuple[int, int]] = {}
+        with self.engine.connect() as conn:
+            for seg in cover(since, until, self.watermarks("app", conn)):
+                table = TABLES["app"][seg.tier.name]
+                query = (
+                    select(table.c.app, func.sum(table.c.bytes), func.sum(table.c.packets))
+                    .where(*_range(table, seg), table.c.peer_id == peer_id)
+                    .group_by(table.c.app)
+                )
+                for app, size, packets in conn.execute(query):
+                    old_size, old_packets = out.get(app, (0, 0))
+                    out[app] = (old_size + int(size or 0), old_packets + int(packets or 0))
+        return out
+
     def endpoints(self, peer_id: int, limit: int = 20) -> list[tuple[int, str]]:
         table = ENDPOINTS
         query = (
@@ -324,6 +433,10 @@ class TrafficStore:
             return {
                 r.peer_id: Counters(r.public_key, r.rx, r.tx, r.handshake, r.endpoint) for r in rows
             }
+
+
+def _hosts(*addresses: str | None) -> tuple[str, ...]:
+    return tuple(a.split("/")[0] for a in addresses if a)
 
 
 def _bucket(table: Table, step: int) -> Any:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from wirewarden.services.schemas import AppsOut, ProfileIn, ProfileOut, UsageOut
 from wirewarden.web.deps import App, Reader, RowId, Writer
@@ -42,10 +45,18 @@ def peer_usage(app: App, actor: Reader, peer_id: RowId) -> UsageOut:
 
 
 @router.get("/peers/{peer_id}/apps")
-def peer_apps(app: App, actor: Reader, peer_id: RowId) -> AppsOut:
-    """The peer's classified traffic by class (bytes and packets, both ways), as its node's
-    kernel counts it now (docs/classify.md)."""
-    return app.usage.apps(peer_id, actor)
+def peer_apps(
+    app: App,
+    actor: Reader,
+    peer_id: RowId,
+    since: Annotated[
+        datetime | None, Query(description="Start (ISO 8601 or Unix time): from the store")
+    ] = None,
+) -> AppsOut:
+    """The peer's classified traffic by class (bytes and packets, both ways): since
+    `since` (ISO 8601) from the metrics store, else as its node's kernel counts it now
+    (docs/classify.md)."""
+    return app.usage.apps(peer_id, actor, since)
 
 
 @router.post("/peers/{peer_id}/usage/reset")
