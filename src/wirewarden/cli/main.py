@@ -696,6 +696,7 @@ def main() -> None:
     from wirewarden.cli.db import db_app
     from wirewarden.cli.dns import dns_app
     from wirewarden.cli.expose import expose
+    from wirewarden.cli.mappings import mapping_app
     from wirewarden.cli.nodes import node_app
     from wirewarden.cli.plans import plan_app
     from wirewarden.cli.tenants import tenant_app
@@ -708,4 +709,5 @@ def main() -> None:
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(db_app, name="db")
     app.add_typer(node_app, name="node")
+    app.add_typer(mapping_app, name="mapping")
     app()

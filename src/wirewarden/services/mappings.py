@@ -32,7 +32,7 @@ from wirewarden.store.tables import ExposedPort, Interface, Peer, Tenant
 Origin = tuple[str, str]
 HostPorts = Callable[[str], frozenset[int]]
 # Traffic this node counted: bytes by forward target (proto, address, port), by name id.
-Counted = tuple[dict[tuple[str, str, int], int], Mapping[int, int]]
+Counted = tuple[dict[tuple[str, str, int], int], Mapping[int, int] | None]
 
 
 def _host(address: str) -> str:
@@ -49,8 +49,9 @@ class MappingService:
         # Told when names may have come or gone (the front listener reads them again);
         # called from the thread that made the change.
         self.names_changed: Callable[[], None] = lambda: None
-        # What the front listener passed per name (mapping id), both ways.
-        self.name_traffic: Callable[[], Mapping[int, int]] = dict
+        # What the front listener passed per name (mapping id), both ways; None where no
+        # front runs in this process (the CLI): unknown, not zero.
+        self.name_traffic: Callable[[], Mapping[int, int]] | None = None
 
     def gateways(self) -> frozenset[str]:
         """The gateway addresses of this node's enabled interfaces: where the tunnel API
@@ -299,7 +300,7 @@ class MappingService:
         for c in exposed:
             key = (c.proto, c.address, c.port)
             by_target[key] = by_target.get(key, 0) + c.bytes
-        return by_target, self.name_traffic()
+        return by_target, self.name_traffic() if self.name_traffic is not None else None
 
     def of_peer(self, peer_id: int, actor: Actor) -> list[MappingOut]:
         return self.live(actor, peer_id)
@@ -359,7 +360,10 @@ class MappingService:
         if counted is not None:
             by_target, by_name = counted
             target = (row.proto, _host(peer.ipv4) if peer.ipv4 else "", row.local_port)
-            size = by_name.get(row.id, 0) if row.hostname else by_target.get(target, 0)
+            if not row.hostname:
+                size = by_target.get(target, 0)
+            elif by_name is not None:
+                size = by_name.get(row.id, 0)
         return MappingOut(
             id=row.id,
             peer_id=peer.id,
