@@ -21,6 +21,7 @@ from starlette.websockets import WebSocketDisconnect
 from tests.api.conftest import build_fast, stored_bytes
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
+from wirewarden.domain.classify.steering import mark_of
 from wirewarden.domain.statediff import digest, patch
 from wirewarden.fleet.protocol import (
     Ack,
@@ -234,11 +235,20 @@ def test_a_credential_reads_and_reports_only_its_own_node(
     own = {"t": now, "interface": "wgn1", "public_key": mine["public_key"], "rx": 700, "tx": 300}
     dns = {"at": time.time(), "client": "10.51.0.2", "policy": "default", "name": "x.test."}
     dns |= {"qtype": 1, "status": "allowed", "rcode": 0, "count": 1}
+    tls = mark_of("tls")
+    their_ip, my_ip = (p["address"].split("/")[0] for p in (theirs, mine))
+    apps = [
+        {"t": now, "address": their_ip, "mark": tls, "bytes": 10**9, "packets": 9},
+        {"t": now, "address": my_ip, "mark": tls, "bytes": 4_000, "packets": 4},
+        {"t": now, "address": my_ip, "mark": 1, "bytes": 7, "packets": 7},  # no class
+        {"t": now, "address": my_ip, "mark": tls, "bytes": -1, "packets": 0},  # garbage
+    ]
     report = Report(
         seq=1,
         samples=[sample, own],
         dns_log=[{**dns, "peer_id": theirs["id"]}, {**dns, "peer_id": mine["id"]}],
         quotas={f"cap_{theirs['id']}_0_100": 99, f"cap_{mine['id']}_0_100": 42},
+        apps=apps,
     )
     answer = tc.post(f"{API}/agent/messages", content=encode(report), headers=_bearer(one))
     assert answer.status_code == 200 and answer.json() == {"type": "report_ack", "seq": 1}
@@ -254,10 +264,21 @@ def test_a_credential_reads_and_reports_only_its_own_node(
     usage_mine = tc.get(f"{API}/peers/{mine['id']}/usage", headers=admin).json()
     assert usage_theirs["rx_bytes"] + usage_theirs["tx_bytes"] == 0
     assert usage_mine["rx_bytes"] + usage_mine["tx_bytes"] == 1000
+    # Its peer's classified traffic lands in the store; the other node's peer's does not.
+    since = {"since": "2020-01-01T00:00:00Z"}
+    classes = tc.get(f"{API}/peers/{mine['id']}/apps", params=since, headers=admin).json()
+    assert classes["classes"] == [{"app": "tls", "packets": 4, "bytes": 4_000}]
+    classes = tc.get(f"{API}/peers/{theirs['id']}/apps", params=since, headers=admin).json()
+    assert classes["classes"] == []
     # The same batch again (its ack was lost): stored once.
     tc.post(f"{API}/agent/messages", content=encode(report), headers=_bearer(one))
     with fleet.engine.connect() as conn:
         assert len(conn.execute(select(DnsQuery.id)).all()) == 1
+    # The next report's counters count what they moved since these.
+    later = Report(seq=2, apps=[{**apps[1], "bytes": 4_500, "packets": 6}])
+    tc.post(f"{API}/agent/messages", content=encode(later), headers=_bearer(one))
+    classes = tc.get(f"{API}/peers/{mine['id']}/apps", params=since, headers=admin).json()
+    assert classes["classes"] == [{"app": "tls", "packets": 6, "bytes": 4_500}]
 
 
 def test_removed_node_is_refused_and_its_socket_closed(

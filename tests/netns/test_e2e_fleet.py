@@ -161,6 +161,23 @@ def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restart
             timeout=10,
             what="a change made on the other replica to reach the node",
         )
+        # Classified on the node (ssh blocked there, so its classifier runs) and counted
+        # into the control plane's store through the agent's reports.
+        control.api("PATCH", f"/peers/{peer['id']}", {"block_apps": ["ssh"]})
+        since = "since=2020-01-01T00:00:00Z"
+
+        def classes() -> dict[str, int]:
+            assert client.http_get(f"http://{Topology.inet_ip}/") == Topology.inet_http_body
+            shown = control.api("GET", f"/peers/{peer['id']}/apps?{since}")
+            return {c["app"]: c["bytes"] for c in shown["classes"]}
+
+        wait_until(
+            lambda: classes().get("http", 0) > 200,
+            timeout=60,
+            interval=2,
+            what=f"the node's classified HTTP in the control plane's store:\n{agent.log()}",
+        )
+        control.api("PATCH", f"/peers/{peer['id']}", {"block_apps": []})
         other.stop()
 
         # The control plane away: every ping answered, the agent still running.

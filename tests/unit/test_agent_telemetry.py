@@ -73,3 +73,17 @@ def test_query_log_records_become_report_rows_with_the_name_as_text() -> None:
             "count": 2,
         }
     ]
+
+
+def test_classified_counters_are_reported_when_they_moved() -> None:
+    from wirewarden.agent.telemetry import AppSampler
+    from wirewarden.domain.firewall import AppCount, KernelCounts
+
+    sampler = AppSampler()
+    first = KernelCounts(apps=(AppCount("10.8.0.2", 7, 10, 1000), AppCount("10.8.0.3", 7, 1, 9)))
+    assert [r["address"] for r in sampler.rows(100.0, first)] == ["10.8.0.2", "10.8.0.3"]
+    moved = KernelCounts(apps=(AppCount("10.8.0.2", 7, 12, 1500), AppCount("10.8.0.3", 7, 1, 9)))
+    assert sampler.rows(160.0, moved) == [
+        {"t": 160, "address": "10.8.0.2", "mark": 7, "bytes": 1500, "packets": 12}
+    ]
+    assert sampler.rows(220.0, moved) == []

@@ -25,7 +25,7 @@ from wirewarden.agent.files import SealedFiles
 from wirewarden.agent.held import Held, HeldState, Resync
 from wirewarden.agent.host import Host, Pass
 from wirewarden.agent.outbox import Outbox
-from wirewarden.agent.telemetry import CpuMeter, Sampler
+from wirewarden.agent.telemetry import AppSampler, CpuMeter, Sampler
 from wirewarden.fleet.client import Link, Revoked, Server, Unreachable, enrol, open_link
 from wirewarden.fleet.protocol import (
     Ack,
@@ -77,6 +77,7 @@ class Agent:
         self.server, self.version, self.join_token = server, version, join_token
         self.timing, self.opener = timing, opener
         self.sampler, self.cpu = Sampler(), CpuMeter()
+        self.app_sampler = AppSampler()
         self.started = time.monotonic()
         self.host: Host | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,10 +216,22 @@ class Agent:
                 rows = self.sampler.samples(time.time(), dumps)
                 if rows:
                     self.outbox.add(samples=rows)
+                await self._collect_apps()
                 await asyncio.to_thread(self.outbox.seal)
             except Exception:  # a dump that fails now may not next time; tunnels go on
                 log.exception("collecting traffic samples failed")
             await asyncio.sleep(self.timing.report)
+
+    async def _collect_apps(self) -> None:
+        assert self.host is not None
+        try:
+            counts = await asyncio.to_thread(self.host.kernel_counts)
+        except Exception:  # no table yet: nothing classified to tell
+            log.debug("classified traffic not read", exc_info=True)
+            return
+        rows = self.app_sampler.rows(time.time(), counts)
+        if rows:
+            self.outbox.add(apps=rows)
 
 
 class _Session:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.fleet.protocol import PeerChanges
 
@@ -42,6 +43,11 @@ class Host(Protocol):
 
     def cpu_times(self) -> tuple[int, int]:
         """The host's (busy, total) CPU ticks so far (blocking)."""
+        ...
+
+    def kernel_counts(self) -> KernelCounts:
+        """The firewall's own counters (classified traffic) now (blocking); raises when
+        they cannot be read (no table yet)."""
         ...
 
 

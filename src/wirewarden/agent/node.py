@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wirewarden.dns.runtime import DnsRuntime
+from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.fleet.protocol import PeerChanges
 from wirewarden.reconciler.engine import Loop, Reconciler
@@ -59,3 +60,6 @@ class NodeHost:
 
     def cpu_times(self) -> tuple[int, int]:
         return self.cpu()
+
+    def kernel_counts(self) -> KernelCounts:
+        return self.reconciler.observe_kernel_counts()

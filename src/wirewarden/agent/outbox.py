@@ -28,10 +28,11 @@ MAX_ROWS = 2000
 class _Pending:
     samples: list[dict[str, JsonValue]] = field(default_factory=list)
     dns_log: list[dict[str, JsonValue]] = field(default_factory=list)
+    apps: list[dict[str, JsonValue]] = field(default_factory=list)
     quotas: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.samples or self.dns_log or self.quotas)
+        return bool(self.samples or self.dns_log or self.apps or self.quotas)
 
 
 class Outbox:
@@ -56,10 +57,12 @@ class Outbox:
         samples: list[dict[str, JsonValue]] | None = None,
         dns_log: list[dict[str, JsonValue]] | None = None,
         quotas: dict[str, int] | None = None,
+        apps: list[dict[str, JsonValue]] | None = None,
     ) -> None:
         with self._lock:
             self._pending.samples.extend(samples or ())
             self._pending.dns_log.extend(dns_log or ())
+            self._pending.apps.extend(apps or ())
             if quotas:
                 self._pending.quotas.update(quotas)
 
@@ -70,16 +73,17 @@ class Outbox:
         if not pending:
             return 0
         made = 0
-        samples, dns_log, quotas = pending.samples, pending.dns_log, pending.quotas
-        while samples or dns_log or quotas or made == 0:
+        rows = [pending.samples, pending.dns_log, pending.apps]
+        quotas = pending.quotas
+        while any(rows) or quotas or made == 0:
+            parts, room = [], MAX_ROWS
+            for i, kind in enumerate(rows):  # MAX_ROWS of them all, in this order
+                parts.append(kind[:room])
+                rows[i], room = kind[room:], room - len(parts[-1])
             part = Report(
-                seq=self._next,
-                samples=samples[:MAX_ROWS],
-                dns_log=dns_log[: max(0, MAX_ROWS - len(samples))],
-                quotas=quotas,
+                seq=self._next, samples=parts[0], dns_log=parts[1], apps=parts[2], quotas=quotas
             )
-            dns_log = dns_log[len(part.dns_log) :]
-            samples, quotas = samples[MAX_ROWS:], {}
+            quotas = {}
             self.files.write(f"{DIR}/{self._next:012d}", part.model_dump(mode="json"))
             self._next += 1
             made += 1

@@ -8,11 +8,32 @@ from dataclasses import dataclass
 
 from pydantic import JsonValue
 
-from wirewarden.domain.firewall import ObservedFirewall
+from wirewarden.domain.firewall import KernelCounts, ObservedFirewall
 from wirewarden.domain.state import DesiredState, DeviceDump, PeerStats
 from wirewarden.domain.traffic import ONLINE_SECONDS
 
 Key = tuple[str, str]  # (interface, public key)
+
+
+class AppSampler:
+    """Classified traffic for the report: the kernel's running counters per peer address
+    and class mark that moved since the last call (the control plane stores the moves)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def rows(self, at: float, counts: KernelCounts) -> list[dict[str, JsonValue]]:
+        rows: list[dict[str, JsonValue]] = []
+        seen: dict[tuple[str, int], tuple[int, int]] = {}
+        for c in counts.apps:
+            key, now = (c.address, c.mark), (c.bytes, c.packets)
+            seen[key] = now
+            if self._last.get(key) != now:
+                row: dict[str, JsonValue] = {"t": int(at), "address": c.address}
+                row.update(mark=c.mark, bytes=c.bytes, packets=c.packets)
+                rows.append(row)
+        self._last = seen
+        return rows
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,11 @@ def human_bytes(value: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} PiB"
+
+
+def moved(prev: tuple[int, int] | None, cur: tuple[int, int]) -> tuple[int, int]:
+    """What a pair of running counters (bytes, packets) moved since `prev`: all of `cur`
+    when it is new or counts again from zero (its set was written anew)."""
+    if prev is None or cur[0] < prev[0] or cur[1] < prev[1]:
+        return cur
+    return cur[0] - prev[0], cur[1] - prev[1]

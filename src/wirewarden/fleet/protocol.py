@@ -313,16 +313,19 @@ class Heartbeat(_Message):
 
 
 class Report(_Message):
-    """What the node measured since its last report: traffic samples, DNS query-log rows
-    and quota counters. Kept by the agent (on disk while the control plane is away) until
-    a ReportAck with its seq. The control plane validates the rows against the node's own
-    peers: a row naming another node's peer is dropped."""
+    """What the node measured since its last report: traffic samples, DNS query-log rows,
+    quota counters and classified traffic. Kept by the agent (on disk while the control
+    plane is away) until a ReportAck with its seq. The control plane validates the rows
+    against the node's own peers: a row naming another node's peer is dropped."""
 
     type: Literal["report"] = "report"
     seq: Count
     samples: list[dict[str, JsonValue]] = Field(default_factory=list)
     dns_log: list[dict[str, JsonValue]] = Field(default_factory=list)
     quotas: dict[str, Count] = Field(default_factory=dict)
+    # Classified traffic: the kernel's running counters per peer address and class mark
+    # that moved since the last report (the control plane stores what they moved).
+    apps: list[dict[str, JsonValue]] = Field(default_factory=list)
 
 
 class Snapshot(_Message):

@@ -22,7 +22,7 @@ from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.domain.traffic import ONLINE_SECONDS, Counters, delta
-from wirewarden.store.tsdb import AppCounter, AppDelta, Batch, Delta, PeerRef, TrafficStore
+from wirewarden.store.tsdb import AppCounter, Batch, Delta, PeerRef, TrafficStore, app_moves
 
 log = logging.getLogger(__name__)
 DumpSource = Callable[[], tuple[dict[str, DeviceDump], float]]
@@ -280,39 +280,21 @@ class Collector:
         if self.counts is None:
             return None
         try:
-            seen = self.counts().apps
+            seen = [AppCounter(c.address, c.mark, c.bytes, c.packets) for c in self.counts().apps]
         except Exception:  # no table yet, nft refused: the traffic pass goes on without
             log.debug("classified traffic not read", exc_info=True)
             snapshot.apps = self.snapshot.apps
             return None
         if self._app_counters is None:
             self._app_counters = self.store.load_app_counters()
-        prev_all, following = self._app_counters, {}
-        sums: dict[tuple[int, str], list[int]] = {}
-        by_address = self._directory.by_address
+        following = dict(self._app_counters)
+        owners = {a: ref.id for a, ref in self._directory.by_address.items()}
+        batch.apps, batch.app_counters = app_moves(seen, following, owners)
         for c in seen:
-            now = AppCounter(c.address, c.mark, c.bytes, c.packets)
-            key = (c.address, c.mark)
-            following[key] = now
-            ref, app = by_address.get(c.address), app_of(c.mark)
-            if ref is None or app is None:
-                continue
-            total = snapshot.apps.get((ref.id, app), (0, 0))
-            snapshot.apps[(ref.id, app)] = (total[0] + c.bytes, total[1] + c.packets)
-            prev = prev_all.get(key)
-            if prev == now:
-                continue
-            batch.app_counters.append(now)
-            if prev is None or c.bytes < prev.bytes or c.packets < prev.packets:
-                # New, or counting again from zero (the table was written whole): all of it.
-                size, packets = c.bytes, c.packets
-            else:
-                size, packets = c.bytes - prev.bytes, c.packets - prev.packets
-            if size or packets:
-                into = sums.setdefault((ref.id, app), [0, 0])
-                into[0] += size
-                into[1] += packets
-        batch.apps = [AppDelta(pid, app, b, p) for (pid, app), (b, p) in sums.items()]
+            pid, app = owners.get(c.address), app_of(c.mark)
+            if pid is not None and app is not None:
+                total = snapshot.apps.get((pid, app), (0, 0))
+                snapshot.apps[(pid, app)] = (total[0] + c.bytes, total[1] + c.packets)
         return following
 
     def _forget_missing(

@@ -137,7 +137,7 @@ class FleetApplier:
         return found
 
     def kernel_counts(self) -> KernelCounts:
-        """This host's only: agents do not report these counters (yet)."""
+        """This host's, live (agents send theirs to the metrics store in their reports)."""
         return self.local.kernel_counts()
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:

@@ -1,8 +1,8 @@
 """What a node's agent measured, into the stores the local collector and resolver use:
-traffic samples into the metrics store, DNS query-log rows into the query log, quota
-counters into each capped peer's saved usage. Only the node's own peers count: a row
-naming a peer of another node (or none known) is dropped, and peer names come from the
-database, never from the report."""
+traffic samples and classified traffic into the metrics store, DNS query-log rows into
+the query log, quota counters into each capped peer's saved usage. Only the node's own
+peers count: a row naming a peer of another node (or none known) is dropped, and peer
+names come from the database, never from the report."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from wirewarden.domain.traffic import Counters, delta
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.dns import DnsStore
 from wirewarden.store.tables import Peer
-from wirewarden.store.tsdb import Batch, Delta, PeerRef, TrafficStore
+from wirewarden.store.tsdb import AppCounter, Batch, Delta, PeerRef, TrafficStore, app_moves
 
 log = logging.getLogger(__name__)
 _QUOTA = re.compile(r"^cap_(\d+)_(\d+)_\d+$")
@@ -62,6 +62,16 @@ class DnsRow(_Row):
     count: int = Field(1, ge=1)
 
 
+class AppRow(_Row):
+    """The kernel's running counters of one peer address and class mark at time `t`."""
+
+    t: int = Field(ge=0)
+    address: str = Field(max_length=45)
+    mark: int = Field(ge=0, le=0xFFFFFFFF)
+    bytes: int = Field(ge=0, le=2**62)  # a BIGINT column holds it
+    packets: int = Field(ge=0, le=2**62)
+
+
 @dataclass(frozen=True)
 class Ingested:
     samples: int
@@ -90,6 +100,7 @@ class NodeReports:
         samples: Sequence[dict[str, Any]],
         dns_log: Sequence[dict[str, Any]],
         quotas: dict[str, int],
+        apps: Sequence[dict[str, Any]] = (),
     ) -> Ingested:
         refs = self.traffic.directory(node)
         by_key = {(r.interface, r.public_key): r for r in refs}
@@ -97,6 +108,11 @@ class NodeReports:
         good, bad = _valid(Sample, samples)
         ours = [s for s in good if (s.interface, s.public_key) in by_key]
         self._traffic(ours, by_key)
+        by_address = {a: r for r in refs for a in r.addresses}
+        counted, bad_apps = _valid(AppRow, apps)
+        own_apps = [a for a in counted if a.address in by_address]
+        self._apps(own_apps, by_address)
+        bad += bad_apps + len(counted) - len(own_apps)
         rows, bad_rows = _valid(DnsRow, dns_log)
         kept = [r for r in rows if r.peer_id is None or r.peer_id in names]
         DnsStore(self.sessions, node).write_log([_record(r, names) for r in kept])
@@ -142,6 +158,19 @@ class NodeReports:
                     endpoints.append((ref.id, s.endpoint))
             interfaces = [Delta(i, rx, tx) for i, (rx, tx) in per_iface.items()]
             self.traffic.record(Batch(t, peers, interfaces, counters, endpoints))
+
+    def _apps(self, rows: list[AppRow], by_address: dict[str, PeerRef]) -> None:
+        """What each counter moved since the one stored, per peer and class, by time."""
+        if not rows:
+            return
+        baseline = self.traffic.load_app_counters()
+        owners = {address: ref.id for address, ref in by_address.items()}
+        by_t: dict[int, list[AppCounter]] = defaultdict(list)
+        for r in rows:
+            by_t[r.t].append(AppCounter(r.address, r.mark, r.bytes, r.packets))
+        for t in sorted(by_t):
+            deltas, changed = app_moves(by_t[t], baseline, owners)
+            self.traffic.record(Batch(t, [], [], [], [], apps=deltas, app_counters=changed))
 
     @retry_on_busy
     def _usage(self, quotas: dict[str, int]) -> None:

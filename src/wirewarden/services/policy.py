@@ -181,13 +181,14 @@ class UsageService:
         with self.deps.sessions() as db:
             peer, iface = _seen_peer(db, peer_id, actor)
             addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
-            # Another node's kernel counts its peers; agents do not report them (yet).
+            # Another node's kernel counts its peers: live, only this node's are read.
             here = node_name_of(db, iface.node_id) == self.deps.node
         if since is not None and self.traffic is not None:
             stored = self.traffic.apps_between(peer_id, since, datetime.now(UTC))
             found = [AppUsage(app=a, packets=p, bytes=b) for a, (b, p) in stored.items()]
             found.sort(key=lambda c: (-c.bytes, c.app))
-            return AppsOut(peer_id=peer_id, classes=found, counting=here, since=since)
+            # Every node's counts reach the store (agents report them): counted.
+            return AppsOut(peer_id=peer_id, classes=found, counting=True, since=since)
         counts: tuple[AppCount, ...] = ()
         counting = False
         if here:

@@ -26,7 +26,8 @@ from sqlalchemy import (
     select,
 )
 
-from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to
+from wirewarden.domain.classify.steering import app_of
+from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to, moved
 from wirewarden.store.db import Bulk, bulk_insert, retry_on_busy
 from wirewarden.store.tables import (
     INTERFACE_TRAFFIC,
@@ -176,6 +177,36 @@ class AppCounter(NamedTuple):
     mark: int
     bytes: int
     packets: int
+
+
+def app_moves(
+    seen: Iterable[AppCounter],
+    baseline: dict[tuple[str, int], AppCounter],
+    owners: dict[str, int],
+) -> tuple[list[AppDelta], list[AppCounter]]:
+    """What the kernel's class counters moved since `baseline` (brought up to `seen` in
+    place), summed per peer (`owners`: address -> peer id) and class; and the counters that
+    changed, to store as the next baseline. A counter new or counting again from zero (its
+    set written anew) moved all of it; one of no peer's address or of no class is kept as
+    a baseline only."""
+    sums: dict[tuple[int, str], list[int]] = {}
+    changed = []
+    for now in seen:
+        key = (now.address, now.mark)
+        prev = baseline.get(key)
+        if prev == now:
+            continue
+        baseline[key] = now
+        changed.append(now)
+        size, packets = moved(
+            (prev.bytes, prev.packets) if prev else None, (now.bytes, now.packets)
+        )
+        peer, app = owners.get(now.address), app_of(now.mark)
+        if peer is not None and app is not None and (size or packets):
+            into = sums.setdefault((peer, app), [0, 0])
+            into[0] += size
+            into[1] += packets
+    return [AppDelta(p, a, b, n) for (p, a), (b, n) in sums.items()], changed
 
 
 @dataclass

@@ -292,6 +292,7 @@ async def report(container: Container, node: NodeIdentity, message: Report) -> R
             message.samples,
             message.dns_log,
             dict(message.quotas),
+            message.apps,
         )
         container.nodes.record_quotas(node, message.seq, done.quotas)
 
