@@ -239,7 +239,7 @@ def test_a_credential_reads_and_reports_only_its_own_node(
     their_ip, my_ip = (p["address"].split("/")[0] for p in (theirs, mine))
     apps = [
         {"t": now, "address": their_ip, "mark": tls, "bytes": 10**9, "packets": 9},
-        {"t": now, "address": my_ip, "mark": tls, "bytes": 4_000, "packets": 4},
+        {"t": now, "address": my_ip, "mark": tls, "bytes": 4_000, "packets": 4, "flows": 2},
         {"t": now, "address": my_ip, "mark": 1, "bytes": 7, "packets": 7},  # no class
         {"t": now, "address": my_ip, "mark": tls, "bytes": -1, "packets": 0},  # garbage
     ]
@@ -267,7 +267,7 @@ def test_a_credential_reads_and_reports_only_its_own_node(
     # Its peer's classified traffic lands in the store; the other node's peer's does not.
     since = {"since": "2020-01-01T00:00:00Z"}
     classes = tc.get(f"{API}/peers/{mine['id']}/apps", params=since, headers=admin).json()
-    assert classes["classes"] == [{"app": "tls", "packets": 4, "bytes": 4_000}]
+    assert classes["classes"] == [{"app": "tls", "packets": 4, "bytes": 4_000, "flows": 2}]
     classes = tc.get(f"{API}/peers/{theirs['id']}/apps", params=since, headers=admin).json()
     assert classes["classes"] == []
     # The same batch again (its ack was lost): stored once.
@@ -275,10 +275,10 @@ def test_a_credential_reads_and_reports_only_its_own_node(
     with fleet.engine.connect() as conn:
         assert len(conn.execute(select(DnsQuery.id)).all()) == 1
     # The next report's counters count what they moved since these.
-    later = Report(seq=2, apps=[{**apps[1], "bytes": 4_500, "packets": 6}])
+    later = Report(seq=2, apps=[{**apps[1], "bytes": 4_500, "packets": 6, "flows": 3}])
     tc.post(f"{API}/agent/messages", content=encode(later), headers=_bearer(one))
     classes = tc.get(f"{API}/peers/{mine['id']}/apps", params=since, headers=admin).json()
-    assert classes["classes"] == [{"app": "tls", "packets": 6, "bytes": 4_500}]
+    assert classes["classes"] == [{"app": "tls", "packets": 6, "bytes": 4_500, "flows": 3}]
 
 
 def test_removed_node_is_refused_and_its_socket_closed(

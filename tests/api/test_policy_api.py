@@ -307,8 +307,8 @@ def test_apps_show_the_peer_s_classified_traffic_and_no_one_else_s(
     other_ip = other["address"].split("/")[0]
     dataplane.kernel_counts = KernelCounts(
         apps=(
-            AppCount(ip, mark_of("http"), 10, 5_000),
-            AppCount(ip, mark_of("ssh"), 30, 9_000),
+            AppCount(ip, mark_of("http"), 10, 5_000, 2),
+            AppCount(ip, mark_of("ssh"), 30, 9_000, 1),
             AppCount(ip, mark_of("http"), 2, 600),  # the reply direction's element, if apart
             AppCount(other_ip, mark_of("bittorrent"), 99, 99_999),
             AppCount(ip, 0x0000_0001, 1, 1),  # not a class: another tool's mark
@@ -319,8 +319,8 @@ def test_apps_show_the_peer_s_classified_traffic_and_no_one_else_s(
     body = shown.json()
     assert body["counting"] is True
     assert body["classes"] == [
-        {"app": "ssh", "packets": 30, "bytes": 9_000},
-        {"app": "http", "packets": 12, "bytes": 5_600},
+        {"app": "ssh", "packets": 30, "bytes": 9_000, "flows": 1},
+        {"app": "http", "packets": 12, "bytes": 5_600, "flows": 2},
     ]
     # A member sees their own device's classes, not another's peer (404, as for any read).
     mia = client_of(container.tokens.create("mia-t", ["read"], SYSTEM, owner="mia"))
@@ -342,10 +342,12 @@ def test_the_peer_page_shows_its_traffic_by_class(
     ip = peer["address"].split("/")[0]
     page = browser(make_user("root2", "admin")).get(f"/peers/{peer['id']}").text
     assert "Traffic by class" not in page  # nothing classified: no empty table
-    dataplane.kernel_counts = KernelCounts(apps=(AppCount(ip, mark_of("tls"), 40, 2_000_000),))
+    dataplane.kernel_counts = KernelCounts(apps=(AppCount(ip, mark_of("tls"), 40, 2_000_000, 3),))
+    container.collector.collect()  # the page reads the last day from the metrics store
     page = browser("root2").get(f"/peers/{peer['id']}").text
     section = page.split("data-apps>")[1].split("</section>")[0]
     assert 'data-app="tls"' in section and "2.0 MB" in section
+    assert '<td data-label="Connections">3</td>' in section
 
 
 def test_classified_traffic_lands_in_the_store_and_in_prometheus(
@@ -368,14 +370,14 @@ def test_classified_traffic_lands_in_the_store_and_in_prometheus(
         time.sleep(0.002)  # a new dump, not the one the collector saw
         container.collector.collect()
 
-    kernel(AppCount(ip, mark_of("tls"), 10, 1_000), AppCount(ip, mark_of("ssh"), 1, 100))
-    kernel(AppCount(ip, mark_of("tls"), 30, 4_000), AppCount(ip, mark_of("ssh"), 1, 100))
-    kernel(AppCount(ip, mark_of("tls"), 5, 500))  # the table written whole: from zero
+    kernel(AppCount(ip, mark_of("tls"), 10, 1_000, 1), AppCount(ip, mark_of("ssh"), 1, 100, 1))
+    kernel(AppCount(ip, mark_of("tls"), 30, 4_000, 3), AppCount(ip, mark_of("ssh"), 1, 100, 1))
+    kernel(AppCount(ip, mark_of("tls"), 5, 500, 1))  # the table written whole: from zero
     stored = client.get(f"{PEERS}/{peer['id']}/apps", params={"since": "2020-01-01T00:00:00Z"})
     body = stored.json()
     assert body["since"].startswith("2020-01-01") and body["classes"] == [
-        {"app": "tls", "packets": 35, "bytes": 4_500},
-        {"app": "ssh", "packets": 1, "bytes": 100},
+        {"app": "tls", "packets": 35, "bytes": 4_500, "flows": 4},
+        {"app": "ssh", "packets": 1, "bytes": 100, "flows": 1},
     ]
     # A window after all of it holds nothing; a bad time is the field's error.
     later = client.get(f"{PEERS}/{peer['id']}/apps", params={"since": "2999-01-01T00:00:00Z"})
@@ -385,3 +387,4 @@ def test_classified_traffic_lands_in_the_store_and_in_prometheus(
     # The kernel's running totals, per peer and class, for Prometheus.
     text = container.telemetry.exposition().decode()
     assert 'wirewarden_peer_app_bytes_total{interface="wg0",peer="laptop",app="tls"} 500' in text
+    assert 'wirewarden_peer_app_flows_total{interface="wg0",peer="laptop",app="tls"} 1' in text

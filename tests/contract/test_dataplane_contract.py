@@ -382,3 +382,32 @@ def test_a_tenant_total_is_seen_as_applied_and_moves_its_classes_both_ways(dp: A
     assert seen.down.parents == {tcplan.minor_of(1): 0}
     down, up_ = tcplan.wanted(alone, name)
     assert tcplan.plan(name, down, up_, seen).empty
+
+
+def test_the_kernel_s_own_counters_are_read_back(dp: Any) -> None:
+    """The dynamic sets the kernel fills (classified traffic and its flows, published
+    ports), as the collector and the agent read them; a flow counted before any byte was
+    comes back with no bytes."""
+    from wirewarden.domain.firewall import AppCount, ExposeCount, KernelCounts
+
+    tls = 0x01020000
+    expected = KernelCounts(
+        apps=(AppCount("10.77.0.2", tls, 5, 500, 2), AppCount("10.77.0.3", tls, 0, 0, 1)),
+        exposed=(ExposeCount("tcp", "10.77.0.2", 4000, 3, 300),),
+    )
+    if isinstance(dp, FakeDataplane):
+        dp.kernel_counts = expected
+    else:
+        name = ifname(dp)
+        up(dp, name)
+        rs = policy_for(name, mesh=True, cap=None)
+        dp.apply_firewall(full_script(rs), rs.layer.elements, dict(rs.layer.quotas))
+        for element in (
+            f"apps4 {{ 10.77.0.2 . {tls:#x} counter packets 5 bytes 500 }}",
+            f"flows4 {{ 10.77.0.2 . {tls:#x} counter packets 2 bytes 120 }}",
+            f"flows4 {{ 10.77.0.3 . {tls:#x} counter packets 1 bytes 60 }}",
+            "expose_count4 { tcp . 10.77.0.2 . 4000 counter packets 3 bytes 300 }",
+        ):
+            argv = ["ip", "netns", "exec", f"wwct{dp.token}", "nft", "add", "element"]
+            subprocess.run([*argv, "inet", "wirewarden", *element.split()], check=True)
+    assert dp.observe_kernel_counts() == expected

@@ -68,6 +68,10 @@ def test_blocked_classes_fail_while_the_rest_works(topology: Topology, product: 
 
     wait_until(lambda: classes().get("http", 0) > 200, timeout=10, what="http counted")
     assert set(classes()) <= {"http", "ssh", "other"}, classes()
+    # Each connection once: the fetches above were separate TCP connections.
+    shown = product.api("GET", f"{peer}/apps")["classes"]
+    flows = {c["app"]: c["flows"] for c in shown}
+    assert 1 <= flows["http"] <= 4, shown
 
     product.api("PATCH", peer, {"block_apps": ["http"]})
     wait_until(lambda: client.http_get(web, timeout=3) is None, timeout=20, what="HTTP refused")

@@ -84,6 +84,6 @@ def test_classified_counters_are_reported_when_they_moved() -> None:
     assert [r["address"] for r in sampler.rows(100.0, first)] == ["10.8.0.2", "10.8.0.3"]
     moved = KernelCounts(apps=(AppCount("10.8.0.2", 7, 12, 1500), AppCount("10.8.0.3", 7, 1, 9)))
     assert sampler.rows(160.0, moved) == [
-        {"t": 160, "address": "10.8.0.2", "mark": 7, "bytes": 1500, "packets": 12}
+        {"t": 160, "address": "10.8.0.2", "mark": 7, "bytes": 1500, "packets": 12, "flows": 0}
     ]
     assert sampler.rows(220.0, moved) == []

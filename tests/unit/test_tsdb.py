@@ -309,18 +309,18 @@ def test_classified_traffic_rolls_up_and_retains_like_traffic(
     # every 7 minutes for 3 days: 100 bytes of tls and 1 packet; ssh once
     times = range(0, 3 * 24 * 60, 7)
     for i in times:
-        store.record(Batch(T0 + 60 * i, [], [], [], [], apps=[AppDelta(1, "tls", 100, 1)]))
-    store.record(Batch(T0 + 90, [], [], [], [], apps=[AppDelta(1, "ssh", 5, 2)]))
+        store.record(Batch(T0 + 60 * i, [], [], [], [], apps=[AppDelta(1, "tls", 100, 1, 1)]))
+    store.record(Batch(T0 + 90, [], [], [], [], apps=[AppDelta(1, "ssh", 5, 2, 1)]))
     now = T0 + 3 * DAY
     store.rollup(now)
-    every = {"tls": (100 * len(times), len(times)), "ssh": (5, 2)}
+    every = {"tls": (100 * len(times), len(times), len(times)), "ssh": (5, 2, 1)}
     assert store.app_totals(1, T0, now) == every
     with engine.connect() as conn:
         daily = conn.execute(select(func.count()).select_from(PEER_APP_TRAFFIC["1d"])).scalar()
     assert daily == 4  # tls on three days, ssh on the first
     # A window inside: whole hours from the coarse tier, the edges from finer ones.
     window = store.app_totals(1, T0 + HOUR + 420, T0 + 2 * HOUR)
-    assert window == {"tls": (100 * 8, 8)}
+    assert window == {"tls": (100 * 8, 8, 8)}
     store.retain(T0 + 400 * DAY)
     assert store.app_totals(1, T0, now) == every  # the daily tier keeps them
     assert store.app_totals(2, T0, now) == {}
@@ -352,5 +352,5 @@ def test_collector_stores_each_classified_byte_once_across_kernel_resets(
     again.collect()
     seen[0] = KernelCounts(apps=(AppCount("10.8.0.2", mark_of("quic"), 1, 50),))  # reset
     again.collect()
-    assert store.app_totals(1, T0, int(clock[0]) + 60) == {"quic": (750, 7)}
-    assert again.snapshot.apps == {(1, "quic"): (50, 1)}
+    assert store.app_totals(1, T0, int(clock[0]) + 60) == {"quic": (750, 7, 0)}
+    assert again.snapshot.apps == {(1, "quic"): (50, 1, 0)}

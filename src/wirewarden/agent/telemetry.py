@@ -20,17 +20,17 @@ class AppSampler:
     and class mark that moved since the last call (the control plane stores the moves)."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, int], tuple[int, int]] = {}
+        self._last: dict[tuple[str, int], tuple[int, int, int]] = {}
 
     def rows(self, at: float, counts: KernelCounts) -> list[dict[str, JsonValue]]:
         rows: list[dict[str, JsonValue]] = []
-        seen: dict[tuple[str, int], tuple[int, int]] = {}
+        seen: dict[tuple[str, int], tuple[int, int, int]] = {}
         for c in counts.apps:
-            key, now = (c.address, c.mark), (c.bytes, c.packets)
+            key, now = (c.address, c.mark), (c.bytes, c.packets, c.flows)
             seen[key] = now
             if self._last.get(key) != now:
                 row: dict[str, JsonValue] = {"t": int(at), "address": c.address}
-                row.update(mark=c.mark, bytes=c.bytes, packets=c.packets)
+                row.update(mark=c.mark, bytes=c.bytes, packets=c.packets, flows=c.flows)
                 rows.append(row)
         self._last = seen
         return rows

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from wirewarden.dataplane.run import CommandError, run
 from wirewarden.domain.firewall import (
     APP_COUNT_SETS,
     EXPOSE_COUNT_SET,
+    FLOW_COUNT_SETS,
     MANAGED_SETS,
     META,
     TABLE,
@@ -112,7 +114,20 @@ def kernel_counts() -> KernelCounts:
     apps: list[AppCount] = []
     for name in APP_COUNT_SETS:
         apps += parse_app_counts(_listed_set(name))
-    return KernelCounts(tuple(apps), tuple(parse_expose_counts(_listed_set(EXPOSE_COUNT_SET))))
+    flows: list[AppCount] = []
+    for name in FLOW_COUNT_SETS:
+        flows += parse_app_counts(_listed_set(name))
+    exposed = tuple(parse_expose_counts(_listed_set(EXPOSE_COUNT_SET)))
+    return KernelCounts(with_flows(apps, flows), exposed)
+
+
+def with_flows(apps: list[AppCount], flows: list[AppCount]) -> tuple[AppCount, ...]:
+    """The traffic counts with their flows (a flow set's element counts one packet a
+    flow); a flow counted before its first byte was is kept with no bytes."""
+    count = {(f.address, f.mark): f.packets for f in flows}
+    out = [replace(a, flows=count.pop((a.address, a.mark), 0)) for a in apps]
+    out += [AppCount(address, mark, 0, 0, n) for (address, mark), n in count.items()]
+    return tuple(out)
 
 
 def _listed_set(name: str) -> dict[str, Any]:

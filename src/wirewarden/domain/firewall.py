@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from wirewarden.domain.classify.steering import CLASS_MASK, MARK_MASK, mark_of
+from wirewarden.domain.classify.steering import CLASS_MASK, DECIDED, MARK_MASK, mark_of
 from wirewarden.domain.classify.verdict import APPS
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
@@ -246,6 +246,8 @@ def bt_recall_section() -> Section:
 # kernel fills as traffic flows: not managed element by element like the others, read
 # live (`GET /peers/{id}/apps`), and started again when the table is written whole.
 APP_COUNT_SETS = ("apps4", "apps6")
+# Flows likewise: one packet counted per flow, the one that carried its verdict.
+FLOW_COUNT_SETS = ("flows4", "flows6")
 APP_COUNT_SIZE = 65535
 
 
@@ -257,6 +259,7 @@ class AppCount:
     mark: int
     packets: int
     bytes: int
+    flows: int = 0
 
 
 # Bytes and packets of published ports by protocol and the peer's address and port (a
@@ -285,14 +288,23 @@ class KernelCounts:
 
 
 def app_counts_section() -> Section:
-    """Every packet of a classified flow counts for its peer and class, both ways."""
+    """Every packet of a classified flow counts for its peer and class, both ways; each
+    flow once, by the packet that carried the classifier's verdict (its packet mark: the
+    flow's later packets have only the conntrack mark) or, for a flow marked before it
+    could be queued (a BitTorrent peer remembered), by its first packet."""
     decl = tuple(
-        f"set apps{n} {{ type {kind} . mark; size {APP_COUNT_SIZE}; flags dynamic; }}"
+        f"set {name}{n} {{ type {kind} . mark; size {APP_COUNT_SIZE}; flags dynamic; }}"
+        for name in ("apps", "flows")
         for kind, n in (("ipv4_addr", "4"), ("ipv6_addr", "6"))
     )
     classified = f"ct mark and {CLASS_MASK:#010x} != 0"
+    decided = f"{DECIDED:#010x}"
     out = tuple(
         f"{classified} update @apps{n} {{ {fam} saddr . ct mark counter }}" for fam, n in _FAMILIES
+    ) + tuple(
+        f"{first} update @flows{n} {{ {fam} saddr . ct mark counter }}"
+        for first in (f"meta mark and {decided} != 0", f"ct state new ct mark and {decided} != 0")
+        for fam, n in _FAMILIES
     )
     back = tuple(
         f"{classified} update @apps{n} {{ {fam} daddr . ct mark counter }}" for fam, n in _FAMILIES

@@ -156,9 +156,9 @@ def human_bytes(value: float) -> str:
     return f"{value:.1f} PiB"
 
 
-def moved(prev: tuple[int, int] | None, cur: tuple[int, int]) -> tuple[int, int]:
-    """What a pair of running counters (bytes, packets) moved since `prev`: all of `cur`
-    when it is new or counts again from zero (its set was written anew)."""
-    if prev is None or cur[0] < prev[0] or cur[1] < prev[1]:
+def moved(prev: tuple[int, ...] | None, cur: tuple[int, ...]) -> tuple[int, ...]:
+    """What running counters (bytes, packets, ...) moved since `prev`: all of `cur` when
+    they are new or count again from zero (their set was written anew)."""
+    if prev is None or any(c < p for c, p in zip(cur, prev, strict=True)):
         return cur
-    return cur[0] - prev[0], cur[1] - prev[1]
+    return tuple(c - p for c, p in zip(cur, prev, strict=True))

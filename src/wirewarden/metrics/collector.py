@@ -88,8 +88,9 @@ class Snapshot:
         self.directory = directory or Directory()
         self.rates = rates or {}
         self.interfaces = interfaces or {}
-        # Classified traffic as the kernel counts it: (peer id, class) -> (bytes, packets).
-        self.apps: dict[tuple[int, str], tuple[int, int]] = {}
+        # Classified traffic as the kernel counts it: (peer id, class) -> (bytes, packets,
+        # flows).
+        self.apps: dict[tuple[int, str], tuple[int, int, int]] = {}
         self._peers: dict[int, PeerSample] | None = None
 
     @property
@@ -280,7 +281,10 @@ class Collector:
         if self.counts is None:
             return None
         try:
-            seen = [AppCounter(c.address, c.mark, c.bytes, c.packets) for c in self.counts().apps]
+            seen = [
+                AppCounter(c.address, c.mark, c.bytes, c.packets, c.flows)
+                for c in self.counts().apps
+            ]
         except Exception:  # no table yet, nft refused: the traffic pass goes on without
             log.debug("classified traffic not read", exc_info=True)
             snapshot.apps = self.snapshot.apps
@@ -293,8 +297,8 @@ class Collector:
         for c in seen:
             pid, app = owners.get(c.address), app_of(c.mark)
             if pid is not None and app is not None:
-                total = snapshot.apps.get((pid, app), (0, 0))
-                snapshot.apps[(pid, app)] = (total[0] + c.bytes, total[1] + c.packets)
+                b, p, f = snapshot.apps.get((pid, app), (0, 0, 0))
+                snapshot.apps[(pid, app)] = (b + c.bytes, p + c.packets, f + c.flows)
         return following
 
     def _forget_missing(

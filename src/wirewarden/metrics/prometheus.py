@@ -51,6 +51,7 @@ APP_FAMILIES = (
         "ways, as the kernel counts them (from zero when the firewall is written whole)",
     ),
     ("wirewarden_peer_app_packets_total", "Packets of the peer's flows of a class, both ways"),
+    ("wirewarden_peer_app_flows_total", "The peer's flows (connections) named as a class"),
 )
 
 
@@ -96,8 +97,8 @@ class PeerExposition:
         """Classified traffic per peer and class (few peers classify: generic is enough)."""
         snap = self.collector.snapshot
         found = snap.directory.by_id
-        size, packets = [], []
-        for (pid, app), (b, p) in sorted(snap.apps.items()):
+        size, packets, flows = [], [], []
+        for (pid, app), (b, p, f) in sorted(snap.apps.items()):
             ref = found.get(pid)
             if ref is None:
                 continue
@@ -107,8 +108,9 @@ class PeerExposition:
             )
             size.append(label + str(b))
             packets.append(label + str(p))
+            flows.append(label + str(f))
         out = []
-        for (name, doc), values in zip(APP_FAMILIES, (size, packets), strict=True):
+        for (name, doc), values in zip(APP_FAMILIES, (size, packets, flows), strict=True):
             out.append(f"# HELP {name} {doc}\n# TYPE {name} counter\n")
             out.extend(f"{name}{line}\n" for line in values)
         return "".join(out)

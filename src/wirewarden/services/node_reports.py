@@ -70,6 +70,7 @@ class AppRow(_Row):
     mark: int = Field(ge=0, le=0xFFFFFFFF)
     bytes: int = Field(ge=0, le=2**62)  # a BIGINT column holds it
     packets: int = Field(ge=0, le=2**62)
+    flows: int = Field(0, ge=0, le=2**62)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class NodeReports:
         owners = {address: ref.id for address, ref in by_address.items()}
         by_t: dict[int, list[AppCounter]] = defaultdict(list)
         for r in rows:
-            by_t[r.t].append(AppCounter(r.address, r.mark, r.bytes, r.packets))
+            by_t[r.t].append(AppCounter(r.address, r.mark, r.bytes, r.packets, r.flows))
         for t in sorted(by_t):
             deltas, changed = app_moves(by_t[t], baseline, owners)
             self.traffic.record(Batch(t, [], [], [], [], apps=deltas, app_counters=changed))

@@ -185,7 +185,9 @@ class UsageService:
             here = node_name_of(db, iface.node_id) == self.deps.node
         if since is not None and self.traffic is not None:
             stored = self.traffic.apps_between(peer_id, since, datetime.now(UTC))
-            found = [AppUsage(app=a, packets=p, bytes=b) for a, (b, p) in stored.items()]
+            found = [
+                AppUsage(app=a, packets=p, bytes=b, flows=f) for a, (b, p, f) in stored.items()
+            ]
             found.sort(key=lambda c: (-c.bytes, c.app))
             # Every node's counts reach the store (agents report them): counted.
             return AppsOut(peer_id=peer_id, classes=found, counting=True, since=since)
@@ -199,10 +201,11 @@ class UsageService:
         for count in counts:
             app = app_of(count.mark)
             if count.address in addresses and app is not None:
-                sums = totals.setdefault(app, [0, 0])
+                sums = totals.setdefault(app, [0, 0, 0])
                 sums[0] += count.packets
                 sums[1] += count.bytes
-        classes = [AppUsage(app=a, packets=p, bytes=b) for a, (p, b) in totals.items()]
+                sums[2] += count.flows
+        classes = [AppUsage(app=a, packets=p, bytes=b, flows=f) for a, (p, b, f) in totals.items()]
         classes.sort(key=lambda c: (-c.bytes, c.app))
         return AppsOut(peer_id=peer_id, classes=classes, counting=counting)
 

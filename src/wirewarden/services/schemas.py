@@ -396,6 +396,7 @@ class AppUsage(BaseModel):
     app: str = Field(description="The class: bittorrent, tls, quic, http, ssh or other")
     packets: int
     bytes: int
+    flows: int = Field(0, description="Connections named this class")
 
 
 class AppsOut(BaseModel):

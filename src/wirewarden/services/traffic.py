@@ -179,9 +179,9 @@ class TrafficService:
 
     def apps_between(
         self, peer_id: int, start: datetime, end: datetime
-    ) -> dict[str, tuple[int, int]]:
-        """A peer's classified traffic per class, (bytes, packets), from `start` up to and
-        including the minute of `end`."""
+    ) -> dict[str, tuple[int, int, int]]:
+        """A peer's classified traffic per class, (bytes, packets, flows), from `start` up
+        to and including the minute of `end`."""
         lo, hi = floor_to(epoch(start), MINUTE), ceil_to(epoch(end) + 1, MINUTE)
         return self.store.app_totals(peer_id, lo, hi) if lo < hi else {}
 

@@ -393,7 +393,7 @@ INTERFACE_TRAFFIC = {
 }
 
 
-# Classified traffic (issue 19): bytes and packets per peer and class, both directions
+# Classified traffic (issue 19): bytes, packets and flows per peer and class, both directions
 # together (the kernel counts a flow's packets for its peer either way), in the same tiers.
 PEER_APP_TRAFFIC = {
     tier: Table(
@@ -410,6 +410,7 @@ PEER_APP_TRAFFIC = {
         Column("t", BigInteger, primary_key=True, autoincrement=False),
         Column("bytes", BigInteger, nullable=False),
         Column("packets", BigInteger, nullable=False),
+        Column("flows", BigInteger, nullable=False),
         sqlite_with_rowid=False,
     )
     for tier in TRAFFIC_TIERS
@@ -425,6 +426,7 @@ class AppCounters(Base):
     mark: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     bytes: Mapped[int] = mapped_column(BigInteger)
     packets: Mapped[int] = mapped_column(BigInteger)
+    flows: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)
 
 

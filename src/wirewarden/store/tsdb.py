@@ -59,10 +59,10 @@ SERIES_KEYS: dict[Series, tuple[str, ...]] = {
     "interface": ("interface_id",),
     "app": ("peer_id", "app"),
 }
-VALUES: dict[Series, tuple[str, str]] = {
+VALUES: dict[Series, tuple[str, ...]] = {
     "peer": ("rx", "tx"),
     "interface": ("rx", "tx"),
-    "app": ("bytes", "packets"),
+    "app": ("bytes", "packets", "flows"),
 }
 PARENTS: dict[Kind, str] = {"peer": "peers", "interface": "interfaces"}
 ENDPOINT_KEEP = 35 * 86400
@@ -124,10 +124,12 @@ ADD_APP_DELTA = bulk_insert(
         ("t", "t", "BIGINT"),
         ("bytes", "bytes", "BIGINT"),
         ("packets", "packets", "BIGINT"),
+        ("flows", "flows", "BIGINT"),
     ],
     exists=("peers", "peer_id"),
     tail=f"ON CONFLICT (peer_id, app, t) DO UPDATE SET bytes = {_APP_RAW}.bytes + excluded.bytes,"
-    f" packets = {_APP_RAW}.packets + excluded.packets",
+    f" packets = {_APP_RAW}.packets + excluded.packets,"
+    f" flows = {_APP_RAW}.flows + excluded.flows",
 )
 SAVE_APP_COUNTERS = bulk_insert(
     "app_counters",
@@ -136,11 +138,12 @@ SAVE_APP_COUNTERS = bulk_insert(
         ("mark", "mark", "BIGINT"),
         ("bytes", "bytes", "BIGINT"),
         ("packets", "packets", "BIGINT"),
+        ("flows", "flows", "BIGINT"),
         ("updated", "updated", "BIGINT"),
     ],
     # SQLite reads an upsert's SELECT only with a WHERE (an ON would be a join's).
     tail="WHERE true ON CONFLICT (address, mark) DO UPDATE SET bytes = excluded.bytes,"
-    " packets = excluded.packets, updated = excluded.updated",
+    " packets = excluded.packets, flows = excluded.flows, updated = excluded.updated",
 )
 
 
@@ -168,6 +171,7 @@ class AppDelta(NamedTuple):
     app: str
     bytes: int
     packets: int
+    flows: int = 0
 
 
 class AppCounter(NamedTuple):
@@ -177,6 +181,7 @@ class AppCounter(NamedTuple):
     mark: int
     bytes: int
     packets: int
+    flows: int = 0
 
 
 def app_moves(
@@ -189,7 +194,7 @@ def app_moves(
     changed, to store as the next baseline. A counter new or counting again from zero (its
     set written anew) moved all of it; one of no peer's address or of no class is kept as
     a baseline only."""
-    sums: dict[tuple[int, str], list[int]] = {}
+    sums: dict[tuple[int, str], tuple[int, ...]] = {}
     changed = []
     for now in seen:
         key = (now.address, now.mark)
@@ -198,15 +203,15 @@ def app_moves(
             continue
         baseline[key] = now
         changed.append(now)
-        size, packets = moved(
-            (prev.bytes, prev.packets) if prev else None, (now.bytes, now.packets)
-        )
+        step = moved(prev[2:] if prev else None, now[2:])
         peer, app = owners.get(now.address), app_of(now.mark)
-        if peer is not None and app is not None and (size or packets):
-            into = sums.setdefault((peer, app), [0, 0])
-            into[0] += size
-            into[1] += packets
-    return [AppDelta(p, a, b, n) for (p, a), (b, n) in sums.items()], changed
+        if peer is not None and app is not None and any(step):
+            sums[(peer, app)] = _plus(sums.get((peer, app), (0, 0, 0)), step)
+    return [AppDelta(p, a, *v) for (p, a), v in sums.items()], changed
+
+
+def _plus(a: tuple[int, ...], b: Iterable[int | None]) -> tuple[int, ...]:
+    return tuple(x + int(y or 0) for x, y in zip(a, b, strict=True))
 
 
 @dataclass
@@ -283,13 +288,11 @@ class TrafficStore:
                 SAVE_APP_COUNTERS.execute(conn, rows)
 
     def load_app_counters(self) -> dict[tuple[str, int], AppCounter]:
+        table = cast(Table, AppCounters.__table__)
+        columns = [table.c[name] for name in AppCounter._fields]
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    AppCounters.address, AppCounters.mark, AppCounters.bytes, AppCounters.packets
-                )
-            )
-            return {(a, m): AppCounter(a, m, b, p) for a, m, b, p in rows}
+            rows = conn.execute(select(*columns))
+            return {(r[0], r[1]): AppCounter(*r) for r in rows}
 
     def _add(self, conn: Connection, kind: Kind, t: int, deltas: list[Delta]) -> None:
         ADD_DELTA[kind].execute(
@@ -427,21 +430,22 @@ class TrafficStore:
                 _merge(out, conn.execute(query.group_by(table.c[key])).all())
         return out
 
-    def app_totals(self, peer_id: int, since: int, until: int) -> dict[str, tuple[int, int]]:
-        """A peer's classified traffic per class over [since, until): (bytes, packets)."""
-        out: dict[str, tuple[int, int]] = {}
+    def app_totals(self, peer_id: int, since: int, until: int) -> dict[str, tuple[int, int, int]]:
+        """A peer's classified traffic per class over [since, until): (bytes, packets,
+        flows)."""
+        out: dict[str, tuple[int, ...]] = {}
         with self.engine.connect() as conn:
             for seg in cover(since, until, self.watermarks("app", conn)):
                 table = TABLES["app"][seg.tier.name]
+                sums = (func.sum(table.c[v]) for v in VALUES["app"])
                 query = (
-                    select(table.c.app, func.sum(table.c.bytes), func.sum(table.c.packets))
+                    select(table.c.app, *sums)
                     .where(*_range(table, seg), table.c.peer_id == peer_id)
                     .group_by(table.c.app)
                 )
-                for app, size, packets in conn.execute(query):
-                    old_size, old_packets = out.get(app, (0, 0))
-                    out[app] = (old_size + int(size or 0), old_packets + int(packets or 0))
-        return out
+                for app, *values in conn.execute(query):
+                    out[app] = _plus(out.get(app, (0, 0, 0)), values)
+        return {app: (v[0], v[1], v[2]) for app, v in out.items()}
 
     def endpoints(self, peer_id: int, limit: int = 20) -> list[tuple[int, str]]:
         table = ENDPOINTS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ EDIT_FIELDS = (
     "expires_at",
 )
 MEMBER_EDIT_FIELDS = ("display_name", "name", "allowed_ips", "persistent_keepalive")
+APPS_WINDOW = timedelta(hours=24)
 
 
 def _peer(app: App, viewer: Viewer, peer_id: int) -> PeerOut:
@@ -53,7 +55,8 @@ def _peer_page(request: Request, app: App, viewer: Viewer, peer: PeerOut, **extr
         node=app.interfaces.get(peer.interface, viewer.actor).node,
         usage=app.usage.usage(peer.id, viewer.actor) if peer.data_cap_bytes else None,
         mappings=app.mappings.of_peer(peer.id, viewer.actor),
-        apps=app.usage.apps(peer.id, viewer.actor),
+        # The last day, from the metrics store: the same for a peer on any node.
+        apps=app.usage.apps(peer.id, viewer.actor, datetime.now(UTC) - APPS_WINDOW),
         config_error=config_error,
         config_filename=config_file_name(peer.interface, peer.name),
         share_enabled=True,

@@ -28,6 +28,7 @@ def upgrade() -> None:
             sa.Column("t", sa.BigInteger(), autoincrement=False, nullable=False),
             sa.Column("bytes", sa.BigInteger(), nullable=False),
             sa.Column("packets", sa.BigInteger(), nullable=False),
+            sa.Column("flows", sa.BigInteger(), nullable=False),
             sa.ForeignKeyConstraint(
                 ["peer_id"], ["peers.id"], name=op.f(f"fk_{name}_peer_id_peers"), ondelete="CASCADE"
             ),
@@ -40,6 +41,7 @@ def upgrade() -> None:
         sa.Column("mark", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
         sa.Column("packets", sa.BigInteger(), nullable=False),
+        sa.Column("flows", sa.BigInteger(), nullable=False),
         sa.Column("updated", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("address", "mark", name=op.f("pk_app_counters")),
     )
