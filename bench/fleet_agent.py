@@ -11,11 +11,14 @@ the data dir's. Prints figures, asserts nothing; no root needed.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from netns_run import spread
 from wirewarden.agent.files import SealedFiles
 from wirewarden.agent.held import HeldState
 from wirewarden.domain.policy import Cap, PeerPolicy, PolicyState
@@ -52,10 +55,6 @@ def state(peers: int, revision: int, rate: int = 1000) -> NodeState:
     return NodeState(desired)
 
 
-def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms"
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--peers", type=int, default=10_000)
@@ -71,14 +70,14 @@ def main() -> None:
             t0 = time.perf_counter()
             held.take(sent)
             snaps.append(time.perf_counter() - t0)
-        print(f"agent takes a snapshot in: {ms(snaps)}")
+        print(f"agent takes a snapshot in: {spread(snaps)}")
         saves = []
         for _ in range(args.rounds):
             held._saved = -1  # force the write
             t0 = time.perf_counter()
             held.save()
             saves.append(time.perf_counter() - t0)
-        print(f"then seals it to disk (off the apply path) in: {ms(saves)}")
+        print(f"then seals it to disk (off the apply path) in: {spread(saves)}")
         deltas, makes = [], []
         revision = 1
         for r in range(args.rounds):
@@ -92,8 +91,8 @@ def main() -> None:
             held.take(made)
             deltas.append(time.perf_counter() - t0)
             doc, revision = new_doc, revision + 1
-        print(f"agent takes a one-peer delta in: {ms(deltas)}")
-        print(f"(this run, the same delta made by a whole diff and digest: {ms(makes)})")
+        print(f"agent takes a one-peer delta in: {spread(deltas)}")
+        print(f"(this run, the same delta made by a whole diff and digest: {spread(makes)})")
         assert held.held is not None and held.held.revision == revision
         print(f"sealed state file: {(Path(tmp) / 'agent' / 'state').stat().st_size / 1e6:.1f} MB")
 

@@ -11,11 +11,14 @@ asserts nothing.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from netns_run import spread
 from wirewarden.bootstrap import build
 from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
@@ -24,10 +27,6 @@ from wirewarden.services.context import SYSTEM
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
 from wirewarden.store.tables import Node
 from wirewarden.web.agent import AgentHub
-
-
-def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms"
 
 
 def main() -> None:
@@ -70,8 +69,8 @@ def main() -> None:
             deltas.append(time.perf_counter() - t0)
             delta_size = len(text)
         print(f"node state for an agent, {args.peers} peers, {args.rounds} rounds:")
-        print(f"  snapshot (read, document, digest, JSON): {ms(snapshots)}; {size} bytes")
-        print(f"  delta after one peer change:              {ms(deltas)}; {delta_size} bytes")
+        print(f"  snapshot (read, document, digest, JSON): {spread(snapshots)}; {size} bytes")
+        print(f"  delta after one peer change:              {spread(deltas)}; {delta_size} bytes")
         c.engine.dispose()
 
 

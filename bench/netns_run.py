@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,11 @@ def pct(values: list[float], q: float) -> float:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def spread(values: list[float]) -> str:
+    """Median and max of timings in seconds, as milliseconds."""
+    return f"median {ms(statistics.median(values))}, max {ms(max(values))}"
 
 
 def sh(argv: list[str], *, check: bool = True, timeout: float = 120, **kw: Any) -> str:
