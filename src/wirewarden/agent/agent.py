@@ -93,6 +93,16 @@ class Agent:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._passed.set)
 
+    def ack_due(self) -> None:
+        """Look at the last pass again (a link that may not have acked it yet)."""
+        self._passed.set()
+
+    async def next_pass(self) -> Pass | None:
+        """The last pass, once one ends (or an ack is due again)."""
+        await self._passed.wait()
+        self._passed.clear()
+        return self._last_pass
+
     async def converge(self, new: Held) -> None:
         """Bring the host to a state just taken in: the changed peers alone when a delta
         named only peers (as `serve` applies one peer), else a whole reconcile pass."""
@@ -273,7 +283,7 @@ class _Session:
                 await agent.converge(new)
                 await asyncio.to_thread(agent.held.save)
             elif isinstance(message, Current):
-                agent._passed.set()  # the last pass's ack may be due on this link
+                agent.ack_due()  # the last pass's ack may be due on this link
 
     async def _acked(self, message: ReportAck) -> None:
         self.in_flight.discard(message.seq)
@@ -281,11 +291,10 @@ class _Session:
 
     async def ack(self) -> None:
         agent = self.agent
-        agent._passed.set()
+        agent.ack_due()
         while True:
-            await agent._passed.wait()
-            agent._passed.clear()
-            result, held = agent._last_pass, agent.held.held
+            result = await agent.next_pass()
+            held = agent.held.held
             if result is None or held is None or result.revision != held.revision:
                 continue  # a pass of an earlier state: the one of this state follows
             key = (held.revision, held.hash, result.in_sync, result.error)
