@@ -161,13 +161,13 @@ def test_a_bittorrent_peer_stays_blocked_whatever_its_later_flows_look_like(
     assert _send(client, inet, OTHER_PORT, ENCRYPTED) == "echoed"
     remembered = topology.server.run(["nft", "list", "set", "inet", "wirewarden", "bt_peers4"])
     assert f"{inet} . {BT_PORT}" in remembered.stdout, remembered.stdout
-    # Counted as BitTorrent, not as "other".
-    shown = product.api("GET", f"{peer}/apps")
-    assert "bittorrent" in {c["app"] for c in shown["classes"]}, shown
-    # Unblocked, the remembered peer is reachable again (remembered as a class, not a wall).
+    # Unblocked, the remembered peer is reachable again (remembered as a class, not a wall)
+    # and what passes now counts as BitTorrent, connection and bytes, not as "other".
     product.api("PATCH", peer, {"block_apps": []})
     wait_until(
         lambda: _send(client, inet, BT_PORT, ENCRYPTED) == "echoed",
         timeout=20,
         what="BitTorrent allowed again",
     )
+    shown = {c["app"]: c for c in product.api("GET", f"{peer}/apps")["classes"]}
+    assert shown["bittorrent"]["flows"] >= 1 and shown["bittorrent"]["bytes"] > 2 * 96, shown
