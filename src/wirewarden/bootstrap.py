@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from wirewarden.dataplane.unbound import LocalUnbound
     from wirewarden.dns.runtime import DnsRuntime, Ports
     from wirewarden.dns.upstream import Upstream
+    from wirewarden.domain.exposure import Forward
     from wirewarden.domain.firewall import KernelCounts, Quota
     from wirewarden.domain.state import DeviceDump
     from wirewarden.metrics.collector import Collector
@@ -181,6 +182,9 @@ class DeferredApplier:
 
     def set_policy(self, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str) -> None:
         self._to().set_policy(old, new, leaf)
+
+    def set_forwards(self, interface: str, old: Sequence[Forward], new: Sequence[Forward]) -> None:
+        self._to().set_forwards(interface, old, new)
 
     def remove_interface(self, name: str) -> None:
         self._to().remove_interface(name)

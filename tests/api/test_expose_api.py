@@ -428,3 +428,32 @@ def test_each_mapping_shows_the_traffic_its_node_counted(
     container.mappings.name_traffic = lambda: {name["id"]: 1_234}
     listed = {m["id"]: m["bytes"] for m in client.get("/api/v1/mappings").json()}
     assert listed == {port["id"]: 5_000, name["id"]: 1_234}
+
+
+def test_a_mapping_is_in_the_kernel_when_its_registration_is_answered(
+    client: TestClient,
+    container: Container,
+    dataplane: FakeDataplane,
+    peers: dict[str, dict[str, object]],
+    tunnel: object,
+) -> None:
+    """As a peer's change is: its elements in one transaction before the answer, not at
+    the reconciler's next pass (no pass runs here)."""
+    from wirewarden.domain.firewall import Element
+
+    container.reconciler.reconcile()  # the table exists, as after serve's first pass
+    alice = peers["alice"]
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "8080,9000"})
+    container.reconciler.reconcile()
+    me = tunnel(address(alice))  # type: ignore[operator]
+    passes = dataplane.calls.count("apply_firewall")
+    made = me.post("/v1/mappings", json={"remote_port": 8080, "local_port": 4321})
+    assert made.status_code == 201
+    forward = Element("expose_tcp", "8080", f"{address(alice)} . 4321")
+    snat = Element("expose_snat4", address(alice))  # a split-tunnel client: none here
+    assert forward in dataplane.elements and snat not in dataplane.elements
+    me.post("/v1/mappings", json={"proto": "udp", "remote_port": 9000, "local_port": 4322})
+    assert Element("expose_udp", "9000", f"{address(alice)} . 4322") in dataplane.elements
+    assert me.delete("/v1/mappings").json() == {"removed": 2}
+    assert not {e for e in dataplane.elements if e.set.startswith("expose")}
+    assert dataplane.calls.count("apply_firewall") == passes  # no whole table written

@@ -3,6 +3,7 @@ nftables part that forwards a public port to a peer in the kernel. Pure values."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -157,3 +158,14 @@ class Forward:
     # The peer's client routes only the VPN: replies would not come back through the
     # tunnel unless the server shows its gateway as the source.
     snat: bool = True
+
+    @classmethod
+    def of(
+        cls, proto: str, remote_port: int, address: str, local_port: int, allowed: Iterable[str]
+    ) -> Forward:
+        """A mapping's forward to a peer (`address` with or without its prefix length) whose
+        AllowedIPs are `allowed`: a client routing everything through the tunnel sends
+        replies back by it, one routing only the VPN needs the gateway as the source."""
+        host = address.split("/")[0]
+        return cls("udp" if proto == "udp" else "tcp", remote_port, host, local_port,
+                   snat="0.0.0.0/0" not in [a.strip() for a in allowed])  # fmt: skip

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Protocol
 
 from wirewarden.domain import firewall, tcplan
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import PeerPolicy, PolicyState
 from wirewarden.domain.state import DesiredState, HostFootprint, PeerState
 from wirewarden.reconciler.actions import Action, ApplyFirewall
@@ -161,6 +162,17 @@ class Reconciler:
                     )
             if some is not None:
                 self._apply_peer_tc(some.interface, old, new, leaf)
+
+    def apply_forwards(self, old: Iterable[Forward], new: Iterable[Forward]) -> None:
+        """One peer's published ports from `old` to `new` alone, in one `nft -f`
+        transaction (its forwards before and after: the SNAT element is the peer's).
+        Raises the driver's error; a failed transaction leaves the previous rules."""
+        before, after = firewall.expose_elements(old), firewall.expose_elements(new)
+        if before == after:
+            return
+        with self.lock:
+            script = firewall.delta_script(before, after, {}, {})
+            self.dataplane.update_peer_firewall(script, before, after, {})
 
     def _apply_peer_tc(
         self, interface: str, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str

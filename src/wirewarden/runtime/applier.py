@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 from wirewarden.domain.errors import DataplaneError
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.firewall import KernelCounts, Quota
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import DeviceDump, HostFootprint, PeerState
@@ -46,6 +47,10 @@ class LocalApplier:
     def set_policy(self, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str) -> None:
         with refused():
             self.reconciler.apply_policy(old, new, leaf)
+
+    def set_forwards(self, interface: str, old: Sequence[Forward], new: Sequence[Forward]) -> None:
+        with refused():
+            self.reconciler.apply_forwards(old, new)
 
     def remove_interface(self, name: str) -> None:
         with refused():

@@ -5,12 +5,13 @@ off this host's kernel (`FleetApplier`)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from sqlalchemy.orm import Session
 
 from wirewarden.domain.dnsstate import DnsDirectory
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.firewall import KernelCounts, Quota
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import HostFootprint, PeerState
@@ -105,6 +106,10 @@ class FleetApplier:
         either = new or old
         if either is None or self._is_local(either.interface):
             self.local.set_policy(old, new, leaf)
+
+    def set_forwards(self, interface: str, old: Sequence[Forward], new: Sequence[Forward]) -> None:
+        if self._is_local(interface):
+            self.local.set_forwards(interface, old, new)
 
     def remove_interface(self, name: str) -> None:
         local = self._is_local(name)

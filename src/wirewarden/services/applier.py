@@ -8,11 +8,12 @@ neither the reconciler nor a driver: only this protocol and `ApplyFailed`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import HostFootprint, PeerState
 
@@ -74,6 +75,11 @@ class Applier(Protocol):
 
     def set_policy(self, old: PeerPolicy | None, new: PeerPolicy | None, leaf: str) -> None:
         """One peer's firewall and shaping from `old` to `new` now; raises ApplyFailed."""
+        ...
+
+    def set_forwards(self, interface: str, old: Sequence[Forward], new: Sequence[Forward]) -> None:
+        """One peer's published ports from `old` to `new` now (on the node of
+        `interface`; another node's converge through their state); raises ApplyFailed."""
         ...
 
     def remove_interface(self, name: str) -> None:

@@ -10,6 +10,7 @@ forwards); registration, removal and expiry do.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -19,13 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import vhost
-from wirewarden.domain.exposure import ExposeError, lease_until, parse_ports
+from wirewarden.domain.exposure import ExposeError, Forward, lease_until, parse_ports
 from wirewarden.domain.vhost import NameZone, Route
 from wirewarden.services import access, limits
 from wirewarden.services.applier import FIREWALL, ApplyFailed, Change
 from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.schemas import MappingIn, MappingOut, NameIn
+from wirewarden.store.desired import split_csv
 from wirewarden.store.tables import ExposedPort, Interface, Peer, Tenant
 
 # Where a connection to the tunnel API came from: (gateway address, tunnel source address).
@@ -93,6 +95,7 @@ class MappingService:
                     "remote_port",
                 )
             node = node_id(db, self.deps.node)
+            before = self._forwards_of(db, peer)
             row = ExposedPort(
                 node_id=node,
                 peer_id=peer.id,
@@ -120,6 +123,7 @@ class MappingService:
                     f"{data.proto} port {data.remote_port} is published by another peer",
                     "remote_port",
                 ) from exc
+            after = self._forwards_of(db, peer)
             revision = bump_revision(db, node)
             audit(
                 db,
@@ -132,7 +136,7 @@ class MappingService:
             )
             out = self._out(row, peer, iface)
             db.commit()
-        self._changed(revision)
+        self._converge(iface.name, before, after, revision)
         return out
 
     def register_name(self, origin: Origin, data: NameIn) -> MappingOut:
@@ -237,13 +241,14 @@ class MappingService:
         """Removes one of the peer's mappings, or all of them (the client stopping)."""
         with self.deps.sessions() as db:
             peer, iface = self._peer_at(db, origin)
+            before = self._forwards_of(db, peer)
             query = delete(ExposedPort).where(ExposedPort.peer_id == peer.id)
             if mapping_id is not None:
                 query = query.where(ExposedPort.id == mapping_id)
             gone = int(getattr(db.execute(query), "rowcount", 0) or 0)
             if mapping_id is not None and not gone:
                 raise NotFound(f"mapping {mapping_id} not found")
-            revision = None
+            revision, after = None, self._forwards_of(db, peer)
             if gone:
                 revision = bump_revision(db, node_id(db, self.deps.node))
                 who = Actor(peer.name, origin[1], via="tunnel")
@@ -251,7 +256,7 @@ class MappingService:
                 audit(db, who, "mapping.remove", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
         if gone:
-            self._changed(revision)
+            self._converge(iface.name, before, after, revision)
         return gone
 
     def _peer_at(self, db: Session, origin: Origin) -> tuple[Peer, Interface]:
@@ -322,12 +327,15 @@ class MappingService:
             except NotFound as exc:
                 raise NotFound(f"mapping {mapping_id} not found") from exc
             gone = self._out(row, peer, iface)
+            before = self._forwards_of(db, peer)
             db.delete(row)
+            db.flush()
+            after = self._forwards_of(db, peer)
             revision = bump_revision(db, row.node_id)
             target = row.hostname or f"{row.proto}/{row.remote_port}"
             audit(db, actor, "mapping.delete", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
-        self._changed(revision)
+        self._converge(iface.name, before, after, revision)
         return gone
 
     def reap(self) -> int:
@@ -344,6 +352,37 @@ class MappingService:
         if gone:
             self._changed(revision)
         return gone
+
+    @staticmethod
+    def _forwards_of(db: Session, peer: Peer) -> tuple[Forward, ...]:
+        """The peer's live published ports as the kernel forwards them."""
+        if not peer.ipv4:
+            return ()
+        rows = db.scalars(
+            select(ExposedPort).where(
+                ExposedPort.peer_id == peer.id,
+                ExposedPort.hostname.is_(None),
+                ExposedPort.expires_at > datetime.now(UTC),
+            )
+        )
+        allowed = split_csv(peer.allowed_ips)
+        return tuple(
+            Forward.of(r.proto, r.remote_port, peer.ipv4, r.local_port, allowed) for r in rows
+        )
+
+    def _converge(
+        self,
+        interface: str,
+        before: tuple[Forward, ...],
+        after: tuple[Forward, ...],
+        revision: int | None,
+    ) -> None:
+        """The peer's forwards into the kernel now, as a peer's change is (a mapping works
+        when its registration is answered); the next pass converges whatever this missed."""
+        if set(before) != set(after):
+            with contextlib.suppress(ApplyFailed):
+                self.deps.applier.set_forwards(interface, before, after)
+        self._changed(revision)
 
     def _changed(self, revision: int | None) -> None:
         """Forwards are firewall elements: the node converges in its next pass, now; the

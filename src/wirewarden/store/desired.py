@@ -406,14 +406,7 @@ def _forwards(
         )
     ).all()
     forwards = tuple(
-        Forward(
-            "udp" if m.proto == "udp" else "tcp",
-            m.remote_port,
-            ipv4,
-            m.local_port,
-            # A client routing everything through the tunnel sends replies back by it.
-            snat="0.0.0.0/0" not in split_csv(allowed),
-        )
+        Forward.of(m.proto, m.remote_port, ipv4, m.local_port, split_csv(allowed))
         for m, ipv4, allowed in rows
     )
     ends = [m.expires_at for m, _, _ in rows]
