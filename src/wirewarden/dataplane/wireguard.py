@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from wirewarden.dataplane import links, uapi
+from wirewarden.dataplane import links, sysctl, uapi
 from wirewarden.dataplane.run import CommandError, run, spawn_detached
 from wirewarden.domain import uapi as messages
 from wirewarden.domain.render import wg_peers_conf
@@ -62,6 +62,8 @@ class WireGuard:
         stale = uapi.socket_path(UAPI_DIR, name)
         if stale.exists():
             stale.unlink()
+        # Every userspace device on the host counts, ours from before a restart included.
+        sysctl.inotify_room(len(list(UAPI_DIR.glob("*.sock"))) + 1)
         env = dict(os.environ, LOG_LEVEL="error")
         log_path = str(self.log_dir / f"wireguard-go-{name}.log")
         child = spawn_detached([self.userspace_binary, "-f", name], log_path, env)
