@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import time
@@ -145,6 +146,15 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
         f"throughput with {args.tenants} tenants' rules and peers present: {crowded} "
         f"Mbit/s ({crowded / alone:.2f}x alone)"
     )
+    # The same kernel rules and devices with serve paused: what the rules cost a packet,
+    # apart from serve's own periodic work (collection, passes) on the same cores.
+    assert product.proc is not None
+    product.proc.send_signal(signal.SIGSTOP)
+    try:
+        paused = throughput(topology, client, args.seconds)
+    finally:
+        product.proc.send_signal(signal.SIGCONT)
+    print(f"the same with serve paused (SIGSTOP): {paused} Mbit/s ({paused / alone:.2f}x alone)")
     out = product.server.run(
         [sys.executable, "-c", TABLE_TIMES], env=product.env, timeout=600
     ).stdout
