@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -104,25 +104,16 @@ class MappingService:
                 local_port=data.local_port,
                 expires_at=lease_until(now),
             )
-            # The same client registering again (a restart within the lease) takes its
-            # own mapping back; anyone else's is a conflict, settled by the constraint.
-            db.execute(
-                delete(ExposedPort).where(
-                    ExposedPort.node_id == node,
-                    ExposedPort.proto == data.proto,
-                    ExposedPort.remote_port == data.remote_port,
-                    or_(ExposedPort.peer_id == peer.id, ExposedPort.expires_at <= now),
-                )
+            same = (
+                (ExposedPort.node_id == node)
+                & (ExposedPort.proto == data.proto)
+                & (ExposedPort.remote_port == data.remote_port)
             )
-            limits.reserve_mapping(db, iface.tenant_id, data.remote_port)
-            db.add(row)
-            try:
-                db.flush()
-            except IntegrityError as exc:
-                raise Conflict(
-                    f"{data.proto} port {data.remote_port} is published by another peer",
-                    "remote_port",
-                ) from exc
+            taken = Conflict(
+                f"{data.proto} port {data.remote_port} is published by another peer",
+                "remote_port",
+            )
+            self._claim(db, row, same, now, iface.tenant_id, taken)
             after = self._forwards_of(db, peer)
             revision = bump_revision(db, node)
             audit(
@@ -163,14 +154,6 @@ class MappingService:
                     f"publish (expose_ports: {peer.expose_ports or 'none'})",
                     "name",
                 )
-            # The same client registering again takes its own name back.
-            db.execute(
-                delete(ExposedPort).where(
-                    ExposedPort.hostname == host,
-                    or_(ExposedPort.peer_id == peer.id, ExposedPort.expires_at <= now),
-                )
-            )
-            limits.reserve_mapping(db, iface.tenant_id, port)
             row = ExposedPort(
                 node_id=node_id(db, self.deps.node),
                 peer_id=peer.id,
@@ -181,11 +164,8 @@ class MappingService:
                 tls=data.tls,
                 expires_at=lease_until(now),
             )
-            db.add(row)
-            try:
-                db.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"{host} is published by another peer", "name") from exc
+            taken = Conflict(f"{host} is published by another peer", "name")
+            self._claim(db, row, ExposedPort.hostname == host, now, iface.tenant_id, taken)
             who = Actor(peer.name, origin[1], via="tunnel")
             audit(db, who, "mapping.register", host, iface.tenant_id, peer_id=peer.id)
             out = self._out(row, peer, iface)
@@ -193,6 +173,28 @@ class MappingService:
         # No revision: a name is no kernel state (the front listener reads the names).
         self.names_changed()
         return out
+
+    @staticmethod
+    def _claim(
+        db: Session,
+        row: ExposedPort,
+        same: ColumnElement[bool],
+        now: datetime,
+        tenant_id: int,
+        taken: Conflict,
+    ) -> None:
+        """Add `row` (a port or a name), within its tenant's plan. The same client
+        registering again (a restart within the lease) takes its own earlier row (`same`)
+        back, as it does an expired one of anyone's; another peer's live one is `taken`,
+        settled by the unique constraint."""
+        owner = or_(ExposedPort.peer_id == row.peer_id, ExposedPort.expires_at <= now)
+        db.execute(delete(ExposedPort).where(same, owner))
+        limits.reserve_mapping(db, tenant_id, row.remote_port)
+        db.add(row)
+        try:
+            db.flush()
+        except IntegrityError as exc:
+            raise taken from exc
 
     def routes(self) -> dict[str, Route]:
         """The live names of this node's peers, for the front listener."""

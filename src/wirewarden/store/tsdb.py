@@ -44,7 +44,7 @@ from wirewarden.store.tables import (
 
 Kind = Literal["peer", "interface"]
 KINDS: tuple[Kind, ...] = ("peer", "interface")
-# Every series the tiers hold, with its key and its two summed columns: a peer's and an
+# Every series the tiers hold, with its key and its summed columns: a peer's and an
 # interface's traffic (rx, tx), and a peer's classified traffic per class.
 Series = Literal["peer", "interface", "app"]
 SERIES: tuple[Series, ...] = ("peer", "interface", "app")
@@ -53,12 +53,12 @@ TABLES: dict[Series, dict[str, Table]] = {
     "interface": INTERFACE_TRAFFIC,
     "app": PEER_APP_TRAFFIC,
 }
-KEYS: dict[Kind, str] = {"peer": "peer_id", "interface": "interface_id"}
 SERIES_KEYS: dict[Series, tuple[str, ...]] = {
     "peer": ("peer_id",),
     "interface": ("interface_id",),
     "app": ("peer_id", "app"),
 }
+KEYS: dict[Kind, str] = {kind: SERIES_KEYS[kind][0] for kind in KINDS}
 VALUES: dict[Series, tuple[str, ...]] = {
     "peer": ("rx", "tx"),
     "interface": ("rx", "tx"),
