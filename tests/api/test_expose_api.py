@@ -457,3 +457,22 @@ def test_a_mapping_is_in_the_kernel_when_its_registration_is_answered(
     assert me.delete("/v1/mappings").json() == {"removed": 2}
     assert not {e for e in dataplane.elements if e.set.startswith("expose")}
     assert dataplane.calls.count("apply_firewall") == passes  # no whole table written
+
+
+def test_registering_a_port_again_never_takes_a_name_on_it_away(
+    client: TestClient,
+    container: Container,
+    peers: dict[str, dict[str, object]],
+    tunnel: object,
+    names: NameZone,
+) -> None:
+    """A name holds the front's port 80 in its row; a port mapping's registration takes
+    back only the peer's earlier *port* row (here the host has no front on 80)."""
+    alice = peers["alice"]
+    client.patch(f"/api/v1/peers/{alice['id']}", json={"expose_ports": "80"})
+    me = tunnel(address(alice))  # type: ignore[operator]
+    name = me.post("/v1/names", json={"name": "blog", "local_port": 3000}).json()
+    assert me.post("/v1/mappings", json={"remote_port": 80, "local_port": 81}).status_code == 201
+    listed = {m["id"]: m for m in client.get("/api/v1/mappings").json()}
+    assert name["id"] in listed and "blog.default.vpn.example.test" in container.mappings.routes()
+    assert len(listed) == 2

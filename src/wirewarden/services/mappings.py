@@ -104,10 +104,13 @@ class MappingService:
                 local_port=data.local_port,
                 expires_at=lease_until(now),
             )
+            # A name on the front's port is no port mapping (the unique index is for
+            # port rows only): registering the port again never takes a name away.
             same = (
                 (ExposedPort.node_id == node)
                 & (ExposedPort.proto == data.proto)
                 & (ExposedPort.remote_port == data.remote_port)
+                & ExposedPort.hostname.is_(None)
             )
             taken = Conflict(
                 f"{data.proto} port {data.remote_port} is published by another peer",
