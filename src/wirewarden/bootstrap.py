@@ -424,7 +424,7 @@ def node_states(shared: _Shared) -> NodeStates:
 
     def reader(node: str) -> DesiredStateReader:
         guard = partial(dns_guard, node=node, doh=doh) if settings.dns_enabled else None
-        # The node's uplink is the agent's to know: None here.
+        # The node's uplink and public addresses are its agent's to know: none here.
         return DesiredStateReader(
             shared.sessions,
             shared.vault,
@@ -432,7 +432,6 @@ def node_states(shared: _Shared) -> NodeStates:
             None,
             policy=policy_config(settings),
             dns_guard=guard,
-            expose_listen=split_csv(settings.expose_listen),
         )
 
     return NodeStates(reader, read_directory if settings.dns_enabled else None)
@@ -559,7 +558,7 @@ def build_agent(
     resolver and classifier of `serve`, fed by the state the agent holds instead of a
     database. `dataplane` is for tests (a fake kernel)."""
     from wirewarden import __version__
-    from wirewarden.agent.agent import Agent, Timing
+    from wirewarden.agent.agent import Agent, Timing, TunnelSetup
     from wirewarden.agent.dnslog import rows_of
     from wirewarden.agent.files import SealedFiles
     from wirewarden.agent.held import HeldState
@@ -588,14 +587,22 @@ def build_agent(
         raise SettingsError(f"WIREWARDEN_AGENT_CA_FILE: {settings.agent_ca_file} is not a file")
     prepare_data_dir(settings, database=False)
     files = SealedFiles(settings.data_dir / "agent")
-    held = HeldState(files, settings.uplink)
+    held = HeldState(files, settings.uplink, tuple(split_csv(settings.expose_listen)))
     batches = max(1, int(settings.agent_buffer_hours * 3600 / settings.metrics_period))
     outbox = Outbox(files, batches)
     timing = Timing(heartbeat=10.0, report=settings.metrics_period)
-    agent = Agent(
-        files, held, outbox, server, version or __version__, settings.agent_join_token, timing
-    )
     kernel = dataplane is None
+    tunnel = TunnelSetup(settings.tunnel_api_port, host_ports) if kernel else None
+    agent = Agent(
+        files,
+        held,
+        outbox,
+        server,
+        version or __version__,
+        settings.agent_join_token,
+        timing,
+        tunnel=tunnel,
+    )
     if dataplane is None:
         (settings.data_dir / "logs").mkdir(exist_ok=True)
         logs = settings.data_dir / "logs"

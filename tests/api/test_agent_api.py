@@ -1,6 +1,9 @@
 """The agent endpoint on PostgreSQL (a fleet's database), driven as an agent would: the
 one-time join token, the node credential and its walls, the WebSocket's snapshot and
-deltas, acks, heartbeats and reports, the long-poll fallback, revocation."""
+deltas, acks, heartbeats and reports, the long-poll fallback, revocation; the tunnel API
+of a node's peers, relayed by its agent (written as the requests of the agent, of another
+node's agent that claims a peer not its own, and of anyone without a credential: the
+credential decides which node's peers a request acts for, never the headers)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.classify.steering import mark_of
 from wirewarden.domain.statediff import digest, patch
 from wirewarden.fleet.protocol import (
+    GATEWAY_HEADER,
+    REVISION_HEADER,
+    SOURCE_HEADER,
     Ack,
     Heartbeat,
     Hello,
@@ -33,7 +39,7 @@ from wirewarden.fleet.protocol import (
 )
 from wirewarden.services.context import SYSTEM
 from wirewarden.store.fleet import Leadership
-from wirewarden.store.tables import DnsQuery, NodeJoinToken, NodeStatus, Peer
+from wirewarden.store.tables import DnsQuery, ExposedPort, NodeJoinToken, NodeStatus, Peer
 from wirewarden.web.app import create_app
 
 API = "/api/v1"
@@ -456,3 +462,111 @@ def test_a_dns_policy_change_reaches_every_node_s_agent(
         assert step.type == "delta" and step.revision > first.revision
         doc = patch(first.state, step.patch)
         assert doc["dns"]["policies"]["default"]["deny"] == ["ads.example"]
+
+
+# ---- the tunnel API relayed by a node's agent (web/tunnel.py, agent/tunnel.py)
+
+RELAY = f"{API}/agent/tunnel/v1"
+
+
+def _peer(tc: TestClient, admin: dict[str, str], interface: str, name: str) -> dict[str, Any]:
+    made = tc.post(f"{API}/interfaces/{interface}/peers", json={"name": name}, headers=admin)
+    assert made.status_code == 201, made.text
+    peer: dict[str, Any] = made.json()
+    patched = tc.patch(
+        f"{API}/peers/{peer['id']}", json={"expose_ports": "8000-8100"}, headers=admin
+    )
+    assert patched.status_code == 200, patched.text
+    return peer
+
+
+def _as(credential: str | None, gateway: str, peer: dict[str, Any]) -> dict[str, str]:
+    """The headers an agent relays a connection from `peer`'s tunnel address with."""
+    source = str(peer["address"]).split("/")[0]
+    headers = {GATEWAY_HEADER: gateway, SOURCE_HEADER: source}
+    return headers | (_bearer(credential) if credential else {})
+
+
+def _forwards(tc: TestClient, credential: str) -> list[dict[str, Any]]:
+    """The forwards in the state the node's agent is sent."""
+    answer = tc.get(f"{API}/agent/state?wait=0", headers=_bearer(credential))
+    snapshot = decode_from_server(answer.text)
+    assert snapshot.type == "snapshot"
+    found: list[dict[str, Any]] = snapshot.state["desired"].get("forwards", [])
+    return found
+
+
+def test_an_agent_relays_its_own_peers_and_no_one_elses(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    n1 = _enrol(tc, _add_node(tc, admin, "n1"))
+    n2 = _enrol(tc, _add_node(tc, admin, "n2"))
+    _interface(tc, admin, "wgn1", "n1", "50")
+    _interface(tc, admin, "wgn2", "n2", "51")
+    alice = _peer(tc, admin, "wgn1", "alice")
+    _peer(tc, admin, "wgn2", "mallory")
+    body = {"proto": "tcp", "remote_port": 8080, "local_port": 3000}
+
+    # n2's agent claims alice's address pair (headers are the agent's word): not its node.
+    stolen = tc.post(f"{RELAY}/mappings", json=body, headers=_as(n2, "10.50.0.1", alice))
+    assert stolen.status_code == 403, stolen.text
+    # No credential, or a user's token in its place: nothing acts.
+    anonymous = tc.post(f"{RELAY}/mappings", json=body, headers=_as(None, "10.50.0.1", alice))
+    assert anonymous.status_code == 401
+    as_user = _as(None, "10.50.0.1", alice) | admin
+    assert tc.post(f"{RELAY}/mappings", json=body, headers=as_user).status_code == 401
+    # A header that is no address: refused naming it.
+    bad = _as(n1, "10.50.0.1", alice) | {GATEWAY_HEADER: "10.50.0.1; drop table"}
+    refused = tc.post(f"{RELAY}/mappings", json=body, headers=bad)
+    assert refused.status_code == 422 and refused.json()["field"] == GATEWAY_HEADER
+    assert tc.get(f"{API}/mappings", headers=admin).json() == []
+
+    # n1's agent relays alice's own registration: on n1, with n1's revision to wait for.
+    made = tc.post(f"{RELAY}/mappings", json=body, headers=_as(n1, "10.50.0.1", alice))
+    assert made.status_code == 201, made.text
+    assert made.json()["peer"] == "alice"
+    assert int(made.headers[REVISION_HEADER]) == _node(tc, admin, "n1")["revision"]
+    assert tc.get(f"{RELAY}/whoami", headers=_as(n1, "10.50.0.1", alice)).json()["peer"] == "alice"
+    address = str(alice["address"]).split("/")[0]
+    assert [(f["remote_port"], f["address"], f["local_port"]) for f in _forwards(tc, n1)] == [
+        (8080, address, 3000)
+    ]
+    assert _forwards(tc, n2) == []
+    # Not this host's kernel, nor its desired state: the node's.
+    assert fleet.reconciler.source().forwards == ()
+
+    # A name is served by the control plane's own front: refused for a node's peer.
+    named = tc.post(
+        f"{RELAY}/names",
+        json={"name": "blog", "local_port": 3000},
+        headers=_as(n1, "10.50.0.1", alice),
+    )
+    assert named.status_code == 409 and named.json()["field"] == "name"
+
+    # The heartbeat renews; removal takes the forward out of the node's state.
+    beat = tc.post(f"{RELAY}/heartbeat", headers=_as(n1, "10.50.0.1", alice))
+    assert beat.status_code == 200 and beat.json()["renewed"] == 1
+    gone = tc.delete(f"{RELAY}/mappings", headers=_as(n1, "10.50.0.1", alice))
+    assert gone.status_code == 200 and gone.json() == {"removed": 1}
+    assert int(gone.headers[REVISION_HEADER]) == _node(tc, admin, "n1")["revision"]
+    assert _forwards(tc, n1) == []
+
+
+def test_a_nodes_expired_mappings_are_reaped_by_the_control_plane(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    n1 = _enrol(tc, _add_node(tc, admin, "n1"))
+    _interface(tc, admin, "wgn1", "n1", "50")
+    alice = _peer(tc, admin, "wgn1", "alice")
+    body = {"proto": "udp", "remote_port": 8000, "local_port": 3000}
+    made = tc.post(f"{RELAY}/mappings", json=body, headers=_as(n1, "10.50.0.1", alice))
+    assert made.status_code == 201, made.text
+    assert len(_forwards(tc, n1)) == 1
+    with fleet.engine.begin() as conn:
+        conn.execute(
+            update(ExposedPort).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    before = _node(tc, admin, "n1")["revision"]
+    assert fleet.mappings.reap() == 1
+    assert _node(tc, admin, "n1")["revision"] == before + 1
+    assert _forwards(tc, n1) == []

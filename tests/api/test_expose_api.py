@@ -21,7 +21,7 @@ from wirewarden.domain.firewall import ExposeCount, KernelCounts
 from wirewarden.domain.vhost import NameZone, Route
 from wirewarden.store.tables import ExposedPort
 from wirewarden.web.changes import ChangeThread
-from wirewarden.web.tunnel import tunnel_app
+from wirewarden.web.tunnel import socket_origin, tunnel_app
 
 GATEWAY = "10.8.0.1"
 
@@ -45,7 +45,7 @@ def peers(client: TestClient) -> dict[str, dict[str, object]]:
 @pytest.fixture
 def tunnel(container: Container) -> Iterator[object]:
     changes = ChangeThread()
-    app = tunnel_app(container.mappings, changes)
+    app = tunnel_app(container.mappings, changes, socket_origin(container.mappings.deps.node))
     opened: list[httpx.AsyncClient] = []
 
     def as_peer(source: str, gateway: str = GATEWAY) -> httpx.Client:

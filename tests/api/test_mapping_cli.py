@@ -12,6 +12,7 @@ from wirewarden.cli.main import app
 from wirewarden.cli.mappings import mapping_app
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.firewall import ExposeCount, KernelCounts
+from wirewarden.services.mappings import Origin
 from wirewarden.services.schemas import InterfaceCreate, MappingIn, PeerCreate, PeerUpdate
 
 
@@ -29,7 +30,8 @@ def test_mapping_list_and_rm(cli_env: FakeDataplane) -> None:
         c.peers.update(peer.id, PeerUpdate(expose_ports="25565"), cli.CLI)
         address = peer.address.split("/")[0]
         made = c.mappings.register(
-            ("10.8.0.1", address), MappingIn(proto="udp", remote_port=25565, local_port=40000)
+            Origin("10.8.0.1", address, c.mappings.deps.node),
+            MappingIn(proto="udp", remote_port=25565, local_port=40000),
         )
     cli_env.kernel_counts = KernelCounts(exposed=(ExposeCount("udp", address, 40000, 3, 900),))
     code, out = run("mapping", "list", "--json")

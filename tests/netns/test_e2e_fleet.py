@@ -25,6 +25,16 @@ from pathlib import Path
 import pytest
 
 from tests.netns.product import WIREWARDEN, Product
+from tests.netns.test_e2e_expose import (
+    HTTP_PORT,
+    PUBLIC_TCP,
+    PUBLIC_UDP,
+    UDP_PORT,
+    from_inet,
+    mappings,
+    published,
+    services,
+)
 from tests.netns.topology import Client, Topology, wait_until
 from tests.tlsca import Issued, issue
 
@@ -68,20 +78,30 @@ def tls(topology: Topology) -> Issued:
     return issue(topology.workdir / "tls", [Topology.inet_ip, Topology.lan_host_ip])
 
 
-@pytest.fixture
-def replicas(topology: Topology, tls: Issued, pg_database: str) -> Iterator[list[Product]]:
-    """Two `serve` replicas on one database with one master key: stateless, either one
-    serves any agent and any admin."""
-    env = {
-        "WIREWARDEN_DATABASE_URL": pg_database,
+def _plane_env(tls: Issued, database: str) -> dict[str, str]:
+    return {
+        "WIREWARDEN_DATABASE_URL": database,
         "WIREWARDEN_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "WIREWARDEN_TLS_CERT": str(tls.cert),
         "WIREWARDEN_TLS_KEY": str(tls.key),
         "WIREWARDEN_NODE_NAME": "cp",
         "WIREWARDEN_DNS_ENABLED": "false",
     }
+
+
+def _control(topology: Topology, tls: Issued, env: dict[str, str]) -> Product:
+    return Product(
+        topology, netns=topology.inet, listen=CP_LISTEN, cacert=tls.ca, env=env, name="cp"
+    )
+
+
+@pytest.fixture
+def replicas(topology: Topology, tls: Issued, pg_database: str) -> Iterator[list[Product]]:
+    """Two `serve` replicas on one database with one master key: stateless, either one
+    serves any agent and any admin."""
+    env = _plane_env(tls, pg_database)
     planes = [
-        Product(topology, netns=topology.inet, listen=CP_LISTEN, cacert=tls.ca, env=env, name="cp"),
+        _control(topology, tls, env),
         Product(
             topology, netns=topology.lan, listen=REPLICA_LISTEN, cacert=tls.ca, env=env, name="cp2"
         ),
@@ -109,6 +129,27 @@ def _node(control: Product) -> dict[str, object]:
     return found
 
 
+def _agent(topology: Topology, tls: Issued, join: str) -> AgentProcess:
+    return AgentProcess(
+        topology,
+        topology.workdir / "agent-data",
+        {
+            "WIREWARDEN_DATA_DIR": str(topology.workdir / "agent-data"),
+            "WIREWARDEN_AGENT_JOIN_TOKEN": join,
+            "WIREWARDEN_WG_IMPLEMENTATION": "wireguard-go",
+            "WIREWARDEN_RECONCILE_PERIOD": "1",
+            "WIREWARDEN_DNS_ENABLED": "false",
+            "WIREWARDEN_LOG_LEVEL": "info",
+        },
+        [WIREWARDEN, "agent", "--server", f"https://{CP_LISTEN}", "--ca-file", str(tls.ca)],
+    )
+
+
+def _node_applied(control: Product) -> bool:
+    node = _node(control)
+    return node["status"] == "online" and node["applied_revision"] == node["revision"]
+
+
 def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restarts(
     topology: Topology, replicas: list[Product], tls: Issued
 ) -> None:
@@ -124,26 +165,11 @@ def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restart
         endpoint=f"{client.server_ip}:{LISTEN_PORT}",
     )
     peer = control.create_peer(ifname, name="phone")
-    agent = AgentProcess(
-        topology,
-        topology.workdir / "agent-data",
-        {
-            "WIREWARDEN_DATA_DIR": str(topology.workdir / "agent-data"),
-            "WIREWARDEN_AGENT_JOIN_TOKEN": join,
-            "WIREWARDEN_WG_IMPLEMENTATION": "wireguard-go",
-            "WIREWARDEN_RECONCILE_PERIOD": "1",
-            "WIREWARDEN_DNS_ENABLED": "false",
-            "WIREWARDEN_LOG_LEVEL": "info",
-        },
-        [WIREWARDEN, "agent", "--server", f"https://{CP_LISTEN}", "--ca-file", str(tls.ca)],
-    )
+    agent = _agent(topology, tls, join)
     agent.start()
     try:
         wait_until(
-            lambda: (
-                _node(control)["status"] == "online"
-                and _node(control)["applied_revision"] == _node(control)["revision"]
-            ),
+            lambda: _node_applied(control),
             timeout=30,
             what=f"the node to come online and ack its state:\n{agent.log()}",
         )
@@ -236,6 +262,82 @@ def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restart
         sent, got = _received(client, GATEWAY, 5)
         assert got == sent
         assert agent.stop() == 0, agent.log()
+    finally:
+        if agent.running():
+            agent.stop()
+
+
+@pytest.fixture
+def control(topology: Topology, tls: Issued, pg_database: str) -> Iterator[Product]:
+    plane = _control(topology, tls, _plane_env(tls, pg_database))
+    try:
+        plane.start(timeout=30)
+        yield plane
+    finally:
+        plane.close()
+
+
+def test_a_peer_of_a_node_publishes_its_services_through_the_nodes_agent(
+    topology: Topology, control: Product, tls: Issued
+) -> None:
+    """`wirewarden expose` on a client of a fleet node: the node's agent serves the tunnel
+    API on its gateway and relays it; the node's kernel forwards the public ports."""
+    client = topology.add_client()
+    join = control.api("POST", "/nodes", {"name": "n1"}, expect=201)["join_token"]
+    ifname = topology.unique_ifname("wg")
+    control.create_interface(
+        name=ifname,
+        node="n1",
+        address=f"{GATEWAY}/24",
+        listen_port=LISTEN_PORT,
+        endpoint=f"{client.server_ip}:{LISTEN_PORT}",
+    )
+    peer = control.create_peer(ifname, name="nas")
+    control.api("PATCH", f"/peers/{peer['id']}", {"expose_ports": "8000-8100,25565"})
+    agent = _agent(topology, tls, join)
+    agent.start()
+    try:
+        wait_until(lambda: _node_applied(control), timeout=30, what=f"the node:\n{agent.log()}")
+        client.wg_quick_up(control.peer_config(peer["id"]))
+        services(topology, client.ns)
+        assert from_inet(topology) == (None, "")
+
+        # Outside expose_ports: the control plane's refusal, through the agent, exit 1.
+        argv = [WIREWARDEN, "expose", "127.0.0.1:22-2222"]
+        refused = client.ns.run(argv, check=False, timeout=30)
+        assert refused.returncode == 1
+        assert "expose_ports" in refused.stderr, refused.stderr
+
+        specs = (f"127.0.0.1:{HTTP_PORT}-{PUBLIC_TCP}", f"127.0.0.1:{UDP_PORT}-{PUBLIC_UDP}/udp")
+        log = topology.log_path("expose-fleet.log")
+        started = time.monotonic()
+        exposing = client.ns.popen([WIREWARDEN, "expose", *specs], log_path=log)
+        url = f"http://{topology.server_uplink_ip}:{PUBLIC_TCP}/"
+        first_byte = ["curl", "-sf", "--max-time", "1", url]
+        wait_until(
+            lambda: topology.inet.run(first_byte, check=False).returncode == 0,
+            timeout=10,
+            interval=0.05,
+            what=f"the TCP service from inet:\n{Path(log).read_text()}\n{agent.log()}",
+        )
+        print(f"fleet expose: first byte served {time.monotonic() - started:.2f} s after start")
+        wait_until(lambda: published(topology), timeout=10, what="both services from inet")
+        listed = mappings(control)
+        assert {(m["proto"], m["remote_port"], m["peer"]) for m in listed} == {
+            ("tcp", PUBLIC_TCP, "nas"),
+            ("udp", PUBLIC_UDP, "nas"),
+        }
+        # In the node's kernel; none in the control plane's (it has no such peer).
+        table = topology.server.run(["nft", "list", "map", "inet", "wirewarden", "expose_tcp"])
+        assert f"{PUBLIC_TCP} : 10.71.0.2 . " in table.stdout, table.stdout
+        mine = control.server.run(["nft", "list", "ruleset"], check=False).stdout
+        assert "10.71.0.2" not in mine
+
+        # Ctrl-C: gone from the control plane and, through the agent, from the node.
+        exposing.send_signal(signal.SIGINT)
+        assert exposing.wait(timeout=10) == 0
+        assert mappings(control) == []
+        wait_until(lambda: from_inet(topology)[0] is None, timeout=3, what="the forward removed")
     finally:
         if agent.running():
             agent.stop()

@@ -26,6 +26,7 @@ from tests.api.conftest import PASSWORD
 from wirewarden.bootstrap import Container
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import PeerStats
+from wirewarden.services.mappings import Origin
 from wirewarden.services.schemas import MappingIn
 from wirewarden.store.tables import DnsPolicy, DnsQuery
 
@@ -103,7 +104,9 @@ def world(
     # at its gateway): the mapping lists and removal must keep it beta's.
     _ok(client.patch(f"{API}/peers/{peer['id']}", json={"expose_ports": "8080"}), 200)
     gateway = _ok(client.get(f"{API}/tenants/beta"), 200)["interfaces"][0]["address"]
-    origin = (gateway.split("/")[0], peer["address"].split("/")[0])
+    origin = Origin(
+        gateway.split("/")[0], peer["address"].split("/")[0], container.mappings.deps.node
+    )
     mapping = container.mappings.register(origin, MappingIn(remote_port=8080, local_port=80))
     key = ("t-beta", peer["public_key"])
     dataplane.counters[key] = PeerStats("198.51.100.7:51000", int(time.time()), 5000, 90000)

@@ -137,3 +137,15 @@ def test_report_rows_of_every_kind_share_a_batch_s_room(tmp_path: Path) -> None:
     assert (len(first.samples), len(first.dns_log), len(first.apps)) == (MAX_ROWS - 5, 3, 2)
     assert (len(second.samples), len(second.dns_log), len(second.apps)) == (0, 0, 7)
     assert [a["mark"] for a in first.apps + second.apps] == list(range(9))
+
+
+def test_the_uplink_and_the_public_addresses_are_the_nodes_own(tmp_path: Path) -> None:
+    """The control plane's addresses are not a node's: published ports are reached at the
+    node's WIREWARDEN_EXPOSE_LISTEN, else at its uplink's addresses."""
+    sent = snapshot(replace(_state(2), desired=replace(_state(2).desired, uplink="cp0")), 1)[0]
+    own = HeldState(SealedFiles(tmp_path / "own"), "ens3", ("203.0.113.7",))
+    own.take(sent)
+    assert (own().uplink, own().expose_listen) == ("ens3", ("203.0.113.7",))
+    default = HeldState(SealedFiles(tmp_path / "default"), "ens3")
+    default.take(sent)
+    assert (default().uplink, default().expose_listen) == ("ens3", ())

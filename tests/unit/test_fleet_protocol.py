@@ -325,3 +325,23 @@ def test_a_change_beyond_peers_asks_for_the_whole_document() -> None:
             }
         }
     )
+
+
+def test_a_published_port_is_a_small_patch_the_agent_applies_without_a_whole_pass() -> None:
+    """A mapping registered through a node's agent: the patch carries the forwards, and
+    the agent's state names them before and after (it puts them into the kernel alone)."""
+    old = _state(5)
+    held = old.desired.forwards
+    forward = Forward("tcp", 8080, "10.8.0.3", 3000, snat=True)
+    new = replace(old, desired=replace(old.desired, revision=9, forwards=(*held, forward)))
+    whole = statediff.diff(protocol.to_document(old), protocol.to_document(new))
+    assert protocol.state_patch(old, new) == whole
+    assert set(whole["desired"]) == {"revision", "forwards"}
+    found = _changed(old, new)
+    assert found is not None
+    state, changes = found
+    assert state == protocol.from_document(protocol.to_document(new))
+    assert changes.forwards == (held, (*held, forward)) and changes.peers == ()
+    # And back: removed.
+    found = _changed(new, old)
+    assert found is not None and found[1].forwards == ((*held, forward), held)

@@ -26,7 +26,16 @@ from wirewarden.agent.held import Held, HeldState, Resync
 from wirewarden.agent.host import Host, Pass
 from wirewarden.agent.outbox import Outbox
 from wirewarden.agent.telemetry import AppSampler, CpuMeter, Sampler
-from wirewarden.fleet.client import Link, Revoked, Server, Unreachable, enrol, open_link
+from wirewarden.agent.tunnel import HostPorts, gateways, relay_app
+from wirewarden.fleet.client import (
+    Link,
+    Revoked,
+    Server,
+    TunnelRelay,
+    Unreachable,
+    enrol,
+    open_link,
+)
 from wirewarden.fleet.protocol import (
     Ack,
     Current,
@@ -35,6 +44,7 @@ from wirewarden.fleet.protocol import (
     ProtocolError,
     ReportAck,
 )
+from wirewarden.relay.listener import TunnelListener
 
 log = logging.getLogger(__name__)
 EXIT_REFUSED = 78  # EX_CONFIG: the unit's RestartPreventExitStatus
@@ -61,6 +71,15 @@ class Timing:
 Opener = Callable[[Server, str], Awaitable[Link]]
 
 
+@dataclass(frozen=True)
+class TunnelSetup:
+    """The tunnel API this agent serves its peers (agent/tunnel.py): on which port, and
+    the ports this host's own sockets hold (never published)."""
+
+    port: int
+    host_ports: HostPorts
+
+
 class Agent:
     def __init__(
         self,
@@ -72,10 +91,11 @@ class Agent:
         join_token: str | None = None,
         timing: Timing = Timing(),
         opener: Opener = open_link,
+        tunnel: TunnelSetup | None = None,
     ) -> None:
         self.files, self.held, self.outbox = files, held, outbox
         self.server, self.version, self.join_token = server, version, join_token
-        self.timing, self.opener = timing, opener
+        self.timing, self.opener, self.tunnel = timing, opener, tunnel
         self.sampler, self.cpu = Sampler(), CpuMeter()
         self.app_sampler = AppSampler()
         self.started = time.monotonic()
@@ -83,6 +103,8 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_pass: Pass | None = None
         self._passed = asyncio.Event()
+        # Answers waiting for a pass of their revision (the tunnel API's).
+        self._awaited: list[tuple[int, asyncio.Future[None]]] = []
         self.connected = asyncio.Event()
 
     # ---- told by the host (its threads)
@@ -92,6 +114,31 @@ class Agent:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._passed.set)
+            loop.call_soon_threadsafe(self._release, result.revision)
+
+    def _release(self, revision: int) -> None:
+        waiting = []
+        for wanted, future in self._awaited:
+            if wanted <= revision:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((wanted, future))
+        self._awaited = waiting
+
+    async def reached(self, revision: int, timeout: float) -> bool:
+        """Whether a pass of `revision` (or a later one) ran within `timeout` seconds."""
+        last = self._last_pass
+        if last is not None and last.revision >= revision:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._awaited.append((revision, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self._awaited = [(r, f) for r, f in self._awaited if f is not future]
+            return False
+        return True
 
     def ack_due(self) -> None:
         """Look at the last pass again (a link that may not have acked it yet)."""
@@ -136,8 +183,10 @@ class Agent:
             log.info("applying the saved state (revision %d) first", held.revision)
         await asyncio.to_thread(host.start)
         collecting = asyncio.create_task(self._collect())
+        tunnel: tuple[TunnelListener, TunnelRelay] | None = None
         try:
             node, credential = await self._identity()
+            tunnel = self._serve_tunnel(credential)
             log.info("node %s: dialling %s", node, self.server.url)
             while True:
                 await self._one_link(node, credential)
@@ -148,11 +197,30 @@ class Agent:
             log.error("%s", exc)
             return EXIT_REFUSED
         finally:
+            if tunnel is not None:
+                listener, relay = tunnel
+                await listener.stop()
+                await relay.close()
             collecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await collecting
             await asyncio.to_thread(self.outbox.seal)
             await asyncio.to_thread(host.stop)
+
+    def _serve_tunnel(self, credential: str) -> tuple[TunnelListener, TunnelRelay] | None:
+        """The tunnel API on this node's gateways, relayed to the control plane."""
+        if self.tunnel is None:
+            return None
+        relay = TunnelRelay(self.server, credential)
+        app = relay_app(relay.call, self.tunnel.host_ports, self.reached)
+
+        def held_gateways() -> frozenset[str]:
+            held = self.held.held
+            return gateways(held.state.desired if held is not None else None)
+
+        listener = TunnelListener(app, held_gateways, self.tunnel.port)
+        listener.start()
+        return listener, relay
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(

@@ -78,9 +78,13 @@ class HeldState:
     """The held state, kept sealed on disk (applied at start, control plane or not), as
     the reconciler's desired-state source."""
 
-    def __init__(self, files: SealedFiles, uplink: str | None = None) -> None:
-        # The uplink is the node's to know (WIREWARDEN_UPLINK, else its default route's).
-        self.files, self.uplink = files, uplink
+    def __init__(
+        self, files: SealedFiles, uplink: str | None = None, expose_listen: tuple[str, ...] = ()
+    ) -> None:
+        # The uplink and the public addresses published ports are reached at are the
+        # node's to know (WIREWARDEN_UPLINK, else its default route's; and
+        # WIREWARDEN_EXPOSE_LISTEN, else the uplink's addresses).
+        self.files, self.uplink, self.expose_listen = files, uplink, expose_listen
         self._lock = threading.Lock()
         self._held: Held | None = None
         # Interfaces an earlier state managed and this one does not: torn down, not left.
@@ -145,6 +149,8 @@ class HeldState:
             desired = replace(desired, managed=desired.managed | gone)
         if self.uplink is not None:
             desired = replace(desired, uplink=self.uplink)
+        if self.expose_listen:
+            desired = replace(desired, expose_listen=self.expose_listen)
         return desired
 
     def revision(self) -> int:

@@ -54,6 +54,8 @@ class NodeHost:
         for interface, key, peer in changes.peers:
             if peer is None:
                 reconciler.remove_peer(interface, key)
+        if changes.forwards is not None:  # a published port came or went
+            reconciler.apply_forwards(*changes.forwards)
 
     def dumps(self) -> dict[str, DeviceDump]:
         return self.stats()

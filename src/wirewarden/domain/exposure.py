@@ -139,6 +139,11 @@ def parse_name_spec(text: str) -> NameSpec:
     return NameSpec(name.strip().lower(), host, _port(port, where))
 
 
+def host_port_taken(proto: str, port: int) -> str:
+    """Why a port held by a socket of the node's own host is not published."""
+    return f"{proto} port {port} is taken by a service of the server"
+
+
 def lease_until(now: datetime) -> datetime:
     return now + LEASE
 

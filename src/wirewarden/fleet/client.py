@@ -24,6 +24,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from wirewarden.fleet.protocol import (
     CLOSE_REVOKED,
+    GATEWAY_HEADER,
+    REVISION_HEADER,
+    SOURCE_HEADER,
+    TUNNEL_PATH,
     Ack,
     Current,
     Delta,
@@ -250,3 +254,56 @@ async def open_link(server: Server, credential: str, allow_websocket: bool = Tru
         timeout=httpx.Timeout(TIMEOUT, read=POLL_WAIT + TIMEOUT),
     )
     return PollLink(http, server.api)
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """A request of a peer to the tunnel API, as its agent relays it: what it asked
+    (`path` under /v1) and the address pair its connection had."""
+
+    method: str
+    path: str
+    body: bytes
+    gateway: str
+    source: str
+
+
+@dataclass(frozen=True)
+class RelayAnswer:
+    status: int
+    body: bytes
+    # The node's revision after the change it made (None: it made none).
+    revision: int | None
+
+
+class TunnelRelay:
+    """The agent's client for its peers' tunnel API: each request goes to the control
+    plane with the node credential, on one pooled connection."""
+
+    def __init__(
+        self, server: Server, credential: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.url = server.api + TUNNEL_PATH
+        self.http = httpx.AsyncClient(
+            verify=server.tls() or True,
+            headers=_bearer(credential),
+            timeout=TIMEOUT,
+            transport=transport,
+        )
+
+    async def call(self, request: Relayed) -> RelayAnswer:
+        headers = {GATEWAY_HEADER: request.gateway, SOURCE_HEADER: request.source}
+        if request.body:
+            headers["content-type"] = "application/json"
+        try:
+            answer = await self.http.request(
+                request.method, self.url + request.path, content=request.body, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"{request.method} {request.path}: {exc!r}") from exc
+        told = answer.headers.get(REVISION_HEADER, "")
+        revision = int(told) if told.isdigit() else None
+        return RelayAnswer(answer.status_code, answer.content, revision)
+
+    async def close(self) -> None:
+        await self.http.aclose()

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from wirewarden.domain.dnsstate import Client, DnsDirectory
+from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import DesiredState, PeerState
 from wirewarden.domain.statediff import Document, diff, digest
@@ -31,6 +32,13 @@ CREDENTIAL_PREFIX = "wwn_"
 # longer) valid, so the agent stops retrying with it; the message broke the protocol.
 CLOSE_REVOKED = 4401
 CLOSE_PROTOCOL = 4400
+# The tunnel API an agent serves on its gateways is relayed to the control plane under
+# this path with the node credential; these headers say which address pair the peer's
+# connection had, and the answer to a change the node's revision after it.
+TUNNEL_PATH = "/agent/tunnel"
+GATEWAY_HEADER = "x-wirewarden-gateway"
+SOURCE_HEADER = "x-wirewarden-source"
+REVISION_HEADER = "x-wirewarden-revision"
 
 
 class ProtocolError(ValueError):
@@ -94,10 +102,12 @@ def from_document(doc: Document) -> NodeState:
 @dataclass(frozen=True)
 class PeerChanges:
     """What a patch that touches peers only changed: each WireGuard peer set or removed
-    (interface, public key, new state or None) and each policy replaced (old, new)."""
+    (interface, public key, new state or None), each policy replaced (old, new), and the
+    published ports (all of them before and after; None: unchanged)."""
 
     peers: tuple[tuple[str, str, PeerState | None], ...] = ()
     policies: tuple[tuple[PeerPolicy | None, PeerPolicy | None], ...] = ()
+    forwards: tuple[tuple[Forward, ...], tuple[Forward, ...]] | None = None
 
 
 @cache
@@ -108,6 +118,11 @@ def _peer_adapter() -> TypeAdapter[PeerState]:
 @cache
 def _policy_adapter() -> TypeAdapter[PeerPolicy]:
     return TypeAdapter(PeerPolicy)
+
+
+@cache
+def _forwards_adapter() -> TypeAdapter[tuple[Forward, ...]]:
+    return TypeAdapter(tuple[Forward, ...])
 
 
 def advance_state(
@@ -128,7 +143,7 @@ def advance_state(
         if dns is None:
             return None
         dns = replace(dns, revision=int(dns_change["revision"]))
-    if set(desired_change) - {"revision", "interfaces", "policy"}:
+    if set(desired_change) - {"revision", "interfaces", "policy", "forwards"}:
         return None
     policy_change = desired_change.get("policy", {})
     interfaces_change = desired_change.get("interfaces", {})
@@ -179,13 +194,18 @@ def _advanced(
         policies.append((old, new_policy))
     ordered = tuple(sorted(by_id.values(), key=lambda p: p.peer_id))
     revision = int(doc["revision"])
+    forwards = desired.forwards
+    if "forwards" in doc and doc["forwards"] is not None:
+        forwards = _forwards_adapter().validate_python(doc["forwards"])
     new_desired = replace(
         desired,
         interfaces=interfaces,
         revision=revision,
         policy=replace(desired.policy, peers=ordered),
+        forwards=forwards,
     )
-    return NodeState(new_desired, dns), PeerChanges(tuple(peers), tuple(policies))
+    moved = (desired.forwards, forwards) if forwards != desired.forwards else None
+    return NodeState(new_desired, dns), PeerChanges(tuple(peers), tuple(policies), moved)
 
 
 def state_patch(old: NodeState, new: NodeState) -> Document | None:
@@ -194,7 +214,7 @@ def state_patch(old: NodeState, new: NodeState) -> Document | None:
     equal ones compare cheaply) rather than of dumping and comparing every peer; None
     when more than peers, DNS clients and the revision differ (diff the documents)."""
     a, b = old.desired, new.desired
-    rest = ("managed", "nat", "uplink", "dns_guard", "forwards", "expose_listen")
+    rest = ("managed", "nat", "uplink", "dns_guard", "expose_listen")
     if (
         any(getattr(a, f) != getattr(b, f) for f in rest)
         or a.interfaces.keys() != b.interfaces.keys()
@@ -214,6 +234,8 @@ def state_patch(old: NodeState, new: NodeState) -> Document | None:
             interfaces[name] = {"peers": peers}
     if interfaces:
         desired["interfaces"] = interfaces
+    if a.forwards != b.forwards:  # a mapping came or went: the list, a few entries
+        desired["forwards"] = _forwards_adapter().dump_python(b.forwards, mode="json")
     old_policies = {str(p.peer_id): p for p in a.policy.peers}
     new_policies = {str(p.peer_id): p for p in b.policy.peers}
     if policies := _keyed_patch(old_policies, new_policies, _policy_adapter()):

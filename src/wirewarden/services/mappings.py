@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
@@ -20,18 +21,42 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import vhost
-from wirewarden.domain.exposure import ExposeError, Forward, lease_until, parse_ports
+from wirewarden.domain.exposure import (
+    ExposeError,
+    Forward,
+    host_port_taken,
+    lease_until,
+    parse_ports,
+)
 from wirewarden.domain.vhost import NameZone, Route
 from wirewarden.services import access, limits
 from wirewarden.services.applier import FIREWALL, ApplyFailed, Change
-from wirewarden.services.context import Actor, Deps, audit, bump_revision, node_id
+from wirewarden.services.context import (
+    Actor,
+    Deps,
+    audit,
+    bump_revision,
+    node_id,
+    node_name_of,
+)
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.schemas import MappingIn, MappingOut, NameIn
 from wirewarden.store.desired import split_csv
-from wirewarden.store.tables import ExposedPort, Interface, Peer, Tenant
+from wirewarden.store.tables import ExposedPort, Interface, Node, Peer, Tenant
 
-# Where a connection to the tunnel API came from: (gateway address, tunnel source address).
-Origin = tuple[str, str]
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request to the tunnel API came from: the gateway address it reached, the
+    tunnel source address it came from, on which node. `node` is this node (the socket
+    was ours) or the node whose agent relayed it, as its credential says: never what the
+    request itself claims, so an agent acts only for the peers of its own node."""
+
+    gateway: str
+    source: str
+    node: str
+
+
 HostPorts = Callable[[str], frozenset[int]]
 # Traffic this node counted: bytes by forward target (proto, address, port), by name id.
 Counted = tuple[dict[tuple[str, str, int], int], Mapping[int, int] | None]
@@ -89,12 +114,11 @@ class MappingService:
                     f"(expose_ports: {allowed})",
                     "remote_port",
                 )
-            if data.remote_port in self.host_ports(data.proto):
-                raise Conflict(
-                    f"{data.proto} port {data.remote_port} is taken by a service of the server",
-                    "remote_port",
-                )
-            node = node_id(db, self.deps.node)
+            # Another node's agent looks at its own host's sockets before it relays.
+            here = origin.node == self.deps.node
+            if here and data.remote_port in self.host_ports(data.proto):
+                raise Conflict(host_port_taken(data.proto, data.remote_port), "remote_port")
+            node = iface.node_id
             before = self._forwards_of(db, peer)
             row = ExposedPort(
                 node_id=node,
@@ -121,7 +145,7 @@ class MappingService:
             revision = bump_revision(db, node)
             audit(
                 db,
-                Actor(peer.name, origin[1], via="tunnel"),
+                Actor(peer.name, origin.source, via="tunnel"),
                 "mapping.register",
                 f"{data.proto}/{data.remote_port}",
                 iface.tenant_id,
@@ -130,7 +154,7 @@ class MappingService:
             )
             out = self._out(row, peer, iface)
             db.commit()
-        self._converge(iface.name, before, after, revision)
+        self._converge(origin.node, iface.name, before, after, revision)
         return out
 
     def register_name(self, origin: Origin, data: NameIn) -> MappingOut:
@@ -140,6 +164,12 @@ class MappingService:
             raise Conflict(
                 "this server publishes no names (WIREWARDEN_EXPOSE_DOMAIN is not set, "
                 "or WIREWARDEN_EXPOSE_HTTP is off)",
+                "name",
+            )
+        if origin.node != self.deps.node:
+            raise Conflict(
+                "HTTP services by name are published by the control plane's own node only; "
+                "this peer's node forwards ports (publish one with IP:PORT-PUBLIC)",
                 "name",
             )
         now = datetime.now(UTC)
@@ -158,7 +188,7 @@ class MappingService:
                     "name",
                 )
             row = ExposedPort(
-                node_id=node_id(db, self.deps.node),
+                node_id=iface.node_id,
                 peer_id=peer.id,
                 proto="tcp",
                 remote_port=port,
@@ -169,7 +199,7 @@ class MappingService:
             )
             taken = Conflict(f"{host} is published by another peer", "name")
             self._claim(db, row, ExposedPort.hostname == host, now, iface.tenant_id, taken)
-            who = Actor(peer.name, origin[1], via="tunnel")
+            who = Actor(peer.name, origin.source, via="tunnel")
             audit(db, who, "mapping.register", host, iface.tenant_id, peer_id=peer.id)
             out = self._out(row, peer, iface)
             db.commit()
@@ -255,21 +285,32 @@ class MappingService:
                 raise NotFound(f"mapping {mapping_id} not found")
             revision, after = None, self._forwards_of(db, peer)
             if gone:
-                revision = bump_revision(db, node_id(db, self.deps.node))
-                who = Actor(peer.name, origin[1], via="tunnel")
+                revision = bump_revision(db, iface.node_id)
+                who = Actor(peer.name, origin.source, via="tunnel")
                 target = str(mapping_id or "all")
                 audit(db, who, "mapping.remove", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
         if gone:
-            self._converge(iface.name, before, after, revision)
+            self._converge(origin.node, iface.name, before, after, revision)
         return gone
 
+    def revision(self, node: str) -> int:
+        """The node's revision now: what its kernel holds once a pass of it (or a later
+        one) ran (an agent answers its peer when it got there)."""
+        with self.deps.sessions() as db:
+            return db.scalar(select(Node.revision).where(Node.name == node)) or 0
+
     def _peer_at(self, db: Session, origin: Origin) -> tuple[Peer, Interface]:
-        gateway, source = (_host(a) for a in origin)
+        gateway, source = _host(origin.gateway), _host(origin.source)
         rows = db.execute(
             select(Peer, Interface)
             .join(Interface, Peer.interface_id == Interface.id)
-            .where(or_(Peer.ipv4 == source, Peer.ipv6 == source), Peer.enabled, Interface.enabled)
+            .where(
+                or_(Peer.ipv4 == source, Peer.ipv6 == source),
+                Peer.enabled,
+                Interface.enabled,
+                Interface.node_id == node_id(db, origin.node),
+            )
         ).all()
         now = datetime.now(UTC)
         for peer, iface in rows:
@@ -337,25 +378,28 @@ class MappingService:
             db.flush()
             after = self._forwards_of(db, peer)
             revision = bump_revision(db, row.node_id)
+            node = node_name_of(db, row.node_id)
             target = row.hostname or f"{row.proto}/{row.remote_port}"
             audit(db, actor, "mapping.delete", target, iface.tenant_id, peer_id=peer.id)
             db.commit()
-        self._converge(iface.name, before, after, revision)
+        self._converge(node, iface.name, before, after, revision)
         return gone
 
     def reap(self) -> int:
-        """Drops mappings whose lease ran out (their client stopped heartbeating)."""
+        """Drops mappings whose lease ran out (their client stopped heartbeating), on
+        every node: each node whose mappings went moves on a revision (its agent, or this
+        node's loop, takes the forwards out)."""
         now = datetime.now(UTC)
         with self.deps.sessions() as db:
-            node = node_id(db, self.deps.node)
-            query = delete(ExposedPort).where(
-                ExposedPort.node_id == node, ExposedPort.expires_at <= now
-            )
-            gone = int(getattr(db.execute(query), "rowcount", 0) or 0)
-            revision = bump_revision(db, node) if gone else None
+            expired = ExposedPort.expires_at <= now
+            nodes = db.scalars(select(ExposedPort.node_id).where(expired).distinct()).all()
+            if not nodes:
+                return 0
+            gone = int(getattr(db.execute(delete(ExposedPort).where(expired)), "rowcount", 0) or 0)
+            revisions = {node_name_of(db, n): bump_revision(db, n) for n in nodes}
             db.commit()
-        if gone:
-            self._changed(revision)
+        for node, revision in revisions.items():
+            self._changed(node, revision)
         return gone
 
     @staticmethod
@@ -377,22 +421,25 @@ class MappingService:
 
     def _converge(
         self,
+        node: str,
         interface: str,
         before: tuple[Forward, ...],
         after: tuple[Forward, ...],
         revision: int | None,
     ) -> None:
-        """The peer's forwards into the kernel now, as a peer's change is (a mapping works
-        when its registration is answered); the next pass converges whatever this missed."""
-        if set(before) != set(after):
+        """The peer's forwards into this node's kernel now, as a peer's change is (a
+        mapping works when its registration is answered); the next pass converges whatever
+        this missed. Another node's agent takes them in with its revision."""
+        if node == self.deps.node and set(before) != set(after):
             with contextlib.suppress(ApplyFailed):
                 self.deps.applier.set_forwards(interface, before, after)
-        self._changed(revision)
+        self._changed(node, revision)
 
-    def _changed(self, revision: int | None) -> None:
-        """Forwards are firewall elements: the node converges in its next pass, now; the
-        names are read again."""
-        self.deps.applier.changed(Change.of(self.deps.node, revision, FIREWALL))
+    def _changed(self, node: str, revision: int | None) -> None:
+        """Forwards are firewall elements: the node converges in its next pass, now (an
+        agent's node when its session wakes at the commit); the names are read again."""
+        if node == self.deps.node:
+            self.deps.applier.changed(Change.of(node, revision, FIREWALL))
         self.names_changed()
 
     def _out(

@@ -26,6 +26,7 @@ from wirewarden.domain.statediff import Document, advance, diff, digest
 from wirewarden.fleet.protocol import (
     CLOSE_PROTOCOL,
     CLOSE_REVOKED,
+    TUNNEL_PATH,
     VERSION,
     Ack,
     Current,
@@ -50,6 +51,8 @@ from wirewarden.web.deps import App, app_of, source_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["agent"])
+# Where an agent relays its peers' tunnel API requests (web/tunnel.py).
+TUNNEL_PREFIX = "/api/v1" + TUNNEL_PATH
 
 # Initial snapshots built at once on this replica: a restart of the control plane, with
 # every agent reconnecting, does not build a thousand documents side by side.

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wirewarden import __version__
 from wirewarden.bootstrap import Container, name_front
+from wirewarden.relay.listener import TunnelListener
 from wirewarden.services.errors import Invalid, ServiceError, Unauthorized
 from wirewarden.services.nodes import Heartbeat
 from wirewarden.store.fleet import Leadership
@@ -39,7 +40,7 @@ from wirewarden.web.bodygate import BodyGate
 from wirewarden.web.changes import ChangeThread
 from wirewarden.web.deps import Reader
 from wirewarden.web.security import SecurityHeaders
-from wirewarden.web.tunnel import TunnelListener, tunnel_app
+from wirewarden.web.tunnel import relayed_origin, socket_origin, tunnel_app
 
 log = logging.getLogger(__name__)
 CHORE_SECONDS = 5.0
@@ -62,7 +63,7 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
         tunnel = None
         if run_loop:
             mappings = container.mappings
-            api = tunnel_app(mappings, changes)
+            api = tunnel_app(mappings, changes, socket_origin(mappings.deps.node))
             port = container.settings.tunnel_api_port
             tunnel = TunnelListener(api, mappings.gateways, port)
             tunnel.start()
@@ -122,6 +123,12 @@ def create_app(container: Container, run_loop: bool = True) -> FastAPI:
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(agent.router, prefix="/api/v1")
+    # The tunnel API of a fleet node's peers, relayed by its agent (web/tunnel.py).
+    relayed = tunnel_app(
+        container.mappings, changes, relayed_origin(agent.identify_node), tell_revision=True
+    )
+    relayed.state.container = container  # what identify_node reads the credential with
+    app.mount(agent.TUNNEL_PREFIX, relayed)
     app.include_router(share.router)
     app.include_router(metrics.router)
     # Innermost: a refused body is answered (and timed, and given the headers) like any other.
@@ -176,8 +183,8 @@ class Chores:
                 await run_in_threadpool(self._beat)
             if not await run_in_threadpool(self.leadership.held):
                 return
-            if self.run_loop:
-                await self.changes.run(self.container.mappings.reap)
+            # Every node's expired mappings, whether this replica runs a node or not.
+            await self.changes.run(self.container.mappings.reap)
             await run_in_threadpool(self.container.nodes.mark_offline)
         except Exception:  # a busy database: the next round tries again
             log.exception("periodic chores")

@@ -33,7 +33,10 @@ PUBLIC_BODIES = frozenset(
     {("POST", "/api/v1/auth/login"), ("POST", "/login"), ("POST", "/api/v1/agent/enrol")}
 )
 # Routes an agent posts to with its node credential (not a user's token or session).
-NODE_BODIES = frozenset({("POST", "/api/v1/agent/messages")})
+NODE_BODIES = frozenset(
+    {("POST", "/api/v1/agent/messages")}
+    | {("POST", f"/api/v1/agent/tunnel/v1/{path}") for path in ("mappings", "names", "heartbeat")}
+)
 
 Identify = Callable[[HTTPConnection], Awaitable[object | None]]
 
