@@ -376,10 +376,11 @@ def build_runtime(
         telemetry.registry.register(DnsExporter(resolver))
     collector = Collector(
         stats.timed,
-        TrafficStore(shared.engine),
+        TrafficStore(shared.engine, names_keep(settings)),
         settings.node_name,
         settings.metrics_period,
         dataplane.observe_kernel_counts,
+        classifier.drain_names if classifier is not None and classifier.names else None,
     )
     telemetry.watch(collector)
     applier = LocalApplier(reconciler, loop, settings.node_name, reader.note)
@@ -398,6 +399,11 @@ def build_runtime(
     )
 
 
+def names_keep(settings: Settings) -> int:
+    """How long server names of classified flows are kept: as long as the DNS query log."""
+    return int(settings.dns_log_retention_days * 86400)
+
+
 def classifier_control(settings: Settings) -> ClassifierControl:
     import sys
 
@@ -407,8 +413,16 @@ def classifier_control(settings: Settings) -> ClassifierControl:
 
     queue = settings.classify_queue
     argv = [sys.executable, "-m", "wirewarden.dataplane.nfqueue", "--queue", str(queue)]
+    names = None
+    if settings.classify_names:
+        from wirewarden.dataplane.namesink import NameSink
+
+        names = NameSink(settings.data_dir / "classify-names.sock")
+        argv += ["--names", str(names.path)]
     reader = Supervised("classifier", argv, partial(steering.queue_bound, queue))
-    return ClassifierControl(settings.classify, queue, reader, steering.apply, steering.remove)
+    return ClassifierControl(
+        settings.classify, queue, reader, steering.apply, steering.remove, names
+    )
 
 
 def node_states(shared: _Shared) -> NodeStates:
@@ -501,7 +515,9 @@ def build(
         if node is not None and node.dns_runtime is not None:
             node.dns_runtime.reload_lists()
 
-    traffic = TrafficService(sessions, TrafficStore(engine), settings.node_name)
+    traffic = TrafficService(
+        sessions, TrafficStore(engine, names_keep(settings)), settings.node_name
+    )
     initial = InitialPassword(settings.data_dir, FIRST_ADMIN)
     auth = AuthService(
         sessions, vault, passwords, auth_config(settings), on_sign_in=initial.signed_in
@@ -515,7 +531,7 @@ def build(
         peers,
         TokenService(sessions),
         ProfileService(deps),
-        UsageService(deps, traffic),
+        UsageService(deps, traffic, settings.classify_names),
         dns,
         traffic,
         shared.telemetry,
@@ -534,7 +550,7 @@ def build(
         nodes=nodes_ref[0],
         wakes=wakes,
         states=states,
-        reports=NodeReports(sessions, TrafficStore(engine)),
+        reports=NodeReports(sessions, TrafficStore(engine, names_keep(settings))),
         placement=PlacementService(deps, peers),
         reach=reached,
         initial_password=initial,

@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     # class, `on` always, `off` never; the NFQUEUE number its queue rule uses.
     classify: Literal["auto", "on", "off"] = "auto"
     classify_queue: int = Field(default=4077, ge=0, le=65535)
+    # Keep the server names classified flows carry (TLS/QUIC SNI, HTTP Host), per peer,
+    # for as long as the DNS query log; off by default (docs/classify.md, "Privacy").
+    classify_names: bool = False
     # Addresses to answer on besides the gateways (e.g. 127.0.0.1), comma separated.
     dns_listen: str = ""
     dns_refresh_hours: float = Field(default=24.0, gt=0)

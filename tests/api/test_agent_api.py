@@ -249,12 +249,20 @@ def test_a_credential_reads_and_reports_only_its_own_node(
         {"t": now, "address": my_ip, "mark": 1, "bytes": 7, "packets": 7},  # no class
         {"t": now, "address": my_ip, "mark": tls, "bytes": -1, "packets": 0},  # garbage
     ]
+    server = "198.51.100.7"
+    names = [
+        {"t": now, "a": my_ip, "b": server, "app": "tls", "name": "shop.test", "flows": 2},
+        {"t": now, "a": their_ip, "b": server, "app": "tls", "name": "theirs.test", "flows": 1},
+        {"t": now, "a": my_ip, "b": server, "app": "tls", "name": "<img src=x>", "flows": 1},
+        {"t": now, "a": my_ip, "b": server, "app": "ssh", "name": "ssh.test", "flows": 1},
+    ]
     report = Report(
         seq=1,
         samples=[sample, own],
         dns_log=[{**dns, "peer_id": theirs["id"]}, {**dns, "peer_id": mine["id"]}],
         quotas={f"cap_{theirs['id']}_0_100": 99, f"cap_{mine['id']}_0_100": 42},
         apps=apps,
+        names=names,
     )
     answer = tc.post(f"{API}/agent/messages", content=encode(report), headers=_bearer(one))
     assert answer.status_code == 200 and answer.json() == {"type": "report_ack", "seq": 1}
@@ -276,6 +284,12 @@ def test_a_credential_reads_and_reports_only_its_own_node(
     assert classes["classes"] == [{"app": "tls", "packets": 4, "bytes": 4_000, "flows": 2}]
     classes = tc.get(f"{API}/peers/{theirs['id']}/apps", params=since, headers=admin).json()
     assert classes["classes"] == []
+    # Server names (WIREWARDEN_CLASSIFY_NAMES): its own peer's, checked again here.
+    fleet.usage.names = True
+    shown = tc.get(f"{API}/peers/{mine['id']}/apps", params=since, headers=admin).json()
+    assert shown["names"] == [{"app": "tls", "name": "shop.test", "flows": 2}]
+    shown = tc.get(f"{API}/peers/{theirs['id']}/apps", params=since, headers=admin).json()
+    assert shown["names"] == []
     # The same batch again (its ack was lost): stored once.
     tc.post(f"{API}/agent/messages", content=encode(report), headers=_bearer(one))
     with fleet.engine.connect() as conn:

@@ -388,3 +388,57 @@ def test_classified_traffic_lands_in_the_store_and_in_prometheus(
     text = container.telemetry.exposition().decode()
     assert 'wirewarden_peer_app_bytes_total{interface="wg0",peer="laptop",app="tls"} 500' in text
     assert 'wirewarden_peer_app_flows_total{interface="wg0",peer="laptop",app="tls"} 1' in text
+
+
+def test_server_names_are_kept_only_when_asked_and_shown_to_who_may_see_the_peer(
+    client: TestClient,
+    container: Container,
+    peer: dict[str, Any],
+    client_of: Any,
+    make_user: Any,
+    browser: Any,
+) -> None:
+    """WIREWARDEN_CLASSIFY_NAMES: what the classifier read (SNI, Host) per peer, by the
+    hour, as long as the DNS query log; null when off; another user's peer is 404."""
+    import time
+
+    from wirewarden.dataplane.namesink import NameSink
+    from wirewarden.domain.classify.names import Seen
+
+    ip = peer["address"].split("/")[0]
+    assert client.get(f"{PEERS}/{peer['id']}/apps").json()["names"] is None  # off
+    sink = NameSink(Path("/nonexistent/never-bound"))
+    container.collector.names = sink.drain
+    container.usage.names = True
+    told = [
+        Seen(ip, "198.51.100.7", "tls", "shop.example.test"),
+        Seen(ip, "198.51.100.8", "tls", "shop.example.test"),
+        Seen("203.0.113.9", ip, "http", "blog.example.test"),  # the peer at either end
+        Seen(ip, "198.51.100.7", "quic", "<b>bold</b>.test"),  # the sink drops it; escaped anyway
+        Seen("10.99.0.9", "198.51.100.7", "tls", "not-ours.test"),  # no peer of ours
+    ]
+    for seen in told:
+        sink.add(seen)
+    sink.add(told[0])
+    time.sleep(0.002)
+    container.collector.collect()
+    names = client.get(f"{PEERS}/{peer['id']}/apps").json()["names"]
+    assert names == [
+        {"app": "tls", "name": "shop.example.test", "flows": 3},
+        {"app": "quic", "name": "<b>bold</b>.test", "flows": 1},
+        {"app": "http", "name": "blog.example.test", "flows": 1},
+    ]
+    # The page shows them, escaped.
+    page = browser(make_user("root3", "admin")).get(f"/peers/{peer['id']}").text
+    section = page.split("data-app-names>")[1].split("</section>")[0]
+    assert "shop.example.test" in section and "<b>bold</b>" not in section
+    assert "&lt;b&gt;bold&lt;/b&gt;.test" in section
+    # A member who may not see the peer sees none of it.
+    make_user("nia", "member")
+    nia = client_of(container.tokens.create("nia-t", ["read"], SYSTEM, owner="nia"))
+    assert nia.get(f"{PEERS}/{peer['id']}/apps").status_code in (403, 404)
+    # Kept as long as the DNS query log, then gone.
+    store = container.collector.store
+    now = int(time.time())
+    store.retain(now + store.names_keep + 2 * 3600)
+    assert client.get(f"{PEERS}/{peer['id']}/apps").json()["names"] == []

@@ -171,3 +171,44 @@ def test_a_bittorrent_peer_stays_blocked_whatever_its_later_flows_look_like(
     )
     shown = {c["app"]: c for c in product.api("GET", f"{peer}/apps")["classes"]}
     assert shown["bittorrent"]["flows"] >= 1 and shown["bittorrent"]["bytes"] > 2 * 96, shown
+
+
+TLS_PORT = 8443
+
+
+def test_the_server_names_of_a_clients_connections_show_when_kept(topology: Topology) -> None:
+    """WIREWARDEN_CLASSIFY_NAMES=true: the names a client's HTTPS (SNI) and HTTP (Host)
+    connections carried show on its `/apps`, with nothing blocked (keeping names runs the
+    classifier); a name the client made up is kept as it said it, lower-cased."""
+    env = {"WIREWARDEN_CLASSIFY_NAMES": "true", "WIREWARDEN_METRICS_PERIOD": "2"}
+    product = Product(topology, env=env)
+    try:
+        product.start()
+        topology.inet.popen(
+            [sys.executable, "-c", _ECHO, topology.inet_ip, str(TLS_PORT)],
+            log_path=topology.log_path("tls-echo.log"),
+        )
+        topology.inet.wait_listening(topology.inet_ip, TLS_PORT)
+        tunnel = open_tunnel(topology, product, address="10.79.0.1/24")
+        client, peer = tunnel.client, f"/peers/{tunnel.peer['id']}"
+        wait_until(lambda: _queue_bound(topology, product), timeout=20, what="the reader")
+
+        def names() -> set[tuple[str, str]]:
+            # Each round opens new connections: a name is read from a flow's first packets.
+            resolve = f"Shop.Example.Test:{TLS_PORT}:{topology.inet_ip}"
+            https = ["curl", "-sk", "--max-time", "3", "--resolve", resolve]
+            client.ns.run([*https, f"https://Shop.Example.Test:{TLS_PORT}/"], check=False)
+            host = ["curl", "-s", "--max-time", "3", "-H", "Host: blog.example.test"]
+            client.ns.run([*host, f"http://{topology.inet_ip}/"], check=False)
+            shown = product.api("GET", f"{peer}/apps")["names"] or []
+            return {(n["app"], n["name"]) for n in shown}
+
+        wait_until(
+            lambda: {("tls", "shop.example.test"), ("http", "blog.example.test")} <= names(),
+            timeout=40,
+            interval=1,
+            what=f"the names on /apps:\n{product.log()[-3000:]}",
+        )
+        assert client.http_get(f"http://{topology.inet_ip}/") == topology.inet_http_body
+    finally:
+        product.close()

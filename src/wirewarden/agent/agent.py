@@ -25,7 +25,7 @@ from wirewarden.agent.files import SealedFiles
 from wirewarden.agent.held import Held, HeldState, Resync
 from wirewarden.agent.host import Host, Pass
 from wirewarden.agent.outbox import Outbox
-from wirewarden.agent.telemetry import AppSampler, CpuMeter, Sampler
+from wirewarden.agent.telemetry import AppSampler, CpuMeter, Sampler, name_rows
 from wirewarden.agent.tunnel import HostPorts, gateways, relay_app
 from wirewarden.fleet.client import (
     Link,
@@ -295,6 +295,7 @@ class Agent:
                 if rows:
                     self.outbox.add(samples=rows)
                 await self._collect_apps()
+                await self._collect_names()
                 await asyncio.to_thread(self.outbox.seal)
             except Exception:  # a dump that fails now may not next time; tunnels go on
                 log.exception("collecting traffic samples failed")
@@ -310,6 +311,12 @@ class Agent:
         rows = self.app_sampler.rows(time.time(), counts)
         if rows:
             self.outbox.add(apps=rows)
+
+    async def _collect_names(self) -> None:
+        assert self.host is not None
+        names = name_rows(time.time(), await asyncio.to_thread(self.host.names))
+        if names:
+            self.outbox.add(names=names)
 
 
 class _Session:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.fleet.protocol import PeerChanges
@@ -48,6 +49,11 @@ class Host(Protocol):
     def kernel_counts(self) -> KernelCounts:
         """The firewall's own counters (classified traffic) now (blocking); raises when
         they cannot be read (no table yet)."""
+        ...
+
+    def names(self) -> dict[Seen, int]:
+        """The server names classified flows carried since the last call (none unless
+        WIREWARDEN_CLASSIFY_NAMES)."""
         ...
 
 

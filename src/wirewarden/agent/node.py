@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wirewarden.dns.runtime import DnsRuntime
+from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.fleet.protocol import PeerChanges
@@ -65,3 +66,6 @@ class NodeHost:
 
     def kernel_counts(self) -> KernelCounts:
         return self.reconciler.observe_kernel_counts()
+
+    def names(self) -> dict[Seen, int]:
+        return self.classifier.drain_names() if self.classifier is not None else {}

@@ -29,10 +29,11 @@ class _Pending:
     samples: list[dict[str, JsonValue]] = field(default_factory=list)
     dns_log: list[dict[str, JsonValue]] = field(default_factory=list)
     apps: list[dict[str, JsonValue]] = field(default_factory=list)
+    names: list[dict[str, JsonValue]] = field(default_factory=list)
     quotas: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.samples or self.dns_log or self.apps or self.quotas)
+        return bool(self.samples or self.dns_log or self.apps or self.names or self.quotas)
 
 
 class Outbox:
@@ -58,11 +59,13 @@ class Outbox:
         dns_log: list[dict[str, JsonValue]] | None = None,
         quotas: dict[str, int] | None = None,
         apps: list[dict[str, JsonValue]] | None = None,
+        names: list[dict[str, JsonValue]] | None = None,
     ) -> None:
         with self._lock:
             self._pending.samples.extend(samples or ())
             self._pending.dns_log.extend(dns_log or ())
             self._pending.apps.extend(apps or ())
+            self._pending.names.extend(names or ())
             if quotas:
                 self._pending.quotas.update(quotas)
 
@@ -73,7 +76,7 @@ class Outbox:
         if not pending:
             return 0
         made = 0
-        rows = [pending.samples, pending.dns_log, pending.apps]
+        rows = [pending.samples, pending.dns_log, pending.apps, pending.names]
         quotas = pending.quotas
         while any(rows) or quotas or made == 0:
             parts, room = [], MAX_ROWS
@@ -81,7 +84,12 @@ class Outbox:
                 parts.append(kind[:room])
                 rows[i], room = kind[room:], room - len(parts[-1])
             part = Report(
-                seq=self._next, samples=parts[0], dns_log=parts[1], apps=parts[2], quotas=quotas
+                seq=self._next,
+                samples=parts[0],
+                dns_log=parts[1],
+                apps=parts[2],
+                names=parts[3],
+                quotas=quotas,
             )
             quotas = {}
             self.files.write(f"{DIR}/{self._next:012d}", part.model_dump(mode="json"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import JsonValue
 
+from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.firewall import KernelCounts, ObservedFirewall
 from wirewarden.domain.state import DesiredState, DeviceDump, PeerStats
 from wirewarden.domain.traffic import ONLINE_SECONDS
@@ -34,6 +35,14 @@ class AppSampler:
                 rows.append(row)
         self._last = seen
         return rows
+
+
+def name_rows(at: float, names: dict[Seen, int]) -> list[dict[str, JsonValue]]:
+    """The report's rows of server names (the control plane finds the peer)."""
+    return [
+        {"t": int(at), "a": s.a, "b": s.b, "app": s.app, "name": s.name, "flows": flows}
+        for s, flows in names.items()
+    ]
 
 
 @dataclass(frozen=True)

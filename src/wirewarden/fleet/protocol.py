@@ -348,6 +348,9 @@ class Report(_Message):
     # Classified traffic: the kernel's running counters per peer address and class mark
     # that moved since the last report (the control plane stores what they moved).
     apps: list[dict[str, JsonValue]] = Field(default_factory=list)
+    # Server names of classified flows (WIREWARDEN_CLASSIFY_NAMES on the node): flows per
+    # address pair, class and name since the last report.
+    names: list[dict[str, JsonValue]] = Field(default_factory=list)
 
 
 class Snapshot(_Message):

@@ -18,15 +18,26 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
+from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.firewall import KernelCounts
 from wirewarden.domain.state import DeviceDump
 from wirewarden.domain.traffic import ONLINE_SECONDS, Counters, delta
-from wirewarden.store.tsdb import AppCounter, Batch, Delta, PeerRef, TrafficStore, app_moves
+from wirewarden.store.tsdb import (
+    AppCounter,
+    Batch,
+    Delta,
+    NameCount,
+    PeerRef,
+    TrafficStore,
+    app_moves,
+    name_counts,
+)
 
 log = logging.getLogger(__name__)
 DumpSource = Callable[[], tuple[dict[str, DeviceDump], float]]
 CountsSource = Callable[[], KernelCounts]
+NamesSource = Callable[[], dict[Seen, int]]
 RETAIN_EVERY = 600.0
 
 
@@ -139,10 +150,13 @@ class Collector:
         node: str,
         period: float,
         counts: CountsSource | None = None,
+        names: NamesSource | None = None,
     ) -> None:
         self.dump, self.store, self.node, self.period = dump, store, node, period
         # The kernel's classified-traffic counters (None: this process reads none).
         self.counts = counts
+        # The server names classified flows carried since the last pass (None: not kept).
+        self.names = names
         self._app_counters: dict[tuple[str, int], AppCounter] | None = None
         self.snapshot = Snapshot(0.0)
         self.stats = CollectorStats()
@@ -182,6 +196,7 @@ class Collector:
             self._counters = self.store.load_counters()
         batch, snapshot, following = self._deltas(dumps, taken)
         following_apps = self._app_deltas(batch, snapshot)
+        batch.names = self._names()
         try:
             self.store.record(batch)
         except IntegrityError:
@@ -193,6 +208,7 @@ class Collector:
             batch.counters = [c for c in batch.counters if c[0] in known]
             batch.endpoints = [e for e in batch.endpoints if e[0] in known]
             batch.apps = [a for a in batch.apps if a.peer_id in known]
+            batch.names = [n for n in batch.names if n.peer_id in known]
             self.store.record(batch)
         self._counters = following
         if following_apps is not None:
@@ -300,6 +316,14 @@ class Collector:
                 b, p, f = snapshot.apps.get((pid, app), (0, 0, 0))
                 snapshot.apps[(pid, app)] = (b + c.bytes, p + c.packets, f + c.flows)
         return following
+
+    def _names(self) -> list[NameCount]:
+        """The names told since the last pass, per peer (whichever end of the flow is
+        one of ours), class and name."""
+        if self.names is None:
+            return []
+        owners = {a: ref.id for a, ref in self._directory.by_address.items()}
+        return name_counts(self.names(), owners)
 
     def _forget_missing(
         self,

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Literal, Protocol
 
+from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.classify.steering import Steering
 from wirewarden.domain.state import DesiredState
 
@@ -20,6 +21,14 @@ class Child(Protocol):
     def stop(self, timeout: float = 5.0) -> None: ...
 
 
+class Names(Protocol):
+    """Where the reader tells server names (dataplane/namesink.py)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def drain(self) -> dict[Seen, int]: ...
+
+
 class ClassifierControl:
     """Called with each pass's desired state; starts, re-steers and stops as it needs."""
 
@@ -30,8 +39,11 @@ class ClassifierControl:
         reader: Child,
         steer: Callable[[Steering], None],
         unsteer: Callable[[], None],
+        names: Names | None = None,
     ) -> None:
         self.mode, self.queue, self.reader = mode, queue, reader
+        # WIREWARDEN_CLASSIFY_NAMES: the names the reader tells are kept (None: not).
+        self.names = names
         self._steer, self._unsteer = steer, unsteer
         self._steered: tuple[str, ...] | None = None
         self._running = False
@@ -42,7 +54,12 @@ class ClassifierControl:
     def needed(self, desired: DesiredState) -> bool:
         if self.mode != "auto":
             return self.mode == "on"
-        return any(peer.block_apps for peer in desired.policy.peers)
+        # Keeping names is asking for them: classification runs for it.
+        return self.names is not None or any(peer.block_apps for peer in desired.policy.peers)
+
+    def drain_names(self) -> dict[Seen, int]:
+        """The flows per server name told since the last call (the collector's)."""
+        return self.names.drain() if self.names is not None and self._running else {}
 
     def __call__(self, desired: DesiredState) -> None:
         if not self.armed:
@@ -51,6 +68,8 @@ class ClassifierControl:
             self._stop()
             return
         if not self._running:
+            if self.names is not None:
+                self.names.start()  # before the reader, which tells it from its first flow
             # The reader binds the queue before the rule sends it anything; until then
             # (and whenever it is down) the rule's bypass lets packets through.
             self.reader.start(ready_timeout=0)
@@ -71,4 +90,6 @@ class ClassifierControl:
             self._steered = None
         if self._running:
             self.reader.stop()
+            if self.names is not None:
+                self.names.stop()
             self._running = False

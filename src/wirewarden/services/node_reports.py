@@ -1,5 +1,5 @@
 """What a node's agent measured, into the stores the local collector and resolver use:
-traffic samples and classified traffic into the metrics store, DNS query-log rows into
+traffic samples, classified traffic and server names into the metrics store, DNS query-log rows into
 the query log, quota counters into each capped peer's saved usage. Only the node's own
 peers count: a row naming a peer of another node (or none known) is dropped, and peer
 names come from the database, never from the report."""
@@ -17,12 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.classify.names import Seen, checked
 from wirewarden.domain.state import PeerStats
 from wirewarden.domain.traffic import Counters, delta
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.dns import DnsStore
 from wirewarden.store.tables import Peer
-from wirewarden.store.tsdb import AppCounter, Batch, Delta, PeerRef, TrafficStore, app_moves
+from wirewarden.store.tsdb import (
+    AppCounter,
+    Batch,
+    Delta,
+    PeerRef,
+    TrafficStore,
+    app_moves,
+    name_counts,
+)
 
 log = logging.getLogger(__name__)
 _QUOTA = re.compile(r"^cap_(\d+)_(\d+)_\d+$")
@@ -73,6 +82,18 @@ class AppRow(_Row):
     flows: int = Field(0, ge=0, le=2**62)
 
 
+class NameRow(_Row):
+    """Flows between addresses `a` and `b` (one a peer's) of class `app` that named
+    server `name`, since the node's last report."""
+
+    t: int = Field(ge=0)
+    a: str = Field(max_length=45)
+    b: str = Field(max_length=45)
+    app: str = Field(max_length=16)
+    name: str = Field(max_length=253)
+    flows: int = Field(ge=1, le=2**62)
+
+
 @dataclass(frozen=True)
 class Ingested:
     samples: int
@@ -102,10 +123,11 @@ class NodeReports:
         dns_log: Sequence[dict[str, Any]],
         quotas: dict[str, int],
         apps: Sequence[dict[str, Any]] = (),
+        names: Sequence[dict[str, Any]] = (),
     ) -> Ingested:
         refs = self.traffic.directory(node)
         by_key = {(r.interface, r.public_key): r for r in refs}
-        names = {r.id: r.name for r in refs}
+        peer_names = {r.id: r.name for r in refs}
         good, bad = _valid(Sample, samples)
         ours = [s for s in good if (s.interface, s.public_key) in by_key]
         self._traffic(ours, by_key)
@@ -114,13 +136,15 @@ class NodeReports:
         own_apps = [a for a in counted if a.address in by_address]
         self._apps(own_apps, by_address)
         bad += bad_apps + len(counted) - len(own_apps)
+        told, bad_names = _valid(NameRow, names)
+        bad += bad_names + self._names(told, {a: r.id for a, r in by_address.items()})
         rows, bad_rows = _valid(DnsRow, dns_log)
-        kept = [r for r in rows if r.peer_id is None or r.peer_id in names]
-        DnsStore(self.sessions, node).write_log([_record(r, names) for r in kept])
+        kept = [r for r in rows if r.peer_id is None or r.peer_id in peer_names]
+        DnsStore(self.sessions, node).write_log([_record(r, peer_names) for r in kept])
         own_quotas = {
             name: used
             for name, used in quotas.items()
-            if (m := _QUOTA.match(name)) and int(m.group(1)) in names
+            if (m := _QUOTA.match(name)) and int(m.group(1)) in peer_names
         }
         self._usage(own_quotas)
         dropped = bad + bad_rows + (len(good) - len(ours)) + (len(rows) - len(kept))
@@ -172,6 +196,23 @@ class NodeReports:
         for t in sorted(by_t):
             deltas, changed = app_moves(by_t[t], baseline, owners)
             self.traffic.record(Batch(t, [], [], [], [], apps=deltas, app_counters=changed))
+
+    def _names(self, rows: list[NameRow], owners: dict[str, int]) -> int:
+        """Stores the names of flows of the node's own peers, as the local collector
+        does (a name is checked again: the agent is a trust boundary); how many rows
+        were dropped."""
+        by_t: dict[int, dict[Seen, int]] = defaultdict(dict)
+        dropped = 0
+        for r in rows:
+            seen = checked(r.a, r.b, r.app, r.name)
+            if seen is None or (r.a not in owners and r.b not in owners):
+                dropped += 1
+                continue
+            by_t[r.t][seen] = by_t[r.t].get(seen, 0) + r.flows
+        for t in sorted(by_t):
+            counted = name_counts(by_t[t], owners)
+            self.traffic.record(Batch(t, [], [], [], [], names=counted))
+        return dropped
 
     @retry_on_busy
     def _usage(self, quotas: dict[str, int]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,7 @@ from wirewarden.services.context import (
 from wirewarden.services.errors import Conflict, Invalid, NotFound
 from wirewarden.services.schemas import (
     AclRuleIn,
+    AppName,
     AppsOut,
     AppUsage,
     ProfileIn,
@@ -139,9 +140,13 @@ class UsageService:
     """A peer's bytes this cap period: what its nftables quota counted (or what was saved of
     it) for a capped peer, and what the traffic history recorded for every peer."""
 
-    def __init__(self, deps: Deps, traffic: TrafficService | None = None) -> None:
+    def __init__(
+        self, deps: Deps, traffic: TrafficService | None = None, names: bool = False
+    ) -> None:
         self.deps = deps
         self.traffic = traffic
+        # Server names of classified flows are kept (WIREWARDEN_CLASSIFY_NAMES).
+        self.names = names
 
     def used(self, peer: Peer, period_start: int) -> int:
         saved = peer.cap_used_bytes if peer.cap_used_period == period_start else 0
@@ -183,6 +188,7 @@ class UsageService:
             addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
             # Another node's kernel counts its peers: live, only this node's are read.
             here = node_name_of(db, iface.node_id) == self.deps.node
+        names = self._names(peer_id, since)
         if since is not None and self.traffic is not None:
             stored = self.traffic.apps_between(peer_id, since, datetime.now(UTC))
             found = [
@@ -190,7 +196,7 @@ class UsageService:
             ]
             found.sort(key=lambda c: (-c.bytes, c.app))
             # Every node's counts reach the store (agents report them): counted.
-            return AppsOut(peer_id=peer_id, classes=found, counting=True, since=since)
+            return AppsOut(peer_id=peer_id, classes=found, counting=True, since=since, names=names)
         counts: tuple[AppCount, ...] = ()
         counting = False
         if here:
@@ -207,7 +213,18 @@ class UsageService:
                 sums[2] += count.flows
         classes = [AppUsage(app=a, packets=p, bytes=b, flows=f) for a, (p, b, f) in totals.items()]
         classes.sort(key=lambda c: (-c.bytes, c.app))
-        return AppsOut(peer_id=peer_id, classes=classes, counting=counting)
+        return AppsOut(peer_id=peer_id, classes=classes, counting=counting, names=names)
+
+    def _names(self, peer_id: int, since: datetime | None) -> list[AppName] | None:
+        """The peer's top server names (the caller may see the peer), or None when names
+        are not kept."""
+        if not self.names or self.traffic is None:
+            return None
+        start = since or datetime.now(UTC) - timedelta(days=1)
+        return [
+            AppName(app=n.app, name=n.name, flows=n.flows)
+            for n in self.traffic.names_since(peer_id, start)
+        ]
 
     def restore_from_history(self) -> int:
         """At start: each capped peer's count this period is at least what the traffic history

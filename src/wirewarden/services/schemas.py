@@ -399,9 +399,20 @@ class AppUsage(BaseModel):
     flows: int = Field(0, description="Connections named this class")
 
 
+class AppName(BaseModel):
+    app: str = Field(description="tls, quic or http")
+    name: str = Field(description="The TLS/QUIC server name (SNI) or the HTTP Host")
+    flows: int
+
+
 class AppsOut(BaseModel):
     peer_id: int
     classes: list[AppUsage] = Field(description="Most bytes first")
+    names: list[AppName] | None = Field(
+        None,
+        description="The top server names of the peer's flows since `since` (the last 24 h "
+        "without it), most flows first; null unless WIREWARDEN_CLASSIFY_NAMES is on",
+    )
     counting: bool = Field(
         description="The classifier ran on the peer's node: counts since its firewall "
         "was last written whole (a restart of the host, a change of its skeleton)"

@@ -24,7 +24,7 @@ from wirewarden.services import access
 from wirewarden.services.context import SYSTEM, Actor
 from wirewarden.services.errors import Invalid, NotFound
 from wirewarden.store.tables import Interface, Node, Peer
-from wirewarden.store.tsdb import Kind, TrafficStore
+from wirewarden.store.tsdb import Kind, NameCount, TrafficStore
 
 DEFAULT_RANGE = timedelta(hours=24)
 
@@ -184,6 +184,11 @@ class TrafficService:
         to and including the minute of `end`."""
         lo, hi = floor_to(epoch(start), MINUTE), ceil_to(epoch(end) + 1, MINUTE)
         return self.store.app_totals(peer_id, lo, hi) if lo < hi else {}
+
+    def names_since(self, peer_id: int, start: datetime, limit: int = 20) -> list[NameCount]:
+        """The server names of a peer's classified flows since `start` (by the hour), most
+        flows first (kept only with WIREWARDEN_CLASSIFY_NAMES)."""
+        return self.store.top_names(peer_id, epoch(start), limit)
 
     def since_each(self, starts: dict[int, datetime], end: datetime) -> int:
         """Bytes (both ways) of several peers, each from its own start up to `end`: one

@@ -417,6 +417,27 @@ PEER_APP_TRAFFIC = {
 }
 
 
+# Server names of classified flows (WIREWARDEN_CLASSIFY_NAMES): flows per peer, class and
+# name by the hour, kept as long as the DNS query log (the same kind of record).
+APP_NAMES = Table(
+    "app_names",
+    Base.metadata,
+    Column(
+        "peer_id",
+        Integer,
+        ForeignKey("peers.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("app", String(16), primary_key=True),
+    Column("name", String(253), primary_key=True),
+    Column("t", BigInteger, primary_key=True, autoincrement=False),
+    Column("flows", BigInteger, nullable=False),
+    Index("ix_app_names_t", "t"),
+    sqlite_with_rowid=False,
+)
+
+
 class AppCounters(Base):
     """The last kernel counters seen per peer address and conntrack mark (a class): the
     baseline of the next delta, kept in the transaction that records it."""

@@ -26,10 +26,12 @@ from sqlalchemy import (
     select,
 )
 
+from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to, moved
 from wirewarden.store.db import Bulk, bulk_insert, retry_on_busy
 from wirewarden.store.tables import (
+    APP_NAMES,
     INTERFACE_TRAFFIC,
     PEER_APP_TRAFFIC,
     PEER_TRAFFIC,
@@ -174,6 +176,46 @@ class AppDelta(NamedTuple):
     flows: int = 0
 
 
+class NameCount(NamedTuple):
+    """Flows of one peer and class that named server `name` (WIREWARDEN_CLASSIFY_NAMES)."""
+
+    peer_id: int
+    app: str
+    name: str
+    flows: int
+
+
+# Names are kept by the hour: a day of a peer's browsing is a few hundred rows at most.
+NAME_STEP = 3600
+NAME_KEEP = 7 * 86400
+_NAMES = APP_NAMES
+ADD_NAMES = bulk_insert(
+    "app_names",
+    [
+        ("peer_id", "peer_id", "BIGINT"),
+        ("app", "app", "TEXT"),
+        ("name", "name", "TEXT"),
+        ("t", "t", "BIGINT"),
+        ("flows", "flows", "BIGINT"),
+    ],
+    exists=("peers", "peer_id"),
+    tail="ON CONFLICT (peer_id, app, name, t) DO UPDATE SET flows = app_names.flows"
+    " + excluded.flows",
+)
+
+
+def name_counts(seen: dict[Seen, int], owners: dict[str, int]) -> list[NameCount]:
+    """Flows per peer (`owners`: address -> peer id; whichever end of a flow is one of
+    ours), class and name; a flow between no peer of ours is left out."""
+    sums: dict[tuple[int, str, str], int] = {}
+    for flow, flows in seen.items():
+        pid = owners.get(flow.a, owners.get(flow.b))
+        if pid is not None:
+            key = (pid, flow.app, flow.name)
+            sums[key] = sums.get(key, 0) + flows
+    return [NameCount(pid, app, name, flows) for (pid, app, name), flows in sums.items()]
+
+
 class AppCounter(NamedTuple):
     """The kernel's counters of one peer address and conntrack mark (a class)."""
 
@@ -225,11 +267,13 @@ class Batch:
     endpoints: list[tuple[int, str]]
     apps: list[AppDelta] = field(default_factory=list)
     app_counters: list[AppCounter] = field(default_factory=list)
+    names: list[NameCount] = field(default_factory=list)
 
 
 class TrafficStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, names_keep: int = NAME_KEEP) -> None:
+        # How long server names are kept (seconds): the DNS query log's retention.
+        self.engine, self.names_keep = engine, names_keep
 
     # ---- what the collector needs
 
@@ -286,6 +330,9 @@ class TrafficStore:
                 t = batch.t
                 rows = [{**c._asdict(), "updated": t} for c in batch.app_counters]
                 SAVE_APP_COUNTERS.execute(conn, rows)
+            if batch.names:
+                hour = floor_to(batch.t, NAME_STEP)
+                ADD_NAMES.execute(conn, [{**n._asdict(), "t": hour} for n in batch.names])
 
     def load_app_counters(self) -> dict[tuple[str, int], AppCounter]:
         table = cast(Table, AppCounters.__table__)
@@ -384,7 +431,24 @@ class TrafficStore:
             endpoints = ENDPOINTS
             result = conn.execute(delete(endpoints).where(endpoints.c.at < now - ENDPOINT_KEEP))
             deleted["endpoints"] = max(result.rowcount, 0)
+            # An hour is kept until all of it is older than the retention.
+            cutoff = now - self.names_keep - NAME_STEP
+            result = conn.execute(delete(_NAMES).where(_NAMES.c.t < cutoff))
+            deleted["names"] = max(result.rowcount, 0)
         return deleted
+
+    def top_names(self, peer_id: int, since: int, limit: int = 20) -> list[NameCount]:
+        """The names of the peer's flows since `since` (by the hour), most flows first."""
+        flows = func.sum(_NAMES.c.flows).label("flows")
+        query = (
+            select(_NAMES.c.app, _NAMES.c.name, flows)
+            .where(_NAMES.c.peer_id == peer_id, _NAMES.c.t >= floor_to(since, NAME_STEP))
+            .group_by(_NAMES.c.app, _NAMES.c.name)
+            .order_by(flows.desc(), _NAMES.c.name)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [NameCount(peer_id, a, n, int(f)) for a, n, f in conn.execute(query)]
 
     # ---- reading
 

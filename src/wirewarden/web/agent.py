@@ -296,6 +296,7 @@ async def report(container: Container, node: NodeIdentity, message: Report) -> R
             message.dns_log,
             dict(message.quotas),
             message.apps,
+            message.names,
         )
         container.nodes.record_quotas(node, message.seq, done.quotas)
 
