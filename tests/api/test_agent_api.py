@@ -548,6 +548,16 @@ def test_an_agent_relays_its_own_peers_and_no_one_elses(
     assert _forwards(tc, n2) == []
     # Not this host's kernel, nor its desired state: the node's.
     assert fleet.reconciler.source().forwards == ()
+    # Its traffic as the node's agent reports it (n2 naming alice's target: dropped).
+    assert tc.get(f"{API}/mappings", headers=admin).json()[0]["bytes"] is None
+    target = {"t": 1, "proto": "tcp", "address": address, "port": 3000}
+    for credential, seq, size in ((n2, 1, 10**9), (n1, 1, 4_096), (n1, 2, 5_000)):
+        report = Report(seq=seq, exposed=[{**target, "bytes": size}])
+        answer = tc.post(
+            f"{API}/agent/messages", content=encode(report), headers=_bearer(credential)
+        )
+        assert answer.status_code == 200, answer.text
+    assert tc.get(f"{API}/mappings", headers=admin).json()[0]["bytes"] == 5_000
 
     # A name is served by the control plane's own front: refused for a node's peer.
     named = tc.post(

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,9 +141,30 @@ def _agent(topology: Topology, tls: Issued, join: str) -> AgentProcess:
             "WIREWARDEN_RECONCILE_PERIOD": "1",
             "WIREWARDEN_DNS_ENABLED": "false",
             "WIREWARDEN_LOG_LEVEL": "info",
+            "WIREWARDEN_METRICS_PERIOD": "2",  # the report period
         },
         [WIREWARDEN, "agent", "--server", f"https://{CP_LISTEN}", "--ca-file", str(tls.ca)],
     )
+
+
+def _node_with_a_peer(
+    topology: Topology, control: Product, tls: Issued, peer: str, region: str | None = None
+) -> tuple[Client, str, dict[str, Any], AgentProcess]:
+    """Node n1 with an interface and one peer for a new client, and its agent (not yet
+    started): (client, interface, peer, agent)."""
+    client = topology.add_client()
+    place = {"name": "n1", **({"region": region} if region else {})}
+    join = control.api("POST", "/nodes", place, expect=201)["join_token"]
+    ifname = topology.unique_ifname("wg")
+    control.create_interface(
+        name=ifname,
+        node="n1",
+        address=f"{GATEWAY}/24",
+        listen_port=LISTEN_PORT,
+        endpoint=f"{client.server_ip}:{LISTEN_PORT}",
+    )
+    made = control.create_peer(ifname, name=peer)
+    return client, ifname, made, _agent(topology, tls, join)
 
 
 def _node_applied(control: Product) -> bool:
@@ -154,18 +176,7 @@ def test_a_node_runs_its_tunnels_through_control_plane_outages_and_agent_restart
     topology: Topology, replicas: list[Product], tls: Issued
 ) -> None:
     control, other = replicas
-    client = topology.add_client()
-    join = control.api("POST", "/nodes", {"name": "n1", "region": "eu"}, expect=201)["join_token"]
-    ifname = topology.unique_ifname("wg")
-    control.create_interface(
-        name=ifname,
-        node="n1",
-        address=f"{GATEWAY}/24",
-        listen_port=LISTEN_PORT,
-        endpoint=f"{client.server_ip}:{LISTEN_PORT}",
-    )
-    peer = control.create_peer(ifname, name="phone")
-    agent = _agent(topology, tls, join)
+    client, ifname, peer, agent = _node_with_a_peer(topology, control, tls, "phone", "eu")
     agent.start()
     try:
         wait_until(
@@ -282,19 +293,8 @@ def test_a_peer_of_a_node_publishes_its_services_through_the_nodes_agent(
 ) -> None:
     """`wirewarden expose` on a client of a fleet node: the node's agent serves the tunnel
     API on its gateway and relays it; the node's kernel forwards the public ports."""
-    client = topology.add_client()
-    join = control.api("POST", "/nodes", {"name": "n1"}, expect=201)["join_token"]
-    ifname = topology.unique_ifname("wg")
-    control.create_interface(
-        name=ifname,
-        node="n1",
-        address=f"{GATEWAY}/24",
-        listen_port=LISTEN_PORT,
-        endpoint=f"{client.server_ip}:{LISTEN_PORT}",
-    )
-    peer = control.create_peer(ifname, name="nas")
+    client, _, peer, agent = _node_with_a_peer(topology, control, tls, "nas")
     control.api("PATCH", f"/peers/{peer['id']}", {"expose_ports": "8000-8100,25565"})
-    agent = _agent(topology, tls, join)
     agent.start()
     try:
         wait_until(lambda: _node_applied(control), timeout=30, what=f"the node:\n{agent.log()}")
@@ -327,6 +327,13 @@ def test_a_peer_of_a_node_publishes_its_services_through_the_nodes_agent(
             ("tcp", PUBLIC_TCP, "nas"),
             ("udp", PUBLIC_UDP, "nas"),
         }
+        # Its traffic, as the node's kernel counted it and its agent reported it.
+        page = len("served from the client's loopback")
+        wait_until(
+            lambda: ({m["proto"]: m["bytes"] for m in mappings(control)}.get("tcp") or 0) > page,
+            timeout=30,
+            what="the node's count of the forward",
+        )
         # In the node's kernel; none in the control plane's (it has no such peer).
         table = topology.server.run(["nft", "list", "map", "inet", "wirewarden", "expose_tcp"])
         assert f"{PUBLIC_TCP} : 10.71.0.2 . " in table.stdout, table.stdout

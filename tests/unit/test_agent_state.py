@@ -132,11 +132,13 @@ def test_report_rows_of_every_kind_share_a_batch_s_room(tmp_path: Path) -> None:
     box = Outbox(SealedFiles(tmp_path), max_batches=10)
     box.add(samples=[_sample(i) for i in range(MAX_ROWS - 5)])  # type: ignore[misc]
     box.add(dns_log=[{"at": 1.0}] * 3, apps=[{"address": "10.8.0.2", "mark": i} for i in range(9)])
+    box.add(names=[{"name": "a.test"}], exposed=[{"port": 80}, {"port": 81}])
     assert box.seal() == 2
     first, second = box.batches()
     assert (len(first.samples), len(first.dns_log), len(first.apps)) == (MAX_ROWS - 5, 3, 2)
     assert (len(second.samples), len(second.dns_log), len(second.apps)) == (0, 0, 7)
     assert [a["mark"] for a in first.apps + second.apps] == list(range(9))
+    assert (second.names, second.exposed) == ([{"name": "a.test"}], [{"port": 80}, {"port": 81}])
 
 
 def test_the_uplink_and_the_public_addresses_are_the_nodes_own(tmp_path: Path) -> None:

@@ -87,3 +87,23 @@ def test_classified_counters_are_reported_when_they_moved() -> None:
         {"t": 160, "address": "10.8.0.2", "mark": 7, "bytes": 1500, "packets": 12, "flows": 0}
     ]
     assert sampler.rows(220.0, moved) == []
+
+
+def test_published_ports_traffic_is_reported_per_target_when_it_moved() -> None:
+    from wirewarden.agent.telemetry import ExposeSampler
+    from wirewarden.domain.firewall import ExposeCount, KernelCounts
+
+    sampler = ExposeSampler()
+    # Both directions' elements of one target are one count.
+    first = KernelCounts(
+        exposed=(
+            ExposeCount("tcp", "10.8.0.2", 3000, 4, 400),
+            ExposeCount("tcp", "10.8.0.2", 3000, 2, 100),
+        )
+    )
+    assert sampler.rows(100.0, first) == [
+        {"t": 100, "proto": "tcp", "address": "10.8.0.2", "port": 3000, "bytes": 500}
+    ]
+    assert sampler.rows(160.0, first) == []
+    more = KernelCounts(exposed=(ExposeCount("tcp", "10.8.0.2", 3000, 9, 900),))
+    assert [r["bytes"] for r in sampler.rows(220.0, more)] == [900]

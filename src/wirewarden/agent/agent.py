@@ -25,7 +25,13 @@ from wirewarden.agent.files import SealedFiles
 from wirewarden.agent.held import Held, HeldState, Resync
 from wirewarden.agent.host import Host, Pass
 from wirewarden.agent.outbox import Outbox
-from wirewarden.agent.telemetry import AppSampler, CpuMeter, Sampler, name_rows
+from wirewarden.agent.telemetry import (
+    AppSampler,
+    CpuMeter,
+    ExposeSampler,
+    Sampler,
+    name_rows,
+)
 from wirewarden.agent.tunnel import HostPorts, gateways, relay_app
 from wirewarden.fleet.client import (
     Link,
@@ -97,7 +103,7 @@ class Agent:
         self.server, self.version, self.join_token = server, version, join_token
         self.timing, self.opener, self.tunnel = timing, opener, tunnel
         self.sampler, self.cpu = Sampler(), CpuMeter()
-        self.app_sampler = AppSampler()
+        self.app_sampler, self.expose_sampler = AppSampler(), ExposeSampler()
         self.started = time.monotonic()
         self.host: Host | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -308,9 +314,11 @@ class Agent:
         except Exception:  # no table yet: nothing classified to tell
             log.debug("classified traffic not read", exc_info=True)
             return
-        rows = self.app_sampler.rows(time.time(), counts)
-        if rows:
-            self.outbox.add(apps=rows)
+        now = time.time()
+        rows = self.app_sampler.rows(now, counts)
+        exposed = self.expose_sampler.rows(now, counts)
+        if rows or exposed:
+            self.outbox.add(apps=rows, exposed=exposed)
 
     async def _collect_names(self) -> None:
         assert self.host is not None

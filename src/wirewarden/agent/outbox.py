@@ -30,10 +30,15 @@ class _Pending:
     dns_log: list[dict[str, JsonValue]] = field(default_factory=list)
     apps: list[dict[str, JsonValue]] = field(default_factory=list)
     names: list[dict[str, JsonValue]] = field(default_factory=list)
+    exposed: list[dict[str, JsonValue]] = field(default_factory=list)
     quotas: dict[str, int] = field(default_factory=dict)
 
+    def rows(self) -> list[list[dict[str, JsonValue]]]:
+        """Every kind of row, in the order a batch takes them."""
+        return [self.samples, self.dns_log, self.apps, self.names, self.exposed]
+
     def __bool__(self) -> bool:
-        return bool(self.samples or self.dns_log or self.apps or self.names or self.quotas)
+        return any(self.rows()) or bool(self.quotas)
 
 
 class Outbox:
@@ -60,12 +65,14 @@ class Outbox:
         quotas: dict[str, int] | None = None,
         apps: list[dict[str, JsonValue]] | None = None,
         names: list[dict[str, JsonValue]] | None = None,
+        exposed: list[dict[str, JsonValue]] | None = None,
     ) -> None:
         with self._lock:
-            self._pending.samples.extend(samples or ())
-            self._pending.dns_log.extend(dns_log or ())
-            self._pending.apps.extend(apps or ())
-            self._pending.names.extend(names or ())
+            pending = self._pending
+            for kind, rows in zip(
+                pending.rows(), (samples, dns_log, apps, names, exposed), strict=True
+            ):
+                kind.extend(rows or ())
             if quotas:
                 self._pending.quotas.update(quotas)
 
@@ -76,7 +83,7 @@ class Outbox:
         if not pending:
             return 0
         made = 0
-        rows = [pending.samples, pending.dns_log, pending.apps, pending.names]
+        rows = pending.rows()
         quotas = pending.quotas
         while any(rows) or quotas or made == 0:
             parts, room = [], MAX_ROWS
@@ -89,6 +96,7 @@ class Outbox:
                 dns_log=parts[1],
                 apps=parts[2],
                 names=parts[3],
+                exposed=parts[4],
                 quotas=quotas,
             )
             quotas = {}

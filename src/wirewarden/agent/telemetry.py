@@ -37,6 +37,27 @@ class AppSampler:
         return rows
 
 
+class ExposeSampler:
+    """Published ports' traffic for the report: the kernel's running byte count per
+    forward target (protocol, peer address, port) that moved since the last call."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str, int], int] = {}
+
+    def rows(self, at: float, counts: KernelCounts) -> list[dict[str, JsonValue]]:
+        seen: dict[tuple[str, str, int], int] = {}
+        for c in counts.exposed:
+            key = (c.proto, c.address, c.port)
+            seen[key] = seen.get(key, 0) + c.bytes
+        rows: list[dict[str, JsonValue]] = [
+            {"t": int(at), "proto": proto, "address": address, "port": port, "bytes": size}
+            for (proto, address, port), size in seen.items()
+            if self._last.get((proto, address, port)) != size
+        ]
+        self._last = seen
+        return rows
+
+
 def name_rows(at: float, names: dict[Seen, int]) -> list[dict[str, JsonValue]]:
     """The report's rows of server names (the control plane finds the peer)."""
     return [

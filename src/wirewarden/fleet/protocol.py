@@ -351,6 +351,9 @@ class Report(_Message):
     # Server names of classified flows (WIREWARDEN_CLASSIFY_NAMES on the node): flows per
     # address pair, class and name since the last report.
     names: list[dict[str, JsonValue]] = Field(default_factory=list)
+    # Published ports' traffic: the kernel's running byte count per forward target
+    # (protocol, peer address, port) that moved since the last report.
+    exposed: list[dict[str, JsonValue]] = Field(default_factory=list)
 
 
 class Snapshot(_Message):

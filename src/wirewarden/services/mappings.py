@@ -455,6 +455,8 @@ class MappingService:
                 size = by_target.get(target, 0)
             elif by_name is not None:
                 size = by_name.get(row.id, 0)
+        elif not row.hostname:
+            size = row.forwarded_bytes  # another node's: as its agent reported it
         return MappingOut(
             id=row.id,
             peer_id=peer.id,

@@ -11,10 +11,10 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.classify.names import Seen, checked
@@ -22,7 +22,7 @@ from wirewarden.domain.state import PeerStats
 from wirewarden.domain.traffic import Counters, delta
 from wirewarden.store.db import retry_on_busy
 from wirewarden.store.dns import DnsStore
-from wirewarden.store.tables import Peer
+from wirewarden.store.tables import ExposedPort, Node, Peer
 from wirewarden.store.tsdb import (
     AppCounter,
     Batch,
@@ -94,6 +94,16 @@ class NameRow(_Row):
     flows: int = Field(ge=1, le=2**62)
 
 
+class ExposeRow(_Row):
+    """The kernel's running byte count of one forward's target, both ways, at `t`."""
+
+    t: int = Field(ge=0)
+    proto: Literal["tcp", "udp"]
+    address: str = Field(max_length=45)
+    port: int = Field(ge=1, le=65535)
+    bytes: int = Field(ge=0, le=2**62)
+
+
 @dataclass(frozen=True)
 class Ingested:
     samples: int
@@ -124,6 +134,7 @@ class NodeReports:
         quotas: dict[str, int],
         apps: Sequence[dict[str, Any]] = (),
         names: Sequence[dict[str, Any]] = (),
+        exposed: Sequence[dict[str, Any]] = (),
     ) -> Ingested:
         refs = self.traffic.directory(node)
         by_key = {(r.interface, r.public_key): r for r in refs}
@@ -138,6 +149,10 @@ class NodeReports:
         bad += bad_apps + len(counted) - len(own_apps)
         told, bad_names = _valid(NameRow, names)
         bad += bad_names + self._names(told, {a: r.id for a, r in by_address.items()})
+        forwarded, bad_forwards = _valid(ExposeRow, exposed)
+        own_forwards = [f for f in forwarded if f.address in by_address]
+        self._forwarded(node, own_forwards, by_address)
+        bad += bad_forwards + len(forwarded) - len(own_forwards)
         rows, bad_rows = _valid(DnsRow, dns_log)
         kept = [r for r in rows if r.peer_id is None or r.peer_id in peer_names]
         DnsStore(self.sessions, node).write_log([_record(r, peer_names) for r in kept])
@@ -213,6 +228,27 @@ class NodeReports:
             counted = name_counts(by_t[t], owners)
             self.traffic.record(Batch(t, [], [], [], [], names=counted))
         return dropped
+
+    @retry_on_busy
+    def _forwarded(self, node: str, rows: list[ExposeRow], by_address: dict[str, PeerRef]) -> None:
+        """Each of the node's port mappings gets the count its target last reported."""
+        if not rows:
+            return
+        with self.sessions.begin() as db:
+            node_id = db.scalar(select(Node.id).where(Node.name == node))
+            for r in sorted(rows, key=lambda r: r.t):
+                db.execute(
+                    update(ExposedPort)
+                    .where(
+                        ExposedPort.node_id == node_id,
+                        ExposedPort.peer_id == by_address[r.address].id,
+                        ExposedPort.proto == r.proto,
+                        ExposedPort.local_port == r.port,
+                        ExposedPort.hostname.is_(None),
+                    )
+                    .values(forwarded_bytes=r.bytes)
+                    .execution_options(synchronize_session=False)
+                )
 
     @retry_on_busy
     def _usage(self, quotas: dict[str, int]) -> None:

@@ -393,19 +393,24 @@ INTERFACE_TRAFFIC = {
 }
 
 
+def _peer_key() -> Column[int]:
+    """A metrics row's peer: part of its key, gone with the peer."""
+    return Column(
+        "peer_id",
+        Integer,
+        ForeignKey("peers.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+
+
 # Classified traffic (issue 19): bytes, packets and flows per peer and class, both directions
 # together (the kernel counts a flow's packets for its peer either way), in the same tiers.
 PEER_APP_TRAFFIC = {
     tier: Table(
         f"peer_app_traffic_{tier}",
         Base.metadata,
-        Column(
-            "peer_id",
-            Integer,
-            ForeignKey("peers.id", ondelete="CASCADE"),
-            primary_key=True,
-            autoincrement=False,
-        ),
+        _peer_key(),
         Column("app", String(16), primary_key=True),
         Column("t", BigInteger, primary_key=True, autoincrement=False),
         Column("bytes", BigInteger, nullable=False),
@@ -422,13 +427,7 @@ PEER_APP_TRAFFIC = {
 APP_NAMES = Table(
     "app_names",
     Base.metadata,
-    Column(
-        "peer_id",
-        Integer,
-        ForeignKey("peers.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _peer_key(),
     Column("app", String(16), primary_key=True),
     Column("name", String(253), primary_key=True),
     Column("t", BigInteger, primary_key=True, autoincrement=False),
@@ -593,3 +592,6 @@ class ExposedPort(Base):
     tls: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # What another node's kernel counted for this forward, both ways, as its agent last
+    # reported (this node's own is read live; None: not reported yet).
+    forwarded_bytes: Mapped[int | None] = mapped_column(BigInteger)

@@ -297,6 +297,7 @@ async def report(container: Container, node: NodeIdentity, message: Report) -> R
             dict(message.quotas),
             message.apps,
             message.names,
+            message.exposed,
         )
         container.nodes.record_quotas(node, message.seq, done.quotas)
 
