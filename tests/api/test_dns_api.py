@@ -331,3 +331,31 @@ def test_query_log_writer_process_comes_back(container: Container) -> None:
     with container.deps.sessions() as db:
         names = set(db.scalars(select(DnsQuery.name)))
     assert "after.example" in names
+
+
+def test_a_directory_read_again_for_a_few_peers_equals_a_whole_read(
+    client: TestClient, container: Container, peer: dict[str, Any]
+) -> None:
+    """A fleet node's resolver directory after a peers-only change: the earlier one with
+    the changed peers' rows read again is what a whole read gives (gone, changed, new)."""
+    assert client.put(f"{DNS}/policies/kids", json={}).status_code == 201
+    made = [
+        client.post("/api/v1/interfaces/wg0/peers", json={"name": f"p{i}"}).json() for i in range(3)
+    ]
+    with container.deps.sessions() as db:
+        before = read_directory(db, "local")
+    client.patch(f"/api/v1/peers/{made[0]['id']}", json={"dns_policy": "kids"})
+    client.delete(f"/api/v1/peers/{made[1]['id']}")
+    new = client.post("/api/v1/interfaces/wg0/peers", json={"name": "new"}).json()
+    changed = frozenset({made[0]["id"], made[1]["id"], new["id"]})
+    with container.deps.sessions() as db:
+        whole = read_directory(db, "local")
+        partial_read = read_directory(db, "local", before, changed)
+    assert partial_read == whole
+    assert whole.clients[made[0]["address"].split("/")[0]].policy == "kids"
+    assert made[1]["address"].split("/")[0] not in whole.clients
+    # Not told which peers changed, or a frame that moved (a new policy): read whole.
+    assert client.put(f"{DNS}/policies/teens", json={}).status_code == 201
+    with container.deps.sessions() as db:
+        stale = read_directory(db, "local", before, frozenset())
+        assert stale == read_directory(db, "local")

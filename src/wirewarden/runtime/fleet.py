@@ -19,6 +19,9 @@ from wirewarden.fleet.protocol import NodeState
 from wirewarden.services.applier import INTERFACES, Applier, ApplyFailed, Change
 from wirewarden.store.desired import DesiredStateReader
 
+# (session, node, the node's last directory, the peers changed since) -> its directory.
+ReadDirectory = Callable[[Session, str, DnsDirectory | None, frozenset[int] | None], DnsDirectory]
+
 
 class NodeStates:
     """Each node's state, read by a desired-state reader of its own (so a change to a few
@@ -27,11 +30,13 @@ class NodeStates:
     def __init__(
         self,
         reader_for: Callable[[str], DesiredStateReader],
-        directory: Callable[[Session, str], DnsDirectory] | None,
+        directory: ReadDirectory | None,
     ) -> None:
         self.reader_for, self.directory = reader_for, directory
         self._readers: dict[str, tuple[DesiredStateReader, threading.Lock]] = {}
         self._lock = threading.Lock()
+        # Each node's last directory: a change of a few peers re-reads those peers' rows.
+        self._directories: dict[str, DnsDirectory] = {}
 
     def _reader(self, node: str) -> tuple[DesiredStateReader, threading.Lock]:
         with self._lock:
@@ -52,12 +57,19 @@ class NodeStates:
         with lock, reader.pinned() as pin:
             pin.begin()
             desired = pin.read()
-            dns = self.directory(pin.db, node) if self.directory is not None else None
+            dns = None
+            if self.directory is not None:
+                # Popped first: a read that fails leaves no directory a later delta
+                # could be applied to out of step with the reader's cache.
+                last = self._directories.pop(node, None)
+                dns = self.directory(pin.db, node, last, reader.last_delta)
+                self._directories[node] = dns
         return NodeState(desired, dns)
 
     def forget(self, node: str) -> None:
         with self._lock:
             self._readers.pop(node, None)
+            self._directories.pop(node, None)
 
 
 class FleetApplier:

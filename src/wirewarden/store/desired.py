@@ -121,6 +121,9 @@ class DesiredStateReader:
         self._notes: dict[int, frozenset[int]] = {}
         self._notes_lock = threading.Lock()
         self.full_reads = 0
+        # The peers the last read re-read (empty: none, the cache held the revision; None:
+        # it read everything): what a reader of other per-peer rows may re-read alone.
+        self.last_delta: frozenset[int] | None = None
 
     def note(self, revision: int, peers: frozenset[int]) -> None:
         """Revision `revision` changed only these peers: the next read re-reads just them."""
@@ -145,6 +148,7 @@ class DesiredStateReader:
         cached = self._cache
         fresh = cached and (cached.valid_until is None or now < cached.valid_until)
         if cached and fresh and cached.revision == revision:
+            self.last_delta = frozenset()
             return cached.state
         peers = self._delta(cached.revision, revision) if cached and fresh else None
         if cached is not None and peers is not None:
@@ -153,6 +157,7 @@ class DesiredStateReader:
             self._cache = self._read(db, revision, now)
             self.full_reads += 1
             self._forget(revision)
+        self.last_delta = peers
         return self._cache.state
 
     def _forget(self, revision: int) -> None:

@@ -62,7 +62,16 @@ def _network(cidr: str | None) -> str | None:
     return str(ipaddress.ip_interface(cidr).network) if cidr else None
 
 
-def read_directory(db: Session, node: str) -> DnsDirectory:
+def read_directory(
+    db: Session,
+    node: str,
+    since: DnsDirectory | None = None,
+    peers: frozenset[int] | None = None,
+) -> DnsDirectory:
+    """What the node's resolver serves. Given the directory of an earlier read (`since`)
+    and the peers changed after it (`peers`, as the desired state's reader noted them),
+    only those peers' rows are read again: the rest is the earlier directory's, when the
+    gateways, networks and policies it holds are the same (else all is read)."""
     revision = db.scalar(select(Node.revision).where(Node.name == node)) or 0
     names = NameMap(db, DnsPolicy)
     # Keyed by fleet-wide name: a tenant's own policy may share its name with another's.
@@ -90,18 +99,17 @@ def read_directory(db: Session, node: str) -> DnsDirectory:
         listen += [h for h in (_host(ipv4), _host(ipv6)) if h]
         networks += [n for n in (_network(ipv4), _network(ipv6)) if n]
         tenant_policy[iface_id] = (name, tenant, tenant_dns)
+    frame = (tuple(listen), tuple(networks), policies)
+    same = since is not None and frame == (since.listen, since.networks, since.policies)
+    query = select(
+        Peer.id, Peer.name, Peer.interface_id, Peer.ipv4, Peer.ipv6, Peer.dns_policy
+    ).where(Peer.interface_id.in_(tenant_policy))
     clients: dict[str, Client] = {}
+    if same and since is not None and peers is not None:
+        clients = {a: c for a, c in since.clients.items() if c.peer_id not in peers}
+        query = query.where(Peer.id.in_(peers))
     # Through the connection: the ORM's row handling would cost more than the rows.
-    rows = (
-        db.connection()
-        .execute(
-            select(
-                Peer.id, Peer.name, Peer.interface_id, Peer.ipv4, Peer.ipv6, Peer.dns_policy
-            ).where(Peer.interface_id.in_(tenant_policy))
-        )
-        .all()
-    )
-    for peer_id, peer, iface_id, ipv4, ipv6, own in rows:
+    for peer_id, peer, iface_id, ipv4, ipv6, own in db.connection().execute(query).all():
         iface, tenant, tenant_dns = tenant_policy[iface_id]
         policy = _effective(own, tenant_dns, tenant, names, policies)
         client = Client(peer_id, peer, iface, policy)
