@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from tests.netns.test_e2e_expose import (
     published,
     services,
 )
-from tests.netns.topology import Client, Topology, wait_until
+from tests.netns.topology import Client, Netns, Topology, wait_until
 from tests.tlsca import Issued, issue
 
 CP_LISTEN = f"{Topology.inet_ip}:8443"
@@ -52,17 +53,20 @@ class AgentProcess:
     env: dict[str, str]
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
+    netns: Netns | None = None  # the server namespace unless said
+    name: str = "agent"
 
     @property
     def log_path(self) -> str:
-        return self.topology.log_path("agent.log")
+        return self.topology.log_path(f"{self.name}.log")
 
     def log(self) -> str:
         path = Path(self.log_path)
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> None:
-        self.proc = self.topology.server.popen(self.argv, env=self.env, log_path=self.log_path)
+        netns = self.netns or self.topology.server
+        self.proc = netns.popen(self.argv, env=self.env, log_path=self.log_path)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -130,12 +134,20 @@ def _node(control: Product) -> dict[str, object]:
     return found
 
 
-def _agent(topology: Topology, tls: Issued, join: str) -> AgentProcess:
+def _agent(
+    topology: Topology,
+    tls: Issued,
+    join: str,
+    netns: Netns | None = None,
+    name: str = "agent",
+    server: str = CP_LISTEN,
+) -> AgentProcess:
+    data = topology.workdir / f"{name}-data"
     return AgentProcess(
         topology,
-        topology.workdir / "agent-data",
+        data,
         {
-            "WIREWARDEN_DATA_DIR": str(topology.workdir / "agent-data"),
+            "WIREWARDEN_DATA_DIR": str(data),
             "WIREWARDEN_AGENT_JOIN_TOKEN": join,
             "WIREWARDEN_WG_IMPLEMENTATION": "wireguard-go",
             "WIREWARDEN_RECONCILE_PERIOD": "1",
@@ -143,7 +155,9 @@ def _agent(topology: Topology, tls: Issued, join: str) -> AgentProcess:
             "WIREWARDEN_LOG_LEVEL": "info",
             "WIREWARDEN_METRICS_PERIOD": "2",  # the report period
         },
-        [WIREWARDEN, "agent", "--server", f"https://{CP_LISTEN}", "--ca-file", str(tls.ca)],
+        [WIREWARDEN, "agent", "--server", f"https://{server}", "--ca-file", str(tls.ca)],
+        netns=netns,
+        name=name,
     )
 
 
@@ -350,8 +364,88 @@ def test_a_peer_of_a_node_publishes_its_services_through_the_nodes_agent(
             agent.stop()
 
 
-def wg_peers(topology: Topology, ifname: str) -> set[str]:
-    out = topology.server.run(["wg", "show", ifname, "peers"], check=False).stdout
+def test_placement_spreads_peers_over_the_nodes_and_skips_one_whose_agent_died(
+    topology: Topology, tls: Issued, pg_database: str
+) -> None:
+    """Two nodes with real agents (n1 in the server namespace, n2 in inet), the control
+    plane in lan: a tenant's new peers go to the least-loaded node of the region and come
+    up in that node's WireGuard; n2's agent killed, n2 goes offline and gets no more."""
+    control = Product(
+        topology,
+        netns=topology.lan,
+        listen=REPLICA_LISTEN,
+        cacert=tls.ca,
+        env=_plane_env(tls, pg_database),
+        name="cp",
+    )
+    # inet reaches the control plane in lan through the server (n1's agent forwards).
+    topology.inet.run(["ip", "route", "add", Topology.lan_subnet, "via", Topology.server_uplink_ip])
+    agents: dict[str, AgentProcess] = {}
+    try:
+        control.start(timeout=30)
+        control.api("POST", "/tenants", {"name": "acme"}, expect=201)
+        spaces = {"n1": (topology.server, 81), "n2": (topology.inet, 82)}
+        interfaces: dict[str, str] = {}
+        for node, (netns, net) in spaces.items():
+            place = {"name": node, "region": "eu", "capacity": 4}
+            join = control.api("POST", "/nodes", place, expect=201)["join_token"]
+            interfaces[node] = topology.unique_ifname("wg")
+            body = {"name": interfaces[node], "node": node, "tenant": "acme"}
+            body |= {"address": f"10.{net}.0.1/24", "listen_port": LISTEN_PORT}
+            control.api("POST", "/interfaces", body, expect=201)
+            agents[node] = _agent(topology, tls, join, netns, node, REPLICA_LISTEN)
+            agents[node].start()
+
+        def online(node: str) -> bool:
+            shown = control.api("GET", f"/nodes/{node}")
+            return bool(
+                shown["status"] == "online" and shown["applied_revision"] == shown["revision"]
+            )
+
+        for node, agent in agents.items():
+            wait_until(partial(online, node), timeout=60, what=f"{node}:\n{agent.log()}")
+
+        def place(name: str) -> dict[str, Any]:
+            made: dict[str, Any] = control.api(
+                "POST", "/tenants/acme/peers", {"name": name, "region": "eu"}, expect=201
+            )
+            return made
+
+        placed = [place(f"p{i}") for i in range(4)]
+        where = {
+            node: [p for p in placed if p["interface"] == iface]
+            for node, iface in interfaces.items()
+        }
+        assert {node: len(found) for node, found in where.items()} == {"n1": 2, "n2": 2}
+
+        # Each peer is up in its own node's WireGuard, and only there.
+        def up_there(node: str) -> bool:
+            keys = {p["public_key"] for p in where[node]}
+            seen = wg_peers(topology, interfaces[node], spaces[node][0])
+            return keys <= seen and len(seen) == len(keys)  # and no other node's peer
+
+        for node in spaces:
+            wait_until(partial(up_there, node), timeout=15, what=f"{node}'s peers up there")
+
+        agents["n2"].stop(signal.SIGKILL)
+        wait_until(
+            lambda: control.api("GET", "/nodes/n2")["status"] == "offline",
+            timeout=60,
+            interval=1,
+            what="n2 offline",
+        )
+        later = [place(f"q{i}") for i in range(2)]
+        assert {p["interface"] for p in later} == {interfaces["n1"]}
+    finally:
+        for agent in agents.values():
+            if agent.running():
+                agent.stop()
+        control.close()
+        topology.inet.run(["ip", "route", "del", Topology.lan_subnet], check=False)
+
+
+def wg_peers(topology: Topology, ifname: str, netns: Netns | None = None) -> set[str]:
+    out = (netns or topology.server).run(["wg", "show", ifname, "peers"], check=False).stdout
     return set(out.split())
 
 
