@@ -11,7 +11,6 @@ when its client hears it does, as on the control plane's own node.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.exposure import host_port_taken
 from wirewarden.domain.state import DesiredState
 from wirewarden.fleet.client import RelayAnswer, Relayed, Unreachable
@@ -41,7 +41,7 @@ def gateways(desired: DesiredState | None) -> frozenset[str]:
     if desired is None:
         return frozenset()
     return frozenset(
-        str(ipaddress.ip_interface(address).ip)
+        host_of(address)
         for interface in desired.interfaces.values()
         for address in interface.addresses
     )

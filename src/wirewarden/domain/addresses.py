@@ -39,6 +39,12 @@ class AddressError(ValueError):
     """Text that is not the address, network, host name or endpoint it should be."""
 
 
+def host_of(address: str) -> str:
+    """A stored address without its prefix length ("10.8.0.2/32" -> "10.8.0.2"). Stored
+    addresses are already in normal form: this is a string cut, cheap at 10,000 peers."""
+    return address.partition("/")[0]
+
+
 def ip(text: str) -> IPAddress:
     """An IPv4 or IPv6 address, strictly: no scope id, no whitespace, nothing else."""
     if not _IP_CHARS.fullmatch(text):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from wirewarden.domain.addresses import host_of
+
 Proto = Literal["tcp", "udp"]
 PROTOS: tuple[Proto, ...] = ("tcp", "udp")
 # The client renews every HEARTBEAT; a mapping lives LEASE after the last renewal.
@@ -171,6 +173,6 @@ class Forward:
         """A mapping's forward to a peer (`address` with or without its prefix length) whose
         AllowedIPs are `allowed`: a client routing everything through the tunnel sends
         replies back by it, one routing only the VPN needs the gateway as the source."""
-        host = address.split("/")[0]
+        host = host_of(address)
         return cls("udp" if proto == "udp" else "tcp", remote_port, host, local_port,
                    snat="0.0.0.0/0" not in [a.strip() for a in allowed])  # fmt: skip

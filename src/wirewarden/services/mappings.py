@@ -11,7 +11,6 @@ forwards); registration, removal and expiry do.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import vhost
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.exposure import (
     ExposeError,
     Forward,
@@ -62,10 +62,6 @@ HostPorts = Callable[[str], frozenset[int]]
 Counted = tuple[dict[tuple[str, str, int], int], Mapping[int, int] | None]
 
 
-def _host(address: str) -> str:
-    return str(ipaddress.ip_interface(address).ip)
-
-
 class MappingService:
     def __init__(self, deps: Deps, host_ports: HostPorts, names: NameZone | None = None) -> None:
         self.deps = deps
@@ -89,7 +85,7 @@ class MappingService:
                     Interface.node_id == node_id(db, self.deps.node), Interface.enabled
                 )
             ).all()
-        return frozenset(_host(a) for row in rows for a in row if a)
+        return frozenset(host_of(a) for row in rows for a in row if a)
 
     # ---- the tunnel API (acts for the peer the origin belongs to)
 
@@ -247,7 +243,7 @@ class MappingService:
                 )
             ).all()
         return {
-            m.hostname: Route(m.id, _host(ipv4), m.local_port, m.tls)
+            m.hostname: Route(m.id, host_of(ipv4), m.local_port, m.tls)
             for m, ipv4 in rows
             if m.hostname and ipv4
         }
@@ -301,7 +297,7 @@ class MappingService:
             return db.scalar(select(Node.revision).where(Node.name == node)) or 0
 
     def _peer_at(self, db: Session, origin: Origin) -> tuple[Peer, Interface]:
-        gateway, source = _host(origin.gateway), _host(origin.source)
+        gateway, source = host_of(origin.gateway), host_of(origin.source)
         rows = db.execute(
             select(Peer, Interface)
             .join(Interface, Peer.interface_id == Interface.id)
@@ -314,7 +310,7 @@ class MappingService:
         ).all()
         now = datetime.now(UTC)
         for peer, iface in rows:
-            gateways = {_host(a) for a in (iface.ipv4, iface.ipv6) if a}
+            gateways = {host_of(a) for a in (iface.ipv4, iface.ipv6) if a}
             if gateway in gateways and not (peer.expires_at and peer.expires_at <= now):
                 return peer, iface
         # Not a peer of the interface whose gateway it reached: nothing to say to it.
@@ -450,7 +446,7 @@ class MappingService:
             url = self.names.url(row.hostname, row.tls)
         if counted is not None:
             by_target, by_name = counted
-            target = (row.proto, _host(peer.ipv4) if peer.ipv4 else "", row.local_port)
+            target = (row.proto, host_of(peer.ipv4) if peer.ipv4 else "", row.local_port)
             if not row.hostname:
                 size = by_target.get(target, 0)
             elif by_name is not None:

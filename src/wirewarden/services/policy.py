@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.firewall import AppCount, ObservedFirewall
 from wirewarden.domain.names import check_name
@@ -185,7 +186,7 @@ class UsageService:
         else as its node's kernel counts it now."""
         with self.deps.sessions() as db:
             peer, iface = _seen_peer(db, peer_id, actor)
-            addresses = {a.split("/")[0] for a in (peer.ipv4, peer.ipv6) if a}
+            addresses = {host_of(a) for a in (peer.ipv4, peer.ipv6) if a}
             # Another node's kernel counts its peers: live, only this node's are read.
             here = node_name_of(db, iface.node_id) == self.deps.node
         names = self._names(peer_id, since)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.dnsstate import DnsGuard
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import (
@@ -297,12 +298,7 @@ class DesiredStateReader:
             for tenant, name, rules, default in rows
         )
         ifaces = list(ifaces)
-        gateways = tuple(
-            (i.name, str(ipaddress.ip_interface(a).ip))
-            for i in ifaces
-            for a in (i.ipv4, i.ipv6)
-            if a
-        )
+        gateways = tuple((i.name, host_of(a)) for i in ifaces for a in (i.ipv4, i.ipv6) if a)
         tenants: dict[int | None, list[str]] = {}
         for i in ifaces:
             tenants.setdefault(i.tenant_id, []).append(i.name)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain import dnswire
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.dnsstate import DEFAULT_POLICY, Client, DnsDirectory, DnsGuard, PolicySpec
 from wirewarden.store.db import (
     bulk_insert,
@@ -55,7 +56,7 @@ def policy_spec(row: DnsPolicy, name: str | None = None) -> PolicySpec:
 
 
 def _host(cidr: str | None) -> str | None:
-    return str(ipaddress.ip_interface(cidr).ip) if cidr else None
+    return host_of(cidr) if cidr else None
 
 
 def _network(cidr: str | None) -> str | None:

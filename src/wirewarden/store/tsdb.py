@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
 )
 
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to, moved
@@ -535,7 +536,7 @@ class TrafficStore:
 
 
 def _hosts(*addresses: str | None) -> tuple[str, ...]:
-    return tuple(a.split("/")[0] for a in addresses if a)
+    return tuple(host_of(a) for a in addresses if a)
 
 
 def _bucket(table: Table, step: int) -> Any:
