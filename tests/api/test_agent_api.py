@@ -549,7 +549,8 @@ def test_an_agent_relays_its_own_peers_and_no_one_elses(
     # Not this host's kernel, nor its desired state: the node's.
     assert fleet.reconciler.source().forwards == ()
     # Its traffic as the node's agent reports it (n2 naming alice's target: dropped).
-    assert tc.get(f"{API}/mappings", headers=admin).json()[0]["bytes"] is None
+    shown = tc.get(f"{API}/mappings", headers=admin).json()[0]
+    assert (shown["node"], shown["bytes"]) == ("n1", None)
     target = {"t": 1, "proto": "tcp", "address": address, "port": 3000}
     for credential, seq, size in ((n2, 1, 10**9), (n1, 1, 4_096), (n1, 2, 5_000)):
         report = Report(seq=seq, exposed=[{**target, "bytes": size}])

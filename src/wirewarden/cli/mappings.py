@@ -14,6 +14,7 @@ COLUMNS = [
     "id",
     "peer",
     "interface",
+    "node",
     "proto",
     "remote_port",
     "hostname",

@@ -148,7 +148,7 @@ class MappingService:
                 peer_id=peer.id,
                 local_port=data.local_port,
             )
-            out = self._out(row, peer, iface)
+            out = self._out(row, peer, iface, origin.node)
             db.commit()
         self._converge(origin.node, iface.name, before, after, revision)
         return out
@@ -197,7 +197,7 @@ class MappingService:
             self._claim(db, row, ExposedPort.hostname == host, now, iface.tenant_id, taken)
             who = Actor(peer.name, origin.source, via="tunnel")
             audit(db, who, "mapping.register", host, iface.tenant_id, peer_id=peer.id)
-            out = self._out(row, peer, iface)
+            out = self._out(row, peer, iface, origin.node)
             db.commit()
         # No revision: a name is no kernel state (the front listener reads the names).
         self.names_changed()
@@ -266,7 +266,7 @@ class MappingService:
         with self.deps.sessions() as db:
             peer, iface = self._peer_at(db, origin)
             rows = db.scalars(select(ExposedPort).where(ExposedPort.peer_id == peer.id))
-            return [self._out(r, peer, iface) for r in rows.all()]
+            return [self._out(r, peer, iface, origin.node) for r in rows.all()]
 
     def unregister(self, origin: Origin, mapping_id: int | None = None) -> int:
         """Removes one of the peer's mappings, or all of them (the client stopping)."""
@@ -333,8 +333,12 @@ class MappingService:
             query = query.where(access.interface_filter(actor), access.own_peers(actor))
             rows = db.execute(query).all()
             here = node_id(db, self.deps.node)
+            names: dict[int, str] = {i: n for i, n in db.execute(select(Node.id, Node.name))}
         counted = self._counted() if any(m.node_id == here for m, _, _ in rows) else None
-        return [self._out(m, p, i, counted if m.node_id == here else None) for m, p, i in rows]
+        return [
+            self._out(m, p, i, names[m.node_id], counted if m.node_id == here else None)
+            for m, p, i in rows
+        ]
 
     def _counted(self) -> Counted | None:
         """This node's traffic counters: the kernel's of forwarded ports by target, the
@@ -368,7 +372,7 @@ class MappingService:
                 access.check_peer(actor, peer, iface)
             except NotFound as exc:
                 raise NotFound(f"mapping {mapping_id} not found") from exc
-            gone = self._out(row, peer, iface)
+            gone = self._out(row, peer, iface, node_name_of(db, row.node_id))
             before = self._forwards_of(db, peer)
             db.delete(row)
             db.flush()
@@ -439,7 +443,12 @@ class MappingService:
         self.names_changed()
 
     def _out(
-        self, row: ExposedPort, peer: Peer, iface: Interface, counted: Counted | None = None
+        self,
+        row: ExposedPort,
+        peer: Peer,
+        iface: Interface,
+        node: str,
+        counted: Counted | None = None,
     ) -> MappingOut:
         url, size = None, None
         if row.hostname and self.names is not None:
@@ -458,6 +467,7 @@ class MappingService:
             peer_id=peer.id,
             peer=peer.name,
             interface=iface.name,
+            node=node,
             proto="udp" if row.proto == "udp" else "tcp",
             remote_port=row.remote_port,
             local_port=row.local_port,

@@ -329,6 +329,7 @@ class MappingOut(BaseModel):
     peer_id: int
     peer: str
     interface: str
+    node: str = Field(description="The node whose public addresses it is reached at")
     proto: Literal["tcp", "udp"]
     remote_port: int
     local_port: int
