@@ -173,6 +173,17 @@ class Forward:
         """A mapping's forward to a peer (`address` with or without its prefix length) whose
         AllowedIPs are `allowed`: a client routing everything through the tunnel sends
         replies back by it, one routing only the VPN needs the gateway as the source."""
+        return cls.all_of(address, allowed, [(proto, remote_port, local_port)])[0]
+
+    @classmethod
+    def all_of(
+        cls, address: str, allowed: Iterable[str], ports: Iterable[tuple[str, int, int]]
+    ) -> tuple[Forward, ...]:
+        """One peer's forwards, (proto, remote port, local port) each: its address and
+        routing looked at once, not per mapping (a peer may publish a thousand)."""
         host = host_of(address)
-        return cls("udp" if proto == "udp" else "tcp", remote_port, host, local_port,
-                   snat="0.0.0.0/0" not in [a.strip() for a in allowed])  # fmt: skip
+        snat = "0.0.0.0/0" not in [a.strip() for a in allowed]
+        return tuple(
+            cls("udp" if proto == "udp" else "tcp", remote, host, local, snat)
+            for proto, remote, local in ports
+        )

@@ -407,17 +407,15 @@ class MappingService:
         """The peer's live published ports as the kernel forwards them."""
         if not peer.ipv4:
             return ()
-        rows = db.scalars(
-            select(ExposedPort).where(
+        # Plain rows, not ORM objects: a registration reads all of the peer's mappings.
+        rows = db.execute(
+            select(ExposedPort.proto, ExposedPort.remote_port, ExposedPort.local_port).where(
                 ExposedPort.peer_id == peer.id,
                 ExposedPort.hostname.is_(None),
                 ExposedPort.expires_at > datetime.now(UTC),
             )
-        )
-        allowed = split_csv(peer.allowed_ips)
-        return tuple(
-            Forward.of(r.proto, r.remote_port, peer.ipv4, r.local_port, allowed) for r in rows
-        )
+        ).all()
+        return Forward.all_of(peer.ipv4, split_csv(peer.allowed_ips), rows)
 
     def _converge(
         self,
@@ -430,16 +428,21 @@ class MappingService:
         """The peer's forwards into this node's kernel now, as a peer's change is (a
         mapping works when its registration is answered); the next pass converges whatever
         this missed. Another node's agent takes them in with its revision."""
-        if node == self.deps.node and set(before) != set(after):
+        applied = set(before) == set(after)
+        if node == self.deps.node and not applied:
             with contextlib.suppress(ApplyFailed):
                 self.deps.applier.set_forwards(interface, before, after)
-        self._changed(node, revision)
+                applied = True
+        self._changed(node, revision, applied)
 
-    def _changed(self, node: str, revision: int | None) -> None:
-        """Forwards are firewall elements: the node converges in its next pass, now (an
-        agent's node when its session wakes at the commit); the names are read again."""
+    def _changed(self, node: str, revision: int | None, applied: bool = False) -> None:
+        """Forwards are firewall elements: unless the kernel holds them already
+        (`applied`), the node converges in its next pass, now (an agent's node when its
+        session wakes at the commit); the names are read again. (A pass per registration
+        would render every forward again: a peer may publish a thousand.)"""
         if node == self.deps.node:
-            self.deps.applier.changed(Change.of(node, revision, FIREWALL))
+            sections = frozenset({FIREWALL})
+            self.deps.applier.changed(Change(node, revision, sections=sections, applied=applied))
         self.names_changed()
 
     def _out(
