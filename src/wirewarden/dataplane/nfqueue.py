@@ -61,10 +61,11 @@ class Classifier:
                 self._flows.popitem(last=False)
             return None
         self.decided[found.app] = self.decided.get(found.app, 0) + 1
-        name = clean(found.name)
-        if self.named is not None and name is not None and found.app in NAMED:
-            flow = packet.flow
-            self.named(Seen(flow.source, flow.destination, found.app, name))
+        if self.named is not None and found.app in NAMED:  # only when names are kept
+            name = clean(found.name)
+            if name is not None:
+                flow = packet.flow
+                self.named(Seen(flow.source, flow.destination, found.app, name))
         return mark_of(found.app)
 
 

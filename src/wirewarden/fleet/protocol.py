@@ -156,7 +156,8 @@ def advance_state(
     ):
         return None
     try:
-        return _advanced(desired, dns, doc["desired"], interfaces_change, policy_change)
+        moved = "forwards" in desired_change
+        return _advanced(desired, dns, doc["desired"], interfaces_change, policy_change, moved)
     except ValidationError as exc:
         raise refusal(exc) from exc
     except (KeyError, TypeError, AttributeError) as exc:
@@ -169,6 +170,7 @@ def _advanced(
     doc: Document,
     interfaces_change: Document,
     policy_change: Document,
+    forwards_moved: bool,
 ) -> tuple[NodeState, PeerChanges]:
     interfaces = dict(desired.interfaces)
     peers: list[tuple[str, str, PeerState | None]] = []
@@ -195,7 +197,7 @@ def _advanced(
     ordered = tuple(sorted(by_id.values(), key=lambda p: p.peer_id))
     revision = int(doc["revision"])
     forwards = desired.forwards
-    if "forwards" in doc and doc["forwards"] is not None:
+    if forwards_moved:  # the patch names them: a peers-only one leaves them as they are
         forwards = _forwards_adapter().validate_python(doc["forwards"])
     new_desired = replace(
         desired,

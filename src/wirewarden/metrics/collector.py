@@ -79,6 +79,8 @@ class Directory:
         self.counts = {name: len(refs) for name, refs in self.by_key.items()}
         self.by_id = {ref.id: ref for refs in self.by_key.values() for ref in refs.values()}
         self.by_address = {a: ref for ref in self.by_id.values() for a in ref.addresses}
+        # Peer id by address: whom a classified flow's counters and names belong to.
+        self.owners = {a: ref.id for a, ref in self.by_address.items()}
 
 
 class Snapshot:
@@ -308,7 +310,7 @@ class Collector:
         if self._app_counters is None:
             self._app_counters = self.store.load_app_counters()
         following = dict(self._app_counters)
-        owners = {a: ref.id for a, ref in self._directory.by_address.items()}
+        owners = self._directory.owners
         batch.apps, batch.app_counters = app_moves(seen, following, owners)
         for c in seen:
             pid, app = owners.get(c.address), app_of(c.mark)
@@ -322,8 +324,7 @@ class Collector:
         one of ours), class and name."""
         if self.names is None:
             return []
-        owners = {a: ref.id for a, ref in self._directory.by_address.items()}
-        return name_counts(self.names(), owners)
+        return name_counts(self.names(), self._directory.owners)
 
     def _forget_missing(
         self,

@@ -372,13 +372,13 @@ class MappingService:
                 access.check_peer(actor, peer, iface)
             except NotFound as exc:
                 raise NotFound(f"mapping {mapping_id} not found") from exc
-            gone = self._out(row, peer, iface, node_name_of(db, row.node_id))
+            node = node_name_of(db, row.node_id)
+            gone = self._out(row, peer, iface, node)
             before = self._forwards_of(db, peer)
             db.delete(row)
             db.flush()
             after = self._forwards_of(db, peer)
             revision = bump_revision(db, row.node_id)
-            node = node_name_of(db, row.node_id)
             target = row.hostname or f"{row.proto}/{row.remote_port}"
             audit(db, actor, "mapping.delete", target, iface.tenant_id, peer_id=peer.id)
             db.commit()

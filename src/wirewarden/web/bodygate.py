@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wirewarden.fleet.protocol import TUNNEL_PATH
+
 # Routes that take a body from whoever asks: the two sign-in forms (API and dashboard).
 # And an agent's enrolment, whose join token is in its (small) body.
 PUBLIC_BODIES = frozenset(
@@ -35,7 +37,7 @@ PUBLIC_BODIES = frozenset(
 # Routes an agent posts to with its node credential (not a user's token or session).
 NODE_BODIES = frozenset(
     {("POST", "/api/v1/agent/messages")}
-    | {("POST", f"/api/v1/agent/tunnel/v1/{path}") for path in ("mappings", "names", "heartbeat")}
+    | {("POST", f"/api/v1{TUNNEL_PATH}/v1/{path}") for path in ("mappings", "names", "heartbeat")}
 )
 
 Identify = Callable[[HTTPConnection], Awaitable[object | None]]

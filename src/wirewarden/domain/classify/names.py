@@ -3,7 +3,7 @@ queue reader tells them to the process that keeps them (WIREWARDEN_CLASSIFY_NAME
 
 A name comes from a peer's packet: hostile input. Only a host name of letters, digits,
 `-`, `_` and dots, at most 253 characters, lower-cased, is kept; anything else is no
-name. A message is one small JSON object; one that does not decode is dropped, never an
+name. A message is one small JSON array; one that does not decode is dropped, never an
 error (the reader and the keeper are separate processes and either may be of another
 version during an upgrade).
 """
@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from wirewarden.domain.classify.verdict import APPS, App
+from wirewarden.domain.classify.verdict import App
 
 _NAME = re.compile(r"^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?$")
 MAX_NAME = 253
@@ -60,6 +60,6 @@ def checked(a: object, b: object, app: object, name: object) -> Seen | None:
     if not (isinstance(a, str) and isinstance(b, str) and len(a) <= 45 and len(b) <= 45):
         return None
     kept = clean(name) if isinstance(name, str) else None
-    if app not in APPS or app not in NAMED or kept is None:
+    if app not in NAMED or kept is None:
         return None
     return Seen(a, b, app, kept)
