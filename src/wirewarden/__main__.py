@@ -9,6 +9,7 @@ from __future__ import annotations
 
 
 def main() -> None:
+    import gc
     import sys
 
     if sys.argv[1:2] == ["expose"]:
@@ -18,8 +19,15 @@ def main() -> None:
 
         standalone()
         return
+    # Importing the CLI makes some hundred thousand objects that live as long as the
+    # process: collecting while they are made, and again at exit, cost a fifth of every
+    # command's time (`wirewarden interface list`: 1.0 s -> 0.8 s). They are set aside
+    # (frozen) from later collections; what the command itself makes is collected as usual.
+    gc.disable()
     from wirewarden.cli.main import main as cli
 
+    gc.freeze()
+    gc.enable()
     cli()
 
 

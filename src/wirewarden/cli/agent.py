@@ -1,7 +1,5 @@
 """`wirewarden agent`: run this server as a node of a fleet (docs/agent.md)."""
 
-from __future__ import annotations
-
 import asyncio
 import signal
 from pathlib import Path

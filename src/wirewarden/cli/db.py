@@ -1,7 +1,5 @@
 """`wirewarden db`: the database itself (copy to PostgreSQL)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

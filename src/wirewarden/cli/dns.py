@@ -1,7 +1,5 @@
 """`wirewarden dns`: policies, blocklists (refresh with a progress bar), query log, stats."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`wirewarden expose`: on a peer, publish local services through the server."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`wirewarden`: serve, manage interfaces, peers and tokens, import, back up and restore."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

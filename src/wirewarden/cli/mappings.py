@@ -1,7 +1,5 @@
 """`wirewarden mapping`: what the peers publish through this server (expose), for admins."""
 
-from __future__ import annotations
-
 import typer
 
 from wirewarden.cli import main as cli

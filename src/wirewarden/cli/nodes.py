@@ -1,7 +1,5 @@
 """`wirewarden node`: the fleet's nodes (add one, then run its agent with the token)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

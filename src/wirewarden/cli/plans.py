@@ -1,7 +1,5 @@
 """`wirewarden plan`: the limits of tenants."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

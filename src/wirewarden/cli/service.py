@@ -1,7 +1,5 @@
 """`wirewarden service install`: a systemd unit for `serve` (or a fleet node's `agent`)."""
 
-from __future__ import annotations
-
 import os
 import shutil
 import sys

@@ -1,7 +1,5 @@
 """`wirewarden tenant`: tenants, each with its own interface, plan and DNS policy."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
