@@ -1,7 +1,7 @@
 """Build step: the dashboard's front-end libraries go into the wheel.
 
-Everything else about the package is in pyproject.toml. The libraries (htmx, uPlot) come
-from the npm registry pinned by package-lock.json; a wheel carries them in
+Everything else about the package is in pyproject.toml. The libraries (htmx, uPlot,
+jsvectormap) come from the npm registry pinned by package-lock.json; a wheel carries them in
 wirewarden/web/static/vendor/ so that an installed `wirewarden` needs no checkout, no
 node_modules and never a CDN. An editable (dev) install skips the copy: the app finds the
 checkout's node_modules itself.

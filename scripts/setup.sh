@@ -51,7 +51,7 @@ setup_python() {
 }
 
 setup_assets() {
-    # The dashboard's front-end libraries (htmx, uPlot) from the npm registry, pinned by
+    # The dashboard's front-end libraries (htmx, uPlot, jsvectormap) from the npm registry, pinned by
     # package-lock.json and served by our own static route: never a CDN at run time.
     command -v npm >/dev/null || apt_install nodejs npm
     local stamp="$ROOT/node_modules/.wirewarden-lock" hash have=""

@@ -3,6 +3,8 @@ shown once; admins only."""
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +14,7 @@ from tests.api.test_dashboard_pages import PASSWORD, sign_in
 from wirewarden.bootstrap import Container
 from wirewarden.services.account_schemas import UserCreate
 from wirewarden.services.context import SYSTEM
+from wirewarden.services.node_schemas import NodeUpdate
 from wirewarden.services.tenant_schemas import TenantCreate
 from wirewarden.web.app import create_app
 
@@ -73,3 +76,24 @@ def test_tenant_admins_get_no_nodes_page(container: Container) -> None:
         assert client.get("/nodes").status_code == 403
         assert _post(client, "/nodes/local/drain", drain="on").status_code == 403  # type: ignore[attr-defined]
     assert container.nodes.get("local", SYSTEM).drain is False
+
+
+def test_a_hostile_place_name_stays_data_in_the_maps_markers(
+    ui: TestClient, container: Container
+) -> None:
+    # A city name that would close the attribute the markers ride in and open an element.
+    city = 'x\' data-x="1"><img src=x onerror=alert(1)>'
+    container.nodes.update("local", NodeUpdate(city=city, lat=50.11, lon=8.68), SYSTEM)
+    page = ui.get("/nodes").text
+    assert "<img src=x" not in page
+    attribute = page.split("data-markers='")[1].split("'")[0]
+    assert json.loads(html.unescape(attribute)) == [
+        {
+            "name": "local",
+            "coords": [50.11, 8.68],
+            "status": "pending",
+            "place": city,
+            "load": 0.0,
+            "peers": 0,
+        }
+    ]

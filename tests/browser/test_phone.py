@@ -13,6 +13,7 @@ import pytest
 from tests.browser.conftest import Live, sign_in
 from wirewarden.services.context import SYSTEM
 from wirewarden.services.dns_schemas import DnsPolicyIn
+from wirewarden.services.node_schemas import NodeUpdate
 from wirewarden.services.schemas import InterfaceCreate, PeerCreate, PeerUpdate
 from wirewarden.store.dns import DnsStore
 
@@ -47,6 +48,9 @@ def fill(live: Live) -> list[str]:
         ids.append(peer.id)
     c.peers.update(ids[2], PeerUpdate(dns_policy="kids", rate_down_kbit=20_000), SYSTEM)
     c.reconciler.reconcile()
+    # On the nodes page's map.
+    place = NodeUpdate(lat=50.11, lon=8.68, city="Frankfurt", country="DE")
+    c.nodes.update(c.settings.node_name, place, SYSTEM)
     who = (ids[2], "kids-phone", "10.8.0.4", "kids")
     now = time.time()
     DnsStore(c.deps.sessions, "local").write_log(
@@ -79,6 +83,7 @@ def fill(live: Live) -> list[str]:
         "/tokens",
         "/account",
         "/interfaces/home/settings",
+        "/nodes",
     ]
 
 

@@ -10,4 +10,7 @@ VENDOR = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",
     "uPlot.min.css": "uplot/dist/uPlot.min.css",
+    "jsvectormap.min.js": "jsvectormap/dist/jsvectormap.min.js",
+    "jsvectormap.min.css": "jsvectormap/dist/jsvectormap.min.css",
+    "jsvectormap-world.js": "jsvectormap/dist/maps/world.js",
 }

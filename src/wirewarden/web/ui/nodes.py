@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from wirewarden.bootstrap import Container
 from wirewarden.services.errors import ServiceError
-from wirewarden.services.node_schemas import NodeCreate, NodeCreated, NodeUpdate
+from wirewarden.services.node_schemas import NodeCreate, NodeCreated, NodeOut, NodeUpdate
 from wirewarden.web.ui import forms
 from wirewarden.web.ui.auth import Admin, App
 from wirewarden.web.ui.templating import page, redirect
@@ -79,6 +79,7 @@ def _page(
         nav="nodes",
         nodes=nodes,
         regions=regions,
+        markers=markers(nodes),
         form=data,
         errors=errors,
         token=token,
@@ -86,3 +87,21 @@ def _page(
         server=app.reach.public_url,
         status_code=status,
     )
+
+
+def markers(nodes: list[NodeOut]) -> list[dict[str, object]]:
+    """The map's markers: each node that has a position, with what its tooltip says. The
+    page carries them as JSON (the CSP allows no inline script) inside the part it
+    refreshes, so a node's status colour follows its heartbeats."""
+    return [
+        {
+            "name": n.name,
+            "coords": [n.lat, n.lon],
+            "status": n.status,
+            "place": ", ".join(p for p in (n.city, n.country) if p),
+            "load": round(n.load * 100, 1),
+            "peers": n.peers,
+        }
+        for n in nodes
+        if n.lat is not None and n.lon is not None
+    ]
