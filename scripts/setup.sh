@@ -79,7 +79,8 @@ SERVE_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 conntrack procps
 # libatomic1: Playwright's bundled node driver links it; Debian's chromium does not pull it
 # (found by scripts/check-fresh-install).
 # socat: bench/expose_bench.py compares the kernel forward with a userspace relay.
+# wrk: bench/replicas.py loads the API of one and of two control-plane replicas.
 # aria2, openssh-client, openssl: real clients whose first packets the classifier tests read.
 TEST_PACKAGES=(iperf3 curl iputils-ping dnsutils chromium dnsperf unbound openresolv caddy
-    systemd podman runc mmdebstrap postgresql libatomic1 socat
+    systemd podman runc mmdebstrap postgresql libatomic1 socat wrk
     aria2 openssh-client openssl)

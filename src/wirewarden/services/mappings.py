@@ -42,6 +42,7 @@ from wirewarden.services.context import (
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.schemas import MappingIn, MappingOut, NameIn
 from wirewarden.store.desired import split_csv
+from wirewarden.store.fleet import revision_of
 from wirewarden.store.tables import ExposedPort, Interface, Node, Peer, Tenant
 
 
@@ -294,7 +295,7 @@ class MappingService:
         """The node's revision now: what its kernel holds once a pass of it (or a later
         one) ran (an agent answers its peer when it got there)."""
         with self.deps.sessions() as db:
-            return db.scalar(select(Node.revision).where(Node.name == node)) or 0
+            return revision_of(db, node)
 
     def _peer_at(self, db: Session, origin: Origin) -> tuple[Peer, Interface]:
         gateway, source = host_of(origin.gateway), host_of(origin.source)

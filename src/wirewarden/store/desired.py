@@ -28,6 +28,7 @@ from wirewarden.domain.policy import (
 )
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
 from wirewarden.store.db import begin_snapshot
+from wirewarden.store.fleet import revision_of
 from wirewarden.store.scoped import NameMap
 from wirewarden.store.tables import (
     AclProfile,
@@ -133,7 +134,7 @@ class DesiredStateReader:
 
     def revision(self) -> int:
         with self.sessions() as db:
-            return db.scalar(select(Node.revision).where(Node.name == self.node)) or 0
+            return revision_of(db, self.node)
 
     def __call__(self) -> DesiredState:
         with self.pinned() as pin:
@@ -371,7 +372,7 @@ class _Pin:
         begin_snapshot(self.db)
         self.now = self.reader.clock()
         node = self.reader.node
-        self.revision = self.db.scalar(select(Node.revision).where(Node.name == node)) or 0
+        self.revision = revision_of(self.db, node)
         names = select(Interface.name).join(Node).where(Node.name == node)
         return frozenset(self.db.scalars(names))
 

@@ -20,6 +20,7 @@ from wirewarden.store.db import (
     make_sessions,
     stores_datetime_as_text,
 )
+from wirewarden.store.fleet import revision_of
 from wirewarden.store.scoped import NameMap
 from wirewarden.store.tables import DnsPolicy, DnsQuery, Interface, Node, Peer, Tenant
 
@@ -73,7 +74,7 @@ def read_directory(
     and the peers changed after it (`peers`, as the desired state's reader noted them),
     only those peers' rows are read again: the rest is the earlier directory's, when the
     gateways, networks and policies it holds are the same (else all is read)."""
-    revision = db.scalar(select(Node.revision).where(Node.name == node)) or 0
+    revision = revision_of(db, node)
     names = NameMap(db, DnsPolicy)
     # Keyed by fleet-wide name: a tenant's own policy may share its name with another's.
     specs = (
@@ -171,7 +172,7 @@ class DnsStore:
 
     def revision(self) -> int:
         with self.sessions() as db:
-            return db.scalar(select(Node.revision).where(Node.name == self.node)) or 0
+            return revision_of(db, self.node)
 
     def directory(self) -> DnsDirectory:
         with self.sessions() as db:

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, event, func, make_url, select
+from sqlalchemy import Connection, Engine, event, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
+
+from wirewarden.store.tables import Node
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,11 @@ CHANNEL = "wirewarden_nodes"
 _PENDING = "wirewarden.bumped"
 # pg_try_advisory_lock's key for the once-per-fleet chores ("ww" "ch" in ASCII).
 CHORES_LOCK = 0x7777_6368
+
+
+def revision_of(db: Session | Connection, node: str) -> int:
+    """The node's revision now (0: no such node), one indexed read."""
+    return db.scalar(select(Node.revision).where(Node.name == node)) or 0
 
 
 def is_postgresql(engine: Engine) -> bool:

@@ -31,6 +31,7 @@ from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.traffic import TIERS, Counters, Segment, Tier, cover, floor_to, moved
 from wirewarden.store.db import Bulk, bulk_insert, retry_on_busy
+from wirewarden.store.fleet import revision_of
 from wirewarden.store.tables import (
     APP_NAMES,
     INTERFACE_TRAFFIC,
@@ -280,7 +281,7 @@ class TrafficStore:
 
     def revision(self, node: str) -> int:
         with self.engine.connect() as conn:
-            return conn.scalar(select(Node.revision).where(Node.name == node)) or 0
+            return revision_of(conn, node)
 
     def directory(self, node: str) -> list[PeerRef]:
         """Every peer of this node, in one query."""
