@@ -52,7 +52,7 @@ from wirewarden.config import Settings  # noqa: E402
 from wirewarden.dataplane.fake import FakeDataplane  # noqa: E402
 from wirewarden.domain import ipam  # noqa: E402
 from wirewarden.domain.keys import generate_keypair, generate_preshared_key  # noqa: E402
-from wirewarden.fleet.client import Server, SocketLink, open_link  # noqa: E402
+from wirewarden.fleet.client import Server, SocketLink, Unreachable, open_link  # noqa: E402
 from wirewarden.fleet.protocol import Ack, Heartbeat, Hello, ReportAck  # noqa: E402
 from wirewarden.services.context import SYSTEM, bump_revision  # noqa: E402
 from wirewarden.services.interfaces import addresses_of  # noqa: E402
@@ -143,12 +143,23 @@ class SimAgent:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     snapshot_s: float = 0.0
     resyncs: int = 0
+    reconnects: int = 0
 
     async def run(self, server: Server, connected: float) -> None:
+        """As the agent does: a dropped link is dialled again after a jittered pause,
+        saying the revision held (the control plane answers with a delta or a snapshot)."""
+        while True:
+            try:
+                await self.session(server, connected)
+            except (Unreachable, OSError):
+                self.reconnects += 1
+                await asyncio.sleep(random.uniform(0.5, 2.0))
+
+    async def session(self, server: Server, connected: float) -> None:
         link = await open_link(server, self.credential)
         assert isinstance(link, SocketLink)
         self.link = link
-        await link.send(Hello(node=self.node, version="sim"))
+        await link.send(self.hello())
         beating = asyncio.create_task(self.beat())
         try:
             while True:
@@ -156,18 +167,13 @@ class SimAgent:
                 if isinstance(message, ReportAck):
                     continue
                 try:
-                    new = received(self.held, message)
+                    # Off the event loop: a hundred agents share this process, and a
+                    # 10,000-peer snapshot takes a third of a second to digest; the loop
+                    # must keep answering the links' pings meanwhile.
+                    new = await asyncio.to_thread(received, self.held, message)
                 except Resync:
                     self.resyncs += 1
-                    held = self.held
-                    await link.send(
-                        Hello(
-                            node=self.node,
-                            version="sim",
-                            revision=held.revision if held else 0,
-                            hash=held.hash if held else "",
-                        )
-                    )
+                    await link.send(self.hello())
                     continue
                 if new is None:
                     continue
@@ -178,6 +184,16 @@ class SimAgent:
                 await link.send(Ack(revision=new.revision, hash=new.hash, in_sync=True))
         finally:
             beating.cancel()
+            await link.close()
+
+    def hello(self) -> Hello:
+        held = self.held
+        return Hello(
+            node=self.node,
+            version="sim",
+            revision=held.revision if held else 0,
+            hash=held.hash if held else "",
+        )
 
     async def beat(self) -> None:
         await asyncio.sleep(random.uniform(0, 10))
@@ -267,6 +283,7 @@ async def drive(
             f"max {ms(max(latencies))}"
         )
         log(f"resyncs asked by agents: {sum(a.resyncs for a in agents)}")
+        log(f"links dialled again: {sum(a.reconnects for a in agents)}")
         log(f"control plane RSS: {rss_mb(serve):.0f} MB")
         for task in tasks:
             task.cancel()
