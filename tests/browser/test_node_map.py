@@ -100,3 +100,27 @@ def test_without_positions_the_page_says_how_to_place_a_node(browser: Any, live:
     assert page.locator("#node-map circle.jvm-marker").count() == 0
     assert "latitude and longitude" in page.locator("[data-node-map-empty]").inner_text()
     context.close()
+
+
+def test_the_map_takes_the_theme_it_is_switched_to(browser: Any, live: Live) -> None:
+    c = live.container
+    place = NodeUpdate(lat=50.11, lon=8.68, city="Frankfurt", country="DE")
+    c.nodes.update(c.settings.node_name, place, SYSTEM)
+    live.user("alice")
+    context = browser.new_context(color_scheme="light")
+    page = context.new_page()
+    sign_in(page, live.base, "alice")
+    page.wait_for_url(lambda url: not url.endswith("/login"))
+    page.goto(f"{live.base}/nodes")
+    page.wait_for_selector("#node-map circle.jvm-marker")
+    land = "#node-map path[data-code=DE]"
+    assert page.locator(land).get_attribute("fill") == css_color(page, "--line")
+    light = css_color(page, "--line")
+    page.click("[data-theme-toggle]")
+    deadline = time.monotonic() + 5
+    while page.locator(land).get_attribute("fill") == light and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert page.locator(land).get_attribute("fill") == css_color(page, "--line") != light
+    assert page.locator("#node-map circle.jvm-marker").count() == 1
+    assert page.evaluate(INSIDE, "DE") is True
+    context.close()

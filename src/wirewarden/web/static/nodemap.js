@@ -57,13 +57,31 @@
           if (n) tooltip.text(describe(n));
         },
       });
-      window.addEventListener("resize", function () { map.updateSize(); });
       return;
     }
     map.removeMarkers();
     map.addMarkers(shown);
   }
 
-  document.addEventListener("DOMContentLoaded", draw);
+  // Colours come from the theme's CSS variables: a theme switch draws the map anew.
+  function redraw() {
+    if (map === null) return;
+    map.destroy();
+    map = null;
+    var box = document.querySelector("[data-node-map]");
+    if (box) box.replaceChildren();
+    draw();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    draw();
+    window.addEventListener("resize", function () { if (map) map.updateSize(); });
+    new MutationObserver(redraw).observe(document.documentElement, {
+      attributes: true, attributeFilter: ["data-theme"],
+    });
+    if (window.matchMedia) {
+      window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redraw);
+    }
+  });
   document.addEventListener("htmx:afterSettle", draw);
 })();
