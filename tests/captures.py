@@ -135,23 +135,24 @@ def quic_initial(name: str) -> bytes:
     return connection.datagrams_to_send(now=now)[0][0]
 
 
-def _bencode(value: object) -> bytes:
+def bencode(value: object) -> bytes:
     if isinstance(value, int):
         return b"i%de" % value
     if isinstance(value, bytes):
         return b"%d:%s" % (len(value), value)
     if isinstance(value, str):
-        return _bencode(value.encode())
+        return bencode(value.encode())
     if isinstance(value, dict):
         items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in value.items())
-        return b"d" + b"".join(_bencode(k) + _bencode(v) for k, v in items) + b"e"
+        return b"d" + b"".join(bencode(k) + bencode(v) for k, v in items) + b"e"
     raise TypeError(value)
 
 
-def aria2_first_packets(workdir: Path) -> tuple[list[bytes], bytes]:
+def aria2_first_packets(workdir: Path) -> tuple[list[bytes], bytes, bytes]:
     """aria2c downloading a torrent whose tiny tracker (served here) names our peer
     listener, with our UDP socket as its DHT entry point: (what it sent on each of its
-    first two connections to the peer, the first DHT message it sent)."""
+    first two connections to the peer, the first DHT message it sent, its first announce
+    to the tracker as it came: request line and headers)."""
     content = b"wirewarden" * 100
     info = {
         "name": "sample.bin",
@@ -164,12 +165,13 @@ def aria2_first_packets(workdir: Path) -> tuple[list[bytes], bytes]:
     dht.settimeout(_WAIT)
     # aria2c opens with an obfuscated (MSE) handshake, and falls back to the plain one
     # when the peer hangs up: the second connection carries the plain handshake.
+    announces: list[bytes] = []
     with (
         tcp_catcher(expect=68, connections=2) as (peer_port, caught),
-        _tracker(peer_port) as tracker,
+        _tracker(peer_port, announces) as tracker,
     ):
         torrent = workdir / "sample.torrent"
-        torrent.write_bytes(_bencode({"announce": tracker, "info": info}))
+        torrent.write_bytes(bencode({"announce": tracker, "info": info}))
         child = subprocess.Popen(
             [
                 "aria2c",
@@ -199,7 +201,35 @@ def aria2_first_packets(workdir: Path) -> tuple[list[bytes], bytes]:
             child.kill()
             child.wait(_WAIT)
             dht.close()
-    return handshakes, datagram
+    return handshakes, datagram, announces[0] if announces else b""
+
+
+def aria2_udp_announce(workdir: Path) -> bytes:
+    """The first datagram aria2c sends to a UDP tracker (BEP 15) of a torrent: ours, a
+    socket that answers nothing. (aria2 sends UDP announces from its DHT socket: without
+    DHT it skips UDP trackers.)"""
+    tracker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tracker.bind(("127.0.0.1", 0))
+    tracker.settimeout(_WAIT)
+    info = {"name": "udp.bin", "length": 10, "piece length": 16384, "pieces": bytes(20)}
+    torrent = workdir / "udp.torrent"
+    announce = f"udp://127.0.0.1:{tracker.getsockname()[1]}/announce"
+    torrent.write_bytes(bencode({"announce": announce, "info": info}))
+    child = subprocess.Popen(
+        ["aria2c", f"--dir={workdir}", "--enable-dht=true",
+         f"--dht-listen-port={_free_port(socket.SOCK_DGRAM)}",
+         f"--dht-file-path={workdir / 'dht.dat'}", "--bt-enable-lpd=false",
+         f"--listen-port={_free_port(socket.SOCK_STREAM)}", "--quiet=true", str(torrent)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        return tracker.recv(65536)
+    except OSError:
+        return b""
+    finally:
+        child.kill()
+        child.wait(_WAIT)
+        tracker.close()
 
 
 def _free_port(kind: int) -> int:
@@ -210,13 +240,16 @@ def _free_port(kind: int) -> int:
 
 
 @contextmanager
-def _tracker(peer_port: int) -> Iterator[str]:
-    answer = _bencode(
+def _tracker(peer_port: int, announces: list[bytes]) -> Iterator[str]:
+    answer = bencode(
         {"interval": 60, "peers": socket.inet_aton("127.0.0.1") + peer_port.to_bytes(2, "big")}
     )
 
     class Announce(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            # The request as it came: its line and its headers in order, CRLF-ended.
+            fields = b"".join(f"{k}: {v}\r\n".encode() for k, v in self.headers.items())
+            announces.append(self.raw_requestline + fields + b"\r\n")
             self.send_response(200)
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()

@@ -3,8 +3,12 @@ with its reconcile loop, and classes blocked per peer through the API."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
+from pathlib import Path
 
+from tests import captures
 from tests.netns.product import Product
 from tests.netns.test_e2e_core import open_tunnel
 from tests.netns.topology import Client, Topology, wait_until
@@ -212,3 +216,107 @@ def test_the_server_names_of_a_clients_connections_show_when_kept(topology: Topo
         assert client.http_get(f"http://{topology.inet_ip}/") == topology.inet_http_body
     finally:
         product.close()
+
+
+TRACKER_PORT, SEED_PORT = 6969, 6881
+# The tracker in `inet`: every announce is answered with the seeder (compact, BEP 23) and
+# noted, with the address it came from, in a file.
+_TRACKER = """
+import http.server, socket, sys
+ip, port, seed, seen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+peers = socket.inet_aton(ip) + seed.to_bytes(2, "big")
+answer = b"d8:intervali60e5:peers6:" + peers + b"e"
+class Announce(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(seen, "a") as out:
+            out.write(self.client_address[0] + "\\n")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((ip, port), Announce).serve_forever()
+"""
+ARIA2 = ["aria2c", "--enable-dht=false", "--bt-enable-lpd=false",
+         "--enable-peer-exchange=false", "--quiet=true"]  # fmt: skip
+
+
+def _torrent(tmp_path: Path, tracker: str) -> tuple[Path, bytes]:
+    """A 512 KiB file in a torrent announced to `tracker`: (the .torrent, the content)."""
+    content = os.urandom(512 * 1024)
+    piece = 64 * 1024
+    hashes = b"".join(
+        hashlib.sha1(content[i : i + piece]).digest()  # noqa: S324 - BitTorrent v1 is SHA-1
+        for i in range(0, len(content), piece)
+    )
+    info = {"name": "film.bin", "length": len(content), "piece length": piece, "pieces": hashes}
+    torrent = tmp_path / "film.torrent"
+    torrent.write_bytes(captures.bencode({"announce": tracker, "info": info}))
+    return torrent, content
+
+
+# aria2c's default: an obfuscated (MSE) key exchange, then the peer wire in plain text.
+# ENCRYPTED: RC4 for the whole connection, as privacy-minded clients are set up.
+PLAIN_AFTER_MSE: list[str] = []
+ENCRYPTED_ONLY = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]
+
+
+def _fetch(client: Client, torrent: Path, into: Path, content: bytes, crypto: list[str]) -> bool:
+    """A real download with aria2c through the client's tunnel: whether the whole file
+    came. It gives up after 10 s without a byte (no peer found, or none that answers)."""
+    into.mkdir()
+    argv = [*ARIA2, *crypto, f"--dir={into}", "--seed-time=0", "--bt-stop-timeout=10",
+            "--listen-port=6891", str(torrent)]  # fmt: skip
+    client.ns.run(argv, check=False, timeout=60)
+    got = into / "film.bin"
+    return got.exists() and got.read_bytes() == content and not (into / "film.bin.aria2").exists()
+
+
+def test_a_real_bittorrent_download_is_named_and_blocked_by_its_announces(
+    topology: Topology, product: Product, tmp_path: Path
+) -> None:
+    """aria2c fetches a file from an aria2c seeder in `inet` found through a tracker.
+    With aria2c's defaults the peer wire follows its obfuscated key exchange in plain
+    text: the transfer itself is named BitTorrent. Blocked, a client that encrypts
+    everything (nothing in its peer connection names it) still gets nothing: its
+    announce is BitTorrent by its request and never reaches the tracker, so it learns
+    no peer. Unblocked, it downloads again."""
+    inet = topology.inet_ip
+    torrent, content = _torrent(tmp_path, f"http://{inet}:{TRACKER_PORT}/announce")
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "film.bin").write_bytes(content)
+    announced = tmp_path / "announces"
+    announced.touch()
+    topology.inet.popen(
+        [sys.executable, "-c", _TRACKER, inet, str(TRACKER_PORT), str(SEED_PORT), str(announced)],
+        log_path=topology.log_path("tracker.log"),
+    )
+    topology.inet.popen(
+        [*ARIA2, f"--dir={seed}", "--seed-ratio=0.0", "--check-integrity=true",
+         f"--listen-port={SEED_PORT}", str(torrent)],
+        log_path=topology.log_path("seeder.log"),
+    )  # fmt: skip
+    topology.inet.wait_listening(inet, TRACKER_PORT)
+    topology.inet.wait_listening("0.0.0.0", SEED_PORT, timeout=20)
+    tunnel = open_tunnel(topology, product, address="10.77.0.1/24")
+    client, peer = tunnel.client, f"/peers/{tunnel.peer['id']}"
+    # Something blocked (not BitTorrent) so that the peer's flows are classified.
+    product.api("PATCH", peer, {"block_apps": ["ssh"]})
+    wait_until(lambda: _queue_bound(topology, product), timeout=20, what="the reader")
+
+    assert _fetch(client, torrent, tmp_path / "first", content, PLAIN_AFTER_MSE)
+    shown = {c["app"]: c for c in product.api("GET", f"{peer}/apps")["classes"]}
+    # The announce and the transfer (the file's bytes) were BitTorrent.
+    assert shown["bittorrent"]["flows"] >= 2, shown
+    assert shown["bittorrent"]["bytes"] > len(content), shown
+
+    product.api("PATCH", peer, {"block_apps": ["ssh", "bittorrent"]})
+    before = announced.read_text().count("\n")
+    assert not _fetch(client, torrent, tmp_path / "blocked", content, ENCRYPTED_ONLY)
+    assert announced.read_text().count("\n") == before  # no announce got through
+
+    product.api("PATCH", peer, {"block_apps": ["ssh"]})
+    assert _fetch(client, torrent, tmp_path / "again", content, ENCRYPTED_ONLY)
+    assert announced.read_text().count("\n") > before

@@ -16,7 +16,7 @@ CAPTURED = ("curl_tls", "openssl_tls", "http", "ssh", "quic", "bt_plain", "dht")
 
 @pytest.fixture(scope="module")
 def caught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    handshakes, dht = captures.aria2_first_packets(tmp_path_factory.mktemp("aria2"))
+    handshakes, dht, announce = captures.aria2_first_packets(tmp_path_factory.mktemp("aria2"))
     packets = {
         "curl_tls": captures.curl_https("www.example.test"),
         "openssl_tls": captures.openssl_hello("Mail.Example.Test"),
@@ -26,6 +26,8 @@ def caught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "bt_mse": handshakes[0],
         "bt_plain": handshakes[1],
         "dht": dht,
+        "bt_announce": announce,
+        "bt_udp_announce": captures.aria2_udp_announce(tmp_path_factory.mktemp("udp")),
     }
     assert all(packets.values()), {k: len(v) for k, v in packets.items()}
     return packets
@@ -70,6 +72,21 @@ def test_a_quic_initial_with_a_flipped_byte_is_quic_without_a_name(
 def test_bittorrent_handshake_and_dht_from_aria2(caught: dict[str, bytes]) -> None:
     assert classify("tcp", [caught["bt_plain"]]) == Verdict("bittorrent")
     assert classify("udp", [caught["dht"]]) == Verdict("bittorrent")
+
+
+def test_a_clients_announces_to_its_trackers_are_bittorrent(caught: dict[str, bytes]) -> None:
+    # aria2's real announce (HTTP, named by its tracker's host) and UDP connect request.
+    assert classify("tcp", [caught["bt_announce"]]) == Verdict("bittorrent", "127.0.0.1")
+    assert classify("udp", [caught["bt_udp_announce"]]) == Verdict("bittorrent")
+    # A page whose path or another parameter merely mentions it stays HTTP.
+    for line in (b"GET /info_hash=1 HTTP/1.1", b"GET /x?my_info_hash=1 HTTP/1.1",
+                 b"GET /x?info_hash= HTTP/1.1", b"POST /x?info_hash=1 HTTP/1.1"):  # fmt: skip
+        request = line + b"\r\nHost: www.example.test\r\n\r\n"
+        assert classify("tcp", [request]) == Verdict("http", "www.example.test"), line
+    # A connect request of BEP 15 is exactly 16 bytes with the protocol's constant.
+    connect = caught["bt_udp_announce"]
+    assert not bittorrent.is_udp_tracker_connect(connect + b"x")
+    assert not bittorrent.is_udp_tracker_connect(bytes(8) + connect[8:])
 
 
 def test_utp_syn_per_bep29() -> None:

@@ -33,7 +33,10 @@ def _tcp(payloads: list[bytes]) -> Verdict:
         if plain.is_ssh_banner(payload):
             return Verdict("ssh")
         if plain.is_http_request(payload):
-            return Verdict("http", plain.http_host(payload))
+            host = plain.http_host(payload)
+            if bittorrent.is_tracker_request(payload):
+                return Verdict("bittorrent", host)
+            return Verdict("http", host)
     return _tls(payloads[0] if len(payloads) == 1 else b"".join(payloads))
 
 
@@ -50,7 +53,11 @@ def _tls(stream: bytes) -> Verdict:
 
 def _udp(payloads: list[bytes]) -> Verdict:
     for payload in payloads:
-        if bittorrent.is_dht(payload) or bittorrent.is_utp_syn(payload):
+        if (
+            bittorrent.is_dht(payload)
+            or bittorrent.is_utp_syn(payload)
+            or bittorrent.is_udp_tracker_connect(payload)
+        ):
             return Verdict("bittorrent")
         if quic.is_initial(payload):
             return Verdict("quic", quic.initial_server_name(payload))

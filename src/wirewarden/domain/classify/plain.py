@@ -6,7 +6,7 @@ import re
 
 _METHODS = b"GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE"
 _REQUEST_LINE = re.compile(rb"^(?:" + _METHODS + rb") [\x21-\x7e]{1,8000} HTTP/1\.[01]\r?\n")
-_HOST = re.compile(rb"\r?\nhost:[ \t]*([^\r\n]{1,255})\r?\n", re.IGNORECASE)
+_HOST = re.compile(rb"\r?\nhost:[ \t]*([^\r\n]{1,255})(?:\r?\n|$)", re.IGNORECASE)
 _HOST_NAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 # RFC 4253 §4.2: "SSH-protoversion-softwareversion"; 1.99 is a server speaking both.
 _SSH_BANNER = re.compile(rb"^SSH-(?:2\.0|1\.99)-[\x21-\x7e]{1,240}")
