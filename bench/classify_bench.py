@@ -71,7 +71,7 @@ SINK_PORT = 7071
 
 def parsers(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as work:
-        handshakes, dht = captures.aria2_first_packets(Path(work))
+        handshakes, dht, _ = captures.aria2_first_packets(Path(work))
     samples = [
         ("tcp", captures.curl_https("bench.example.test")),
         ("tcp", captures.curl_http("bench.example.test")),
