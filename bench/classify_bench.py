@@ -11,7 +11,8 @@ Run as root from the repository root:
 2. Through the kernel (a client routed by the server namespace to `inet`): new TCP flows
    per second opened by one client, with the queue rules and the reader against without
    them, alternating rounds; the first packet's round trip (connect time) p50/p99 both
-   ways; bulk TCP throughput (iperf3) with and without.
+   ways; bulk TCP throughput (iperf3) with and without; the reader's CPU while 1,000 new
+   flows a second arrive for 10 s.
 It prints figures, never asserts.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -48,6 +50,23 @@ for _ in range(count):
     s.sendall(b"GET / HTTP/1.1\\r\\nHost: bench.test\\r\\n\\r\\n")
     s.close()
 print(json.dumps({"seconds": time.perf_counter() - start, "connect_ms": times}))
+"""
+
+# Opens TCP connections to host:port at `rate` a second for `seconds` (each sends an
+# HTTP request line and closes); prints how many it opened and in how long, as JSON.
+_PACED = """
+import json, socket, sys, time
+host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+start, opened = time.perf_counter(), 0
+while time.perf_counter() - start < seconds:
+    due = start + opened / rate
+    if time.perf_counter() < due:
+        time.sleep(due - time.perf_counter())
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\\r\\nHost: bench.test\\r\\n\\r\\n")
+    s.close()
+    opened += 1
+print(json.dumps({"opened": opened, "seconds": time.perf_counter() - start}))
 """
 
 # A TCP sink in `inet`: accepts, reads what comes, closes.
@@ -123,6 +142,22 @@ def flows(topology: Topology, client: Client, count: int) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reader_cpu(topology: Topology, client: Client, reader: int, rate: float) -> None:
+    """The queue reader's CPU while new flows arrive at `rate` a second for 10 s."""
+    argv = [sys.executable, "-c", _PACED, topology.inet_ip, str(SINK_PORT), str(rate), "10"]
+    before = cpu_seconds(reader)
+    result = json.loads(client.ns.run(argv, timeout=60).stdout)
+    used = cpu_seconds(reader) - before
+    took = result["seconds"]
+    print(f"  the reader at {result['opened'] / took:,.0f} new flows/s (asked {rate:,.0f}) "
+          f"for {took:.1f} s: {used / took * 100:.1f} % of a core")  # fmt: skip
+
+
 def mbits(client: Client, topology: Topology, seconds: float) -> float:
     report = client.iperf3(topology.inet_ip, seconds=seconds)
     return float(report["end"]["sum_received"]["bits_per_second"]) / 1e6
@@ -153,6 +188,8 @@ def kernel(count: int, seconds: float, rounds: int) -> None:
             print(f"  {label} {med['flows_per_s']:>8,.0f} flows/s  connect p50 "
                   f"{med['p50_ms']:.2f} ms p99 {med['p99_ms']:.2f} ms  "
                   f"iperf3 {med['mbit_s']:,.0f} Mbit/s")  # fmt: skip
+        steer(topology, client, True)
+        reader_cpu(topology, client, reader.pid, 1000)
         plain = statistics.median(r["mbit_s"] for r in figures[False])
         classified = statistics.median(r["mbit_s"] for r in figures[True])
         print(f"  throughput ratio classified/plain: {classified / plain:.3f}")

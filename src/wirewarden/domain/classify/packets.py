@@ -45,9 +45,12 @@ def _ipv4(raw: bytes) -> Packet | None:
     if int.from_bytes(raw[6:8], "big") & 0x1FFF:
         return None  # a later fragment: no transport header
     total = min(int.from_bytes(raw[2:4], "big"), len(raw))
-    source = str(ipaddress.IPv4Address(raw[12:16]))
-    destination = str(ipaddress.IPv4Address(raw[16:20]))
-    return _transport(raw[9], raw[header:total], source, destination)
+    return _transport(raw[9], raw[header:total], _dotted(raw[12:16]), _dotted(raw[16:20]))
+
+
+def _dotted(four: bytes) -> str:
+    # What str(IPv4Address) gives, at a tenth of its cost: every queued packet pays it twice.
+    return f"{four[0]}.{four[1]}.{four[2]}.{four[3]}"
 
 
 def _ipv6(raw: bytes) -> Packet | None:
