@@ -1,8 +1,7 @@
 // The nodes page's world map (jsvectormap, served from our own origin). The CSP allows no
 // inline script: the markers come as JSON in the data-markers attribute of #node-list, the
 // part htmx refreshes every 10 s, and are redrawn from it, so a marker's colour and place
-// follow its node's. Names and tooltips are set as text, never
-// as HTML.
+// follow its node's. Names and tooltips are set as text, never as HTML.
 (function () {
   "use strict";
 
