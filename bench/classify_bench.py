@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from tests import captures
 from tests.netns.router import queued, route_client, start_reader, steer
 from tests.netns.topology import Client, Topology
 
+from netns_run import cpu_seconds
 from wirewarden.domain.classify.flows import classify
 from wirewarden.domain.classify.packets import parse
 
@@ -140,11 +140,6 @@ def flows(topology: Topology, client: Client, count: int) -> dict[str, float]:
         "p50_ms": statistics.median(times),
         "p99_ms": times[int(len(times) * 0.99) - 1],
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reader_cpu(topology: Topology, client: Client, reader: int, rate: float) -> None:

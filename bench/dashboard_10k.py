@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 import websockets
 
+from netns_run import cpu_seconds
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.state import DeviceDump, PeerStats
 
@@ -146,11 +147,6 @@ def serve(data_dir: Path, port: int, interval: float) -> None:
         return wrapper
 
     uvicorn.run(timed(app), host="127.0.0.1", port=port, log_level="warning")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sign_in(client: httpx.Client) -> None:

@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from tests.pg import Cluster, unavailable  # noqa: E402
 
-from netns_run import log, ms, pct, run_in_netns  # noqa: E402
+from netns_run import cpu_seconds, log, ms, pct, run_in_netns  # noqa: E402
 from wirewarden.agent.held import Held, Resync, received  # noqa: E402
 from wirewarden.bootstrap import Container, build  # noqa: E402
 from wirewarden.config import Settings  # noqa: E402
@@ -220,11 +220,6 @@ def database_size(cluster: Cluster, name: str) -> int:
     ) as conn:
         row = conn.execute("select pg_database_size(current_database())").fetchone()
     return int(row[0]) if row else 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

@@ -27,6 +27,16 @@ from pathlib import Path
 from typing import Any
 
 
+def cpu_seconds(pid: int, ended_children: bool = False) -> float:
+    """User + system CPU seconds a process has used; with `ended_children`, also those of
+    the children it has waited for (a postmaster's ended backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if ended_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 

@@ -33,8 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from tests.pg import Cluster, unavailable  # noqa: E402
 
-from fleet_sim import cpu_seconds, populate, start_serve  # noqa: E402
-from netns_run import log, run_in_netns  # noqa: E402
+from fleet_sim import populate, start_serve  # noqa: E402
+from netns_run import cpu_seconds, log, run_in_netns  # noqa: E402
 from wirewarden.bootstrap import build  # noqa: E402
 from wirewarden.config import Settings  # noqa: E402
 from wirewarden.dataplane.fake import FakeDataplane  # noqa: E402
@@ -69,12 +69,11 @@ def postgres_cpu(cluster: Cluster) -> float:
     """CPU seconds so far of the private cluster: its postmaster, the children it has
     (backends, writers) and those that ended (counted in the postmaster's cutime)."""
     postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
-    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    total = cpu_seconds(postmaster, ended_children=True)
     children = subprocess.run(
         ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
     ).stdout.split()
-    for pid in [postmaster, *map(int, children)]:
+    for pid in map(int, children):
         try:
             total += cpu_seconds(pid)
         except FileNotFoundError:
