@@ -40,7 +40,6 @@
     shown = markersOf(read());
     var empty = document.querySelector("[data-node-map-empty]");
     if (empty) empty.hidden = shown.length > 0;
-    box.setAttribute("data-markers", String(shown.length));
     if (map === null) {
       map = new window.jsVectorMap({
         selector: "#node-map",
