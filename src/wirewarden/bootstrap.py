@@ -446,6 +446,7 @@ def node_states(shared: _Shared) -> NodeStates:
             None,
             policy=policy_config(settings),
             dns_guard=guard,
+            names=settings.name_zone(),
         )
 
     return NodeStates(reader, read_directory if settings.dns_enabled else None)

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -23,9 +24,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from tests.api.conftest import build_fast, stored_bytes
 from wirewarden.bootstrap import Container
+from wirewarden.config import Settings
 from wirewarden.dataplane.fake import FakeDataplane
 from wirewarden.domain.classify.steering import mark_of
 from wirewarden.domain.statediff import digest, patch
+from wirewarden.domain.vhost import Route
 from wirewarden.fleet.protocol import (
     GATEWAY_HEADER,
     REVISION_HEADER,
@@ -560,14 +563,6 @@ def test_an_agent_relays_its_own_peers_and_no_one_elses(
         assert answer.status_code == 200, answer.text
     assert tc.get(f"{API}/mappings", headers=admin).json()[0]["bytes"] == 5_000
 
-    # A name is served by the control plane's own front: refused for a node's peer.
-    named = tc.post(
-        f"{RELAY}/names",
-        json={"name": "blog", "local_port": 3000},
-        headers=_as(n1, "10.50.0.1", alice),
-    )
-    assert named.status_code == 409 and named.json()["field"] == "name"
-
     # The heartbeat renews; removal takes the forward out of the node's state.
     beat = tc.post(f"{RELAY}/heartbeat", headers=_as(n1, "10.50.0.1", alice))
     assert beat.status_code == 200 and beat.json()["renewed"] == 1
@@ -595,3 +590,77 @@ def test_a_nodes_expired_mappings_are_reaped_by_the_control_plane(
     assert fleet.mappings.reap() == 1
     assert _node(tc, admin, "n1")["revision"] == before + 1
     assert _forwards(tc, n1) == []
+
+
+@pytest.fixture
+def named(
+    tmp_path: Path, dataplane: FakeDataplane, database_url: str | None
+) -> Iterator[Container]:
+    """A fleet's control plane that publishes names under names.example.test."""
+    if database_url is None:
+        pytest.skip("a fleet runs on PostgreSQL")
+    settings = Settings(
+        data_dir=tmp_path / "named",
+        public_host="vpn.example.test",
+        database_url=database_url,
+        expose_domain="names.example.test",
+    )
+    built = build_fast(settings, dataplane=dataplane, stats_max_age=0)
+    yield built
+    built.engine.dispose()
+
+
+def _names(tc: TestClient, credential: str) -> dict[str, Any] | None:
+    """The names in the state the node's agent is sent (its own front serves them)."""
+    answer = tc.get(f"{API}/agent/state?wait=0", headers=_bearer(credential))
+    found: dict[str, Any] | None = decode_from_server(answer.text).state["desired"]["names"]
+    return found
+
+
+def test_a_node_peers_name_is_passed_to_its_nodes_front_and_no_one_else_names_it(
+    named: Container,
+) -> None:
+    with TestClient(create_app(named, run_loop=False)) as tc:
+        token = named.tokens.create("admin", ["read", "write", "admin"], SYSTEM)
+        admin = {"Authorization": f"Bearer {token}"}
+        n1 = _enrol(tc, _add_node(tc, admin, "n1"))
+        n2 = _enrol(tc, _add_node(tc, admin, "n2"))
+        _interface(tc, admin, "wgn1", "n1", "50")
+        _interface(tc, admin, "wgn2", "n2", "51")
+        tc.patch(
+            f"{API}/interfaces/wgn1", json={"endpoint": "n1.example.test:51900"}, headers=admin
+        )
+        alice, mallory = _peer(tc, admin, "wgn1", "alice"), _peer(tc, admin, "wgn2", "mallory")
+        for peer in (alice, mallory):
+            tc.patch(f"{API}/peers/{peer['id']}", json={"expose_ports": "80,443"}, headers=admin)
+        body = {"name": "blog", "local_port": 3000}
+
+        # n2's agent claims alice's address pair: not its node's peer.
+        stolen = tc.post(f"{RELAY}/names", json=body, headers=_as(n2, "10.50.0.1", alice))
+        assert stolen.status_code == 403, stolen.text
+        # mallory's node has no public host for this front to pass visitors to.
+        nowhere = tc.post(f"{RELAY}/names", json=body, headers=_as(n2, "10.51.0.1", mallory))
+        assert nowhere.status_code == 409 and nowhere.json()["field"] == "name"
+        assert "endpoint" in nowhere.json()["detail"]
+        assert named.mappings.routes() == {}
+
+        made = tc.post(f"{RELAY}/names", json=body, headers=_as(n1, "10.50.0.1", alice))
+        assert made.status_code == 201, made.text
+        host = "blog.default.names.example.test"
+        assert made.json()["url"] == f"http://{host}" and made.json()["node"] == "n1"
+        assert int(made.headers[REVISION_HEADER]) == _node(tc, admin, "n1")["revision"]
+        # n1's own front routes it to alice; the control plane's passes it to n1's front.
+        address = str(alice["address"]).split("/")[0]
+        mapping = made.json()["id"]
+        route = {"mapping_id": mapping, "address": address, "port": 3000, "tls": False}
+        assert _names(tc, n1) == {"http_port": 80, "https_port": 443, "routes": [[host, route]]}
+        assert _names(tc, n2) == {"http_port": 80, "https_port": 443, "routes": []}
+        assert named.mappings.routes() == {host: Route(mapping, "n1.example.test", 80, False)}
+        # No kernel forward for a name, on the node or here.
+        assert _forwards(tc, n1) == []
+
+        # Gone with its client: out of n1's state and of this front's table.
+        gone = tc.delete(f"{RELAY}/mappings", headers=_as(n1, "10.50.0.1", alice))
+        assert gone.status_code == 200 and gone.json() == {"removed": 1}
+        assert _names(tc, n1) == {"http_port": 80, "https_port": 443, "routes": []}
+        assert named.mappings.routes() == {}

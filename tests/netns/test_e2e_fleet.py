@@ -17,6 +17,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from tests.netns.test_e2e_expose import (
     HTTP_PORT,
     PUBLIC_TCP,
     PUBLIC_UDP,
+    TLS_PORT,
+    TLS_SERVICE,
     UDP_PORT,
     from_inet,
     mappings,
@@ -362,6 +365,91 @@ def test_a_peer_of_a_node_publishes_its_services_through_the_nodes_agent(
     finally:
         if agent.running():
             agent.stop()
+
+
+NAMES_HTTP, NAMES_HTTPS = 8880, 8843
+
+
+def test_a_node_peers_names_are_passed_from_the_control_planes_front_to_its_nodes(
+    topology: Topology, tls: Issued, pg_database: str
+) -> None:
+    """`wirewarden expose --http` on a client of a fleet node: the zone's record points at
+    the control plane, whose front passes the visitor unopened to the node's front (the
+    agent's, serving the names of its state), which routes it by Host or SNI to the peer."""
+    env = _plane_env(tls, pg_database) | {
+        "WIREWARDEN_EXPOSE_DOMAIN": "names.test",
+        "WIREWARDEN_EXPOSE_HTTP": f"{NAMES_HTTP},{NAMES_HTTPS}",
+    }
+    control = _control(topology, tls, env)
+    agent: AgentProcess | None = None
+    try:
+        control.start(timeout=30)
+        client, _, peer, agent = _node_with_a_peer(topology, control, tls, "nas")
+        ports = f"{NAMES_HTTP},{NAMES_HTTPS}"
+        control.api("PATCH", f"/peers/{peer['id']}", {"expose_ports": ports})
+        # The node's public host (its interface's endpoint) as the internet reaches it.
+        topology.inet.run(
+            ["ip", "route", "add", client.server_ip, "via", topology.server_uplink_ip]
+        )
+        agent.start()
+        wait_until(lambda: _node_applied(control), timeout=30, what=f"the node:\n{agent.log()}")
+        client.wg_quick_up(control.peer_config(peer["id"]))
+        ns = client.ns
+        services(topology, ns)
+        shop = "shop.default.names.test"
+        pki = issue(topology.workdir / "shop-pki", [shop])
+        ns.popen([sys.executable, "-c", TLS_SERVICE, str(TLS_PORT), str(pki.cert), str(pki.key)])
+
+        def visit(host: str, scheme: str = "http") -> str | None:
+            port = NAMES_HTTPS if scheme == "https" else NAMES_HTTP
+            argv = [
+                "curl",
+                "-s",
+                "--max-time",
+                "3",
+                "--resolve",
+                f"{host}:{port}:{topology.inet_ip}",
+            ]
+            argv += ["--cacert", str(pki.ca), f"{scheme}://{host}:{port}/"]
+            got = topology.inet.run(argv, check=False)
+            return got.stdout if got.returncode == 0 else None
+
+        log = topology.log_path("expose-fleet-names.log")
+        argv = [WIREWARDEN, "expose", "--http", "blog", f"127.0.0.1:{HTTP_PORT}"]
+        exposing = ns.popen([*argv, "--http", "shop", f"127.0.0.1:{TLS_PORT}"], log_path=log)
+        blog = "blog.default.names.test"
+        wait_until(
+            lambda: visit(blog) == "served from the client's loopback",
+            timeout=15,
+            what=f"the HTTP service by name from inet:\n{Path(log).read_text()}\n{agent.log()}",
+        )
+        assert visit(shop, "https") == "served over TLS from the client's loopback"
+        listed = {m["hostname"]: m for m in mappings(control)}
+        assert listed[blog]["node"] == "n1" and listed[blog]["bytes"] > 0
+        assert listed[shop]["tls"] is True and listed[shop]["bytes"] > 0
+        # The node's own front serves its names to whoever reaches it, and nothing more.
+        direct = ["curl", "-s", "--max-time", "3", "-H", f"Host: {blog}"]
+        node_url = f"http://{client.server_ip}:{NAMES_HTTP}/"
+        got = topology.inet.run([*direct, node_url], check=False).stdout
+        assert got == "served from the client's loopback"
+        other = topology.inet.run([*direct[:-1], "Host: blog.acme.names.test", node_url])
+        assert "No service is published" in other.stdout
+        # Ctrl-C: gone from the control plane's table and from the node's.
+        exposing.send_signal(signal.SIGINT)
+        assert exposing.wait(timeout=10) == 0
+        assert "No service is published" in (visit(blog) or "")
+        wait_until(
+            lambda: (
+                "No service is published"
+                in topology.inet.run([*direct, node_url], check=False).stdout
+            ),
+            timeout=5,
+            what="the name gone from the node's front",
+        )
+    finally:
+        if agent is not None and agent.running():
+            agent.stop()
+        control.close()
 
 
 def test_placement_spreads_peers_over_the_nodes_and_skips_one_whose_agent_died(

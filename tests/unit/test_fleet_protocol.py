@@ -12,6 +12,7 @@ from wirewarden.domain.dnsstate import Client, DnsDirectory, DnsGuard, PolicySpe
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import AclRule, Cap, PeerPolicy, PolicyState, Profile
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
+from wirewarden.domain.vhost import NodeNames, Route
 from wirewarden.fleet import protocol
 from wirewarden.fleet.protocol import NodeState, ProtocolError
 
@@ -345,3 +346,25 @@ def test_a_published_port_is_a_small_patch_the_agent_applies_without_a_whole_pas
     # And back: removed.
     found = _changed(new, old)
     assert found is not None and found[1].forwards == ((*held, forward), held)
+
+
+def test_a_name_is_a_small_patch_that_touches_no_kernel_state() -> None:
+    """A name published by a node's peer: the patch carries the node's names alone, the
+    agent's state holds them (its front serves them) and nothing goes to the kernel."""
+    old = replace(_state(5), desired=replace(_state(5).desired, names=NodeNames(80, 443)))
+    route = Route(4, "10.8.0.2", 3000, False)
+    names = NodeNames(80, 443, (("blog.acme.names.test", route),))
+    new = replace(old, desired=replace(old.desired, revision=9, names=names))
+    whole = statediff.diff(protocol.to_document(old), protocol.to_document(new))
+    assert protocol.state_patch(old, new) == whole
+    assert set(whole["desired"]) == {"revision", "names"}
+    found = _changed(old, new)
+    assert found is not None
+    state, changes = found
+    assert state == protocol.from_document(protocol.to_document(new))
+    assert state.desired.names is not None
+    assert state.desired.names.table() == {"blog.acme.names.test": route}
+    assert changes.peers == () and changes.policies == () and changes.forwards is None
+    # And gone, and a state of a control plane that publishes no names.
+    assert _changed(new, old) is not None
+    assert protocol.from_document(protocol.to_document(_state())).desired.names is None

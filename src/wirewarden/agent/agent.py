@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from wirewarden.agent.files import SealedFiles
 from wirewarden.agent.held import Held, HeldState, Resync
 from wirewarden.agent.host import Host, Pass
+from wirewarden.agent.names import NodeFront
 from wirewarden.agent.outbox import Outbox
 from wirewarden.agent.telemetry import (
     AppSampler,
@@ -112,6 +113,8 @@ class Agent:
         # Answers waiting for a pass of their revision (the tunnel API's).
         self._awaited: list[tuple[int, asyncio.Future[None]]] = []
         self.connected = asyncio.Event()
+        # Names of this node's peers, served by its own front (agent/names.py).
+        self.names = NodeFront(held, held.expose_listen or None)
 
     # ---- told by the host (its threads)
 
@@ -160,6 +163,7 @@ class Agent:
         """Bring the host to a state just taken in: the changed peers alone when a delta
         named only peers (as `serve` applies one peer), else a whole reconcile pass."""
         assert self.host is not None
+        await self.names.follow()
         if new.changes is not None:
             leaf = new.state.desired.policy.leaf_qdisc
             try:
@@ -191,6 +195,7 @@ class Agent:
         collecting = asyncio.create_task(self._collect())
         tunnel: tuple[TunnelListener, TunnelRelay] | None = None
         try:
+            await self.names.follow()
             node, credential = await self._identity()
             tunnel = self._serve_tunnel(credential)
             log.info("node %s: dialling %s", node, self.server.url)
@@ -207,6 +212,7 @@ class Agent:
                 listener, relay = tunnel
                 await listener.stop()
                 await relay.close()
+            await self.names.stop()
             collecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await collecting

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from wirewarden.domain.dnsstate import DnsGuard
 from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import PolicyState
+from wirewarden.domain.vhost import NodeNames
 
 if TYPE_CHECKING:
     from wirewarden.domain.firewall import ObservedFirewall
@@ -90,6 +91,8 @@ class DesiredState:
     # uplink's).
     forwards: tuple[Forward, ...] = ()
     expose_listen: tuple[str, ...] = ()
+    # HTTP services by name of this node's peers (None: the control plane publishes none).
+    names: NodeNames | None = None
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,21 @@ class Route:
 
 
 @dataclass(frozen=True)
+class NodeNames:
+    """The names a node's own front listener serves (its peers' HTTP services) and its
+    ports: part of the node's desired state. The control plane's front, where the one
+    wildcard record of the zone points, passes a visitor of such a name to that node's
+    front unopened, which routes it by the same Host or SNI to its peer."""
+
+    http_port: int
+    https_port: int
+    routes: tuple[tuple[str, Route], ...] = ()  # (host, route), sorted by host
+
+    def table(self) -> dict[str, Route]:
+        return dict(self.routes)
+
+
+@dataclass(frozen=True)
 class NameZone:
     """Where this server publishes names: under `domain`, its front listener's ports."""
 

@@ -22,6 +22,7 @@ from wirewarden.domain.exposure import Forward
 from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import DesiredState, PeerState
 from wirewarden.domain.statediff import Document, diff, digest
+from wirewarden.domain.vhost import NodeNames
 
 VERSION = 1
 # Agents authenticate with these (docs/fleet.md); the prefixes let a leaked string be
@@ -125,6 +126,11 @@ def _forwards_adapter() -> TypeAdapter[tuple[Forward, ...]]:
     return TypeAdapter(tuple[Forward, ...])
 
 
+@cache
+def _names_adapter() -> TypeAdapter[NodeNames | None]:
+    return TypeAdapter(NodeNames | None)
+
+
 def advance_state(
     state: NodeState, doc: Document, change: Document
 ) -> tuple[NodeState, PeerChanges] | None:
@@ -143,7 +149,7 @@ def advance_state(
         if dns is None:
             return None
         dns = replace(dns, revision=int(dns_change["revision"]))
-    if set(desired_change) - {"revision", "interfaces", "policy", "forwards"}:
+    if set(desired_change) - {"revision", "interfaces", "policy", "forwards", "names"}:
         return None
     policy_change = desired_change.get("policy", {})
     interfaces_change = desired_change.get("interfaces", {})
@@ -157,7 +163,12 @@ def advance_state(
         return None
     try:
         moved = "forwards" in desired_change
-        return _advanced(desired, dns, doc["desired"], interfaces_change, policy_change, moved)
+        new = _advanced(desired, dns, doc["desired"], interfaces_change, policy_change, moved)
+        if "names" not in desired_change:  # a name is its node's front's, not the kernel's
+            return new
+        advanced, changes = new
+        names = _names_adapter().validate_python(doc["desired"]["names"])
+        return replace(advanced, desired=replace(advanced.desired, names=names)), changes
     except ValidationError as exc:
         raise refusal(exc) from exc
     except (KeyError, TypeError, AttributeError) as exc:
@@ -238,6 +249,11 @@ def state_patch(old: NodeState, new: NodeState) -> Document | None:
         desired["interfaces"] = interfaces
     if a.forwards != b.forwards:  # a mapping came or went: the list, a few entries
         desired["forwards"] = _forwards_adapter().dump_python(b.forwards, mode="json")
+    if a.names != b.names:  # a name came or went: the merge patch of the few there are
+        dump = _names_adapter().dump_python
+        desired |= diff(
+            {"names": dump(a.names, mode="json")}, {"names": dump(b.names, mode="json")}
+        )
     old_policies = {str(p.peer_id): p for p in a.policy.peers}
     new_policies = {str(p.peer_id): p for p in b.policy.peers}
     if policies := _keyed_patch(old_policies, new_policies, _policy_adapter()):

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import vhost
-from wirewarden.domain.addresses import host_of
+from wirewarden.domain.addresses import endpoint, host_of
 from wirewarden.domain.exposure import (
     ExposeError,
     Forward,
@@ -41,7 +41,7 @@ from wirewarden.services.context import (
 )
 from wirewarden.services.errors import Conflict, Forbidden, Invalid, NotFound
 from wirewarden.services.schemas import MappingIn, MappingOut, NameIn
-from wirewarden.store.desired import split_csv
+from wirewarden.store.desired import live_names, split_csv
 from wirewarden.store.fleet import revision_of
 from wirewarden.store.tables import ExposedPort, Interface, Node, Peer, Tenant
 
@@ -163,12 +163,6 @@ class MappingService:
                 "or WIREWARDEN_EXPOSE_HTTP is off)",
                 "name",
             )
-        if origin.node != self.deps.node:
-            raise Conflict(
-                "HTTP services by name are published by the control plane's own node only; "
-                "this peer's node forwards ports (publish one with IP:PORT-PUBLIC)",
-                "name",
-            )
         now = datetime.now(UTC)
         with self.deps.sessions() as db:
             peer, iface = self._peer_at(db, origin)
@@ -177,6 +171,14 @@ class MappingService:
                 host = vhost.hostname(data.name, tenant or "", zone.domain)
             except ExposeError as exc:
                 raise Invalid(str(exc), exc.field) from exc
+            here = origin.node == self.deps.node
+            if not here and not iface.endpoint:
+                # This front passes the name's visitors to the node's: at its public host.
+                raise Conflict(
+                    f"interface {iface.name} of node {origin.node} has no endpoint, the "
+                    "public host a name's visitors are passed to",
+                    "name",
+                )
             port = zone.port(data.tls)
             if port not in parse_ports(peer.expose_ports):
                 raise Forbidden(
@@ -199,9 +201,11 @@ class MappingService:
             who = Actor(peer.name, origin.source, via="tunnel")
             audit(db, who, "mapping.register", host, iface.tenant_id, peer_id=peer.id)
             out = self._out(row, peer, iface, origin.node)
+            # Another node's front serves it from that node's state; this node's front
+            # reads the names itself (a name is no kernel state: no pass for it).
+            revision = None if here else bump_revision(db, iface.node_id)
             db.commit()
-        # No revision: a name is no kernel state (the front listener reads the names).
-        self.names_changed()
+        self._changed(origin.node, revision, applied=True)
         return out
 
     @staticmethod
@@ -227,27 +231,20 @@ class MappingService:
             raise taken from exc
 
     def routes(self) -> dict[str, Route]:
-        """The live names of this node's peers, for the front listener."""
-        now = datetime.now(UTC)
+        """The live names for the front listener: this node's peers' by their tunnel
+        address; another node's by that node's public host (its interface's endpoint) and
+        front port, where its agent's front passes them on to the peer."""
+        zone = self.names
         with self.deps.sessions() as db:
-            rows = db.execute(
-                select(ExposedPort, Peer.ipv4)
-                .join(Peer, ExposedPort.peer_id == Peer.id)
-                .join(Interface, Peer.interface_id == Interface.id)
-                .where(
-                    ExposedPort.node_id == node_id(db, self.deps.node),
-                    ExposedPort.hostname.is_not(None),
-                    ExposedPort.expires_at > now,
-                    Peer.enabled,
-                    Interface.enabled,
-                    (Peer.expires_at.is_(None)) | (Peer.expires_at > now),
-                )
-            ).all()
-        return {
-            m.hostname: Route(m.id, host_of(ipv4), m.local_port, m.tls)
-            for m, ipv4 in rows
-            if m.hostname and ipv4
-        }
+            here = node_id(db, self.deps.node)
+            rows = live_names(db, datetime.now(UTC))
+        table: dict[str, Route] = {}
+        for n in rows:
+            if n.node_id == here:
+                table[n.host] = Route(n.id, host_of(n.address), n.port, n.tls)
+            elif zone is not None and n.endpoint:
+                table[n.host] = Route(n.id, endpoint(n.endpoint)[0], zone.port(n.tls), n.tls)
+        return table
 
     def renew(self, origin: Origin) -> tuple[int, datetime]:
         """The heartbeat: every mapping of the peer lives another lease."""
@@ -335,10 +332,12 @@ class MappingService:
             rows = db.execute(query).all()
             here = node_id(db, self.deps.node)
             names: dict[int, str] = {i: n for i, n in db.execute(select(Node.id, Node.name))}
-        counted = self._counted() if any(m.node_id == here for m, _, _ in rows) else None
+        # This node's kernel counts its forwards; this front passes every name's bytes.
+        ours = [m.node_id == here or bool(m.hostname) for m, _, _ in rows]
+        counted = self._counted() if any(ours) else None
         return [
-            self._out(m, p, i, names[m.node_id], counted if m.node_id == here else None)
-            for m, p, i in rows
+            self._out(m, p, i, names[m.node_id], counted if mine else None)
+            for (m, p, i), mine in zip(rows, ours, strict=True)
         ]
 
     def _counted(self) -> Counted | None:

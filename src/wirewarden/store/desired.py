@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wirewarden.domain.addresses import host_of
@@ -27,6 +27,7 @@ from wirewarden.domain.policy import (
     profile_from_row,
 )
 from wirewarden.domain.state import DesiredState, InterfaceState, NatNetwork, PeerState
+from wirewarden.domain.vhost import NameZone, NodeNames, Route
 from wirewarden.store.db import begin_snapshot
 from wirewarden.store.fleet import revision_of
 from wirewarden.store.scoped import NameMap
@@ -111,9 +112,13 @@ class DesiredStateReader:
         policy: PolicyConfig | None = None,
         dns_guard: Callable[[Session], DnsGuard] | None = None,
         expose_listen: tuple[str, ...] = (),
+        names: NameZone | None = None,
     ) -> None:
         self.sessions, self.vault, self.node = sessions, vault, node
         self.expose_listen = expose_listen
+        # Where the control plane publishes names: a fleet node's state carries those of
+        # its peers, which its own front serves (None: no names in the state).
+        self.names = names
         self.uplink, self.clock = uplink, clock
         self.policy = policy or PolicyConfig()
         self.dns_guard = dns_guard
@@ -219,6 +224,7 @@ class DesiredStateReader:
             policy=replace(state.policy, peers=kept + tuple(fresh)),
             dns_guard=guard,
             forwards=forwards,
+            names=self._names(db, cached.peered, now),
         )
         valid = _earliest(_earliest(cached.valid_until, expiry), lease_end)
         return replace(cached, revision=revision, valid_until=valid, state=patched, where=where)
@@ -273,11 +279,20 @@ class DesiredStateReader:
             dns_guard=guard,
             forwards=forwards,
             expose_listen=self.expose_listen,
+            names=self._names(db, with_peers, now),
         )
         # Read again when the first peer or lease expires, whatever the revision says.
         valid = _earliest(next_expiry, lease_end)
         peered = frozenset(with_peers)
         return _Cached(revision, valid, state, names, where, peered, tenant_of)
+
+    def _names(self, db: Session, ifaces: Iterable[int], now: datetime) -> NodeNames | None:
+        zone = self.names
+        if zone is None:
+            return None
+        rows = live_names(db, now, Peer.interface_id.in_(list(ifaces)))
+        routes = sorted((n.host, Route(n.id, host_of(n.address), n.port, n.tls)) for n in rows)
+        return NodeNames(zone.http_port, zone.https_port, tuple(routes))
 
     def _tz(self) -> tzinfo:
         return self.policy.tz or datetime.now().astimezone().tzinfo or UTC
@@ -413,6 +428,52 @@ def _forwards(
     )
     ends = [m.expires_at for m, _, _ in rows]
     return forwards, min(ends) if ends else None
+
+
+@dataclass(frozen=True)
+class LiveName:
+    """A published name whose peer and lease are live: where its peer is."""
+
+    id: int
+    host: str
+    address: str  # the peer's tunnel address (CIDR)
+    port: int  # the port on it
+    tls: bool
+    node_id: int
+    endpoint: str | None  # the peer's interface's endpoint: its node's public host
+
+
+def live_names(db: Session, now: datetime, *where: ColumnElement[bool]) -> list[LiveName]:
+    """The names of enabled, unexpired peers on enabled interfaces of enabled tenants
+    whose lease runs, narrowed by `where`."""
+    rows = db.execute(
+        select(
+            ExposedPort.id,
+            ExposedPort.hostname,
+            Peer.ipv4,
+            ExposedPort.local_port,
+            ExposedPort.tls,
+            Interface.node_id,
+            Interface.endpoint,
+        )
+        .join(Peer, ExposedPort.peer_id == Peer.id)
+        .join(Interface, Peer.interface_id == Interface.id)
+        .join(Tenant, Interface.tenant_id == Tenant.id)
+        .where(
+            ExposedPort.hostname.is_not(None),
+            ExposedPort.expires_at > now,
+            Peer.enabled,
+            Interface.enabled,
+            Tenant.enabled,
+            (Peer.expires_at.is_(None)) | (Peer.expires_at > now),
+            *where,
+        )
+    ).all()
+    return [
+        LiveName(row.id, row.hostname, row.ipv4, row.local_port, row.tls, row.node_id, row.endpoint)
+        for row in rows
+        if row.hostname and row.ipv4
+    ]
 
 
 def _nat_networks(ifaces: Iterable[Interface]) -> Iterable[NatNetwork]:

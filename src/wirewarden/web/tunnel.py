@@ -122,8 +122,10 @@ def tunnel_app(
         return made
 
     @app.post(f"/{VERSION}/names", status_code=status.HTTP_201_CREATED)
-    async def register_name(origin: From, body: NameIn) -> MappingOut:
-        return await changes.run(mappings.register_name, origin, body)
+    async def register_name(origin: From, response: Response, body: NameIn) -> MappingOut:
+        made = await changes.run(mappings.register_name, origin, body)
+        await told(response, origin)  # a node's front serves it from that revision on
+        return made
 
     @app.post(f"/{VERSION}/heartbeat")
     async def heartbeat(origin: From) -> Renewed:

@@ -23,6 +23,11 @@ TABLE = "mangle"
 # Packets of both directions count: a flow's first MAX_PAYLOADS payloads of its peer's
 # side and the handshake's packets fit in this many.
 QUEUED_PACKETS = MAX_PAYLOADS + 3
+# xt_u32: true when four bytes can be read where the TCP payload starts (IP header
+# length, then the TCP data offset). A handshake packet or a bare ACK carries nothing a
+# parser reads, so it never leaves the kernel: a TCP flow costs the reader one packet,
+# not three, and its SYN waits for no one. No parser decides on fewer than 4 bytes.
+TCP_PAYLOAD = "0>>22&0x3C@12>>26&0x3C@0=0:0xFFFFFFFF"
 
 
 def mark_of(app: App) -> int:
@@ -47,7 +52,8 @@ def rules(steering: Steering) -> list[list[str]]:
     classifier answers a decided packet with NF_REPEAT and the class in its mark, so the
     packet walks the chain again and the first rule keeps the verdict in the flow's
     conntrack mark; from then on the second rule lets the flow pass unqueued. Only what
-    enters from a listed interface (the peers' side) is queued."""
+    enters from a listed interface (the peers' side) is queued, and of TCP only packets
+    that carry a payload."""
     hex_mask = f"0x{MARK_MASK:x}"
     decided = f"0x{DECIDED:x}/0x{DECIDED:x}"
     out: list[list[str]] = [
@@ -57,11 +63,11 @@ def rules(steering: Steering) -> list[list[str]]:
         ["-m", "connmark", "--mark", decided, "-j", "RETURN"],
     ]  # fmt: skip
     for interface in steering.interfaces:
-        for proto in ("tcp", "udp"):
+        for proto, payload in (("tcp", ["-m", "u32", "--u32", TCP_PAYLOAD]), ("udp", [])):
             out.append(
                 ["-i", interface, "-p", proto, "-m", "connbytes",
                  "--connbytes", f"1:{QUEUED_PACKETS}", "--connbytes-dir", "both",
-                 "--connbytes-mode", "packets", "-j", "NFQUEUE",
+                 "--connbytes-mode", "packets", *payload, "-j", "NFQUEUE",
                  "--queue-num", str(steering.queue), "--queue-bypass"]
             )  # fmt: skip
     return out
