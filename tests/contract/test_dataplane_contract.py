@@ -348,6 +348,25 @@ def test_lifting_every_limit_leaves_no_shape_behind(dp: Any) -> None:
     assert not dp.observe_tc(name).ifb
 
 
+def test_a_pass_sees_each_device_s_shape_whether_shaped_or_not(dp: Any) -> None:
+    """A pass's slow look at many devices: those with nothing in tc come from one listing
+    of every device's qdiscs, the shaped ones are looked at in full; both as they are."""
+    quiet, busy, bare = ifname(dp, 0), ifname(dp, 1), ifname(dp, 2)
+    up(dp, quiet)
+    up(dp, busy, "10.77.1.1/24", 51902)
+    up(dp, bare, "10.77.2.1/24", 51903)
+    seen = shaped(dp, busy, [limited(busy, 1, 8000, 2000)])
+    # Shaped once, then lifted: whatever is left, the pass sees it as it is.
+    shaped(dp, bare, [limited(bare, 1, None, 2000)])
+    left = shaped(dp, bare, [limited(bare, 1, None, None)])
+    if not isinstance(dp, FakeDataplane):
+        dp._target.slow_look = 0.0  # every look is stale: the pass looks at the kernel
+    state = dp.observe([quiet, busy, bare])
+    assert state.tc[quiet] == tcplan.ObservedTc()
+    assert state.tc[busy] == seen and seen.ifb and seen.redirect
+    assert state.tc[bare] == left
+
+
 def test_a_tenant_total_is_seen_as_applied_and_moves_its_classes_both_ways(dp: Any) -> None:
     name = ifname(dp)
     up(dp, name)

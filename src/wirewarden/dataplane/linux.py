@@ -58,6 +58,8 @@ class LinuxDataplane:
             found = nft.observe()
             if self._firewall is cached and found is not None:
                 self._firewall = (time.monotonic(), found)
+        names = list(names)
+        self._look_unshaped(names, PREFETCH_MARGIN)
         for name in names:
             seen = self._tc.get(name)
             if seen is not None and self._fresh(seen[0], PREFETCH_MARGIN):
@@ -98,6 +100,7 @@ class LinuxDataplane:
             links.delete_link(name)
         live = {name: link for name, link in found.items() if name in devices}
         firewall = self._firewall_now()
+        self._look_unshaped(live, 0.0)
         shaping = {name: self._tc_now(name) for name in live}
         forwarding = sysctl.forwarding_enabled()
 
@@ -185,6 +188,25 @@ class LinuxDataplane:
         found = tc.observe(interface, ifb_name(interface))
         self._tc[interface] = (time.monotonic(), found)
         return found
+
+    def _look_unshaped(self, names: Iterable[str], margin: float) -> None:
+        """Renew the stale looks of devices that have nothing of ours in tc from one
+        listing; the others are looked at one by one (their classes and filters)."""
+        stale = {
+            n: seen
+            for n in names
+            if not (seen := self._tc.get(n)) or not self._fresh(seen[0], margin)
+        }
+        if not stale:
+            return
+        try:
+            quiet = tc.unshaped(stale)
+        except CommandError:
+            return
+        now = time.monotonic()
+        for name in quiet:
+            if self._tc.get(name) is stale[name]:  # no write of ours replaced it meanwhile
+                self._tc[name] = (now, ObservedTc())
 
     def _tc_now(self, interface: str) -> ObservedTc:
         cached = self._tc.get(interface)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 from wirewarden.dataplane.run import CommandError, run
 from wirewarden.domain.tcplan import (
@@ -15,6 +16,7 @@ from wirewarden.domain.tcplan import (
     ObservedShape,
     ObservedTc,
     TcChanges,
+    ifb_name,
 )
 
 _CLASS = re.compile(r"^class htb 1:([0-9a-f]+) .*?\brate (\d+(?:\.\d+)?)([KMG]?)bit", re.M)
@@ -80,6 +82,21 @@ def _shape(device: str) -> tuple[ObservedShape | None, bool]:
         ObservedShape(classes, leaves, filters, links, parents, ceils, _catch_all(filters_text)),
         ingress,
     )
+
+
+def unshaped(devices: Iterable[str]) -> set[str]:
+    """Of `devices`, those where tc holds nothing of ours: no HTB root, no ingress qdisc,
+    no IFB device. One listing of every device's qdiscs (a device absent from it is left
+    to `observe`) instead of two commands a device: at 200 tenants without speed limits,
+    one process a slow look instead of four hundred."""
+    qdiscs = json.loads(run(["tc", "-j", "qdisc", "show"]).stdout or "[]")
+    listed = {q.get("dev") for q in qdiscs}
+    shaped = {
+        q.get("dev")
+        for q in qdiscs
+        if (q.get("kind") == "htb" and q.get("handle") == "1:") or q.get("kind") == "ingress"
+    }
+    return {d for d in devices if d in listed and d not in shaped and ifb_name(d) not in listed}
 
 
 def _catch_all(filters_text: str) -> bool:
