@@ -11,7 +11,10 @@ With the test topology (tests/netns) and `wirewarden serve` in the server namesp
 2. N-1 more tenants through the API (each: its interface t-<name>, a wireguard-go
    process, a /24 and a port), timing each create, then P peers in each;
 3. memory: the RSS of serve and of every wireguard-go process, per tenant;
-4. the same throughput with every tenant's rules and peers present (same run: the ratio);
+4. the same throughput with every tenant's rules and peers present (same run: the ratio),
+   right after the last peer was added and again `--settle` seconds later (steady),
+   with the CPU serve (and the commands it ran) and the other wireguard-go used meanwhile,
+   then with serve paused;
 5. the whole nftables table written at once (`nft -f` of what the reconciler would write
    from nothing), and a tenant added to the running table (its elements only).
 It prints figures, never asserts.
@@ -25,12 +28,15 @@ import signal
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.netns.product import Product
 from tests.netns.topology import Topology, wait_until
+
+from netns_run import cpu_seconds
 
 ADD_PEERS = """
 import httpx, sys
@@ -82,6 +88,16 @@ def wg_pids() -> list[int]:
     return found
 
 
+def _wg_of(interface: str) -> list[int]:
+    """The wireguard-go process of one interface (its argv names it)."""
+    found = []
+    for pid in wg_pids():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if interface.encode() in argv:
+            found.append(pid)
+    return found
+
+
 def throughput(topology: Topology, client: object, seconds: float) -> float:
     report = client.iperf3(topology.inet_ip, seconds=seconds)  # type: ignore[attr-defined]
     return round(float(report["end"]["sum_received"]["bits_per_second"]) / 1e6, 1)
@@ -92,6 +108,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--peers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--settle", type=float, default=60, help="seconds before the steady run")
     args = parser.parse_args()
     with Topology() as topology:
         product = Product(topology)
@@ -141,11 +158,33 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
         f"{wg_kib // 1024} MiB; per tenant {(serve_kib + wg_kib) / args.tenants / 1024:.1f} "
         f"MiB (wireguard-go alone {wg_kib / max(len(wg), 1) / 1024:.1f} MiB each)"
     )
-    crowded = throughput(topology, client, args.seconds)
-    print(
-        f"throughput with {args.tenants} tenants' rules and peers present: {crowded} "
-        f"Mbit/s ({crowded / alone:.2f}x alone)"
-    )
+    assert product.proc is not None
+    serve_pid = product.proc.pid
+    idle_wg = [pid for pid in wg if pid not in _wg_of(iface["name"])]
+    # serve's CPU with the commands it ran (and waited for) meanwhile: tc, nft, wg, ip.
+    served = partial(cpu_seconds, serve_pid, ended_children=True)
+
+    def crowded(when: str) -> None:
+        before = time.monotonic(), served(), sum(map(cpu_seconds, idle_wg))
+        mbits = throughput(topology, client, args.seconds)
+        wall = time.monotonic() - before[0]
+        serve_cpu = (served() - before[1]) / wall * 100
+        idle_cpu = (sum(map(cpu_seconds, idle_wg)) - before[2]) / wall * 100
+        print(
+            f"throughput with {args.tenants} tenants' rules and peers present, {when}: "
+            f"{mbits} Mbit/s ({mbits / alone:.2f}x alone); meanwhile serve and its "
+            f"commands used {serve_cpu:.1f} % of a core, the {len(idle_wg)} other "
+            f"tenants' wireguard-go {idle_cpu:.1f} %"
+        )
+
+    # Right after the last add, serve still catches up (the DNS directory, the
+    # collector's); then in the steady state, once it has had a minute to settle.
+    crowded("2 s after the last peer was added")
+    settle = time.monotonic(), served()
+    time.sleep(max(0.0, args.settle - args.seconds))
+    spent = (served() - settle[1]) / (time.monotonic() - settle[0]) * 100
+    print(f"settling: serve and its commands used {spent:.1f} % of a core meanwhile")
+    crowded(f"{args.settle:.0f} s later (steady)")
     # The same kernel rules and devices with serve paused: what the rules cost a packet,
     # apart from serve's own periodic work (collection, passes) on the same cores.
     assert product.proc is not None

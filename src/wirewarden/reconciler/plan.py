@@ -6,6 +6,7 @@ import ipaddress
 
 from wirewarden.domain import addresses, firewall, tcplan
 from wirewarden.domain.dnsnft import dns_section
+from wirewarden.domain.policy import PeerPolicy
 from wirewarden.domain.state import (
     DesiredState,
     InterfaceState,
@@ -115,8 +116,13 @@ def diff_tc(desired: DesiredState, observed: ObservedState) -> list[Action]:
     slow = throttled(desired, observed)
     policy = desired.policy
     actions: list[Action] = []
+    # Each interface's peers once, not a scan of every peer per interface (200 tenants).
+    by_interface: dict[str, list[PeerPolicy]] = {}
+    for peer in policy.peers:
+        by_interface.setdefault(peer.interface, []).append(peer)
     for name in sorted(desired.interfaces):
-        down, up = tcplan.wanted(policy.peers, name, slow, policy.throttle_kbit)
+        mine = by_interface.get(name, [])
+        down, up = tcplan.wanted(mine, name, slow, policy.throttle_kbit)
         have = observed.tc.get(name, tcplan.ObservedTc())
         changes = tcplan.plan(name, down, up, have, policy.leaf_qdisc)
         if not changes.empty:
