@@ -14,7 +14,7 @@ With the test topology (tests/netns) and `wirewarden serve` in the server namesp
 4. the same throughput with every tenant's rules and peers present (same run: the ratio),
    right after the last peer was added and again `--settle` seconds later (steady),
    with the CPU serve (and the commands it ran) and the other wireguard-go used meanwhile,
-   then with serve paused;
+   then with serve paused, and with serve and the other tenants' wireguard-go paused;
 5. the whole nftables table written at once (`nft -f` of what the reconciler would write
    from nothing), and a tenant added to the running table (its elements only).
 It prints figures, never asserts.
@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -96,6 +99,17 @@ def _wg_of(interface: str) -> list[int]:
         if interface.encode() in argv:
             found.append(pid)
     return found
+
+
+@contextmanager
+def paused_processes(pids: list[int]) -> Iterator[None]:
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def throughput(topology: Topology, client: object, seconds: float) -> float:
@@ -185,15 +199,23 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     spent = (served() - settle[1]) / (time.monotonic() - settle[0]) * 100
     print(f"settling: serve and its commands used {spent:.1f} % of a core meanwhile")
     crowded(f"{args.settle:.0f} s later (steady)")
-    # The same kernel rules and devices with serve paused: what the rules cost a packet,
-    # apart from serve's own periodic work (collection, passes) on the same cores.
-    assert product.proc is not None
-    product.proc.send_signal(signal.SIGSTOP)
-    try:
-        paused = throughput(topology, client, args.seconds)
-    finally:
-        product.proc.send_signal(signal.SIGCONT)
-    print(f"the same with serve paused (SIGSTOP): {paused} Mbit/s ({paused / alone:.2f}x alone)")
+    # The same kernel rules and devices with serve paused, then with the other tenants'
+    # wireguard-go paused too: what the rules cost a packet, apart from serve's periodic
+    # work and the idle userspace WireGuard processes on the same cores.
+    with paused_processes([serve_pid]):
+        t, idle = time.monotonic(), sum(map(cpu_seconds, idle_wg))
+        quiet = throughput(topology, client, args.seconds)
+        idle_cpu = (sum(map(cpu_seconds, idle_wg)) - idle) / (time.monotonic() - t) * 100
+        print(
+            f"the same with serve paused (SIGSTOP): {quiet} Mbit/s ({quiet / alone:.2f}x "
+            f"alone); the other tenants' wireguard-go meanwhile {idle_cpu:.1f} %"
+        )
+        with paused_processes(idle_wg):
+            bare = throughput(topology, client, args.seconds)
+    print(
+        f"... and the other {len(idle_wg)} tenants' wireguard-go paused too (their rules, "
+        f"peers and devices in place): {bare} Mbit/s ({bare / alone:.2f}x alone)"
+    )
     out = product.server.run(
         [sys.executable, "-c", TABLE_TIMES], env=product.env, timeout=600
     ).stdout

@@ -627,9 +627,8 @@ def test_a_node_peers_name_is_passed_to_its_nodes_front_and_no_one_else_names_it
         n2 = _enrol(tc, _add_node(tc, admin, "n2"))
         _interface(tc, admin, "wgn1", "n1", "50")
         _interface(tc, admin, "wgn2", "n2", "51")
-        tc.patch(
-            f"{API}/interfaces/wgn1", json={"endpoint": "n1.example.test:51900"}, headers=admin
-        )
+        public = {"public_host": "n1.example.test"}
+        assert tc.patch(f"{API}/nodes/n1", json=public, headers=admin).status_code == 200
         alice, mallory = _peer(tc, admin, "wgn1", "alice"), _peer(tc, admin, "wgn2", "mallory")
         for peer in (alice, mallory):
             tc.patch(f"{API}/peers/{peer['id']}", json={"expose_ports": "80,443"}, headers=admin)
@@ -641,7 +640,7 @@ def test_a_node_peers_name_is_passed_to_its_nodes_front_and_no_one_else_names_it
         # mallory's node has no public host for this front to pass visitors to.
         nowhere = tc.post(f"{RELAY}/names", json=body, headers=_as(n2, "10.51.0.1", mallory))
         assert nowhere.status_code == 409 and nowhere.json()["field"] == "name"
-        assert "endpoint" in nowhere.json()["detail"]
+        assert "public host" in nowhere.json()["detail"]
         assert named.mappings.routes() == {}
 
         made = tc.post(f"{RELAY}/names", json=body, headers=_as(n1, "10.50.0.1", alice))
@@ -655,6 +654,11 @@ def test_a_node_peers_name_is_passed_to_its_nodes_front_and_no_one_else_names_it
         route = {"mapping_id": mapping, "address": address, "port": 3000, "tls": False}
         assert _names(tc, n1) == {"http_port": 80, "https_port": 443, "routes": [[host, route]]}
         assert _names(tc, n2) == {"http_port": 80, "https_port": 443, "routes": []}
+        assert named.mappings.routes() == {host: Route(mapping, "n1.example.test", 80, False)}
+        # An interface's endpoint (which a tenant admin may set) never steers this front:
+        # visitors go to the node's public host, as the operator set it, whatever it says.
+        aimed = {"endpoint": "127.0.0.1:22"}
+        assert tc.patch(f"{API}/interfaces/wgn1", json=aimed, headers=admin).status_code == 200
         assert named.mappings.routes() == {host: Route(mapping, "n1.example.test", 80, False)}
         # No kernel forward for a name, on the node or here.
         assert _forwards(tc, n1) == []

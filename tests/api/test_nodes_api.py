@@ -43,6 +43,9 @@ def test_add_list_patch_remove(client: TestClient, database_url: str | None) -> 
     assert listed["local"]["local"] is True
     patched = client.patch(f"{API}/nodes/fra1", json={"drain": True, "capacity": 10})
     assert patched.json()["drain"] is True and patched.json()["capacity"] == 10
+    assert patched.json()["public_host"] is None
+    public = client.patch(f"{API}/nodes/fra1", json={"public_host": "[2001:db8::7]"})
+    assert public.json()["public_host"] == "2001:db8::7"
     again = client.post(f"{API}/nodes/fra1/join-token", json={"hours": 2})
     assert again.status_code == 201 and again.json()["join_token"] != created["join_token"]
     assert client.post(f"{API}/nodes", json={"name": "fra1"}).status_code == 409
@@ -59,6 +62,9 @@ def test_add_list_patch_remove(client: TestClient, database_url: str | None) -> 
         ({"name": "n1", "country": "Germany"}, "country"),
         ({"name": "n1", "lat": 91}, "lat"),
         ({"name": "n1", "region": "EU west"}, "region"),
+        ({"name": "n1", "public_host": "n1.example.com:80"}, "public_host"),
+        ({"name": "n1", "public_host": "n1 example com"}, "public_host"),
+        ({"name": "n1", "public_host": "n1.example.com\nX: y"}, "public_host"),
     ],
 )
 def test_bad_input_names_the_field(client: TestClient, body: dict[str, object], field: str) -> None:

@@ -387,7 +387,8 @@ def test_a_node_peers_names_are_passed_from_the_control_planes_front_to_its_node
         client, _, peer, agent = _node_with_a_peer(topology, control, tls, "nas")
         ports = f"{NAMES_HTTP},{NAMES_HTTPS}"
         control.api("PATCH", f"/peers/{peer['id']}", {"expose_ports": ports})
-        # The node's public host (its interface's endpoint) as the internet reaches it.
+        # The node's public host, as the operator sets it and the internet reaches it.
+        control.api("PATCH", "/nodes/n1", {"public_host": client.server_ip})
         topology.inet.run(
             ["ip", "route", "add", client.server_ip, "via", topology.server_uplink_ip]
         )

@@ -16,6 +16,9 @@ Country = Annotated[str | None, typer.Option(help="ISO 3166 code, e.g. DE")]
 City = Annotated[str | None, typer.Option(help="City, for the dashboard")]
 Lat = Annotated[float | None, typer.Option(help="Latitude, for the map")]
 Lon = Annotated[float | None, typer.Option(help="Longitude, for the map")]
+PublicHost = Annotated[
+    str | None, typer.Option(help="Its public host: where visitors of its peers' names go")
+]
 
 
 def _token_hint(token: str, hours: int) -> None:
@@ -34,6 +37,7 @@ def node_add(
     city: City = None,
     lat: Lat = None,
     lon: Lon = None,
+    public_host: PublicHost = None,
     token_hours: Annotated[int, typer.Option(help="Join token lifetime")] = 24,
     as_json: cli.JsonOpt = False,
 ) -> None:
@@ -46,6 +50,7 @@ def node_add(
         "city": city,
         "lat": lat,
         "lon": lon,
+        "public_host": public_host,
         "join_token_hours": token_hours,
     }
     body = cli.validated(
@@ -83,6 +88,7 @@ def node_set(
     city: City = None,
     lat: Lat = None,
     lon: Lon = None,
+    public_host: PublicHost = None,
     drain: Annotated[
         bool | None, typer.Option("--drain/--undrain", help="Drained: no new peers")
     ] = None,
@@ -95,6 +101,7 @@ def node_set(
         "city": city,
         "lat": lat,
         "lon": lon,
+        "public_host": public_host,
         "drain": drain,
     }
     body = cli.validated(

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from wirewarden.domain import vhost
-from wirewarden.domain.addresses import endpoint, host_of
+from wirewarden.domain.addresses import host_of
 from wirewarden.domain.exposure import (
     ExposeError,
     Forward,
@@ -172,11 +172,12 @@ class MappingService:
             except ExposeError as exc:
                 raise Invalid(str(exc), exc.field) from exc
             here = origin.node == self.deps.node
-            if not here and not iface.endpoint:
-                # This front passes the name's visitors to the node's: at its public host.
+            if not here and not db.scalar(select(Node.public_host).where(Node.id == iface.node_id)):
+                # This front passes the name's visitors to the node's front, at the public
+                # host the operator gave the node (a tenant's endpoint could name any host).
                 raise Conflict(
-                    f"interface {iface.name} of node {origin.node} has no endpoint, the "
-                    "public host a name's visitors are passed to",
+                    f"node {origin.node} has no public host to pass a name's visitors to "
+                    f"(wirewarden node set {origin.node} --public-host HOST)",
                     "name",
                 )
             port = zone.port(data.tls)
@@ -232,8 +233,9 @@ class MappingService:
 
     def routes(self) -> dict[str, Route]:
         """The live names for the front listener: this node's peers' by their tunnel
-        address; another node's by that node's public host (its interface's endpoint) and
-        front port, where its agent's front passes them on to the peer."""
+        address; another node's by that node's public host (the operator's, never an
+        endpoint a tenant admin may set) and front port, where its agent's front passes
+        them on to the peer."""
         zone = self.names
         with self.deps.sessions() as db:
             here = node_id(db, self.deps.node)
@@ -242,8 +244,8 @@ class MappingService:
         for n in rows:
             if n.node_id == here:
                 table[n.host] = Route(n.id, host_of(n.address), n.port, n.tls)
-            elif zone is not None and n.endpoint:
-                table[n.host] = Route(n.id, endpoint(n.endpoint)[0], zone.port(n.tls), n.tls)
+            elif zone is not None and n.public_host:
+                table[n.host] = Route(n.id, n.public_host, zone.port(n.tls), n.tls)
         return table
 
     def renew(self, origin: Origin) -> tuple[int, datetime]:

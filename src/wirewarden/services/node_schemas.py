@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from wirewarden.domain.addresses import endpoint
 from wirewarden.domain.names import check_name
 from wirewarden.services.schemas import Strict
 
@@ -15,6 +16,15 @@ MAX_TOKEN_HOURS = 24 * 30
 
 def _region(value: str | None) -> str | None:
     return value if value is None or value == "" else check_name(value)
+
+
+def _host(value: str | None) -> str | None:
+    if not value:
+        return None
+    host, port = endpoint(value)
+    if port is not None:
+        raise ValueError("a host name or address, without a port")
+    return host
 
 
 def _country(value: str | None) -> str | None:
@@ -34,8 +44,12 @@ class NodePlace(Strict):
     city: str | None = Field(None, max_length=64)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
+    public_host: str | None = Field(
+        None, description="The node's public host name or address (names of its peers)"
+    )
 
     _region = field_validator("region")(lambda cls, v: _region(v))
+    _public_host = field_validator("public_host")(lambda cls, v: _host(v))
     _country = field_validator("country")(lambda cls, v: _country(v))
 
 
@@ -62,6 +76,7 @@ class NodeOut(BaseModel):
     city: str | None
     lat: float | None
     lon: float | None
+    public_host: str | None
     drain: bool
     # This control plane's own node (`serve` runs its data plane; no agent).
     local: bool

@@ -442,7 +442,7 @@ class NodeService:
 
 
 def _place(node: Node, given: dict[str, Any]) -> None:
-    for field in ("region", "capacity", "country", "city", "lat", "lon"):
+    for field in ("region", "capacity", "country", "city", "lat", "lon", "public_host"):
         if field not in given:
             continue
         value = given[field]
@@ -472,6 +472,7 @@ def _out(
         city=node.city,
         lat=node.lat,
         lon=node.lon,
+        public_host=node.public_host,
         drain=node.drain,
         local=local,
         status=status_of(status, node.drain, now),

@@ -440,7 +440,7 @@ class LiveName:
     port: int  # the port on it
     tls: bool
     node_id: int
-    endpoint: str | None  # the peer's interface's endpoint: its node's public host
+    public_host: str | None  # its node's, as the operator set it
 
 
 def live_names(db: Session, now: datetime, *where: ColumnElement[bool]) -> list[LiveName]:
@@ -454,10 +454,11 @@ def live_names(db: Session, now: datetime, *where: ColumnElement[bool]) -> list[
             ExposedPort.local_port,
             ExposedPort.tls,
             Interface.node_id,
-            Interface.endpoint,
+            Node.public_host,
         )
         .join(Peer, ExposedPort.peer_id == Peer.id)
         .join(Interface, Peer.interface_id == Interface.id)
+        .join(Node, Interface.node_id == Node.id)
         .join(Tenant, Interface.tenant_id == Tenant.id)
         .where(
             ExposedPort.hostname.is_not(None),
@@ -470,7 +471,9 @@ def live_names(db: Session, now: datetime, *where: ColumnElement[bool]) -> list[
         )
     ).all()
     return [
-        LiveName(row.id, row.hostname, row.ipv4, row.local_port, row.tls, row.node_id, row.endpoint)
+        LiveName(
+            row.id, row.hostname, row.ipv4, row.local_port, row.tls, row.node_id, row.public_host
+        )
         for row in rows
         if row.hostname and row.ipv4
     ]

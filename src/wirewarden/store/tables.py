@@ -78,6 +78,9 @@ class Node(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     # A draining node keeps its peers and gets no new one.
     drain: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The node's public host, as the operator says (never a tenant): where the control
+    # plane's front passes visitors of names published by the node's peers.
+    public_host: Mapped[str | None] = mapped_column(String(255))
 
 
 class NodeStatus(Base):
