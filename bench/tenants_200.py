@@ -16,7 +16,9 @@ With the test topology (tests/netns) and `wirewarden serve` in the server namesp
    with the CPU serve (and the commands it ran) and the other wireguard-go used meanwhile,
    then with serve paused, and with serve and the other tenants' wireguard-go paused;
 5. the whole nftables table written at once (`nft -f` of what the reconciler would write
-   from nothing), and a tenant added to the running table (its elements only).
+   from nothing), and a tenant added to the running table (its elements only);
+6. the other tenants deleted, the first tenant's throughput alone again (the baseline at
+   both ends of the run).
 It prints figures, never asserts.
 """
 
@@ -178,7 +180,7 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     # serve's CPU with the commands it ran (and waited for) meanwhile: tc, nft, wg, ip.
     served = partial(cpu_seconds, serve_pid, ended_children=True)
 
-    def crowded(when: str) -> None:
+    def crowded(when: str) -> float:
         before = time.monotonic(), served(), sum(map(cpu_seconds, idle_wg))
         mbits = throughput(topology, client, args.seconds)
         wall = time.monotonic() - before[0]
@@ -190,6 +192,7 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
             f"commands used {serve_cpu:.1f} % of a core, the {len(idle_wg)} other "
             f"tenants' wireguard-go {idle_cpu:.1f} %"
         )
+        return mbits
 
     # Right after the last add, serve still catches up (the DNS directory, the
     # collector's); then in the steady state, once it has had a minute to settle.
@@ -198,7 +201,7 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     time.sleep(max(0.0, args.settle - args.seconds))
     spent = (served() - settle[1]) / (time.monotonic() - settle[0]) * 100
     print(f"settling: serve and its commands used {spent:.1f} % of a core meanwhile")
-    crowded(f"{args.settle:.0f} s later (steady)")
+    steady = crowded(f"{args.settle:.0f} s later (steady)")
     # The same kernel rules and devices with serve paused, then with the other tenants'
     # wireguard-go paused too: what the rules cost a packet, apart from serve's periodic
     # work and the idle userspace WireGuard processes on the same cores.
@@ -229,6 +232,22 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     print(
         f"one more tenant into the running table: {(time.monotonic() - t) * 1000:.0f} ms "
         "(create to answer, its elements added)"
+    )
+    # The baseline again, the other tenants deleted: "alone" moved by more than 10 %
+    # between runs on this VM, so the crowded figure is read against both ends.
+    t = time.monotonic()
+    for name in ("late", *(f"b{i}" for i in range(1, args.tenants))):
+        product.api("DELETE", f"/tenants/{name}", expect=204)
+    wait_until(
+        lambda: len(wg_pids()) == 1, timeout=120, what="the other tenants' wireguard-go gone"
+    )
+    print(f"the other tenants deleted in {time.monotonic() - t:.0f} s")
+    after = throughput(topology, client, args.seconds)
+    base = (alone + after) / 2
+    print(
+        f"throughput through one tenant's tunnel, alone again: {after} Mbit/s; the steady "
+        f"figure against the mean of both ends: {steady / base:.2f}x; with serve paused "
+        f"{quiet / base:.2f}x"
     )
 
 
