@@ -668,3 +668,22 @@ def test_a_node_peers_name_is_passed_to_its_nodes_front_and_no_one_else_names_it
         assert gone.status_code == 200 and gone.json() == {"removed": 1}
         assert _names(tc, n1) == {"http_port": 80, "https_port": 443, "routes": []}
         assert named.mappings.routes() == {}
+
+
+def test_a_node_peers_config_dials_its_node_never_the_control_planes_host(
+    tc: TestClient, admin: dict[str, str], fleet: Container
+) -> None:
+    """A remote node's interface without an endpoint: its clients dial the node's public
+    host, not WIREWARDEN_PUBLIC_HOST (this control plane's, vpn.example.test)."""
+    _add_node(tc, admin, "n1")
+    _interface(tc, admin, "wgn1", "n1", "50")
+    alice = _peer(tc, admin, "wgn1", "alice")
+    url = f"{API}/peers/{alice['id']}/config"
+    nowhere = tc.get(url, headers=admin)
+    assert nowhere.status_code == 409 and nowhere.json()["field"] == "endpoint"
+    assert "--public-host" in nowhere.json()["detail"]
+    tc.patch(f"{API}/nodes/n1", json={"public_host": "n1.example.test"}, headers=admin)
+    assert "Endpoint = n1.example.test:51900" in tc.get(url, headers=admin).text
+    # The interface's own endpoint, where set, comes first.
+    tc.patch(f"{API}/interfaces/wgn1", json={"endpoint": "vpn-n1.example.test"}, headers=admin)
+    assert "Endpoint = vpn-n1.example.test:51900" in tc.get(url, headers=admin).text

@@ -51,7 +51,7 @@ from wirewarden.store.desired import (
     split_csv,
     tenant_terms,
 )
-from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Peer, Tenant, User
+from wirewarden.store.tables import AclProfile, DnsPolicy, Interface, Node, Peer, Tenant, User
 
 # Statements of the create path, built once (building costs as much as running them).
 _CLASH = select(Peer.name, Peer.public_key).where(
@@ -549,7 +549,7 @@ class PeerService:
                 raise Conflict(
                     "this peer's private key is not stored here (imported or brought its own key)"
                 )
-            endpoint = self._endpoint(iface)
+            endpoint = self._endpoint(iface, db.get(Node, iface.node_id))
             cfg = ClientConfig(
                 private_key=self.deps.vault.decrypt(peer.private_key_enc),
                 addresses=tuple(_peer_addresses(peer)),
@@ -567,12 +567,16 @@ class PeerService:
     def qr(self, peer_id: int, actor: Actor = SYSTEM) -> str:
         return config_qr_svg(self.config(peer_id, actor)[0])
 
-    def _endpoint(self, iface: Interface) -> str:
-        host = iface.endpoint or self.deps.public_host
+    def _endpoint(self, iface: Interface, node: Node | None) -> str:
+        """The interface's endpoint, else its node's public host, else (on this control
+        plane's own node only) WIREWARDEN_PUBLIC_HOST: never another machine's host."""
+        here = node is None or node.name == self.deps.node
+        public = node.public_host if node is not None else None
+        host = iface.endpoint or public or (self.deps.public_host if here else None)
         if not host:
+            where = "or WIREWARDEN_PUBLIC_HOST" if here else "or the node's --public-host"
             raise Conflict(
-                f"interface {iface.name!r} has no endpoint: set one (PATCH endpoint) "
-                "or WIREWARDEN_PUBLIC_HOST",
+                f"interface {iface.name!r} has no endpoint: set one (PATCH endpoint) {where}",
                 "endpoint",
             )
         try:
