@@ -37,7 +37,8 @@ def test_nodes_page_adds_a_node_and_shows_its_token_once(
     page = ui.get("/nodes")
     assert page.status_code == 200
     assert 'data-node="local"' in page.text and "this server" in page.text
-    added = _post(ui, "/nodes/new", name="fra1", region="eu", capacity="50", country="de")
+    place = {"region": "eu", "capacity": "50", "country": "de", "public_host": "fra1.example.net"}
+    added = _post(ui, "/nodes/new", name="fra1", **place)
     if database_url is None:
         assert added.status_code == 409  # type: ignore[attr-defined]
         assert "wirewarden db copy" in added.text  # type: ignore[attr-defined]
@@ -48,6 +49,7 @@ def test_nodes_page_adds_a_node_and_shows_its_token_once(
     again = ui.get("/nodes").text
     assert 'data-node="fra1"' in again and "Region eu" in again and token not in again
     assert "pending" in again and "0 / 50" in again
+    assert container.nodes.get("fra1", SYSTEM).public_host == "fra1.example.net"
     # The list refreshes itself in place (status, load, last seen), the token never with it.
     region = again.split('<div id="node-list"')[1].split("<h2>Add a node</h2>")[0]
     assert 'hx-trigger="every 10s"' in region and 'data-node="fra1"' in region
@@ -65,6 +67,9 @@ def test_bad_input_names_the_field(ui: TestClient) -> None:
     answer = _post(ui, "/nodes/new", name="n1", country="Germany")
     assert answer.status_code == 422  # type: ignore[attr-defined]
     assert 'id="e-country"' in answer.text  # type: ignore[attr-defined]
+    aimed = _post(ui, "/nodes/new", name="n1", public_host="n1.example.net:80")
+    assert aimed.status_code == 422  # type: ignore[attr-defined]
+    assert 'id="e-public_host"' in aimed.text  # type: ignore[attr-defined]
 
 
 def test_tenant_admins_get_no_nodes_page(container: Container) -> None:

@@ -14,7 +14,7 @@ from wirewarden.web.ui.templating import page, redirect
 from wirewarden.web.ui.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
-FIELDS = ("name", "region", "capacity", "country", "city", "lat", "lon")
+FIELDS = ("name", "region", "capacity", "country", "city", "lat", "lon", "public_host")
 
 
 @router.get("/nodes", response_class=HTMLResponse)
