@@ -243,7 +243,7 @@ class MappingService:
         table: dict[str, Route] = {}
         for n in rows:
             if n.node_id == here:
-                table[n.host] = Route(n.id, host_of(n.address), n.port, n.tls)
+                table[n.host] = n.route
             elif zone is not None and n.public_host:
                 table[n.host] = Route(n.id, n.public_host, zone.port(n.tls), n.tls)
         return table

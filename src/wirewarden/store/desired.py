@@ -291,7 +291,7 @@ class DesiredStateReader:
         if zone is None:
             return None
         rows = live_names(db, now, Peer.interface_id.in_(list(ifaces)))
-        routes = sorted((n.host, Route(n.id, host_of(n.address), n.port, n.tls)) for n in rows)
+        routes = sorted((n.host, n.route) for n in rows)
         return NodeNames(zone.http_port, zone.https_port, tuple(routes))
 
     def _tz(self) -> tzinfo:
@@ -441,6 +441,11 @@ class LiveName:
     tls: bool
     node_id: int
     public_host: str | None  # its node's, as the operator set it
+
+    @property
+    def route(self) -> Route:
+        """Straight to the peer, as its own node's front passes a visitor."""
+        return Route(self.id, host_of(self.address), self.port, self.tls)
 
 
 def live_names(db: Session, now: datetime, *where: ColumnElement[bool]) -> list[LiveName]:
