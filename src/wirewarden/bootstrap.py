@@ -371,6 +371,8 @@ def build_runtime(
     loop = Loop(reconciler, settings.reconcile_period)
     # Fresh enough that every collection pass gets a dump of its own.
     stats = DumpCache(dataplane.dump_all, min(stats_max_age, settings.metrics_period / 2))
+    if isinstance(dataplane, LinuxDataplane):
+        dataplane.dumped = stats.offer  # each pass's dump serves the collector and the pages
     resolver = build_dns(settings, shared.lists, store_ports(settings, sessions))
     if resolver is not None:
         telemetry.registry.register(DnsExporter(resolver))
@@ -660,6 +662,8 @@ def build_agent(
     )
     resolver = build_dns(settings, list_store(settings), ports)
     stats = DumpCache(dataplane.dump_all, 2.0)
+    if isinstance(dataplane, LinuxDataplane):
+        dataplane.dumped = stats.offer
     host = NodeHost(reconciler, loop, stats, cpu_times, resolver, classifier)
     return agent, host
 

@@ -373,3 +373,28 @@ def test_export_of_a_disabled_interface_is_409(client: TestClient) -> None:
     response = client.get(f"{API}/wg0/config")
     assert response.status_code == 409
     assert "disabled" in response.json()["detail"]
+
+
+def test_a_pass_failing_on_one_interface_marks_it_and_its_peers_alone(
+    client: TestClient, container: Any
+) -> None:
+    from wirewarden.reconciler.executor import Report
+    from wirewarden.services.sync_status import SyncStatusWriter
+
+    create(client, name="wg0")
+    create(client, name="wg1")
+    for iface in ("wg0", "wg1"):
+        assert client.post(f"{API}/{iface}/peers", json={"name": "p"}).status_code == 201
+    writer = SyncStatusWriter(container.deps.sessions, container.settings.node_name)
+    desired = container.reconciler.desired()
+
+    def status(iface: str) -> list[tuple[str, str | None]]:
+        body = client.get(f"{API}/{iface}").json()
+        peers = client.get(f"{API}/{iface}/peers").json()["items"]
+        return [(body["status"], body["error"])] + [(p["status"], p["error"]) for p in peers]
+
+    writer(desired, Report(errors={"wg1": "boom"}))
+    assert status("wg0") == [("applied", None)] * 2
+    assert status("wg1") == [("error", "boom")] * 2
+    writer(desired, Report())
+    assert status("wg1") == [("applied", None)] * 2

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -221,6 +222,21 @@ def test_the_dump_lists_devices_peers_and_zero_counters_before_a_handshake(dp: A
     assert (dump.private_key, dump.listen_port) == (private, 51901)
     assert dump.peers == {a.public_key: a}
     assert dump.stats == {a.public_key: PeerStats(None, 0, 0, 0)}
+
+
+def test_a_pass_hands_on_the_whole_dump_it_took(dp: Any) -> None:
+    if isinstance(dp, FakeDataplane):
+        pytest.skip("only the kernel's pass takes a dump, for the collector to reuse")
+    name = ifname(dp)
+    up(dp, name)
+    dp.set_peers(name, [peer(("10.77.0.2/32",))])
+    offered: list[tuple[dict[str, Any], float, float]] = []
+    dp._target.dumped = lambda dumps, at, taken: offered.append((dumps, at, taken))
+    before = time.monotonic()
+    dp.observe([name])
+    [(dumps, at, taken)] = offered
+    assert dumps == dp.dump_all()  # what the collector would have asked for itself
+    assert before <= at <= time.monotonic() and abs(taken - time.time()) < 5
 
 
 def test_observe_sees_only_the_interfaces_asked_for(dp: Any) -> None:

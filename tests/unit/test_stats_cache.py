@@ -49,3 +49,30 @@ def test_too_old_or_uncached_is_fetched_inline() -> None:
     cache = DumpCache(dumps, max_age=0, stale_for=60)  # max_age 0: always fresh (tests, CLI)
     assert "dump1" in cache()
     assert "dump2" in cache()
+
+
+def test_a_dump_offered_by_the_pass_is_served_instead_of_taking_one() -> None:
+    dumps = Dumps()
+    cache = DumpCache(dumps, max_age=2)
+    offered = {"wg0": DeviceDump("k", 1, {}, {})}
+    cache.offer(offered, time.monotonic(), 1234.5)
+    assert cache.timed() == (offered, 1234.5)
+    assert cache() is offered
+    assert dumps.calls == 0
+
+
+def test_an_offer_older_than_the_dump_held_is_ignored() -> None:
+    dumps = Dumps()
+    cache = DumpCache(dumps, max_age=60)
+    before = time.monotonic()
+    held = cache()
+    cache.offer({"old": DeviceDump("k", 1, {}, {})}, before, 1.0)
+    assert cache() is held
+
+
+def test_an_offer_too_old_to_serve_is_taken_again() -> None:
+    dumps = Dumps()
+    cache = DumpCache(dumps, max_age=2, stale_for=0)
+    cache.offer({"old": DeviceDump("k", 1, {}, {})}, time.monotonic() - 3, 1.0)
+    found, _ = cache.timed()
+    assert "dump1" in found

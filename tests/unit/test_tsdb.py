@@ -249,6 +249,23 @@ def test_collector_skips_a_dump_it_has_seen(store: TrafficStore) -> None:
     assert store.totals("peer", T0, T0 + HOUR) == {1: (100, 100)}
 
 
+def test_collector_wakes_just_after_the_pass_that_took_its_dump_a_period_on(
+    store: TrafficStore,
+) -> None:
+    kernel = Kernel()
+    c = collector(store, kernel)
+    assert c.wait_after(0.2, kernel.t) == pytest.approx(9.8)  # nothing collected yet
+    kernel.set(KEYS[0], 100, 100)
+    tick(kernel, c)  # this pass used a dump taken at kernel.t (the reconcile pass's)
+    # Woken a period after that dump and one second more: the next pass's dump is there.
+    assert c.wait_after(0.3, kernel.t + 4) == pytest.approx(7.0)
+    assert c.wait_after(0.3, kernel.t + 0.5) == pytest.approx(10.5)
+    # A dump already old when used (no pass for a while): never sooner than the slack...
+    assert c.wait_after(0.3, kernel.t + 30) == pytest.approx(1.0)
+    # ...and a pass that took longer than a period starts the next at once.
+    assert c.wait_after(12, kernel.t + 12) == 0
+
+
 def test_collector_writes_no_row_for_idle_peers_and_ignores_unknown_keys(
     store: TrafficStore, engine: Engine
 ) -> None:

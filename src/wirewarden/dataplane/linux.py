@@ -37,9 +37,20 @@ SLOW_LOOK = 30.0
 PREFETCH_MARGIN = 5.0
 
 
+# Told of every whole dump a pass parsed, with the monotonic and wall-clock times it was
+# taken (DumpCache.offer), so the collector and the pages reuse it.
+DumpListener = Callable[[dict[str, DeviceDump], float, float], None]
+
+
 class LinuxDataplane:
-    def __init__(self, wireguard: WireGuard, slow_look: float = SLOW_LOOK) -> None:
+    def __init__(
+        self,
+        wireguard: WireGuard,
+        slow_look: float = SLOW_LOOK,
+        dumped: DumpListener | None = None,
+    ) -> None:
         self.wg = wireguard
+        self.dumped = dumped
         self.tc = tc.TcDriver()
         self.slow_look = slow_look
         self._firewall: tuple[float, ObservedFirewall] | None = None
@@ -93,6 +104,7 @@ class LinuxDataplane:
         self.wg.reap()
         found, host_networks, every = links.observe_host(wanted)
         text = self.wg.dump_text() if found else ""
+        at, taken = time.monotonic(), time.time()
         # Peer lines start with their interface's name too: any line names a live device.
         devices = {line.partition("\t")[0] for line in text.splitlines()}
         # A link without a WireGuard device behind it (a dead wireguard-go) counts as gone.
@@ -106,6 +118,8 @@ class LinuxDataplane:
 
         def parse() -> ObservedState:
             dumps = parse_all_dump(text)
+            if found and self.dumped is not None:
+                self.dumped(dumps, at, taken)
             interfaces = {
                 name: _observed(link, dumps[name]) for name, link in live.items() if name in dumps
             }

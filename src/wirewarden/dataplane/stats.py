@@ -50,6 +50,14 @@ class DumpCache:
                 self._store(self.dump())
             return self._value, self.taken
 
+    def offer(self, value: dict[str, DeviceDump], at: float, taken: float) -> None:
+        """A dump someone else took (the reconcile pass, at monotonic `at`, wall-clock
+        `taken`): held if it is newer than ours, so the collector and pages need not ask
+        200 wireguard-go for another one of 10,000 peers."""
+        with self._lock:
+            if at > self._at:
+                self._value, self._at, self.taken = value, at, taken
+
     def _store(self, value: dict[str, DeviceDump]) -> None:
         self._value, self._at, self.taken = value, time.monotonic(), time.time()
 

@@ -39,6 +39,9 @@ DumpSource = Callable[[], tuple[dict[str, DeviceDump], float]]
 CountsSource = Callable[[], KernelCounts]
 NamesSource = Callable[[], dict[Seen, int]]
 RETAIN_EVERY = 600.0
+# How long after a period a pass wakes, so that the reconcile pass of that moment (taking
+# its dump at the start of the pass) has offered it.
+ALIGN_SLACK = 1.0
 
 
 class PeerSample(NamedTuple):
@@ -378,6 +381,18 @@ class Collector:
             started = time.monotonic()
             try:
                 self.collect()
+                wait = self.wait_after(time.monotonic() - started, time.time())
             except Exception:  # a failed pass (tool missing, database busy) must not end the loop
                 log.exception("traffic collection failed")
-            self._stop.wait(max(0.0, self.period - (time.monotonic() - started)))
+                wait = self.period
+            self._stop.wait(wait)
+
+    def wait_after(self, spent: float, now: float) -> float:
+        """Seconds to the next pass: a period after the dump this one used was taken, and a
+        little more. The reconcile pass runs every period too and offers the dump it took
+        (DumpCache.offer): waking just after it, a pass finds that dump fresh instead of
+        asking every wireguard-go for another one of all their peers."""
+        slack = min(ALIGN_SLACK, self.period / 4)
+        if not self._taken or spent >= self.period:
+            return max(0.0, self.period - spent)
+        return min(max(self._taken + self.period + slack - now, slack), self.period + slack)

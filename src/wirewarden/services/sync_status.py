@@ -29,28 +29,34 @@ class SyncStatusWriter:
         from wirewarden.reconciler.executor import GLOBAL
 
         # Every interface of the node, the disabled ones too: for them "applied" means the
-        # pass left no device behind, which is what the user asked for.
+        # pass left no device behind, which is what the user asked for. Two statements for
+        # each distinct outcome (usually one: all applied), not two an interface: a node
+        # of 200 tenants would write 400 every pass.
         with self.sessions.begin() as db:
             rows = db.execute(
                 select(Interface.id, Interface.name).join(Node).where(Node.name == self.node)
             ).all()
+            outcomes: dict[str | None, list[int]] = {}
             for iface_id, name in rows:
-                mark_interface(db, iface_id, report.errors.get(name) or report.errors.get(GLOBAL))
+                error = report.errors.get(name) or report.errors.get(GLOBAL)
+                outcomes.setdefault(error, []).append(iface_id)
+            for error, ids in outcomes.items():
+                mark_interfaces(db, ids, error)
 
 
-def mark_interface(db: Session, iface_id: int, error: str | None) -> None:
+def mark_interfaces(db: Session, ids: list[int], error: str | None) -> None:
     state = ERROR if error else APPLIED
     changed = (Interface.sync_state != state) | (Interface.sync_error.is_distinct_from(error))
     db.execute(
         update(Interface)
-        .where(Interface.id == iface_id, changed)
+        .where(Interface.id.in_(ids), changed)
         .values(sync_state=state, sync_error=error)
         .execution_options(synchronize_session=False)
     )
     unsettled = Peer.sync_state != state
     db.execute(
         update(Peer)
-        .where(Peer.interface_id == iface_id, unsettled)
+        .where(Peer.interface_id.in_(ids), unsettled)
         .values(sync_state=state, sync_error=error)
         .execution_options(synchronize_session=False)
     )
