@@ -53,6 +53,7 @@ def test_nodes_page_adds_a_node_and_shows_its_token_once(
     # The list refreshes itself in place (status, load, last seen), the token never with it.
     region = again.split('<div id="node-list"')[1].split("<h2>Add a node</h2>")[0]
     assert 'hx-trigger="every 10s"' in region and 'data-node="fra1"' in region
+    assert "fra1.example.net" in region.split('data-node="fra1"')[1].split("</tr>")[0]
 
 
 def test_drain_switch(ui: TestClient, container: Container) -> None:
