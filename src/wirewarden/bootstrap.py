@@ -369,10 +369,12 @@ def build_runtime(
     lock = HostLock(settings.data_dir / "dataplane.lock")
     reconciler = Reconciler(reader, dataplane, sink, lock, usage_sink=UsageRecorder(sessions))
     loop = Loop(reconciler, settings.reconcile_period)
-    # Fresh enough that every collection pass gets a dump of its own.
+    # Fresh enough that no collection pass counts one dump twice.
     stats = DumpCache(dataplane.dump_all, min(stats_max_age, settings.metrics_period / 2))
+    fresh = None
     if isinstance(dataplane, LinuxDataplane):
-        dataplane.dumped = stats.offer  # each pass's dump serves the collector and the pages
+        # Each reconcile pass's dump serves the collection of that moment and the pages.
+        dataplane.dumped, fresh = stats.offer, stats.wait_fresh
     resolver = build_dns(settings, shared.lists, store_ports(settings, sessions))
     if resolver is not None:
         telemetry.registry.register(DnsExporter(resolver))
@@ -383,6 +385,7 @@ def build_runtime(
         settings.metrics_period,
         dataplane.observe_kernel_counts,
         classifier.drain_names if classifier is not None and classifier.names else None,
+        fresh,
     )
     telemetry.watch(collector)
     applier = LocalApplier(reconciler, loop, settings.node_name, reader.note)

@@ -76,3 +76,22 @@ def test_an_offer_too_old_to_serve_is_taken_again() -> None:
     cache.offer({"old": DeviceDump("k", 1, {}, {})}, time.monotonic() - 3, 1.0)
     found, _ = cache.timed()
     assert "dump1" in found
+
+
+def test_a_waiter_is_woken_by_the_next_fresh_dump_and_only_by_it() -> None:
+    cache = DumpCache(Dumps(), max_age=2)
+    cache.offer({"first": DeviceDump("k", 1, {}, {})}, time.monotonic(), 100.0)
+    assert not cache.wait_fresh(100.0, 0.05)  # nothing newer than the one used
+    assert cache.wait_fresh(99.0, 0)
+    offer = threading.Timer(0.1, lambda: cache.offer({}, time.monotonic(), 101.0))
+    offer.start()
+    started = time.monotonic()
+    assert cache.wait_fresh(100.0, 5)
+    assert time.monotonic() - started < 2
+    offer.join()
+
+
+def test_a_newer_dump_too_old_to_serve_does_not_wake_a_waiter() -> None:
+    cache = DumpCache(Dumps(), max_age=2)
+    cache.offer({}, time.monotonic() - 3, 101.0)
+    assert not cache.wait_fresh(100.0, 0.05)

@@ -28,6 +28,7 @@ class DumpCache:
         self.taken = 0.0
         self._value: dict[str, DeviceDump] = {}
         self._lock = threading.Lock()
+        self._new = threading.Condition(self._lock)  # notified on every dump held
         self._refreshing = False
 
     def __call__(self) -> dict[str, DeviceDump]:
@@ -57,9 +58,21 @@ class DumpCache:
         with self._lock:
             if at > self._at:
                 self._value, self._at, self.taken = value, at, taken
+                self._new.notify_all()
+
+    def wait_fresh(self, after: float, timeout: float) -> bool:
+        """Whether a dump taken after wall-clock `after` and fresh enough to be served is
+        held, waiting up to `timeout` seconds for one to be offered or taken."""
+
+        def fresh() -> bool:
+            return self.taken > after and time.monotonic() - self._at <= self.max_age
+
+        with self._new:
+            return self._new.wait_for(fresh, timeout)
 
     def _store(self, value: dict[str, DeviceDump]) -> None:
         self._value, self._at, self.taken = value, time.monotonic(), time.time()
+        self._new.notify_all()
 
     def _refresh_in_background(self) -> None:
         if not self._refreshing:

@@ -38,10 +38,12 @@ log = logging.getLogger(__name__)
 DumpSource = Callable[[], tuple[dict[str, DeviceDump], float]]
 CountsSource = Callable[[], KernelCounts]
 NamesSource = Callable[[], dict[Seen, int]]
+FreshSource = Callable[[float, float], bool]
 RETAIN_EVERY = 600.0
-# How long after a period a pass wakes, so that the reconcile pass of that moment (taking
-# its dump at the start of the pass) has offered it.
+# How long before a period is up a pass starts waiting for the reconcile pass's dump.
 ALIGN_SLACK = 1.0
+# How often a pass waiting for a dump looks whether serve is stopping.
+STOP_POLL = 0.5
 
 
 class PeerSample(NamedTuple):
@@ -156,8 +158,11 @@ class Collector:
         period: float,
         counts: CountsSource | None = None,
         names: NamesSource | None = None,
+        fresh: FreshSource | None = None,
     ) -> None:
         self.dump, self.store, self.node, self.period = dump, store, node, period
+        # Waits for a dump someone else took (DumpCache.wait_fresh); None: none is offered.
+        self.fresh = fresh
         # The kernel's classified-traffic counters (None: this process reads none).
         self.counts = counts
         # The server names classified flows carried since the last pass (None: not kept).
@@ -381,18 +386,26 @@ class Collector:
             started = time.monotonic()
             try:
                 self.collect()
-                wait = self.wait_after(time.monotonic() - started, time.time())
+                wait = max(0.0, self.period - (time.monotonic() - started))
             except Exception:  # a failed pass (tool missing, database busy) must not end the loop
                 log.exception("traffic collection failed")
                 wait = self.period
-            self._stop.wait(wait)
+            self._pause(wait)
 
-    def wait_after(self, spent: float, now: float) -> float:
-        """Seconds to the next pass: a period after the dump this one used was taken, and a
-        little more. The reconcile pass runs every period too and offers the dump it took
-        (DumpCache.offer): waking just after it, a pass finds that dump fresh instead of
-        asking every wireguard-go for another one of all their peers."""
+    def _pause(self, wait: float) -> None:
+        """Until the next pass. The reconcile pass runs every period too and offers the
+        dump it took (DumpCache.offer): from a little before this period is up to half a
+        period after, the first fresh dump newer than the last one used starts the next
+        pass, which then takes no dump of its own (each asks every wireguard-go for all
+        its peers)."""
+        if self.fresh is None or not self._taken:
+            self._stop.wait(wait)
+            return
         slack = min(ALIGN_SLACK, self.period / 4)
-        if not self._taken or spent >= self.period:
-            return max(0.0, self.period - spent)
-        return min(max(self._taken + self.period + slack - now, slack), self.period + slack)
+        if self._stop.wait(max(0.0, wait - slack)):
+            return
+        deadline = time.monotonic() + slack + self.period / 2
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.fresh(self._taken, min(left, STOP_POLL)):
+                return
