@@ -19,7 +19,8 @@ With the test topology (tests/netns) and `wirewarden serve` in the server namesp
    from nothing), and a tenant added to the running table (its elements only);
 6. the other tenants deleted, the first tenant's throughput alone again (the baseline at
    both ends of the run).
-It prints figures, never asserts.
+Each throughput figure is the median of `--repeat` iperf3 runs, printed with the runs and
+the CPU time the hypervisor stole meanwhile. It prints figures, never asserts.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
@@ -103,6 +104,15 @@ def _wg_of(interface: str) -> list[int]:
     return found
 
 
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of these processes, those that still run."""
+    total = 0.0
+    for pid in pids:
+        with suppress(FileNotFoundError, ProcessLookupError):
+            total += cpu_seconds(pid)
+    return total
+
+
 @contextmanager
 def paused_processes(pids: list[int]) -> Iterator[None]:
     for pid in pids:
@@ -114,9 +124,35 @@ def paused_processes(pids: list[int]) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-def throughput(topology: Topology, client: object, seconds: float) -> float:
-    report = client.iperf3(topology.inet_ip, seconds=seconds)  # type: ignore[attr-defined]
-    return round(float(report["end"]["sum_received"]["bits_per_second"]) / 1e6, 1)
+def steal_ticks() -> int:
+    """CPU time the hypervisor gave other guests (/proc/stat's steal column), all CPUs."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
+
+
+Meters = dict[str, Callable[[], float]]
+
+
+def throughput(
+    topology: Topology, client: object, seconds: float, repeat: int, meters: Meters
+) -> float:
+    """The median of `repeat` runs (one run moves by +-15 % on this VM), each printed with
+    the CPU the `meters` (cumulative CPU seconds) used meanwhile, in % of one core, and
+    the share of the CPUs the hypervisor stole."""
+    runs = []
+    ticks = (os.cpu_count() or 1) * os.sysconf("SC_CLK_TCK")
+    for _ in range(repeat):
+        t, stolen = time.monotonic(), steal_ticks()
+        before = {name: meter() for name, meter in meters.items()}
+        report = client.iperf3(topology.inet_ip, seconds=seconds)  # type: ignore[attr-defined]
+        runs.append(round(float(report["end"]["sum_received"]["bits_per_second"]) / 1e6, 1))
+        wall = time.monotonic() - t
+        used = "".join(
+            f"; {name} {(meter() - before[name]) / wall * 100:.1f} %"
+            for name, meter in meters.items()
+        )
+        steal = 100 * (steal_ticks() - stolen) / (wall * ticks)
+        print(f"  run {len(runs)}: {runs[-1]} Mbit/s{used}; stolen {steal:.1f} % of the CPUs")
+    return round(statistics.median(runs), 1)
 
 
 def main() -> None:
@@ -125,6 +161,10 @@ def main() -> None:
     parser.add_argument("--peers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--settle", type=float, default=60, help="seconds before the steady run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs a figure is the median of")
+    parser.add_argument(
+        "--warmup", type=float, default=20, help="seconds serve has to start before the first run"
+    )
     args = parser.parse_args()
     with Topology() as topology:
         product = Product(topology)
@@ -146,7 +186,12 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     client.wg_quick_up(product.peer_config(peer["id"]))
     gateway = iface["address"].split("/")[0]
     wait_until(lambda: client.ping(gateway, timeout=1), timeout=15, what="the tunnel")
-    alone = throughput(topology, client, args.seconds)
+    time.sleep(args.warmup)  # serve's start (the DNS lists, the first passes) is not "alone"
+    assert product.proc is not None
+    serve_pid = product.proc.pid
+    # serve's CPU with the commands it ran (and waited for) meanwhile: tc, nft, wg, ip.
+    meters: Meters = {"serve": partial(cpu_seconds, serve_pid, ended_children=True)}
+    alone = throughput(topology, client, args.seconds, args.repeat, meters)
     print(f"throughput through one tenant's tunnel, alone: {alone} Mbit/s")
 
     took = []
@@ -174,29 +219,21 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
         f"{wg_kib // 1024} MiB; per tenant {(serve_kib + wg_kib) / args.tenants / 1024:.1f} "
         f"MiB (wireguard-go alone {wg_kib / max(len(wg), 1) / 1024:.1f} MiB each)"
     )
-    assert product.proc is not None
-    serve_pid = product.proc.pid
     idle_wg = [pid for pid in wg if pid not in _wg_of(iface["name"])]
-    # serve's CPU with the commands it ran (and waited for) meanwhile: tc, nft, wg, ip.
-    served = partial(cpu_seconds, serve_pid, ended_children=True)
+    meters[f"the other {len(idle_wg)} wireguard-go"] = partial(cpu_of, idle_wg)
 
     def crowded(when: str) -> float:
-        before = time.monotonic(), served(), sum(map(cpu_seconds, idle_wg))
-        mbits = throughput(topology, client, args.seconds)
-        wall = time.monotonic() - before[0]
-        serve_cpu = (served() - before[1]) / wall * 100
-        idle_cpu = (sum(map(cpu_seconds, idle_wg)) - before[2]) / wall * 100
+        mbits = throughput(topology, client, args.seconds, args.repeat, meters)
         print(
             f"throughput with {args.tenants} tenants' rules and peers present, {when}: "
-            f"{mbits} Mbit/s ({mbits / alone:.2f}x alone); meanwhile serve and its "
-            f"commands used {serve_cpu:.1f} % of a core, the {len(idle_wg)} other "
-            f"tenants' wireguard-go {idle_cpu:.1f} %"
+            f"{mbits} Mbit/s ({mbits / alone:.2f}x alone)"
         )
         return mbits
 
     # Right after the last add, serve still catches up (the DNS directory, the
     # collector's); then in the steady state, once it has had a minute to settle.
     crowded("2 s after the last peer was added")
+    served = meters["serve"]
     settle = time.monotonic(), served()
     time.sleep(max(0.0, args.settle - args.seconds))
     spent = (served() - settle[1]) / (time.monotonic() - settle[0]) * 100
@@ -206,15 +243,10 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     # wireguard-go paused too: what the rules cost a packet, apart from serve's periodic
     # work and the idle userspace WireGuard processes on the same cores.
     with paused_processes([serve_pid]):
-        t, idle = time.monotonic(), sum(map(cpu_seconds, idle_wg))
-        quiet = throughput(topology, client, args.seconds)
-        idle_cpu = (sum(map(cpu_seconds, idle_wg)) - idle) / (time.monotonic() - t) * 100
-        print(
-            f"the same with serve paused (SIGSTOP): {quiet} Mbit/s ({quiet / alone:.2f}x "
-            f"alone); the other tenants' wireguard-go meanwhile {idle_cpu:.1f} %"
-        )
+        quiet = throughput(topology, client, args.seconds, args.repeat, meters)
+        print(f"the same with serve paused (SIGSTOP): {quiet} Mbit/s ({quiet / alone:.2f}x alone)")
         with paused_processes(idle_wg):
-            bare = throughput(topology, client, args.seconds)
+            bare = throughput(topology, client, args.seconds, args.repeat, meters)
     print(
         f"... and the other {len(idle_wg)} tenants' wireguard-go paused too (their rules, "
         f"peers and devices in place): {bare} Mbit/s ({bare / alone:.2f}x alone)"
@@ -242,7 +274,7 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
         lambda: len(wg_pids()) == 1, timeout=120, what="the other tenants' wireguard-go gone"
     )
     print(f"the other tenants deleted in {time.monotonic() - t:.0f} s")
-    after = throughput(topology, client, args.seconds)
+    after = throughput(topology, client, args.seconds, args.repeat, meters)
     base = (alone + after) / 2
     print(
         f"throughput through one tenant's tunnel, alone again: {after} Mbit/s; the steady "

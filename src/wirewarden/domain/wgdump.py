@@ -30,6 +30,6 @@ def parse_all_dump(text: str) -> dict[str, DeviceDump]:
 
 def _add_peer(device: DeviceDump, fields: list[str]) -> None:
     key, psk, endpoint, allowed, handshake, rx, tx, keepalive = fields
-    ips = () if allowed == _NONE else tuple(a for a in allowed.split(",") if a)
+    ips = () if allowed == _NONE else tuple(filter(None, allowed.split(",")))
     device.peers[key] = PeerState(key, ips, _opt(psk), _keepalive(keepalive))
     device.stats[key] = PeerStats(_opt(endpoint), int(handshake), int(rx), int(tx))
