@@ -14,7 +14,8 @@ With the test topology (tests/netns) and `wirewarden serve` in the server namesp
 4. the same throughput with every tenant's rules and peers present (same run: the ratio),
    right after the last peer was added and again `--settle` seconds later (steady),
    with the CPU serve (and the commands it ran) and the other wireguard-go used meanwhile,
-   then with serve paused, and with serve and the other tenants' wireguard-go paused;
+   then with serve paused, and with serve and the other tenants' wireguard-go paused; then
+   the steady state and the latter in turn, run by run (the VM drifts over minutes);
 5. the whole nftables table written at once (`nft -f` of what the reconciler would write
    from nothing), and a tenant added to the running table (its elements only);
 6. the other tenants deleted, the first tenant's throughput alone again (the baseline at
@@ -71,6 +72,9 @@ script = firewall.full_script(rs)
 t = time.monotonic(); nft.apply_ruleset(script); whole = time.monotonic() - t
 print(json.dumps({"whole": whole, "elements": len(rs.layer.elements), "bytes": len(script)}))
 """
+
+
+RECONCILE_PERIOD = 10
 
 
 def rss_kib(pids: list[int]) -> int:
@@ -168,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     with Topology() as topology:
         product = Product(topology)
-        product.env["WIREWARDEN_RECONCILE_PERIOD"] = "10"
+        product.env["WIREWARDEN_RECONCILE_PERIOD"] = str(RECONCILE_PERIOD)
         try:
             product.start()
             run(topology, product, args)
@@ -250,6 +254,21 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     print(
         f"... and the other {len(idle_wg)} tenants' wireguard-go paused too (their rules, "
         f"peers and devices in place): {bare} Mbit/s ({bare / alone:.2f}x alone)"
+    )
+    # This VM's throughput drifts by 10-15 % over minutes, as much as the effect: the
+    # steady state against the same rules and devices with serve and the idle
+    # wireguard-go paused, run by run in turn. A paused pass is overdue when serve
+    # resumes, so each running run starts a different time after the resume.
+    ratios = []
+    for i in range(args.repeat):
+        time.sleep(i * RECONCILE_PERIOD / args.repeat)
+        running = throughput(topology, client, args.seconds, 1, meters)
+        with paused_processes([serve_pid, *idle_wg]):
+            paused = throughput(topology, client, args.seconds, 1, meters)
+        ratios.append(running / paused)
+    print(
+        "steady against serve and the idle wireguard-go paused, run by run in turn: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}x"
     )
     out = product.server.run(
         [sys.executable, "-c", TABLE_TIMES], env=product.env, timeout=600

@@ -43,14 +43,9 @@ DumpListener = Callable[[dict[str, DeviceDump], float, float], None]
 
 
 class LinuxDataplane:
-    def __init__(
-        self,
-        wireguard: WireGuard,
-        slow_look: float = SLOW_LOOK,
-        dumped: DumpListener | None = None,
-    ) -> None:
+    def __init__(self, wireguard: WireGuard, slow_look: float = SLOW_LOOK) -> None:
         self.wg = wireguard
-        self.dumped = dumped
+        self.dumped: DumpListener | None = None
         self.tc = tc.TcDriver()
         self.slow_look = slow_look
         self._firewall: tuple[float, ObservedFirewall] | None = None
