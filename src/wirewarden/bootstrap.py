@@ -373,8 +373,11 @@ def build_runtime(
     stats = DumpCache(dataplane.dump_all, min(stats_max_age, settings.metrics_period / 2))
     fresh = None
     if isinstance(dataplane, LinuxDataplane):
-        # Each reconcile pass's dump serves the collection of that moment and the pages.
-        dataplane.dumped, fresh = stats.offer, stats.wait_fresh
+        # Each reconcile pass's dump serves the collection of that moment and the pages;
+        # the collector waits for one only where passes come at least as often as it.
+        dataplane.dumped = stats.offer
+        if settings.reconcile_period <= settings.metrics_period:
+            fresh = stats.wait_fresh
     resolver = build_dns(settings, shared.lists, store_ports(settings, sessions))
     if resolver is not None:
         telemetry.registry.register(DnsExporter(resolver))
