@@ -253,7 +253,7 @@ class LinuxDataplane:
         return links.private_networks(set(exclude))
 
     def host_footprint(self, ours: frozenset[str]) -> HostFootprint:
-        devices = parse_all_dump(self.wg.dump_text())
+        devices = self.wg.dump_all()
         host = links.observe_host(set(ours))
         own_ports = {d.listen_port for name, d in devices.items() if name in ours}
         return HostFootprint(

@@ -57,8 +57,7 @@ class DumpCache:
         200 wireguard-go for another one of 10,000 peers."""
         with self._lock:
             if at > self._at:
-                self._value, self._at, self.taken = value, at, taken
-                self._new.notify_all()
+                self._hold(value, at, taken)
 
     def wait_fresh(self, after: float, timeout: float) -> bool:
         """Whether a dump taken after wall-clock `after` and fresh enough to be served is
@@ -71,7 +70,11 @@ class DumpCache:
             return self._new.wait_for(fresh, timeout)
 
     def _store(self, value: dict[str, DeviceDump]) -> None:
-        self._value, self._at, self.taken = value, time.monotonic(), time.time()
+        """A dump just taken here."""
+        self._hold(value, time.monotonic(), time.time())
+
+    def _hold(self, value: dict[str, DeviceDump], at: float, taken: float) -> None:
+        self._value, self._at, self.taken = value, at, taken
         self._new.notify_all()
 
     def _refresh_in_background(self) -> None:
