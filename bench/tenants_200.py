@@ -16,6 +16,8 @@ With the test topology (tests/netns) and `wirewarden serve` in the server namesp
    with the CPU serve (and the commands it ran) and the other wireguard-go used meanwhile,
    then with serve paused, and with serve and the other tenants' wireguard-go paused; then
    the steady state and the latter in turn, run by run (the VM drifts over minutes);
+   last, with both paused, the whole ruleset against the ruleset of the first tenant
+   alone (saved at step 1), swapped in the kernel in turn, run by run: the rules' cost;
 5. the whole nftables table written at once (`nft -f` of what the reconciler would write
    from nothing), and a tenant added to the running table (its elements only);
 6. the other tenants deleted, the first tenant's throughput alone again (the baseline at
@@ -159,6 +161,47 @@ def throughput(
     return round(statistics.median(runs), 1)
 
 
+def ruleset(product: Product) -> str:
+    return product.server.run(["nft", "list", "ruleset"]).stdout
+
+
+def load_ruleset(product: Product, text: str) -> None:
+    product.server.run(["nft", "-f", "-"], input="flush ruleset\n" + text, timeout=120)
+
+
+def rules_against_lone(
+    topology: Topology,
+    product: Product,
+    client: object,
+    args: argparse.Namespace,
+    ours: list[int],
+    lone: str,
+) -> None:
+    """The figure of the issue with nothing else changing: the whole ruleset of every
+    tenant against the ruleset serve wrote when the first tenant was alone, swapped in
+    the kernel run by run (in alternating order), with serve and the idle wireguard-go
+    paused so that neither puts the rules back nor competes for the CPUs. The devices,
+    routes, peers and processes stay as they are."""
+    full = ruleset(product)
+    ratios = []
+    with paused_processes(ours):
+        try:
+            for i in range(args.repeat):
+                runs = {}
+                for which in ("full", "lone") if i % 2 == 0 else ("lone", "full"):
+                    load_ruleset(product, full if which == "full" else lone)
+                    runs[which] = throughput(topology, client, args.seconds, 1, {})
+                ratios.append(runs["full"] / runs["lone"])
+        finally:
+            load_ruleset(product, full)
+    print(
+        f"the rules of {args.tenants} tenants ({len(full.splitlines())} lines of ruleset) "
+        f"against the first tenant's alone ({len(lone.splitlines())} lines), swapped run by "
+        f"run: {', '.join(f'{r:.2f}' for r in ratios)}; median "
+        f"{statistics.median(ratios):.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=200)
@@ -197,6 +240,7 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
     meters: Meters = {"serve": partial(cpu_seconds, serve_pid, ended_children=True)}
     alone = throughput(topology, client, args.seconds, args.repeat, meters)
     print(f"throughput through one tenant's tunnel, alone: {alone} Mbit/s")
+    lone_rules = ruleset(product)
 
     took = []
     for i in range(1, args.tenants):
@@ -270,6 +314,7 @@ def run(topology: Topology, product: Product, args: argparse.Namespace) -> None:
         "steady against serve and the idle wireguard-go paused, run by run in turn: "
         f"{', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}x"
     )
+    rules_against_lone(topology, product, client, args, [serve_pid, *idle_wg], lone_rules)
     out = product.server.run(
         [sys.executable, "-c", TABLE_TIMES], env=product.env, timeout=600
     ).stdout
