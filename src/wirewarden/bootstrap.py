@@ -615,8 +615,11 @@ def build_agent(
     held = HeldState(files, settings.uplink, tuple(split_csv(settings.expose_listen)))
     batches = max(1, int(settings.agent_buffer_hours * 3600 / settings.metrics_period))
     outbox = Outbox(files, batches)
-    timing = Timing(heartbeat=10.0, report=settings.metrics_period)
     kernel = dataplane is None
+    heartbeat = 10.0
+    # Only the kernel's data plane offers its passes' dumps (LinuxDataplane.dumped).
+    align = kernel and settings.reconcile_period <= min(heartbeat, settings.metrics_period)
+    timing = Timing(heartbeat=heartbeat, report=settings.metrics_period, align=align)
     tunnel = TunnelSetup(settings.tunnel_api_port, host_ports) if kernel else None
     agent = Agent(
         files,

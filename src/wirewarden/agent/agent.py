@@ -34,6 +34,8 @@ from wirewarden.agent.telemetry import (
     name_rows,
 )
 from wirewarden.agent.tunnel import HostPorts, gateways, relay_app
+from wirewarden.dataplane.stats import align_window
+from wirewarden.domain.state import DeviceDump
 from wirewarden.fleet.client import (
     Link,
     Revoked,
@@ -56,6 +58,7 @@ from wirewarden.relay.listener import TunnelListener
 log = logging.getLogger(__name__)
 EXIT_REFUSED = 78  # EX_CONFIG: the unit's RestartPreventExitStatus
 CREDENTIAL = "credential"
+WAIT_STEP = 0.5  # the longest a thread waits for a pass's dump at a time
 
 
 class NotEnrolled(Exception):
@@ -73,6 +76,9 @@ class Timing:
     report: float = 10.0
     backoff_first: float = 1.0
     backoff_cap: float = 60.0
+    # Reconcile passes come at least as often as heartbeats and reports and offer the
+    # dump they read: those wait for it (align_window) instead of reading their own.
+    align: bool = False
 
 
 Opener = Callable[[Server, str], Awaitable[Link]]
@@ -299,11 +305,13 @@ class Agent:
     async def _collect(self) -> None:
         """Traffic samples into the outbox every report period, linked or not (what is
         measured while the control plane is away is sent when it returns)."""
-        assert self.host is not None
+        clock = asyncio.get_running_loop().time
+        taken, due = 0.0, clock()
         while True:
             try:
-                dumps = await asyncio.to_thread(self.host.dumps)
-                rows = self.sampler.samples(time.time(), dumps)
+                dumps, taken = await self.dump_due(taken, due, self.timing.report)
+                due = clock() + self.timing.report
+                rows = self.sampler.samples(taken, dumps)
                 if rows:
                     self.outbox.add(samples=rows)
                 await self._collect_apps()
@@ -311,7 +319,28 @@ class Agent:
                 await asyncio.to_thread(self.outbox.seal)
             except Exception:  # a dump that fails now may not next time; tunnels go on
                 log.exception("collecting traffic samples failed")
-            await asyncio.sleep(self.timing.report)
+                due = clock() + self.timing.report
+
+    async def dump_due(
+        self, after: float, due: float, period: float
+    ) -> tuple[dict[str, DeviceDump], float]:
+        """The dump for a loop due at `due` (the event loop's clock) every `period`, which
+        last used the one read at wall-clock `after`, and its time. Beside passes as
+        frequent (Timing.align), the pass's dump when one comes within the window around
+        `due`, so a node with 10,000 peers asks its wireguard-go once a period, not three
+        times; else one read when due."""
+        assert self.host is not None
+        host, clock = self.host, asyncio.get_running_loop().time
+        if not (after and self.timing.align):
+            await asyncio.sleep(max(0.0, due - clock()))
+            return await asyncio.to_thread(host.dumps)
+        early, late = align_window(period)
+        await asyncio.sleep(max(0.0, due - early - clock()))
+        # In steps: a thread blocked in a wait outlives the task that started it.
+        while (left := due + late - clock()) > 0:
+            if await asyncio.to_thread(host.wait_dump, after, min(left, WAIT_STEP)):
+                break
+        return await asyncio.to_thread(host.dumps)
 
     async def _collect_apps(self) -> None:
         assert self.host is not None
@@ -402,10 +431,13 @@ class _Session:
     async def beat(self) -> None:
         agent = self.agent
         assert agent.host is not None
+        clock = asyncio.get_running_loop().time
+        taken, due = 0.0, clock()
         while True:
-            dumps = await asyncio.to_thread(agent.host.dumps)
+            dumps, taken = await agent.dump_due(taken, due, agent.timing.heartbeat)
+            due = clock() + agent.timing.heartbeat
             busy, total = await asyncio.to_thread(agent.host.cpu_times)
-            load = self.beats.load(time.time(), dumps)
+            load = self.beats.load(taken, dumps)
             await self.link.send(
                 Heartbeat(
                     peers=load.peers,
@@ -417,7 +449,6 @@ class _Session:
                     uptime_s=int(time.monotonic() - agent.started),
                 )
             )
-            await asyncio.sleep(agent.timing.heartbeat)
 
     async def report(self) -> None:
         while True:

@@ -38,8 +38,14 @@ class Host(Protocol):
         raises when the kernel refused one (then reconcile the whole state)."""
         ...
 
-    def dumps(self) -> dict[str, DeviceDump]:
-        """The devices' peers and counters now (blocking)."""
+    def dumps(self) -> tuple[dict[str, DeviceDump], float]:
+        """The devices' peers and counters, a second or two old at most, and the
+        wall-clock time they were read (blocking)."""
+        ...
+
+    def wait_dump(self, after: float, timeout: float) -> bool:
+        """Whether a dump read after wall-clock `after` is at hand, waiting up to `timeout`
+        seconds for a reconcile pass to read one (blocking)."""
         ...
 
     def cpu_times(self) -> tuple[int, int]:

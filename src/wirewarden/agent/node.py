@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wirewarden.dataplane.stats import DumpCache
 from wirewarden.dns.runtime import DnsRuntime
 from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.firewall import KernelCounts
@@ -21,7 +22,7 @@ class NodeHost:
 
     reconciler: Reconciler
     loop: Loop
-    stats: Callable[[], dict[str, DeviceDump]]
+    stats: DumpCache
     cpu: Callable[[], tuple[int, int]]
     dns: DnsRuntime | None = None
     classifier: ClassifierControl | None = None
@@ -58,8 +59,11 @@ class NodeHost:
         if changes.forwards is not None:  # a published port came or went
             reconciler.apply_forwards(*changes.forwards)
 
-    def dumps(self) -> dict[str, DeviceDump]:
-        return self.stats()
+    def dumps(self) -> tuple[dict[str, DeviceDump], float]:
+        return self.stats.timed()
+
+    def wait_dump(self, after: float, timeout: float) -> bool:
+        return self.stats.wait_fresh(after, timeout)
 
     def cpu_times(self) -> tuple[int, int]:
         return self.cpu()

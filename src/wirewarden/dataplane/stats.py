@@ -10,6 +10,17 @@ from collections.abc import Callable
 from wirewarden.domain.state import DeviceDump
 
 log = logging.getLogger(__name__)
+# How long before a periodic reader of dumps (the traffic collector, an agent's report and
+# heartbeat) is due it starts waiting for the reconcile pass's dump.
+ALIGN_SLACK = 1.0
+
+
+def align_window(period: float) -> tuple[float, float]:
+    """(early, late): a reader due every `period` seconds, beside reconcile passes that
+    offer the dump they took (DumpCache.offer) as often, waits for the next one from
+    `early` seconds before it is due until `late` seconds after, and only then takes its
+    own: each dump asks every wireguard-go for all its peers."""
+    return min(ALIGN_SLACK, period / 4), period / 2
 
 
 class DumpCache:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
+from wirewarden.dataplane.stats import align_window
 from wirewarden.domain.classify.names import Seen
 from wirewarden.domain.classify.steering import app_of
 from wirewarden.domain.firewall import KernelCounts
@@ -40,8 +41,6 @@ CountsSource = Callable[[], KernelCounts]
 NamesSource = Callable[[], dict[Seen, int]]
 FreshSource = Callable[[float, float], bool]
 RETAIN_EVERY = 600.0
-# How long before a period is up a pass starts waiting for the reconcile pass's dump.
-ALIGN_SLACK = 1.0
 # How often a pass waiting for a dump looks whether serve is stopping.
 STOP_POLL = 0.5
 
@@ -394,17 +393,16 @@ class Collector:
 
     def _pause(self, wait: float) -> None:
         """Until the next pass. The reconcile pass runs every period too and offers the
-        dump it took (DumpCache.offer): from a little before this period is up to half a
-        period after, the first fresh dump newer than the last one used starts the next
-        pass, which then takes no dump of its own (each asks every wireguard-go for all
-        its peers)."""
+        dump it took: the first fresh dump newer than the last one used, within the
+        window around when this pass is due (align_window), starts the next pass, which
+        then takes no dump of its own."""
         if self.fresh is None or not self._taken:
             self._stop.wait(wait)
             return
-        slack = min(ALIGN_SLACK, self.period / 4)
-        if self._stop.wait(max(0.0, wait - slack)):
+        early, late = align_window(self.period)
+        if self._stop.wait(max(0.0, wait - early)):
             return
-        deadline = time.monotonic() + slack + self.period / 2
+        deadline = time.monotonic() + early + late
         while not self._stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0 or self.fresh(self._taken, min(left, STOP_POLL)):
